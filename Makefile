@@ -1,0 +1,36 @@
+# bpfnb — the two commands of the README are `make lab` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+CLANG  ?= clang-19
+
+.PHONY: setup lab test fixtures bench lint clean
+
+# Idempotent: redone only when pyproject.toml changes.
+$(STAMP): pyproject.toml scripts/system-deps.sh
+	bash scripts/system-deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,lab]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+test: setup
+	$(PY) -m pytest -q
+
+fixtures:
+	$(MAKE) -C tests/fixtures CLANG=$(CLANG)
+
+bench: setup
+	$(PY) -m benchmarks
+
+lint: setup
+	$(VENV)/bin/ruff check bpfnb tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,81 @@
+"""The instruction: one 8-byte slot, decoded and encoded bit-exactly.
+
+Layout (RFC 9669, little-endian): ``code:8 | dst:4 src:4 | off:16 | imm:32``.
+A 64-bit immediate load (``BPF_LD | BPF_IMM | BPF_DW``) takes two slots: the
+first carries the low 32 bits in ``imm``, the second (``code == 0``) the high
+32 bits. Programs are sequences of slots, so indices match the kernel's.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import IsaError
+from . import opcodes as op
+
+_SLOT = struct.Struct("<BBhi")
+
+
+@dataclass(frozen=True, slots=True)
+class Insn:
+    code: int
+    dst: int = 0
+    src: int = 0
+    off: int = 0
+    imm: int = 0
+
+    @property
+    def cls(self) -> int:
+        return self.code & 0x07
+
+    @property
+    def is_ld_imm64(self) -> bool:
+        return self.code == (op.BPF_LD | op.BPF_IMM | op.BPF_DW)
+
+    def encode(self) -> bytes:
+        return _SLOT.pack(self.code, (self.src << 4) | self.dst, self.off, self.imm)
+
+    @classmethod
+    def decode(cls, data: bytes, offset: int = 0) -> Insn:
+        code, regs, off, imm = _SLOT.unpack_from(data, offset)
+        return cls(code, regs & 0x0F, regs >> 4, off, imm)
+
+    def __str__(self) -> str:
+        from .disasm import format_insn
+
+        return format_insn(self)
+
+
+def decode(data: bytes, *, where: str = "") -> tuple[Insn, ...]:
+    """Decode little-endian instruction bytes into one ``Insn`` per 8-byte slot."""
+    if len(data) % op.INSN_SIZE:
+        at = f"{where}: " if where else ""
+        raise IsaError(
+            f"{at}{len(data)} bytes is not a whole number of 8-byte instructions"
+        )
+    return tuple(Insn.decode(data, i) for i in range(0, len(data), op.INSN_SIZE))
+
+
+def encode(insns) -> bytes:
+    """Encode instructions back to bytes (the exact inverse of :func:`decode`)."""
+    return b"".join(i.encode() for i in insns)
+
+
+def imm64(insns, index: int) -> int:
+    """The unsigned 64-bit immediate of the LD_IMM64 starting at ``index``."""
+    lo = insns[index].imm & 0xFFFFFFFF
+    hi = insns[index + 1].imm & 0xFFFFFFFF
+    return (hi << 32) | lo
+
+
+def ld_imm64(dst: int, value: int, src: int = 0) -> tuple[Insn, Insn]:
+    """The two slots of ``dst = value`` (64-bit immediate, pseudo kind ``src``)."""
+    value &= 0xFFFFFFFFFFFFFFFF
+    lo = value & 0xFFFFFFFF
+    hi = value >> 32
+    as_s32 = lambda v: v - (1 << 32) if v & 0x80000000 else v  # noqa: E731
+    return (
+        Insn(op.BPF_LD | op.BPF_IMM | op.BPF_DW, dst, src, 0, as_s32(lo)),
+        Insn(0, 0, 0, 0, as_s32(hi)),
+    )
