@@ -23,7 +23,14 @@ lab: setup
 test: setup
 	$(PY) -m pytest -q
 
-fixtures:
+# The drop tracer bpfnb ships (package data), built like the fixtures.
+TRACER := bpfnb/data/drops.bpf.o
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86
+
+$(TRACER): bpfnb/data/bpf/drops.bpf.c bpfnb/data/bpf/drops_types.h
+	$(CLANG) $(BPF_CFLAGS) -Ibpfnb/data/bpf -c $< -o $@
+
+fixtures: $(TRACER)
 	$(MAKE) -C tests/fixtures CLANG=$(CLANG)
 
 bench: setup
