@@ -1,0 +1,47 @@
+"""Basic blocks and their edges on hand-assembled programs."""
+
+from bpfnb.isa import Insn, ld_imm64
+from bpfnb.isa import opcodes as op
+from bpfnb.viz.cfg import Edge, basic_blocks
+
+MOV0 = Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0, 0, 0, 0)
+EXIT = Insn(op.BPF_JMP | op.BPF_EXIT)
+
+
+def jeq(dst, imm, off):
+    return Insn(op.BPF_JMP | op.BPF_JEQ | op.BPF_K, dst, 0, off, imm)
+
+
+def test_a_diamond_has_four_blocks_with_labelled_edges():
+    insns = [
+        jeq(1, 0, 2),          # 0: if r1 == 0 goto 3
+        MOV0,                  # 1
+        Insn(op.BPF_JMP | op.BPF_JA, off=1),  # 2: goto 4
+        MOV0,                  # 3
+        EXIT,                  # 4
+    ]
+    blocks = basic_blocks(insns)
+    assert [(b.start, b.end) for b in blocks] == [(0, 0), (1, 2), (3, 3), (4, 4)]
+    assert blocks[0].edges == (Edge(3, "taken"), Edge(1, "not taken"))
+    assert blocks[1].edges == (Edge(4, "goto"),)
+    assert blocks[2].edges == (Edge(4, "next"),)
+    assert blocks[3].edges == ()
+
+
+def test_ld_imm64_is_one_row_and_its_second_slot_never_starts_a_block():
+    lo, hi = ld_imm64(1, 0x1122334455667788)
+    insns = [lo, hi, jeq(1, 5, -3), EXIT]  # 2: a back edge to 0
+    blocks = basic_blocks(insns)
+    assert [(b.start, b.end) for b in blocks] == [(0, 2), (3, 3)]
+    assert blocks[0].slots(insns) == [0, 2]
+    assert blocks[0].edges == (Edge(0, "taken"), Edge(3, "not taken"))
+
+
+def test_bpf_to_bpf_call_edges_and_gotol():
+    call = Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_CALL, 0, 2)  # 0: call pc+2 -> 3
+    gotol = Insn(op.BPF_JMP32 | op.BPF_JA, imm=-3)                       # 4: gotol -> 2
+    insns = [call, EXIT, MOV0, MOV0, gotol]
+    blocks = basic_blocks(insns)
+    assert blocks[0].edges == (Edge(3, "call"),)
+    assert [(b.start, b.end) for b in blocks] == [(0, 1), (2, 2), (3, 4)]
+    assert blocks[2].edges == (Edge(2, "goto"),)
