@@ -45,3 +45,19 @@ def test_bpf_to_bpf_call_edges_and_gotol():
     assert blocks[0].edges == (Edge(3, "call"),)
     assert [(b.start, b.end) for b in blocks] == [(0, 1), (2, 2), (3, 4)]
     assert blocks[2].edges == (Edge(2, "goto"),)
+
+
+def test_rendered_svg_has_blocks_rows_and_edges_and_highlighting_needs_no_relayout():
+    from bpfnb import program
+    from bpfnb.viz.cfg import CfgView
+
+    insns = [jeq(1, 0, 2), MOV0, Insn(op.BPF_JMP | op.BPF_JA, off=1), MOV0, EXIT]
+    view = CfgView(program(b"".join(i.encode() for i in insns)))
+    base = view.base_svg
+    for element in ('id="b0"', 'id="b3"', 'id="a_t4"', 'id="e0_3"', 'id="e2_4"'):
+        assert element in base
+    assert "if r1 == 0x0 goto pc+2" in base and "goto pc+1" in base
+    lit = view.svg(current=3, path=[0, 3], visits={0: 1, 3: 2}, error=4)
+    assert lit.replace(lit[lit.index("<style>"): lit.index("</style>") + 8], "") == base
+    assert "#a_t3 polygon{fill:#fff8c5}" in lit and "#b3>polygon{stroke:#bf8700" in lit
+    assert "#a_t4 text{fill:#a40e26" in lit
