@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages bpfnb needs when they are missing: graphviz (dot)
 # for CFG rendering, clang-19/llvm-19 and libbpf headers for the BPF fixtures,
-# bpftool for vmlinux.h. Idempotent and quick
+# bpftool for vmlinux.h, chromium for the browser test. Idempotent and quick
 # when everything is present; does nothing (but says so) when not root.
 set -euo pipefail
 
@@ -11,6 +11,8 @@ command -v clang-19 >/dev/null 2>&1 || need+=(clang-19)
 command -v llvm-objdump-19 >/dev/null 2>&1 || need+=(llvm-19)
 [ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
+# headless Chromium for the browser test of the notebooks (driven by Playwright)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
