@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .headers import parse_network_headers
-from .records import decode, struct_dtype
+from .records import decode_samples, struct_dtype
 
 RECORD = "drop_event"
 REASON_PREFIX = "SKB_DROP_REASON_"
@@ -38,6 +38,12 @@ def reason_names(kernel_btf) -> dict[int, str]:
     except Exception:  # a BTF without the enum: codes stay numeric
         return {}
     return {v.value: v.name.removeprefix(REASON_PREFIX) for v in enum.values}
+
+
+def _names(raw: np.ndarray) -> pd.Categorical:
+    """Fixed-size C strings as a categorical: few distinct values, decoded once each."""
+    distinct, codes = np.unique(raw, return_inverse=True)
+    return pd.Categorical.from_codes(codes.reshape(-1), [v.decode("latin-1") for v in distinct])
 
 
 def drops(
@@ -61,11 +67,7 @@ def drops(
         raise ValueError(
             f"sample {bad} has {lengths[bad]} bytes, fewer than struct {RECORD} ({size})"
         )
-    buffer = b"".join(raws)
-    starts = np.zeros(len(raws), dtype=np.int64)
-    if len(raws):
-        starts[1:] = np.cumsum(lengths)[:-1]
-    records = decode(buffer, starts, dtype)
+    records = decode_samples(raws, dtype)
 
     hdr_bytes = records["hdr"]  # S64: bytes from the network header
     hdr = np.frombuffer(hdr_bytes.tobytes(), dtype=np.uint8).reshape(len(records), -1) \
@@ -80,8 +82,7 @@ def drops(
     reason = pd.Categorical.from_codes(np.searchsorted(distinct, codes), labels)
 
     captured = records["captured"].astype(np.int64)
-    ends = starts + size
-    packet = [buffer[s : s + n] for s, n in zip(ends.tolist(), captured.tolist(), strict=True)]
+    packet = [raw[size : size + n] for raw, n in zip(raws, captured.tolist(), strict=True)]
 
     frame = pd.DataFrame({
         "time_ns": records["ts_ns"],
@@ -90,7 +91,7 @@ def drops(
         "reason_code": codes.astype(np.uint32),
         "len": records["len"],
         "ifindex": records["ifindex"],
-        "ifname": pd.array(np.char.decode(records["ifname"], "latin-1"), dtype="string"),
+        "ifname": _names(records["ifname"]),
         "protocol": records["protocol"],
         "ip_version": parsed["ip_version"],
         "l4proto": pd.Categorical(parsed["l4proto"]),

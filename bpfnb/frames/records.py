@@ -70,14 +70,27 @@ def gather(buffer, starts: np.ndarray, itemsize: int) -> np.ndarray:
     starts = np.asarray(starts, dtype=np.int64)
     if len(starts) and (starts.min() < 0 or starts.max() + itemsize > len(data)):
         raise ValueError("a record runs past the end of the buffer")
-    index = starts[:, None] + np.arange(itemsize, dtype=np.int64)[None, :]
-    return data[index]
+    rows = np.empty((len(starts), itemsize), dtype=np.uint8)
+    for column in range(itemsize):  # one gather per byte column: no index matrix
+        rows[:, column] = data[starts + column]
+    return rows
 
 
 def decode(buffer, starts: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Structured array of the records at ``starts`` in ``buffer``."""
     rows = gather(buffer, starts, dtype.itemsize)
-    return np.ascontiguousarray(rows).view(dtype).reshape(len(starts))
+    return rows.view(dtype).reshape(len(starts))
+
+
+def decode_samples(samples: list[bytes], dtype: np.dtype) -> np.ndarray:
+    """Structured array of the record at the head of each sample.
+
+    Every sample must hold at least ``dtype.itemsize`` bytes (the caller
+    checks, to name the bad one).
+    """
+    size = dtype.itemsize
+    heads = b"".join([raw[:size] for raw in samples])
+    return np.frombuffer(heads, dtype=dtype, count=len(samples)) if samples else np.zeros(0, dtype)
 
 
 def columns(records: np.ndarray, btf=None, type_ref=None) -> dict[str, object]:
