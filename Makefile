@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 CLANG  ?= clang-19
 
-.PHONY: setup lab test fixtures bench lint clean
+.PHONY: setup lab test fixtures examples bench lint clean
 
 # Idempotent: redone only when pyproject.toml changes.
 $(STAMP): pyproject.toml scripts/system-deps.sh
@@ -25,12 +25,28 @@ test: setup
 
 # The drop tracer bpfnb ships (package data), built like the fixtures.
 TRACER := bpfnb/data/drops.bpf.o
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -I/usr/include/$(shell uname -m)-linux-gnu
 
 $(TRACER): bpfnb/data/bpf/drops.bpf.c bpfnb/data/bpf/drops_types.h
 	$(CLANG) $(BPF_CFLAGS) -Ibpfnb/data/bpf -c $< -o $@
 
-fixtures: $(TRACER)
+# The programs the notebooks open (package data, so they run without clang).
+EX := bpfnb/data/examples
+EXAMPLES := $(EX)/count_protocols.bpf.o $(EX)/count_protocols_nocheck.bpf.o \
+	$(EX)/typecast_ok.bpf.o $(EX)/typecast.bpf.o
+
+$(EX)/count_protocols.bpf.o: bpfnb/data/bpf/count_protocols.bpf.c
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+$(EX)/count_protocols_nocheck.bpf.o: bpfnb/data/bpf/count_protocols.bpf.c
+	$(CLANG) $(BPF_CFLAGS) -DFORGET_NULL_CHECK -c $< -o $@
+$(EX)/typecast_ok.bpf.o: bpfnb/data/bpf/typecast.bpf.c bpfnb/data/bpf/drops_types.h
+	$(CLANG) $(BPF_CFLAGS) -Ibpfnb/data/bpf -c $< -o $@
+$(EX)/typecast.bpf.o: bpfnb/data/bpf/typecast.bpf.c bpfnb/data/bpf/drops_types.h
+	$(CLANG) $(BPF_CFLAGS) -Ibpfnb/data/bpf -DTYPECAST -c $< -o $@
+
+examples: $(EXAMPLES)
+
+fixtures: $(TRACER) $(EXAMPLES)
 	$(MAKE) -C tests/fixtures CLANG=$(CLANG)
 
 bench: setup
