@@ -6,6 +6,9 @@ import importlib
 
 _EXPORTS = {
     "EventsView": ".events",
+    "VerifierStepper": ".stepper",
+    "Walk": ".walk",
+    "Visit": ".walk",
 }
 
 

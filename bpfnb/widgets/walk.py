@@ -1,0 +1,168 @@
+"""The verifier's walk over a program, as the stepper shows it.
+
+A ``Walk`` is the sequence of instruction visits in the order the verifier
+made them, over every explored path. Each ``Visit`` knows the previous visit
+in its own path's history (``prev``), so a path that starts at a branch
+target continues the history of the path that pushed it. Register and stack
+states are the verifier log's texts (``ctx()``, ``scalar(umax=255)``,
+``trusted_ptr_sk_buff()``), so our verifier's walk and the kernel's log
+(both print the same way) are shown and compared the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..isa.effects import effects
+
+ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One visit of instruction ``insn``; ``regs``/``stack`` are the state after it."""
+
+    step: int
+    insn: int
+    prev: int | None
+    regs: Mapping[str, str]
+    stack: Mapping[str, str] = field(default_factory=dict)
+    event: str | None = None  # "branch", "pruned", "safe", "exit", "error"
+    note: str = ""  # e.g. "from 9 to 12", "taken", "safe: equal to an explored state"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One link of a value's provenance: ``name`` was set at visit ``step``."""
+
+    step: int
+    insn: int
+    name: str
+    how: str  # "made", "copied from R6", "filled from fp-8", "loaded through R1", "entry"
+
+
+BTF_POINTER = re.compile(r"^(?:\w+_)?ptr_(?P<type>\w+?)(?:_or_null)?\(")
+
+
+def btf_type_of(text: str) -> str | None:
+    """``struct sk_buff`` for ``trusted_ptr_sk_buff()`` (a BTF-typed pointer), else None."""
+    match = BTF_POINTER.match(text)
+    if not match or text.startswith(("map_", "ptr_to_", "pkt")):
+        return None
+    return f"struct {match['type']}"
+
+
+def type_name(text: str) -> str:
+    """The register type part of a state text: ``scalar`` for ``scalar(umax=7)``."""
+    if text.startswith("fp") or re.fullmatch(r"-?\d+|0x[0-9a-f]+", text):
+        return "fp" if text.startswith("fp") else "scalar"
+    return text.split("(", 1)[0]
+
+
+class Walk:
+    """Visits of one verification, with provenance and visit counts."""
+
+    def __init__(self, prog, visits: Sequence[Visit], *, error: str | None = None,
+                 entry: Mapping[str, str] | None = None, source: str = "bpfnb"):
+        self.prog = prog
+        self.visits = tuple(visits)
+        self.error = error
+        self.entry = dict(entry or ENTRY_REGS)
+        self.source = source  # "bpfnb" or "kernel"
+        for i, v in enumerate(self.visits):
+            if v.step != i or (v.prev is not None and not 0 <= v.prev < i):
+                raise ValueError(f"visit {i}: steps must be numbered in order with earlier prev")
+
+    def __len__(self) -> int:
+        return len(self.visits)
+
+    @property
+    def error_step(self) -> int | None:
+        return next((v.step for v in reversed(self.visits) if v.event == "error"), None)
+
+    def before(self, step: int) -> dict[str, str]:
+        """Register states before visit ``step`` (after the previous one on its path)."""
+        prev = self.visits[step].prev
+        return dict(self.entry) if prev is None else dict(self.visits[prev].regs)
+
+    def stack_before(self, step: int) -> dict[str, str]:
+        prev = self.visits[step].prev
+        return {} if prev is None else dict(self.visits[prev].stack)
+
+    def changed(self, step: int) -> dict[str, tuple[str | None, str | None]]:
+        """Registers and slots whose text changed at ``step``: name → (old, new)."""
+        v = self.visits[step]
+        before = {**self.before(step), **self.stack_before(step)}
+        after = {**v.regs, **v.stack}
+        return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after), key=_order)
+                if before.get(k) != after.get(k)}
+
+    def history(self, step: int) -> list[int]:
+        """Steps of the path that led to ``step``, from the entry."""
+        out = []
+        s: int | None = step
+        while s is not None:
+            out.append(s)
+            s = self.visits[s].prev
+        return out[::-1]
+
+    def visit_counts(self) -> Counter:
+        """How often the verifier looked at each instruction (the heat map)."""
+        return Counter(v.insn for v in self.visits)
+
+    def visits_of(self, insn: int) -> list[int]:
+        return [v.step for v in self.visits if v.insn == insn]
+
+    def next_visit(self, step: int) -> int | None:
+        """The next visit of the same instruction after ``step``, if any."""
+        insn = self.visits[step].insn
+        return next((v.step for v in self.visits[step + 1:] if v.insn == insn), None)
+
+    def origin(self, step: int, name: str, *, before: bool = True) -> list[Origin]:
+        """Where the value of register/slot ``name`` at ``step`` came from.
+
+        Walks back along the path: through register copies, stack spills and
+        fills, and loads through BTF-typed pointers (the pointer it was loaded
+        through is followed, giving the type walk ``ctx → sk_buff → net_device``).
+        """
+        name = _canon(name)
+        chain: list[Origin] = []
+        s = self.visits[step].prev if before else step
+        while s is not None:
+            v = self.visits[s]
+            insn = self.prog.insns[v.insn]
+            fx = effects(insn)
+            written = {_canon(x) for x in fx.writes}
+            if name in written:
+                copies = {_canon(a): _canon(b) for a, b in fx.copies}
+                if name in copies:
+                    source = copies[name]
+                    how = f"filled from {source}" if source.startswith("fp") else \
+                        f"spilled from {source}" if name.startswith("fp") else f"copied from {source}"
+                    chain.append(Origin(s, v.insn, name, how))
+                    name = source
+                elif (insn.cls == 0x01 and insn.src != 10
+                      and btf_type_of(self.before(s).get(f"R{insn.src}", "")) is not None):
+                    base = f"R{insn.src}"
+                    chain.append(Origin(s, v.insn, name, f"loaded through {base}"))
+                    name = base
+                else:
+                    chain.append(Origin(s, v.insn, name, "made"))
+                    return chain
+            s = v.prev
+        chain.append(Origin(-1, -1, name, "entry"))
+        return chain
+
+
+def _canon(name: str) -> str:
+    return name.upper() if name[:1] in "rR" else name
+
+
+def _order(name: str):
+    if name.startswith("R") and name[1:].isdigit():
+        return (0, int(name[1:]))
+    digits = re.sub(r"\D", "", name)
+    return (1, int(digits) if digits else 0)

@@ -1,0 +1,135 @@
+"""VerifierStepper on a hand-made walk of a small program with two paths."""
+
+import pytest
+
+from bpfnb.isa import Insn
+from bpfnb.isa import opcodes as op
+from bpfnb.program import Program
+from bpfnb.widgets.stepper import VerifierStepper
+from bpfnb.widgets.walk import Visit, Walk, btf_type_of
+
+INSNS = (
+    Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_X, 6, 1),            # 0: r6 = r1
+    Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_W, 0, 6, 0),           # 1: r0 = *(u32 *)(r6 +0)
+    Insn(op.BPF_STX | op.BPF_MEM | op.BPF_DW, 10, 0, -8),        # 2: *(u64 *)(r10 -8) = r0
+    Insn(op.BPF_JMP | op.BPF_JGT | op.BPF_K, 0, 0, 2, 10),       # 3: if r0 > 0xa goto pc+2
+    Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_DW, 1, 10, -8),        # 4: r1 = *(u64 *)(r10 -8)
+    Insn(op.BPF_JMP | op.BPF_EXIT),                              # 5: exit
+    Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0, 0, 0, 0),      # 6: r0 = 0
+    Insn(op.BPF_JMP | op.BPF_EXIT),                              # 7: exit
+)
+CTX = {"R1": "ctx()", "R10": "fp0"}
+LEN = "scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff))"
+SMALL = "scalar(smin=smin32=0,smax=umax=smax32=umax32=10,var_off=(0x0; 0xf))"
+
+
+@pytest.fixture
+def walk():
+    r6 = {**CTX, "R6": "ctx()"}
+    r0 = {**r6, "R0": LEN}
+    visits = [
+        Visit(0, 0, None, r6),
+        Visit(1, 1, 0, r0),
+        Visit(2, 2, 1, r0, {"fp-8": LEN}),
+        Visit(3, 3, 2, {**r0, "R0": SMALL}, {"fp-8": LEN}, "branch"),
+        Visit(4, 4, 3, {**r0, "R0": SMALL, "R1": LEN}, {"fp-8": LEN}),
+        Visit(5, 5, 4, {**r0, "R0": SMALL, "R1": LEN}, {"fp-8": LEN}, "exit"),
+        Visit(6, 6, 3, {**r0, "R0": "0"}, {"fp-8": LEN}, note="from 3 to 6"),
+        Visit(7, 7, 6, {**r0, "R0": "0"}, {"fp-8": LEN}, "exit"),
+    ]
+    return Walk(Program("two_paths", INSNS), visits)
+
+
+def test_provenance_goes_through_the_fill_and_the_spill(walk):
+    chain = walk.origin(5, "R1")
+    assert [(o.insn, o.name, o.how) for o in chain] == [
+        (4, "R1", "filled from fp-8"), (2, "fp-8", "spilled from R0"), (1, "R0", "made")]
+    assert [(o.insn, o.how) for o in walk.origin(1, "r6")] == [(0, "copied from R1"), (-1, "entry")]
+
+
+def test_history_follows_the_branch_that_pushed_the_path(walk):
+    assert walk.history(7) == [0, 1, 2, 3, 6, 7]
+    assert walk.before(6)["R0"] == SMALL  # state after the branch insn on the parent path
+    assert walk.changed(6) == {"R0": (SMALL, "0")}
+    assert walk.visit_counts()[3] == 1 and sum(walk.visit_counts().values()) == 8
+
+
+def test_stepping_and_jumping(walk):
+    s = VerifierStepper(walk)
+    assert s.step == 0 and s.back.disabled and s.to_error.disabled
+    s.next.click()
+    s.next.click()
+    assert s.step == 2 and s.slider.value == 2
+    s.back.click()
+    assert s.step == 1
+    s.goto.value = 6
+    assert s.step == 6 and "insn <b>6</b>" in s.info.value
+    s.first.click()
+    s.show(3)
+    s.follow_branch()
+    assert s.step == 6
+    s.show(100)
+    assert s.step == 7 and s.next.disabled
+
+
+def test_register_table_marks_changes_reads_and_writes(walk):
+    s = VerifierStepper(walk)
+    s.show(1)
+    table = s.registers_html(1)
+    row_r0 = next(r for r in table.split("<tr") if "<td>R0</td>" in r)
+    assert 'class="changed"' in row_r0 and '<td class="mark">w</td>' in row_r0
+    assert "— → <b>scalar(" in row_r0
+    row_r6 = next(r for r in table.split("<tr") if "<td>R6</td>" in r)
+    assert '<td class="mark">r</td>' in row_r6 and "changed" not in row_r6
+    assert "fp-8" in s.stack_html(2) and "changed" in s.stack_html(2)
+
+
+def test_cfg_highlights_the_current_insn_and_the_path(walk):
+    s = VerifierStepper(walk)
+    s.show(7)
+    svg = s.graph.value
+    assert "#a_i7 polygon" in svg  # current
+    assert "#e3_6 path" in svg  # the taken edge walked on this path
+    assert "#e3_4" not in svg  # the other side was not walked on this path
+
+
+def test_origin_dropdown_offers_buttons_that_jump(walk):
+    s = VerifierStepper(walk)
+    s.show(5)
+    s.register.value = "R1"
+    html, buttons = s.origin_box.children
+    assert "filled from fp-8" in html.value and "spilled from R0" in html.value
+    buttons.children[-1].click()
+    assert s.step == 1
+
+
+def test_error_step_shows_the_explanation():
+    insns = (Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0, 0, 0, 5),
+             Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_DW, 0, 0, 0), Insn(op.BPF_JMP | op.BPF_EXIT))
+    walk = Walk(Program("bad", insns), [Visit(0, 0, None, {**CTX, "R0": "5"}),
+                                         Visit(1, 1, 0, {**CTX, "R0": "5"}, event="error")],
+                error="R0 invalid mem access 'scalar'")
+    s = VerifierStepper(walk)
+    s.to_error.click()
+    assert s.step == 1
+    assert "A number was used as a pointer" in s.info.value
+    assert "#a_i1 polygon,#a_t1 polygon{fill:#ffcecb}" in s.graph.value
+    assert "rejected" in s._repr_html_()
+
+
+def test_kernel_column_marks_differences(walk):
+    theirs = Walk(walk.prog, [*walk.visits[:1], Visit(1, 1, 0, {**walk.visits[1].regs, "R0": "scalar()"}),
+                              *walk.visits[2:]], source="kernel")
+    s = VerifierStepper(walk, kernel_walk=theirs)
+    table = s.registers_html(1)
+    row_r0 = next(r for r in table.split("<tr") if "<td>R0</td>" in r)
+    assert "differs" in row_r0 and "<td>scalar()</td>" in row_r0
+    assert "differs" not in s.registers_html(0)
+
+
+def test_btf_type_of_typed_pointers():
+    assert btf_type_of("trusted_ptr_sk_buff()") == "struct sk_buff"
+    assert btf_type_of("untrusted_ptr_net_device()") == "struct net_device"
+    assert btf_type_of("ptr_sock_or_null(id=2)") == "struct sock"
+    assert btf_type_of("map_value(map=counts,ks=4,vs=8)") is None
+    assert btf_type_of("ctx()") is None
