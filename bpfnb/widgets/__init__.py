@@ -7,6 +7,7 @@ import importlib
 _EXPORTS = {
     "EventsView": ".events",
     "VerifierStepper": ".stepper",
+    "TypeWalkView": ".typewalk",
     "Walk": ".walk",
     "Visit": ".walk",
 }
