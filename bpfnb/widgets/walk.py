@@ -32,6 +32,10 @@ class Visit:
     stack: Mapping[str, str] = field(default_factory=dict)
     event: str | None = None  # "branch", "pruned", "safe", "exit", "error"
     note: str = ""  # e.g. "from 9 to 12", "taken", "safe: equal to an explored state"
+    # the state this visit started from, when it is not the previous visit's
+    # (a path pushed at a branch starts with that branch side's state)
+    entry_regs: Mapping[str, str] | None = None
+    entry_stack: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,12 +89,16 @@ class Walk:
 
     def before(self, step: int) -> dict[str, str]:
         """Register states before visit ``step`` (after the previous one on its path)."""
-        prev = self.visits[step].prev
-        return dict(self.entry) if prev is None else dict(self.visits[prev].regs)
+        visit = self.visits[step]
+        if visit.entry_regs is not None:
+            return dict(visit.entry_regs)
+        return dict(self.entry) if visit.prev is None else dict(self.visits[visit.prev].regs)
 
     def stack_before(self, step: int) -> dict[str, str]:
-        prev = self.visits[step].prev
-        return {} if prev is None else dict(self.visits[prev].stack)
+        visit = self.visits[step]
+        if visit.entry_stack is not None:
+            return dict(visit.entry_stack)
+        return {} if visit.prev is None else dict(self.visits[visit.prev].stack)
 
     def changed(self, step: int) -> dict[str, tuple[str | None, str | None]]:
         """Registers and slots whose text changed at ``step``: name → (old, new)."""

@@ -21,6 +21,7 @@ INSNS = (
 CTX = {"R1": "ctx()", "R10": "fp0"}
 LEN = "scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff))"
 SMALL = "scalar(smin=smin32=0,smax=umax=smax32=umax32=10,var_off=(0x0; 0xf))"
+BIG = "scalar(smin=umin=umin32=11,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff))"
 
 
 @pytest.fixture
@@ -34,8 +35,9 @@ def walk():
         Visit(3, 3, 2, {**r0, "R0": SMALL}, {"fp-8": LEN}, "branch"),
         Visit(4, 4, 3, {**r0, "R0": SMALL, "R1": LEN}, {"fp-8": LEN}),
         Visit(5, 5, 4, {**r0, "R0": SMALL, "R1": LEN}, {"fp-8": LEN}, "exit"),
-        Visit(6, 6, 3, {**r0, "R0": "0"}, {"fp-8": LEN}, note="from 3 to 6"),
-        Visit(7, 7, 6, {**r0, "R0": "0"}, {"fp-8": LEN}, "exit"),
+        Visit(6, 6, 3, {**r0, "R0": "0"}, {"fp-8": BIG}, note="from 3 to 6",
+              entry_regs={**r0, "R0": BIG}, entry_stack={"fp-8": BIG}),
+        Visit(7, 7, 6, {**r0, "R0": "0"}, {"fp-8": BIG}, "exit"),
     ]
     return Walk(Program("two_paths", INSNS), visits)
 
@@ -49,8 +51,8 @@ def test_provenance_goes_through_the_fill_and_the_spill(walk):
 
 def test_history_follows_the_branch_that_pushed_the_path(walk):
     assert walk.history(7) == [0, 1, 2, 3, 6, 7]
-    assert walk.before(6)["R0"] == SMALL  # state after the branch insn on the parent path
-    assert walk.changed(6) == {"R0": (SMALL, "0")}
+    assert walk.before(6)["R0"] == BIG  # the taken side's state, not the fall-through's
+    assert walk.changed(6) == {"R0": (BIG, "0")}
     assert walk.visit_counts()[3] == 1 and sum(walk.visit_counts().values()) == 8
 
 

@@ -1,0 +1,125 @@
+"""Walks from verifier output: the kernel's log (level 2), and bpfnb's verifier.
+
+The kernel's level-2 log prints, per processed instruction, the registers
+and stack slots it touched (``0: (bf) r6 = r1 ; R1=ctx() R6=ctx()``), full
+states where a path starts (``from 3 to 6: R0=... R10=fp0``) and pruning
+(``7: safe``). Replaying those lines gives the same ``Walk`` our verifier
+records, so the stepper shows either and compares them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from ..explain import error_block
+from ..isa import opcodes as op
+from ..isa.effects import effects
+from .walk import Visit, Walk
+
+INSN = re.compile(r"^(?P<insn>\d+): \((?P<code>[0-9a-f]{2})\) (?P<text>.*?)(?:\s+; (?P<state>.*))?$")
+FULL = re.compile(r"^(?P<insn>\d+): (?P<state>(?:R\d+|fp-?\d+)\S*=.*)$")
+FROM = re.compile(r"^from (?P<src>\d+) to (?P<dst>\d+): (?P<state>.*)$")
+SAFE = re.compile(r"^(?P<insn>\d+): safe$")
+NAME = re.compile(r"^(?P<name>R\d+|fp-?\d+)(?:_[a-z]+)?$")
+
+
+def split_state(text: str) -> dict[str, str]:
+    """``R0=scalar(var_off=(0x0; 0xff)) R1=ctx() fp-8=mmmmmmmm`` → {"R0": ..., "R1": ..., "fp-8": ...}.
+
+    Spaces inside parentheses belong to the value; write marks (``R0_w``) are dropped.
+    """
+    out: dict[str, str] = {}
+    depth, start = 0, 0
+    tokens = []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == " " and depth == 0:
+            tokens.append(text[start:i])
+            start = i + 1
+    tokens.append(text[start:])
+    for token in filter(None, tokens):
+        name, sep, value = token.partition("=")
+        match = NAME.match(name)
+        if sep and match:
+            out[match["name"]] = value
+    return out
+
+
+def _split(state: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    regs = {k: v for k, v in state.items() if k.startswith("R")}
+    stack = {k: v for k, v in state.items() if k.startswith("fp")}
+    return regs, stack
+
+
+def walk_from_log(prog, log: str, *, ok: bool | None = None, source: str = "kernel") -> Walk:
+    """Replay a level-2 verifier log of ``prog`` into a ``Walk``."""
+    visits: list[Visit] = []
+    state: dict[str, str] = {}
+    prev: int | None = None
+    pushed: list[tuple[int, int, int]] = []  # (branch insn, target, visit) awaiting "from X to Y"
+    note = ""
+    entry: dict[str, str] | None = None
+    for line in log.splitlines():
+        if m := FROM.match(line):
+            src, dst = int(m["src"]), int(m["dst"])
+            found = next((k for k in range(len(pushed) - 1, -1, -1) if pushed[k][:2] == (src, dst)), None)
+            prev = pushed.pop(found)[2] if found is not None else None
+            state = split_state(m["state"])
+            entry = dict(state)
+            note = f"from {src} to {dst}"
+        elif m := INSN.match(line):
+            insn = int(m["insn"])
+            if not 0 <= insn < len(prog.insns):
+                continue
+            updates = split_state(m["state"] or "")
+            for gone in (x.upper() for x in effects(prog.insns[insn]).registers_written):
+                if gone not in updates:
+                    state.pop(gone, None)  # clobbered (a call's r1-r5): not initialised any more
+            state.update(updates)
+            regs, stack = _split(state)
+            entry_regs, entry_stack = _split(entry) if entry is not None else (None, None)
+            visits.append(Visit(len(visits), insn, prev, regs, stack, _event(prog.insns[insn]), note,
+                                entry_regs, entry_stack))
+            entry = None
+            code = prog.insns[insn].code
+            if code & 0x07 in (op.BPF_JMP, op.BPF_JMP32) and code & 0xF0 not in (
+                    op.BPF_JA, op.BPF_CALL, op.BPF_EXIT):
+                pushed.append((insn, insn + prog.insns[insn].off + 1, len(visits) - 1))
+            prev, note = len(visits) - 1, ""
+        elif m := FULL.match(line):
+            state = split_state(m["state"])
+        elif m := SAFE.match(line):
+            insn = int(m["insn"])
+            regs, stack = _split(state)
+            visits.append(Visit(len(visits), insn, prev, regs, stack, "pruned",
+                                "safe: the state is within one already verified here", regs, stack))
+            prev, note, entry = None, "", None
+    block = error_block(log)
+    rejected = (ok is False) or (ok is None and bool(block))
+    if rejected and visits:
+        last = visits[-1]
+        visits[-1] = replace(last, event="error")
+    return Walk(prog, visits, error=block if rejected else None, source=source)
+
+
+def _event(insn) -> str | None:
+    code = insn.code
+    if code & 0x07 in (op.BPF_JMP, op.BPF_JMP32):
+        kind = code & 0xF0
+        if kind == op.BPF_EXIT:
+            return "exit"
+        if kind not in (op.BPF_JA, op.BPF_CALL):
+            return "branch"
+    return None
+
+
+def walk_from_kernel(prog) -> Walk:
+    """Load ``prog`` into the running kernel with a level-2 log and replay it."""
+    from ..kernel import load
+
+    with load(prog, log_level=2) as loaded:
+        return walk_from_log(prog, loaded.log, ok=loaded.ok)
