@@ -159,12 +159,12 @@ def cfg_graph(prog, *, source: bool = True, title: str | None = None) -> graphvi
 
 
 def _heat(count: int, most: int) -> str:
-    """White → orange on a log scale of visits."""
-    if count <= 0 or most <= 0:
+    """Cream → orange on a log scale of visits; no colour while nothing repeats."""
+    if count <= 0 or most <= 1:
         return "white"
-    t = math.log1p(count) / math.log1p(most)
-    g = int(255 - 120 * t)
-    b = int(255 - 200 * t)
+    t = math.log1p(count - 1) / math.log1p(most - 1)
+    g = int(248 - 108 * t)
+    b = int(230 - 200 * t)
     return f"#ff{g:02x}{b:02x}"
 
 

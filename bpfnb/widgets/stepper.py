@@ -56,11 +56,12 @@ class VerifierStepper(w.VBox):
         self.cfg = CfgView(self.prog) if cfg else None
         n = len(walk)
 
-        self.first = w.Button(description="⏮", tooltip="first visit", layout=w.Layout(width="40px"))
+        self.first = w.Button(description="|◀", tooltip="first visit", layout=w.Layout(width="40px"))
         self.back = w.Button(description="◀ back", tooltip="previous visit (←)", layout=w.Layout(width="80px"))
         self.next = w.Button(description="next ▶", tooltip="next visit (→)", layout=w.Layout(width="80px"))
         self.to_error = w.Button(description="to error", tooltip="jump to the rejection (e)",
-                                 disabled=walk.error_step is None, button_style="danger")
+                                 disabled=walk.error_step is None,
+                                 button_style="danger" if walk.error_step is not None else "")
         self.again = w.Button(description="next visit of insn", tooltip="same instruction, next visit (v)")
         self.slider = w.IntSlider(value=0, min=0, max=max(n - 1, 0), description="visit",
                                   continuous_update=False, layout=w.Layout(width="360px"))
