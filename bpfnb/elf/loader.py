@@ -1,0 +1,419 @@
+"""Loading a compiled BPF object: programs, maps, BTF, relocations, CO-RE.
+
+``load(path)`` reads an ELF object of EM_BPF with pyelftools and returns an
+``Object`` whose ``Program``s are ready for every engine: map references are
+``LD_IMM64`` with ``BPF_PSEUDO_MAP_IDX`` (imm = index into ``Program.maps``)
+or ``BPF_PSEUDO_MAP_IDX_VALUE`` (global data; the second slot holds the
+offset), subprograms the program calls are appended after it with their
+call offsets fixed (as libbpf does), line and func info are in slot
+indices, and CO-RE relocations are applied against the kernel BTF.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+from dataclasses import dataclass, field
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import SH_FLAGS
+from elftools.elf.elffile import ELFFile
+
+from ..btf import Btf
+from ..btf.ext import BtfExt, parse_ext
+from ..errors import BpfnbError, BtfError, ElfError, RelocationError
+from ..isa import Insn, decode
+from ..isa import opcodes as op
+from ..program import FuncInfo, LineInfo, MapDef, Program
+from . import core
+from .maps import btf_maps, global_data_map, is_global_data, legacy_maps
+from .sections import SectionKind, btf_target_name, classify
+
+EM_BPF = 247
+
+
+@dataclass(frozen=True)
+class _Func:
+    """A function symbol: its section, first slot and length in slots."""
+
+    name: str
+    section: int
+    start: int
+    length: int
+    is_global: bool
+
+
+@dataclass
+class Object:
+    """A loaded BPF object: its programs by name, maps, license and BTF."""
+
+    path: str
+    programs: dict[str, Program]
+    maps: tuple[MapDef, ...]
+    license: str
+    version: int
+    btf: Btf | None
+    ext: BtfExt | None
+    kernel_btf: Btf | None
+    sections: tuple[dict, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    def program(self, name: str | None = None) -> Program:
+        """The program called ``name`` (a function or section name); the only one when omitted."""
+        if name is None:
+            if len(self.programs) == 1:
+                return next(iter(self.programs.values()))
+            raise BpfnbError(f"{self.path}: {len(self.programs)} programs, name one of: "
+                             f"{', '.join(self.programs)}")
+        if name in self.programs:
+            return self.programs[name]
+        by_section = [p for p in self.programs.values() if p.section == name]
+        if len(by_section) == 1:
+            return by_section[0]
+        raise BpfnbError(f"{self.path}: no program {name!r}; programs: "
+                         + ", ".join(f"{p.name} ({p.section})" for p in self.programs.values()))
+
+    def __iter__(self):
+        return iter(self.programs.values())
+
+    def __str__(self) -> str:
+        lines = [f"{self.name}: {len(self.programs)} program(s), {len(self.maps)} map(s), license {self.license!r}"]
+        for p in self.programs.values():
+            lines.append(f"  program {p.name}: section {p.section}, type {p.type}, {len(p.insns)} insns"
+                         + (f", attach {p.attach_name}" if p.attach_name else "")
+                         + (f", {len(p.core_relocs)} CO-RE relocations" if p.core_relocs else ""))
+        for m in self.maps:
+            lines.append(f"  map {m.name}: {m.type}, key {m.key_size} B, value {m.value_size} B, "
+                         f"max_entries {m.max_entries} ({m.section})")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(p.name)}</td><td>{html.escape(p.section)}</td><td>{p.type}</td>"
+            f"<td>{len(p.insns)}</td><td>{html.escape(p.attach_name or '')}</td><td>{len(p.core_relocs)}</td></tr>"
+            for p in self.programs.values())
+        maps = "".join(
+            f"<tr><td>{html.escape(m.name)}</td><td>{m.type}</td><td>{m.key_size}</td><td>{m.value_size}</td>"
+            f"<td>{m.max_entries}</td><td>{html.escape(m.section)}</td></tr>" for m in self.maps)
+        return (f"<b>{html.escape(self.name)}</b> (license {html.escape(self.license)})"
+                "<table><tr><th>program</th><th>section</th><th>type</th><th>insns</th><th>attach</th>"
+                f"<th>CO-RE</th></tr>{rows}</table>"
+                "<table><tr><th>map</th><th>type</th><th>key</th><th>value</th><th>max</th><th>section</th></tr>"
+                f"{maps}</table>")
+
+
+def _default_kernel_btf():
+    from ..btf import kernel_btf
+
+    try:
+        return kernel_btf()
+    except BtfError:
+        return None
+
+
+def load(path: str | os.PathLike, kernel_btf: Btf | None = None) -> Object:
+    """Load the BPF object at ``path``; CO-RE against ``kernel_btf`` (default: the kernel's)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ElfError(f"{path}: cannot read: {exc.strerror}") from None
+    if kernel_btf is None:
+        kernel_btf = _default_kernel_btf()
+    try:
+        return _Loader(path, data, kernel_btf).run()
+    except (ELFError, ValueError, KeyError, IndexError, AssertionError, UnicodeDecodeError) as exc:
+        raise ElfError(f"{path}: malformed ELF object: {exc}") from None
+
+
+class _Loader:
+    def __init__(self, path: str, data: bytes, kernel_btf):
+        self.path = path
+        self.kernel_btf = kernel_btf
+        if data[:4] != b"\x7fELF":
+            raise ElfError(f"{path}: not an ELF file")
+        self.elf = ELFFile(io.BytesIO(data))
+        if self.elf.header["e_machine"] not in ("EM_BPF", EM_BPF):
+            raise ElfError(f"{path}: not a BPF object (machine {self.elf.header['e_machine']})")
+        if self.elf.elfclass != 64 or not self.elf.little_endian:
+            raise ElfError(f"{path}: BPF objects here must be 64-bit little-endian")
+        self.sections = list(self.elf.iter_sections())
+        self.symtab = self.elf.get_section_by_name(".symtab")
+        if self.symtab is None:
+            raise ElfError(f"{path}: no .symtab section")
+        self.symbols = list(self.symtab.iter_symbols())
+
+    def where(self, section: str) -> str:
+        return f"{self.path}:{section}"
+
+    def run(self) -> Object:
+        license_ = self._string_section("license") or ""
+        version_sec = self.elf.get_section_by_name("version")
+        version = int.from_bytes(version_sec.data()[:4], "little") if version_sec is not None else 0
+        self.btf = self._btf()
+        self.ext = self._ext()
+        self.maps, self.map_at = self._maps()
+        self.funcs = self._funcs()
+        self.relocs = self._relocations()
+        programs: dict[str, Program] = {}
+        for func in self.funcs:
+            sec = self.sections[func.section]
+            if sec.name == ".text" or not func.is_global:
+                continue
+            kind = classify(sec.name, where=self.path)
+            programs[func.name] = self._program(func, kind, license_)
+        if not programs:
+            raise ElfError(f"{self.path}: no programs (no global functions in program sections)")
+        table = tuple(
+            {"index": i, "name": s.name, "type": s["sh_type"], "size": s["sh_size"],
+             "program_type": (classify(s.name).type if self._is_code(s) and s.name != ".text" else None)}
+            for i, s in enumerate(self.sections) if s.name)
+        return Object(self.path, programs, tuple(self.maps), license_, version, self.btf, self.ext,
+                      self.kernel_btf, table)
+
+    # -- pieces -------------------------------------------------------------------
+    def _string_section(self, name: str) -> str | None:
+        sec = self.elf.get_section_by_name(name)
+        return None if sec is None else sec.data().split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def _btf(self) -> Btf | None:
+        sec = self.elf.get_section_by_name(".BTF")
+        if sec is None:
+            return None
+        try:
+            btf = Btf.from_bytes(sec.data(), name=self.where(".BTF"))
+            len(btf)
+            return btf
+        except BtfError as exc:
+            raise ElfError(str(exc)) from None
+
+    def _ext(self) -> BtfExt | None:
+        sec = self.elf.get_section_by_name(".BTF.ext")
+        if sec is None or self.btf is None:
+            return None
+        try:
+            return parse_ext(sec.data(), self.btf, name=self.where(".BTF.ext"))
+        except BtfError as exc:
+            raise ElfError(str(exc)) from None
+
+    @staticmethod
+    def _is_code(sec) -> bool:
+        return sec["sh_type"] == "SHT_PROGBITS" and bool(sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR) \
+            and sec["sh_size"] > 0
+
+    def _maps(self) -> tuple[list[MapDef], dict[tuple[int, int], int]]:
+        """Maps in libbpf's order, and (section index, offset) → map index."""
+        maps: list[MapDef] = []
+        at: dict[tuple[int, int], int] = {}
+        obj_name = os.path.basename(self.path)
+        for idx, sec in enumerate(self.sections):
+            if sec.name == ".maps":
+                if self.btf is None:
+                    raise ElfError(f"{self.where('.maps')}: BTF-defined maps need a .BTF section")
+                for offset, m in btf_maps(self.btf, where=self.where(".maps")):
+                    at[(idx, offset)] = len(maps)
+                    maps.append(m)
+            elif sec.name == "maps":
+                syms = [(s.name, s["st_value"]) for s in self.symbols if s["st_shndx"] == idx and s.name]
+                for offset, m in legacy_maps(sec.data(), syms, where=self.where("maps")):
+                    at[(idx, offset)] = len(maps)
+                    maps.append(m)
+        for idx, sec in enumerate(self.sections):
+            if is_global_data(sec.name) and sec["sh_size"] > 0 and sec.name != ".maps":
+                data = b"\0" * sec["sh_size"] if sec["sh_type"] == "SHT_NOBITS" else sec.data()
+                at[(idx, -1)] = len(maps)
+                maps.append(global_data_map(obj_name, sec.name, data))
+        return maps, at
+
+    def _funcs(self) -> list[_Func]:
+        funcs = []
+        for s in self.symbols:
+            if s["st_info"]["type"] != "STT_FUNC" or not isinstance(s["st_shndx"], int):
+                continue
+            sec = self.sections[s["st_shndx"]]
+            if not self._is_code(sec):
+                continue
+            if s["st_value"] % 8 or s["st_size"] % 8:
+                raise ElfError(f"{self.where(sec.name)}: function {s.name} is not on instruction boundaries")
+            funcs.append(_Func(s.name, s["st_shndx"], s["st_value"] // 8, s["st_size"] // 8,
+                               s["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK")))
+        # a program section without function symbols is one program
+        named = {f.section for f in funcs}
+        for idx, sec in enumerate(self.sections):
+            if self._is_code(sec) and sec.name != ".text" and idx not in named:
+                funcs.append(_Func(sec.name.replace("/", "_"), idx, 0, sec["sh_size"] // 8, True))
+        return funcs
+
+    def _relocations(self) -> dict[int, dict[int, object]]:
+        """Section index → slot → symbol, for the code sections."""
+        out: dict[int, dict[int, object]] = {}
+        for sec in self.sections:
+            if sec["sh_type"] != "SHT_REL":
+                continue
+            target = sec["sh_info"]
+            if not self._is_code(self.sections[target]):
+                continue
+            table = out.setdefault(target, {})
+            for rel in sec.iter_relocations():
+                offset = rel["r_offset"]
+                if offset % 8:
+                    raise RelocationError(f"{self.where(self.sections[target].name)}: relocation at byte "
+                                          f"{offset} is not on an instruction")
+                table[offset // 8] = self.symbols[rel["r_info_sym"]]
+        return out
+
+    def _code(self, section: int) -> tuple[Insn, ...]:
+        sec = self.sections[section]
+        if not hasattr(self, "_decoded"):
+            self._decoded = {}
+        if section not in self._decoded:
+            self._decoded[section] = decode(sec.data(), where=self.where(sec.name))
+        return self._decoded[section]
+
+    def _func_at(self, section: int, slot: int) -> _Func:
+        for f in self.funcs:
+            if f.section == section and f.start == slot:
+                return f
+        name = self.sections[section].name
+        raise RelocationError(f"{self.where(name)}: call target at insn {slot} is not the start of a function")
+
+    def _program(self, main: _Func, kind: SectionKind, license_: str) -> Program:
+        insns: list[Insn] = []
+        placed: dict[tuple[int, int], int] = {}  # (section, func start) → first slot in the program
+        chunks: list[tuple[_Func, int]] = []
+        queue = [main]
+        while queue:
+            func = queue.pop(0)
+            key = (func.section, func.start)
+            if key in placed:
+                continue
+            placed[key] = len(insns)
+            chunks.append((func, len(insns)))
+            insns.extend(self._code(func.section)[func.start:func.start + func.length])
+            for callee in self._callees(func):
+                if (callee.section, callee.start) not in placed:
+                    queue.append(callee)
+        for func, base in chunks:
+            self._relocate(insns, func, base, placed)
+        line_info, func_info, core_relocs = self._ext_records(insns, chunks)
+        attach_btf_id = self._attach_btf_id(kind)
+        return Program(
+            name=main.name, insns=tuple(insns), type=kind.type, section=kind.section,
+            expected_attach_type=kind.attach_type, attach_name=kind.target, attach_btf_id=attach_btf_id,
+            license=license_, maps=tuple(self.maps), btf=self.btf, kernel_btf=self.kernel_btf,
+            func_info=func_info, line_info=line_info, core_relocs=tuple(core_relocs), path=self.path,
+        )
+
+    def _call_target(self, func: _Func, slot: int) -> _Func | None:
+        """The function a pseudo call / func pointer at ``slot`` of ``func``'s section reaches."""
+        insn = self._code(func.section)[slot]
+        sym = self.relocs.get(func.section, {}).get(slot)
+        if sym is None:
+            return self._func_at(func.section, slot + insn.imm + 1)
+        shndx = sym["st_shndx"]
+        if not isinstance(shndx, int) or shndx == 0:
+            raise RelocationError(f"{self.where(self.sections[func.section].name)}: insn {slot - func.start}: "
+                                  f"call to undefined symbol {sym.name!r}")
+        if sym["st_info"]["type"] == "STT_FUNC":
+            return self._func_at(shndx, sym["st_value"] // 8)
+        return self._func_at(shndx, sym["st_value"] // 8 + insn.imm + 1)
+
+    def _is_call(self, insn: Insn) -> bool:
+        return (insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_PSEUDO_CALL) or \
+            (insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC)
+
+    def _callees(self, func: _Func) -> list[_Func]:
+        code = self._code(func.section)
+        return [self._call_target(func, s) for s in range(func.start, func.start + func.length)
+                if self._is_call(code[s])]
+
+    def _relocate(self, insns: list[Insn], func: _Func, base: int, placed) -> None:
+        sec_name = self.sections[func.section].name
+        relocs = self.relocs.get(func.section, {})
+        for k in range(func.length):
+            slot = func.start + k
+            at = base + k
+            insn = insns[at]
+            where = f"{self.where(sec_name)}: insn {slot}"
+            if self._is_call(insn):
+                target = self._call_target(func, slot)
+                new = placed[(target.section, target.start)] - (at + 1)
+                insns[at] = Insn(insn.code, insn.dst, insn.src, insn.off, new)
+                continue
+            sym = relocs.get(slot)
+            if sym is None:
+                continue
+            shndx = sym["st_shndx"]
+            if not insn.is_ld_imm64:
+                raise RelocationError(f"{where}: relocation against {sym.name!r} on an instruction that is "
+                                      f"not a 64-bit load or call (opcode {insn.code:#04x})")
+            if not isinstance(shndx, int) or shndx == 0:
+                raise RelocationError(f"{where}: relocation against undefined symbol {sym.name!r} "
+                                      "(externs such as .kconfig/.ksyms are not supported)")
+            target_sec = self.sections[shndx].name
+            if (shndx, sym["st_value"]) in self.map_at and not is_global_data(target_sec):
+                index = self.map_at[(shndx, sym["st_value"])]
+                insns[at] = Insn(insn.code, insn.dst, op.BPF_PSEUDO_MAP_IDX, 0, index)
+                insns[at + 1] = Insn(0, 0, 0, 0, 0)
+            elif (shndx, -1) in self.map_at:
+                index = self.map_at[(shndx, -1)]
+                offset = sym["st_value"] + insn.imm
+                insns[at] = Insn(insn.code, insn.dst, op.BPF_PSEUDO_MAP_IDX_VALUE, 0, index)
+                insns[at + 1] = Insn(0, 0, 0, 0, offset)
+            else:
+                raise RelocationError(f"{where}: relocation against {sym.name!r} in section {target_sec!r}, "
+                                      "which is neither a map nor global data")
+
+    def _ext_records(self, insns: list[Insn], chunks):
+        line_info: list[LineInfo] = []
+        func_info: list[FuncInfo] = []
+        core_relocs: list[core.CoreRelocation] = []
+        if self.ext is None:
+            return (), (), []
+        for func, base in chunks:
+            sec_name = self.sections[func.section].name
+            lo, hi = func.start, func.start + func.length
+
+            def slot_of(byte_off: int, lo=lo, hi=hi, base=base) -> int | None:
+                s = byte_off // 8
+                return base + s - lo if lo <= s < hi else None
+
+            for r in self.ext.line_info.get(sec_name, ()):
+                s = slot_of(r.insn_off)
+                if s is not None:
+                    line_info.append(LineInfo(s, r.file, r.line, r.col, r.text))
+            for r in self.ext.func_info.get(sec_name, ()):
+                s = slot_of(r.insn_off)
+                if s is not None:
+                    func_info.append(FuncInfo(s, r.type_id, self.btf.type(r.type_id).name))
+            for r in self.ext.core_relos.get(sec_name, ()):
+                s = slot_of(r.insn_off)
+                if s is None:
+                    continue
+                if self.kernel_btf is None:
+                    raise RelocationError(f"{self.where(sec_name)}: insn {r.insn_off // 8}: CO-RE relocation "
+                                          "needs a kernel BTF (none readable; pass kernel_btf=)")
+                core_relocs.append(core.apply(insns, s, self.btf, self.kernel_btf, r.type_id, r.access, r.kind,
+                                              where=f"{self.where(sec_name)}"))
+        line_info.sort(key=lambda li: li.insn)
+        func_info.sort(key=lambda fi: fi.insn)
+        return tuple(line_info), tuple(func_info), core_relocs
+
+    def _attach_btf_id(self, kind: SectionKind) -> int | None:
+        if not kind.btf_target or self.kernel_btf is None or not kind.target:
+            return None
+        name, btf_kind = btf_target_name(kind)
+        try:
+            return self.kernel_btf.find(name, btf_kind)
+        except BtfError:
+            raise ElfError(f"{self.path}: section {kind.section}: the kernel BTF has no {btf_kind} {name!r} "
+                           "to attach to") from None
+
+
+__all__ = ["Object", "load"]
