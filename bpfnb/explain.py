@@ -210,22 +210,6 @@ CATALOGUE: tuple[_Rule, ...] = (
 )
 
 
-INSN_LINE = re.compile(r"^\d+: \([0-9a-f]{2}\)")
-TRAILER = ("processed ", "verification time", "stack depth", "max_states_per_insn")
-
-
-def error_block(log: str) -> str:
-    """The lines the verifier printed after the last instruction it looked at.
-
-    The kernel explains some rejections in several lines (``invalid access to
-    packet, ...`` then ``R2 offset is outside of the packet``; ``infinite loop
-    detected at insn 1`` then the two states); the block keeps them together.
-    """
-    lines = [ln for ln in log.splitlines() if ln.strip() and not ln.startswith(TRAILER)]
-    last = max((i for i, ln in enumerate(lines) if INSN_LINE.match(ln)), default=-1)
-    return "\n".join(lines[last + 1:])
-
-
 def explain(error: str | None) -> Explanation | None:
     """The explanation of a verifier error (a line, or the error block of a log),
     or None when it is not catalogued. The most specific rule that matches any

@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 from ..errors import KernelError
 from ..isa import encode
+from ..isa import opcodes as op
+from ..logtext import error_block, error_line
 from ..program import ATTACH_TYPES, Program
+from .maps import KernelMap, create_map, with_map_fds
 from .syscall import BPF_PROG_LOAD, ProgLoadAttr, bpf, errno_name
 
 LOG_START = 1 << 16
@@ -25,21 +28,33 @@ class KernelProgram:
     log: str
     errno: int = 0
     fd: int | None = None
+    maps: tuple[KernelMap, ...] = ()
 
     @property
     def error(self) -> str | None:
         """The verifier's error line, as the kernel printed it (None when accepted)."""
         if self.ok:
             return None
-        lines = [ln for ln in self.log.splitlines() if ln.strip()]
-        trailer = ("processed ", "verification time", "stack depth", "mark_precise")
-        body = [ln for ln in lines if not ln.startswith(trailer)]
-        return body[-1] if body else f"{errno_name(self.errno)} with an empty log"
+        return error_line(self.log) or f"{errno_name(self.errno)} with an empty log"
+
+    @property
+    def error_block(self) -> str:
+        """All lines of the kernel's explanation of the rejection."""
+        return "" if self.ok else error_block(self.log)
+
+    def map(self, name: str) -> KernelMap:
+        """The kernel map the program uses under ``name``."""
+        for m in self.maps:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.name}: no map {name!r} (maps: {', '.join(m.name for m in self.maps)})")
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        for m in self.maps:
+            m.close()
 
     def __enter__(self) -> KernelProgram:
         return self
@@ -51,13 +66,47 @@ class KernelProgram:
         self.close()
 
 
-def load(prog: Program, *, log_level: int = 2) -> KernelProgram:
+def _uses_maps(prog: Program) -> bool:
+    return any(i.is_ld_imm64 and i.src in (op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE)
+               for i in prog.insns)
+
+
+def load(prog: Program, *, log_level: int = 2, maps: list[KernelMap] | None = None) -> KernelProgram:
     """Load ``prog`` with a verifier log that grows until the whole log fits.
 
-    A rejection is a ``KernelProgram`` with ``ok=False``; a refusal that is
-    not the verifier's (no permission, bad attributes) raises ``KernelError``.
+    The program's maps are created first (or ``maps``, one per ``prog.maps``
+    entry, are shared) and its map references rewritten to their fds. A
+    rejection is a ``KernelProgram`` with ``ok=False``; a refusal that is not
+    the verifier's (no permission, bad attributes) raises ``KernelError``.
     """
-    insn_bytes = encode(prog.insns)
+    kernel_maps: list[KernelMap] = []
+    insns = prog.insns
+    if _uses_maps(prog):
+        if maps is None:
+            try:
+                for definition in prog.maps:
+                    kernel_maps.append(create_map(definition))
+            except KernelError:
+                for m in kernel_maps:
+                    m.close()
+                raise
+            maps = kernel_maps
+        insns = with_map_fds(insns, [m.fd for m in maps])
+    try:
+        loaded = _load(prog, insns, log_level)
+    except BaseException:
+        for m in kernel_maps:
+            m.close()
+        raise
+    loaded.maps = tuple(kernel_maps)
+    if not loaded.ok:
+        for m in kernel_maps:
+            m.close()
+    return loaded
+
+
+def _load(prog: Program, insns, log_level: int) -> KernelProgram:
+    insn_bytes = encode(insns)
     insn_buf = ctypes.create_string_buffer(insn_bytes, len(insn_bytes))
     license_buf = ctypes.create_string_buffer(prog.license.encode())
     size = LOG_START
@@ -65,7 +114,7 @@ def load(prog: Program, *, log_level: int = 2) -> KernelProgram:
         log_buf = ctypes.create_string_buffer(size)
         attr = ProgLoadAttr(
             prog_type=prog.prog_type_id,
-            insn_cnt=len(prog.insns),
+            insn_cnt=len(insns),
             insns=ctypes.addressof(insn_buf),
             license=ctypes.addressof(license_buf),
             log_level=log_level,
@@ -83,9 +132,9 @@ def load(prog: Program, *, log_level: int = 2) -> KernelProgram:
             if exc.errno == errno.ENOSPC and size < LOG_MAX:
                 size *= 8
                 continue
-            # EACCES is the verifier's refusal even without a log; EINVAL only
-            # when the verifier explained it (else it is a bad attribute)
-            if exc.errno == errno.EACCES or (exc.errno == errno.EINVAL and text):
+            # EACCES is the verifier's refusal even without a log; EINVAL and
+            # E2BIG (too many insns processed) only when the verifier explained it
+            if exc.errno == errno.EACCES or (exc.errno in (errno.EINVAL, errno.E2BIG) and text):
                 return KernelProgram(prog.name, False, text, exc.errno)
             raise KernelError(
                 f"{prog.where or prog.name}: the kernel refused to load the program "

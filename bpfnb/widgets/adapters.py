@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from ..explain import error_block
 from ..isa import opcodes as op
 from ..isa.effects import effects
+from ..logtext import error_block
 from .walk import Visit, Walk
 
 INSN = re.compile(r"^(?P<insn>\d+): \((?P<code>[0-9a-f]{2})\) (?P<text>.*?)(?:\s+; (?P<state>.*))?$")

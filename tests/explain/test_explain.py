@@ -2,7 +2,8 @@
 
 import pytest
 
-from bpfnb.explain import CATALOGUE, error_block, explain
+from bpfnb.explain import CATALOGUE, explain
+from bpfnb.logtext import error_block, error_line
 from bpfnb.program import Program
 
 from .programs import REJECTS
@@ -60,3 +61,16 @@ def test_unknown_text_has_no_explanation_and_every_rule_has_words():
     kinds = [rule.kind for rule in CATALOGUE]
     assert len(kinds) >= 30
     assert all(rule.rule and rule.fix for rule in CATALOGUE)
+
+
+def test_error_line_skips_the_bookkeeping_of_62_logs():
+    log = ("func#0 @0\nLive regs before insn:\n      0: .......... (b7) r0 = 0\n"
+           "  1   1: .......... (05) goto pc-1\n0: R1=ctx() R10=fp0\n0: (b7) r0 = 0 ; R0=0\n"
+           "1: (05) goto pc-1\nSCC enter (1)\n1: (05) goto pc-1\ninfinite loop detected at insn 1\n"
+           "cur state: R0=0 R1=ctx() R10=fp0\nold state: R0=0 R1=ctx() R10=fp0\n"
+           "processed 9 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_states 1 mark_read 0\n")
+    assert error_line(log) == "infinite loop detected at insn 1"
+    assert error_line("func#0 @0\nunreachable insn 2\nprocessed 0 insns (limit 1000000)\n") == "unreachable insn 2"
+    assert error_line("0: (b7) r0 = 5 ; R0=5\n1: (95) exit\nmark_precise: frame0: regs=r0 stack= before 0\n"
+                      "At program exit the register R0 has smin=5 smax=5 should have been in [0, 1]\n") == \
+        "At program exit the register R0 has smin=5 smax=5 should have been in [0, 1]"

@@ -1,0 +1,33 @@
+"""Reading verifier-log text (the kernel's, or ours which prints the same):
+which lines are instructions, which are bookkeeping, and the error block."""
+
+from __future__ import annotations
+
+import re
+
+INSN_LINE = re.compile(r"^\d+: \([0-9a-f]{2}\)")
+TRAILER = ("processed ", "verification time", "stack depth", "max_states_per_insn")
+# bookkeeping the verifier prints around the walk, never part of an error
+NOISE = re.compile(
+    r"^(?:func#\d+ @\d+|Live regs before insn:|\s+\d+(?:\s+\d+)?: [.0-9]{10} \(|mark_precise: |"
+    r"SCC (?:enter|exit)|\(\d+\) frame \d+ insn|\(\d+\) live stack update)"
+)
+
+
+def error_block(log: str) -> str:
+    """The lines the verifier printed after the last instruction it looked at.
+
+    The kernel explains some rejections in several lines (``invalid access to
+    packet, ...`` then ``R2 offset is outside of the packet``; ``infinite loop
+    detected at insn 1`` then the two states); the block keeps them together.
+    """
+    lines = [ln for ln in log.splitlines()
+             if ln.strip() and not ln.startswith(TRAILER) and not NOISE.match(ln)]
+    last = max((i for i, ln in enumerate(lines) if INSN_LINE.match(ln)), default=-1)
+    return "\n".join(lines[last + 1:])
+
+
+def error_line(log: str) -> str | None:
+    """The first line of the error block: the verifier's verdict in one line."""
+    block = error_block(log)
+    return block.splitlines()[0] if block else None
