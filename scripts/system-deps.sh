@@ -11,6 +11,8 @@ command -v clang-19 >/dev/null 2>&1 || need+=(clang-19)
 command -v llvm-objdump-19 >/dev/null 2>&1 || need+=(llvm-19)
 [ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
+# compiled BPF objects nobody here wrote, for the loader's foreign-object test
+[ -n "$(ls /usr/lib/*/bpf/xdp-dispatcher.o 2>/dev/null)" ] || need+=(xdp-tools)
 # headless Chromium for the browser test of the notebooks (driven by Playwright)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 

@@ -128,8 +128,12 @@ def load(path: str | os.PathLike, kernel_btf: Btf | None = None) -> Object:
         kernel_btf = _default_kernel_btf()
     try:
         return _Loader(path, data, kernel_btf).run()
-    except (ELFError, ValueError, KeyError, IndexError, AssertionError, UnicodeDecodeError) as exc:
+    except BpfnbError:
+        raise
+    except ELFError as exc:
         raise ElfError(f"{path}: malformed ELF object: {exc}") from None
+    except Exception as exc:  # pyelftools on damaged input raises many kinds
+        raise ElfError(f"{path}: malformed ELF object ({type(exc).__name__}: {exc})") from None
 
 
 class _Loader:
@@ -148,6 +152,7 @@ class _Loader:
         if self.symtab is None:
             raise ElfError(f"{path}: no .symtab section")
         self.symbols = list(self.symtab.iter_symbols())
+        self.notes: list[str] = []
 
     def where(self, section: str) -> str:
         return f"{self.path}:{section}"
@@ -175,7 +180,7 @@ class _Loader:
              "program_type": (classify(s.name).type if self._is_code(s) and s.name != ".text" else None)}
             for i, s in enumerate(self.sections) if s.name)
         return Object(self.path, programs, tuple(self.maps), license_, version, self.btf, self.ext,
-                      self.kernel_btf, table)
+                      self.kernel_btf, table, self.notes)
 
     # -- pieces -------------------------------------------------------------------
     def _string_section(self, name: str) -> str | None:
@@ -216,8 +221,12 @@ class _Loader:
             if sec.name == ".maps":
                 if self.btf is None:
                     raise ElfError(f"{self.where('.maps')}: BTF-defined maps need a .BTF section")
-                for offset, m in btf_maps(self.btf, where=self.where(".maps")):
-                    at[(idx, offset)] = len(maps)
+                # clang leaves the DATASEC offsets to the loader: the symbols place the maps
+                offsets = {s.name: s["st_value"] for s in self.symbols if s["st_shndx"] == idx and s.name}
+                for _, m in btf_maps(self.btf, where=self.where(".maps")):
+                    if m.name not in offsets:
+                        raise ElfError(f"{self.where('.maps')}: map {m.name!r} has no symbol")
+                    at[(idx, offsets[m.name])] = len(maps)
                     maps.append(m)
             elif sec.name == "maps":
                 syms = [(s.name, s["st_value"]) for s in self.symbols if s["st_shndx"] == idx and s.name]
@@ -412,8 +421,11 @@ class _Loader:
         try:
             return self.kernel_btf.find(name, btf_kind)
         except BtfError:
-            raise ElfError(f"{self.path}: section {kind.section}: the kernel BTF has no {btf_kind} {name!r} "
-                           "to attach to") from None
+            # like libbpf, not fatal until load: the target may be set later
+            # (xdpdump's "fentry/func" is a placeholder of this kind)
+            self.notes.append(f"section {kind.section}: the kernel BTF has no {btf_kind} {name!r}; "
+                              "set attach_btf_id before loading")
+            return None
 
 
 __all__ = ["Object", "load"]

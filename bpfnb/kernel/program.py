@@ -136,8 +136,12 @@ def _load(prog: Program, insns, log_level: int) -> KernelProgram:
             # E2BIG (too many insns processed) only when the verifier explained it
             if exc.errno == errno.EACCES or (exc.errno in (errno.EINVAL, errno.E2BIG) and text):
                 return KernelProgram(prog.name, False, text, exc.errno)
+            hint = ""
+            if exc.errno == errno.EPERM and prog.expected_attach_type in (
+                    "trace_fentry", "trace_fexit", "modify_return"):
+                hint = "; fentry/fexit/fmod_ret programs are not permitted on this kernel"
             raise KernelError(
-                f"{prog.where or prog.name}: the kernel refused to load the program "
+                f"{prog.where or prog.name}: the kernel refused to load the program{hint} "
                 f"({errno_name(exc.errno)}: {exc.strerror})" + (f"; log: {text.strip()}" if text else ""),
                 exc.errno,
             ) from exc

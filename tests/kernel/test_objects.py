@@ -50,3 +50,23 @@ def test_a_program_too_large_to_verify_is_a_rejection_not_an_exception():
             Insn(op.BPF_JMP | op.BPF_JGT | op.BPF_K, 0, 0, -2, 0), Insn(op.BPF_JMP | op.BPF_EXIT))
     loaded = load(Program("big", body), log_level=1)
     assert not loaded.ok and loaded.error == "BPF program is too large. Processed 1000001 insn"
+
+
+FIXTURES = ROOT / "tests/fixtures"
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", ["bpf2bpf", "globals", "kfree_skb", "raw_tp", "socket_filter", "xdp"])
+def test_every_fixture_is_accepted_by_the_kernel(name):
+    prog = bpfnb.load(FIXTURES / f"{name}.bpf.o").program()
+    with load(prog, log_level=1) as loaded:
+        assert loaded.ok, loaded.error
+
+
+@pytest.mark.kernel
+def test_fentry_is_refused_with_a_reason():
+    prog = bpfnb.load(FIXTURES / "fentry.bpf.o").program()
+    assert prog.attach_btf_id == prog.kernel_btf.find("tcp_connect", "func")
+    with pytest.raises(bpfnb.errors.KernelError, match=r"fentry/tcp_connect: .*fentry/fexit/fmod_ret programs are "
+                                                       r"not permitted on this kernel \(EPERM"):
+        load(prog)
