@@ -290,6 +290,18 @@ class Btf:
             raise BtfError(f"{self.name}: {self.name_of(type_id)} is not a struct or union")
         return ty.members
 
+    def find_member(self, struct_id: int, offset: int, size: int):
+        """Where an access of ``size`` bytes at ``offset`` lands (``bpfnb.btf.walk.MemberAccess``)."""
+        from .walk import find_member
+
+        return find_member(self, struct_id, offset, size)
+
+    def c_decl(self, type_id: int) -> str:
+        """The C definition of a type, as ``bpftool btf dump ... format c`` prints it."""
+        from .cdecl import c_decl
+
+        return c_decl(self, type_id)
+
     def trace_proto(self, tracepoint: str) -> tuple[int, tuple[Param, ...]]:
         """``btf_trace_<tp>``'s typedef id and its arguments after the hidden ``void *``."""
         name = f"btf_trace_{tracepoint}"

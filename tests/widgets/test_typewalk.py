@@ -50,6 +50,7 @@ def test_edges_name_sources_and_targets(walk):
 def test_field_and_argument_names_come_from_the_kernel_btf(walk):
     edges = type_edges(walk)
     assert edges[0].field == "arg 0 (struct sk_buff *)"
+    assert edges[1].field == "dev"  # found inside sk_buff's anonymous unions
     assert edges[2].field == "ifindex" and edges[3].field == "len"
 
 
