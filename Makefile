@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 CLANG  ?= clang-19
 
-.PHONY: setup lab test fixtures examples bench lint clean
+.PHONY: setup lab test fixtures examples bundled-btf bench lint clean
 
 # Idempotent: redone only when pyproject.toml changes.
 $(STAMP): pyproject.toml scripts/system-deps.sh
@@ -45,6 +45,15 @@ $(EX)/typecast.bpf.o: bpfnb/data/bpf/typecast.bpf.c bpfnb/data/bpf/drops_types.h
 	$(CLANG) $(BPF_CFLAGS) -Ibpfnb/data/bpf -DTYPECAST -c $< -o $@
 
 examples: $(EXAMPLES)
+
+# The kernel BTF bpfnb falls back on where /sys/kernel/btf/vmlinux is absent:
+# generated from the live BTF (needs it), compiled with clang -g, .BTF kept.
+BUNDLED := bpfnb/data/vmlinux-bundled.btf
+bundled-btf: setup
+	$(PY) scripts/make_bundled_btf.py bpfnb/data/kernel/vmlinux_bundled.h
+	$(CLANG) -g -O2 -target bpf -x c -c bpfnb/data/kernel/vmlinux_bundled.h -o /tmp/bpfnb-bundled.o
+	llvm-objcopy-19 --dump-section .BTF=$(BUNDLED) /tmp/bpfnb-bundled.o
+	rm -f /tmp/bpfnb-bundled.o
 
 fixtures: $(TRACER) $(EXAMPLES)
 	$(MAKE) -C tests/fixtures CLANG=$(CLANG)

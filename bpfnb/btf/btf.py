@@ -321,10 +321,22 @@ def _load_file(path: str) -> Btf:
     return Btf.from_file(path)
 
 
+BUNDLED = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "vmlinux-bundled.btf")
+
+
+def bundled_btf() -> Btf:
+    """The small kernel BTF shipped with bpfnb (``make bundled-btf``): sk_buff,
+    net_device, sock, the drop-reason enum and skb tracepoint prototypes, with
+    the offsets of the kernel it was made from."""
+    return _load_file(BUNDLED)
+
+
 def kernel_btf(path: str | None = None) -> Btf:
-    """The kernel's BTF: ``path``, else the live vmlinux when readable (cached)."""
+    """The kernel's BTF: ``path``, else the live vmlinux when readable, else the bundled one (cached)."""
     if path is not None:
         return _load_file(str(path))
     if os.access(LIVE_VMLINUX, os.R_OK):
         return _load_file(LIVE_VMLINUX)
-    raise BtfError(f"{LIVE_VMLINUX} is not readable and no bundled kernel BTF is built yet")
+    if os.path.exists(BUNDLED):
+        return bundled_btf()
+    raise BtfError(f"{LIVE_VMLINUX} is not readable and the bundled BTF ({BUNDLED}) is missing")
