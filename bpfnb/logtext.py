@@ -14,6 +14,34 @@ NOISE = re.compile(
 )
 
 
+STATE_NAME = re.compile(r"^(?P<name>R\d+|fp-?\d+)(?:_[a-z]+)?$")
+
+
+def split_state(text: str) -> dict[str, str]:
+    """``R0=scalar(var_off=(0x0; 0xff)) R1=ctx() fp-8=mmmmmmmm`` → {"R0": ..., "R1": ..., "fp-8": ...}.
+
+    Spaces inside parentheses belong to the value; write marks (``R0_w``) are dropped.
+    """
+    out: dict[str, str] = {}
+    depth, start = 0, 0
+    tokens = []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == " " and depth == 0:
+            tokens.append(text[start:i])
+            start = i + 1
+    tokens.append(text[start:])
+    for token in filter(None, tokens):
+        name, sep, value = token.partition("=")
+        match = STATE_NAME.match(name)
+        if sep and match:
+            out[match["name"]] = value
+    return out
+
+
 def error_block(log: str) -> str:
     """The lines the verifier printed after the last instruction it looked at.
 

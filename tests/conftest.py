@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
-CONFORMANCE = ROOT.parent / "shared" / "conformance"
+# the vectors live beside the project (../shared/conformance); a clone elsewhere
+# finds them through BPFNB_CONFORMANCE or the workplace's fixed location
+CONFORMANCE = next(
+    (p for p in (pathlib.Path(os.environ.get("BPFNB_CONFORMANCE", "/nonexistent")),
+                 ROOT.parent / "shared" / "conformance", pathlib.Path("/work/shared/conformance"))
+     if p.is_dir()),
+    ROOT.parent / "shared" / "conformance",
+)
 
 
 def _kernel_reason() -> str | None:

@@ -14,39 +14,13 @@ from dataclasses import replace
 
 from ..isa import opcodes as op
 from ..isa.effects import effects
-from ..logtext import error_block
+from ..logtext import error_block, split_state
 from .walk import Visit, Walk
 
 INSN = re.compile(r"^(?P<insn>\d+): \((?P<code>[0-9a-f]{2})\) (?P<text>.*?)(?:\s+; (?P<state>.*))?$")
 FULL = re.compile(r"^(?P<insn>\d+): (?P<state>(?:R\d+|fp-?\d+)\S*=.*)$")
 FROM = re.compile(r"^from (?P<src>\d+) to (?P<dst>\d+): (?P<state>.*)$")
 SAFE = re.compile(r"^(?P<insn>\d+): safe$")
-NAME = re.compile(r"^(?P<name>R\d+|fp-?\d+)(?:_[a-z]+)?$")
-
-
-def split_state(text: str) -> dict[str, str]:
-    """``R0=scalar(var_off=(0x0; 0xff)) R1=ctx() fp-8=mmmmmmmm`` → {"R0": ..., "R1": ..., "fp-8": ...}.
-
-    Spaces inside parentheses belong to the value; write marks (``R0_w``) are dropped.
-    """
-    out: dict[str, str] = {}
-    depth, start = 0, 0
-    tokens = []
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == " " and depth == 0:
-            tokens.append(text[start:i])
-            start = i + 1
-    tokens.append(text[start:])
-    for token in filter(None, tokens):
-        name, sep, value = token.partition("=")
-        match = NAME.match(name)
-        if sep and match:
-            out[match["name"]] = value
-    return out
 
 
 def _split(state: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
