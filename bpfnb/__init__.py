@@ -26,6 +26,7 @@ _LAZY = {
     "kernel": ("bpfnb.kernel", None),
     "frames": ("bpfnb.frames", None),
     "viz": ("bpfnb.viz", None),
+    "examples": ("bpfnb.examples", None),
 }
 
 

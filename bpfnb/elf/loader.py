@@ -81,6 +81,9 @@ class Object:
     def __iter__(self):
         return iter(self.programs.values())
 
+    def __repr__(self) -> str:
+        return f"<Object {self.name}: {len(self.programs)} program(s), {len(self.maps)} map(s)>"
+
     def __str__(self) -> str:
         lines = [f"{self.name}: {len(self.programs)} program(s), {len(self.maps)} map(s), license {self.license!r}"]
         for p in self.programs.values():

@@ -202,7 +202,8 @@ class CfgView:
             most = max(visits.values(), default=0)
             for i, count in visits.items():
                 colour = _heat(count, most)
-                rules.append(f"#a_i{i} polygon,#a_t{i} polygon{{fill:{colour}}}")
+                if colour != "white":
+                    rules.append(f"#a_i{i} polygon,#a_t{i} polygon{{fill:{colour}}}")
         for i in sorted(set(path)):
             rules.append(f"#a_t{i} text{{font-weight:bold}}")
         blocks_on_path = {self._block_of[i] for i in set(path) if i in self._block_of}

@@ -65,7 +65,16 @@ def walk_from_log(prog, log: str, *, ok: bool | None = None, source: str = "kern
                 pushed.append((insn, insn + prog.insns[insn].off + 1, len(visits) - 1))
             prev, note = len(visits) - 1, ""
         elif m := FULL.match(line):
-            state = split_state(m["state"])
+            # "N: R1=... " lists the registers the kernel marked as touched, not
+            # all of them: merge (only "from X to Y:" lines carry a whole state)
+            state.update(split_state(m["state"]))
+            if entry is not None:
+                entry = dict(state)  # "from X to Y: ..." then "Y: ...": the path's start
+            elif visits and prev == len(visits) - 1:
+                # the state after the previous visit, printed before the next
+                # instruction (the kernel does so when the insn line had none)
+                regs, stack = _split(state)
+                visits[-1] = replace(visits[-1], regs=regs, stack=stack)
         elif m := SAFE.match(line):
             insn = int(m["insn"])
             regs, stack = _split(state)

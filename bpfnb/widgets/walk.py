@@ -152,6 +152,9 @@ class Walk:
                         f"spilled from {source}" if name.startswith("fp") else f"copied from {source}"
                     chain.append(Origin(s, v.insn, name, how))
                     name = source
+                elif insn.cls == 0x01 and self.before(s).get(f"R{insn.src}", "").startswith("ctx("):
+                    chain.append(Origin(s, v.insn, name, f"loaded from the context at +{insn.off}"))
+                    return chain
                 elif (insn.cls == 0x01 and insn.src != 10
                       and btf_type_of(self.before(s).get(f"R{insn.src}", "")) is not None):
                     base = f"R{insn.src}"

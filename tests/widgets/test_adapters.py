@@ -28,7 +28,7 @@ def test_the_kernels_walk_of_two_paths():
     assert walk.visits[4].stack["fp-8"].startswith("scalar(id=1,")
     # provenance in the kernel's walk: r1 at exit was filled from the spilled r0
     assert [(o.insn, o.how) for o in walk.origin(5, "R1")] == [
-        (4, "filled from fp-8"), (2, "spilled from R0"), (1, "made")]
+        (4, "filled from fp-8"), (2, "spilled from R0"), (1, "loaded from the context at +0")]
 
 
 @pytest.mark.kernel
@@ -64,3 +64,15 @@ def test_pruned_paths_are_visits_marked_safe():
     assert [(v.insn, v.prev, v.event) for v in walk.visits] == [
         (0, None, None), (1, 0, "branch"), (2, 1, "exit"), (3, 1, "pruned")]
     assert walk.error is None
+
+
+@pytest.mark.kernel
+def test_a_state_printed_before_the_next_insn_belongs_to_the_previous_visit():
+    import bpfnb
+    from bpfnb import examples
+
+    walk = walk_from_kernel(bpfnb.load(examples.path("typecast_ok")).program())
+    # "0: (79) r1 = *(u64 *)(r1 +0)" has no state; "1: R1=trusted_ptr_sk_buff()" follows
+    assert walk.visits[0].regs["R1"] == "trusted_ptr_sk_buff()"
+    assert walk.visits[0].regs["R10"] == "fp0"  # merged, not replaced
+    assert walk.visits[1].regs["R1"] == "untrusted_ptr_net_device()"

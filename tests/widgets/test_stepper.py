@@ -45,7 +45,7 @@ def walk():
 def test_provenance_goes_through_the_fill_and_the_spill(walk):
     chain = walk.origin(5, "R1")
     assert [(o.insn, o.name, o.how) for o in chain] == [
-        (4, "R1", "filled from fp-8"), (2, "fp-8", "spilled from R0"), (1, "R0", "made")]
+        (4, "R1", "filled from fp-8"), (2, "fp-8", "spilled from R0"), (1, "R0", "loaded from the context at +0")]
     assert [(o.insn, o.how) for o in walk.origin(1, "r6")] == [(0, "copied from R1"), (-1, "entry")]
 
 

@@ -1,0 +1,64 @@
+"""Every notebook runs top to bottom, headless, and shows what its text promises."""
+
+import pathlib
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+# Outputs each notebook must show (text of any output, in order of appearance).
+EXPECTED = {
+    "01_verifier_walkthrough": [
+        "<Object count_protocols.bpf.o: 1 program(s), 1 map(s)>",
+        "0: (bf) r6 = r1",
+        "kernel verdict: accepted",
+        "kernel error: R0 invalid mem access 'map_value_or_null'",
+        "A pointer that may be NULL was dereferenced",
+        "(85) call bpf_map_lookup_elem#1",
+    ],
+    "02_btf_type_tracking": [
+        "CO-RE insn 1: field_byte_offset sk_buff.dev: 0 -> 16",
+        "typedef void (*btf_trace_kfree_skb)(void *, struct sk_buff *, void *, enum skb_drop_reason, struct sock *);",
+        "ctx →[arg 0 (struct sk_buff *)] struct sk_buff →[dev] struct net_device →[ifindex] scalar",
+        "kernel error: R1 invalid mem access 'scalar'",
+        "A number was used as a pointer",
+        "loaded from the context at +0",
+        "1: R1=trusted_ptr_sk_buff()",
+    ],
+}
+
+
+def _texts(nb) -> str:
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                pytest.fail(f"{o['ename']}: {o['evalue']}")
+            out.append(o.get("text", ""))
+            for key in ("text/plain", "text/html"):
+                out.append(o.get("data", {}).get(key, ""))
+    return "\n".join(out)
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_and_shows_its_results(path):
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    text = _texts(nb)
+    position = 0
+    for expected in EXPECTED[path.stem]:
+        found = text.find(expected, position)
+        assert found >= 0, f"{path.name}: {expected!r} not shown (after position {position})"
+        position = found
+
+
+def test_every_notebook_has_expectations_and_no_stored_outputs():
+    assert {p.stem for p in NOTEBOOKS} == set(EXPECTED)
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
