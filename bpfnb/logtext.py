@@ -10,8 +10,12 @@ TRAILER = ("processed ", "verification time", "stack depth", "max_states_per_ins
 # bookkeeping the verifier prints around the walk, never part of an error
 NOISE = re.compile(
     r"^(?:func#\d+ @\d+|Live regs before insn:|\s+\d+(?:\s+\d+)?: [.0-9]{10} \(|mark_precise: |"
-    r"SCC (?:enter|exit)|\(\d+\) frame \d+ insn|\(\d+\) live stack update)"
+    r"SCC (?:enter|exit)|\(\d+\) frame \d+ insn|\(\d+\) live stack update|"
+    r"returning from callee:|to caller at \d+:|caller:|callee:|\s*frame\d+: |"
+    r"func '\w+' arg\d+ has btf_id)"
 )
+# walk lines that are not instructions: states, path starts, pruning, source
+WALK = re.compile(r"^(?:\d+: (?:R\d+|fp-?\d+)\S*=|from \d+ to \d+: |\d+: safe$|; )")
 
 
 STATE_NAME = re.compile(r"^(?P<name>R\d+|fp-?\d+)(?:_[a-z]+)?$")
@@ -52,7 +56,7 @@ def error_block(log: str) -> str:
     lines = [ln for ln in log.splitlines()
              if ln.strip() and not ln.startswith(TRAILER) and not NOISE.match(ln)]
     last = max((i for i, ln in enumerate(lines) if INSN_LINE.match(ln)), default=-1)
-    return "\n".join(lines[last + 1:])
+    return "\n".join(ln for ln in lines[last + 1:] if not WALK.match(ln))
 
 
 def error_line(log: str) -> str | None:

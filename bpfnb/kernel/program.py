@@ -16,6 +16,7 @@ from .maps import KernelMap, create_map, with_map_fds
 from .syscall import BPF_PROG_LOAD, ProgLoadAttr, bpf, errno_name
 
 LOG_START = 1 << 16
+BPF_LOG_STATS = 4  # adds "verification time" and "stack depth" to the log
 LOG_MAX = 1 << 30  # the kernel's own limit on log_size
 
 
@@ -41,6 +42,18 @@ class KernelProgram:
     def error_block(self) -> str:
         """All lines of the kernel's explanation of the rejection."""
         return "" if self.ok else error_block(self.log)
+
+    @property
+    def kernel_log(self):
+        """The log parsed (``bpfnb.kernel.log.KernelLog``)."""
+        from .log import KernelLog
+
+        return KernelLog(self.log)
+
+    @property
+    def processed(self) -> int | None:
+        """Instructions the kernel's verifier processed (from the log)."""
+        return self.kernel_log.processed
 
     def map(self, name: str) -> KernelMap:
         """The kernel map the program uses under ``name``."""
@@ -117,7 +130,7 @@ def _load(prog: Program, insns, log_level: int) -> KernelProgram:
             insn_cnt=len(insns),
             insns=ctypes.addressof(insn_buf),
             license=ctypes.addressof(license_buf),
-            log_level=log_level,
+            log_level=log_level | (BPF_LOG_STATS if log_level else 0),
             # the kernel wants no buffer at all when it is asked for no log
             log_size=size if log_level else 0,
             log_buf=ctypes.addressof(log_buf) if log_level else 0,

@@ -9,18 +9,12 @@ records, so the stepper shows either and compares them.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from ..isa import opcodes as op
 from ..isa.effects import effects
-from ..logtext import error_block, split_state
+from ..logtext import error_block
 from .walk import Visit, Walk
-
-INSN = re.compile(r"^(?P<insn>\d+): \((?P<code>[0-9a-f]{2})\) (?P<text>.*?)(?:\s+; (?P<state>.*))?$")
-FULL = re.compile(r"^(?P<insn>\d+): (?P<state>(?:R\d+|fp-?\d+)\S*=.*)$")
-FROM = re.compile(r"^from (?P<src>\d+) to (?P<dst>\d+): (?P<state>.*)$")
-SAFE = re.compile(r"^(?P<insn>\d+): safe$")
 
 
 def _split(state: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -31,29 +25,31 @@ def _split(state: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
 
 def walk_from_log(prog, log: str, *, ok: bool | None = None, source: str = "kernel") -> Walk:
     """Replay a level-2 verifier log of ``prog`` into a ``Walk``."""
+    from ..kernel.log import KernelLog
+
     visits: list[Visit] = []
     state: dict[str, str] = {}
     prev: int | None = None
     pushed: list[tuple[int, int, int]] = []  # (branch insn, target, visit) awaiting "from X to Y"
     note = ""
     entry: dict[str, str] | None = None
-    for line in log.splitlines():
-        if m := FROM.match(line):
-            src, dst = int(m["src"]), int(m["dst"])
+    for line in KernelLog(log).lines:
+        texts = {name: value.text for name, value in line.state.items()}
+        if line.kind == "from":
+            src, dst = line.insn, line.target
             found = next((k for k in range(len(pushed) - 1, -1, -1) if pushed[k][:2] == (src, dst)), None)
             prev = pushed.pop(found)[2] if found is not None else None
-            state = split_state(m["state"])
+            state = dict(texts)
             entry = dict(state)
             note = f"from {src} to {dst}"
-        elif m := INSN.match(line):
-            insn = int(m["insn"])
+        elif line.kind == "insn":
+            insn = line.insn
             if not 0 <= insn < len(prog.insns):
                 continue
-            updates = split_state(m["state"] or "")
             for gone in (x.upper() for x in effects(prog.insns[insn]).registers_written):
-                if gone not in updates:
+                if gone not in texts:
                     state.pop(gone, None)  # clobbered (a call's r1-r5): not initialised any more
-            state.update(updates)
+            state.update(texts)
             regs, stack = _split(state)
             entry_regs, entry_stack = _split(entry) if entry is not None else (None, None)
             visits.append(Visit(len(visits), insn, prev, regs, stack, _event(prog.insns[insn]), note,
@@ -64,10 +60,10 @@ def walk_from_log(prog, log: str, *, ok: bool | None = None, source: str = "kern
                     op.BPF_JA, op.BPF_CALL, op.BPF_EXIT):
                 pushed.append((insn, insn + prog.insns[insn].off + 1, len(visits) - 1))
             prev, note = len(visits) - 1, ""
-        elif m := FULL.match(line):
+        elif line.kind == "state":
             # "N: R1=... " lists the registers the kernel marked as touched, not
             # all of them: merge (only "from X to Y:" lines carry a whole state)
-            state.update(split_state(m["state"]))
+            state.update(texts)
             if entry is not None:
                 entry = dict(state)  # "from X to Y: ..." then "Y: ...": the path's start
             elif visits and prev == len(visits) - 1:
@@ -75,17 +71,15 @@ def walk_from_log(prog, log: str, *, ok: bool | None = None, source: str = "kern
                 # instruction (the kernel does so when the insn line had none)
                 regs, stack = _split(state)
                 visits[-1] = replace(visits[-1], regs=regs, stack=stack)
-        elif m := SAFE.match(line):
-            insn = int(m["insn"])
+        elif line.kind == "safe":
             regs, stack = _split(state)
-            visits.append(Visit(len(visits), insn, prev, regs, stack, "pruned",
+            visits.append(Visit(len(visits), line.insn, prev, regs, stack, "pruned",
                                 "safe: the state is within one already verified here", regs, stack))
             prev, note, entry = None, "", None
     block = error_block(log)
     rejected = (ok is False) or (ok is None and bool(block))
     if rejected and visits:
-        last = visits[-1]
-        visits[-1] = replace(last, event="error")
+        visits[-1] = replace(visits[-1], event="error")
     return Walk(prog, visits, error=block if rejected else None, source=source)
 
 

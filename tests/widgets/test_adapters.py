@@ -4,8 +4,9 @@ import pytest
 
 from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
+from bpfnb.logtext import split_state
 from bpfnb.program import Program
-from bpfnb.widgets.adapters import split_state, walk_from_kernel, walk_from_log
+from bpfnb.widgets.adapters import walk_from_kernel, walk_from_log
 
 from .test_stepper import INSNS
 
