@@ -30,10 +30,16 @@ def test_stepper_steps_in_jupyterlab(tmp_path):
             page.goto(f"{base}/lab/tree/nb.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            # a fresh environment starts its kernel slowly: run only once it is idle
+            page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
             page.get_by_role("menuitem", name="Run", exact=True).click()
             page.get_by_text("Run All Cells", exact=True).click()
             stepper = page.locator(".bpfnb-stepper").first
-            stepper.wait_for(timeout=120_000)
+            try:
+                stepper.wait_for(timeout=180_000)
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / "stepper-missing.png"), full_page=True)
+                raise
             stepper.scroll_into_view_if_needed()
             info = stepper.locator(".bpfnb-step").first
             graph_before = stepper.locator("svg").first.inner_html()
