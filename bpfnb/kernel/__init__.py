@@ -7,6 +7,18 @@ import platform
 
 from .program import KernelProgram, load
 
+
+def __getattr__(name: str):
+    if name in ("attach", "Link"):
+        from . import attach as module
+
+        return getattr(module, name)
+    if name in ("KernelLog", "RegValue"):
+        from . import log
+
+        return getattr(log, name)
+    raise AttributeError(name)
+
 VMLINUX = "/sys/kernel/btf/vmlinux"
 
 
@@ -33,4 +45,4 @@ def available() -> str | None:
     return None
 
 
-__all__ = ["KernelProgram", "available", "load"]
+__all__ = ["KernelLog", "KernelProgram", "Link", "RegValue", "attach", "available", "load"]

@@ -55,6 +55,14 @@ class KernelProgram:
         """Instructions the kernel's verifier processed (from the log)."""
         return self.kernel_log.processed
 
+    def image(self):
+        """The kernel's xlated instructions and JIT image (``bpfnb.kernel.info.ProgramImage``)."""
+        if self.fd is None:
+            raise KernelError(f"{self.name}: not loaded (rejected or closed): no image")
+        from .info import program_image
+
+        return program_image(self.fd)
+
     def map(self, name: str) -> KernelMap:
         """The kernel map the program uses under ``name``."""
         for m in self.maps:
