@@ -10,9 +10,9 @@ from .program import KernelProgram, load
 
 def __getattr__(name: str):
     if name in ("attach", "Link"):
-        from . import attach as module
+        from . import links
 
-        return getattr(module, name)
+        return getattr(links, name)
     if name in ("KernelLog", "RegValue"):
         from . import log
 
