@@ -12,8 +12,7 @@ import pytest
 import bpfnb
 from bpfnb import traffic
 from bpfnb.btf import kernel_btf
-from bpfnb.kernel import load
-from bpfnb.kernel import attach
+from bpfnb.kernel import attach, load
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TRACER = ROOT / "tests/fixtures/kfree_skb.bpf.o"

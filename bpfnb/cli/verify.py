@@ -1,0 +1,99 @@
+"""``bpfnb verify``: verdicts of bpfnb's verifier and, with ``--vs-kernel``, the kernel's.
+
+    bpfnb verify OBJ [--prog NAME] [--kernel-btf PATH] [--log-level 1|2] [--json] [--vs-kernel]
+    bpfnb verify --raw FILE... --type TYPE [--attach NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from ..errors import BpfnbError
+
+
+def _programs(args) -> list:
+    from ..btf import kernel_btf
+
+    btf = kernel_btf(args.kernel_btf) if args.kernel_btf else None
+    if args.raw:
+        from ..program import program
+
+        progs = []
+        for path in args.raw:
+            try:
+                data = open(path, "rb").read()
+            except OSError as exc:
+                raise BpfnbError(f"{path}: cannot read: {exc.strerror}") from None
+            progs.append(program(data, type=args.type, name=os.path.basename(path)[:15], attach=args.attach,
+                                 kernel_btf=btf or (kernel_btf() if args.attach else None), path=path))
+        return progs
+    if not args.obj:
+        raise BpfnbError("verify: give an object (OBJ) or --raw FILE...")
+    from ..elf import load
+
+    obj = load(args.obj, kernel_btf=btf)
+    return [obj.program(args.prog)] if args.prog else list(obj)
+
+
+def _ours(prog, log_level: int) -> dict:
+    try:
+        from ..verifier import verify
+    except ImportError:
+        return {"unavailable": "bpfnb's own verifier (bpfnb.verifier) is not built yet"}
+    result = verify(prog, log_level=log_level)
+    return {"verdict": "accept" if result.ok else "reject", "error": result.error,
+            "error_insn": result.error_insn, "processed_insns": result.processed, "log": result.log}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..kernel.compare import kernel_verdict
+
+    status = 0
+    for prog in _programs(args):
+        record = {"program": prog.name, "section": prog.section, "insn_count": len(prog.insns)}
+        ours = _ours(prog, args.log_level)
+        if "unavailable" in ours and not args.vs_kernel:
+            raise BpfnbError(f"{ours['unavailable']}; --vs-kernel shows the running kernel's verdict")
+        log = ours.pop("log", None)
+        record.update(ours if "unavailable" not in ours else {"verdict": None, "ours": ours})
+        if args.vs_kernel:
+            record["kernel"] = kernel_verdict(prog, log_level=args.log_level)
+        verdicts = [v for v in (record.get("verdict"), record.get("kernel", {}).get("verdict")) if v]
+        status |= int("reject" in verdicts)
+        if args.json:
+            print(json.dumps(record))
+            continue
+        line = f"{prog.name} ({prog.section or prog.type}): "
+        if record.get("verdict"):
+            line += f"bpfnb {record['verdict']}" + (f" at insn {record['error_insn']}: {record['error']}"
+                                                     if record["verdict"] == "reject" else "")
+        else:
+            line += "bpfnb —"
+        if "kernel" in record:
+            k = record["kernel"]
+            if "unavailable" in k:
+                line += f"; kernel unavailable: {k['unavailable']}"
+            else:
+                line += f"; kernel {k['verdict']}" + (f" at insn {k['error_insn']}: {k['error']}"
+                                                      if k["verdict"] == "reject" else "") + \
+                    (f" ({k['processed_insns']} insns processed)" if k.get("processed_insns") else "")
+        print(line)
+        if log and args.log_level:
+            print(log)
+    return status
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("verify", help="verify programs (bpfnb's verifier; --vs-kernel adds the kernel's)")
+    p.add_argument("obj", nargs="?", help="a BPF ELF object")
+    p.add_argument("--prog", help="only this program")
+    p.add_argument("--raw", nargs="+", metavar="FILE", help="raw little-endian 8-byte instruction files")
+    p.add_argument("--type", default="socket_filter", help="program type of --raw files")
+    p.add_argument("--attach", help="attach target of --raw files (e.g. kfree_skb for a tp_btf program)")
+    p.add_argument("--kernel-btf", help="kernel BTF file (default: live, else bundled)")
+    p.add_argument("--log-level", type=int, choices=(0, 1, 2), default=0)
+    p.add_argument("--json", action="store_true", help="one JSON object per program")
+    p.add_argument("--vs-kernel", action="store_true", help="also load each program into the running kernel")
+    p.set_defaults(func=run)
