@@ -12,7 +12,8 @@ NOISE = re.compile(
     r"^(?:func#\d+ @\d+|Live regs before insn:|\s+\d+(?:\s+\d+)?: [.0-9]{10} \(|mark_precise: |"
     r"SCC (?:enter|exit)|\(\d+\) frame \d+ insn|\(\d+\) live stack update|"
     r"returning from callee:|to caller at \d+:|caller:|callee:|\s*frame\d+: |"
-    r"func '\w+' arg\d+ has btf_id)"
+    r"func '\w+' arg\d+ has btf_id|Func#\d+ \('\w+'\) is (?:safe for any args|global and assumed valid)|"
+    r"Validating \w+\(\) func#\d+\.\.\.)"
 )
 # walk lines that are not instructions: states, path starts, pruning, source
 WALK = re.compile(r"^(?:\d+: (?:R\d+|fp-?\d+)\S*=|from \d+ to \d+: |\d+: safe$|; )")

@@ -95,6 +95,33 @@ class Btf:
             raise self._fail(f"last type runs past the type section by {pos - end} bytes")
         return offsets
 
+    # -- raw form (for loading into the kernel) ---------------------------
+    @property
+    def raw(self) -> bytes:
+        """The BTF bytes this object was parsed from."""
+        return bytes(self._data)
+
+    def record_offset(self, type_id: int) -> int:
+        """Byte offset of type ``type_id``'s record in ``raw``."""
+        k = type_id - self._first_id
+        if not 0 <= k < len(self._offsets):
+            raise BtfError(f"{self.name}: type id {type_id} out of range")
+        return self._offsets[k]
+
+    def string_offset(self, text: str) -> int:
+        """The offset of ``text`` in the string section (``BtfError`` when absent)."""
+        if not hasattr(self, "_string_index"):
+            index: dict[str, int] = {}
+            pos = 0
+            for piece in self._strings.split(b"\0"):
+                index.setdefault(piece.decode("utf-8", "replace"), pos)
+                pos += len(piece) + 1
+            self._string_index = index
+        try:
+            return self._string_index[text]
+        except KeyError:
+            raise BtfError(f"{self.name}: string {text[:40]!r} is not in the string section") from None
+
     # -- access ----------------------------------------------------------
     def __len__(self) -> int:
         """The number of type ids, counting ``void`` (and the base's types)."""
@@ -247,8 +274,10 @@ class Btf:
             type_id = ty.type
         raise self._fail(f"modifier chain from {type_id} is a loop")
 
-    def sizeof(self, type_id: int) -> int:
+    def sizeof(self, type_id: int, _depth: int = 0) -> int:
         """Size in bytes, as the kernel's ``btf_resolve_size``."""
+        if _depth > MAX_RESOLVE_DEPTH:
+            raise self._fail(f"array of type {type_id} nests deeper than {MAX_RESOLVE_DEPTH} (a loop?)")
         for _ in range(MAX_RESOLVE_DEPTH):
             ty = self.type(self.resolve(type_id))
             if ty.kind in ("int", "struct", "union", "enum", "enum64", "float", "datasec"):
@@ -256,7 +285,7 @@ class Btf:
             if ty.kind == "ptr":
                 return 8
             if ty.kind == "array":
-                return ty.nelems * self.sizeof(ty.elem_type)
+                return ty.nelems * self.sizeof(ty.elem_type, _depth + 1)
             raise BtfError(f"{self.name}: {self.name_of(type_id)} has no size")
         raise self._fail(f"size of type {type_id} does not resolve")
 

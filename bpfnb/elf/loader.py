@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import struct
 from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
@@ -164,7 +165,7 @@ class _Loader:
         license_ = self._string_section("license") or ""
         version_sec = self.elf.get_section_by_name("version")
         version = int.from_bytes(version_sec.data()[:4], "little") if version_sec is not None else 0
-        self.btf = self._btf()
+        self.btf = self._with_datasec_layout(self._btf())
         self.ext = self._ext()
         self.maps, self.map_at = self._maps()
         self.funcs = self._funcs()
@@ -200,6 +201,31 @@ class _Loader:
             return btf
         except BtfError as exc:
             raise ElfError(str(exc)) from None
+
+    def _with_datasec_layout(self, btf: Btf | None) -> Btf | None:
+        """The BTF with each DATASEC's size and variable offsets filled in from
+        the ELF (clang leaves them to the loader; the kernel needs them)."""
+        if btf is None:
+            return None
+        raw = bytearray(btf.raw)
+        changed = False
+        for type_id in range(1, len(btf)):
+            t = btf.type(type_id)
+            if t.kind != "datasec":
+                continue
+            sec = self.elf.get_section_by_name(t.name)
+            if sec is None:
+                continue
+            index = next(i for i, s in enumerate(self.sections) if s.name == t.name)
+            values = {s.name: s["st_value"] for s in self.symbols if s["st_shndx"] == index and s.name}
+            at = btf.record_offset(type_id)
+            struct.pack_into("<I", raw, at + 8, sec["sh_size"])
+            for k, info in enumerate(t.vars):
+                name = btf.type(info.type).name
+                if name in values:
+                    struct.pack_into("<I", raw, at + 12 + 12 * k + 4, values[name])
+            changed = True
+        return Btf.from_bytes(bytes(raw), name=btf.name) if changed else btf
 
     def _ext(self) -> BtfExt | None:
         sec = self.elf.get_section_by_name(".BTF.ext")

@@ -125,7 +125,7 @@ class LogLine:
     code: int | None = None
     disasm: str = ""
     state: dict[str, RegValue] = field(default_factory=dict, compare=False, hash=False)
-    target: int | None = None  # "from X to Y": Y; X is ``insn``
+    target: int | None = None  # "from X to Y": Y (X is ``insn``); "from X to Y: safe": X (Y is ``insn``)
 
 
 class KernelLog:
@@ -167,6 +167,8 @@ class KernelLog:
             return LogLine("insn", raw, int(m["insn"]), int(m["code"], 16), m["text"].rstrip(),
                            _states(m["state"] or ""))
         if m := FROM.match(raw):
+            if m["state"] == "safe":  # "from 13 to 15: safe": the other side pruned at once
+                return LogLine("safe", raw, int(m["dst"]), target=int(m["src"]))
             return LogLine("from", raw, int(m["src"]), state=_states(m["state"]), target=int(m["dst"]))
         if m := SAFE.match(raw):
             return LogLine("safe", raw, int(m["insn"]))

@@ -30,6 +30,8 @@ class KernelProgram:
     errno: int = 0
     fd: int | None = None
     maps: tuple[KernelMap, ...] = ()
+    btf_fd: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def error(self) -> str | None:
@@ -76,6 +78,9 @@ class KernelProgram:
             self.fd = None
         for m in self.maps:
             m.close()
+        if self.btf_fd is not None:
+            os.close(self.btf_fd)
+            self.btf_fd = None
 
     def __enter__(self) -> KernelProgram:
         return self
@@ -92,13 +97,16 @@ def _uses_maps(prog: Program) -> bool:
                for i in prog.insns)
 
 
-def load(prog: Program, *, log_level: int = 2, maps: list[KernelMap] | None = None) -> KernelProgram:
+def load(prog: Program, *, log_level: int = 2, maps: list[KernelMap] | None = None,
+         with_btf: bool = True) -> KernelProgram:
     """Load ``prog`` with a verifier log that grows until the whole log fits.
 
     The program's maps are created first (or ``maps``, one per ``prog.maps``
     entry, are shared) and its map references rewritten to their fds. A
     rejection is a ``KernelProgram`` with ``ok=False``; a refusal that is not
     the verifier's (no permission, bad attributes) raises ``KernelError``.
+    With ``with_btf`` the object's BTF and func/line info go along, so the
+    log shows source lines and the JIT image maps lines to addresses.
     """
     kernel_maps: list[KernelMap] = []
     insns = prog.insns
@@ -113,20 +121,34 @@ def load(prog: Program, *, log_level: int = 2, maps: list[KernelMap] | None = No
                 raise
             maps = kernel_maps
         insns = with_map_fds(insns, [m.fd for m in maps])
+    btf_fd, records, notes = None, None, []
+    if with_btf and prog.btf is not None and prog.func_info:
+        from .btfload import info_records, load_btf
+
+        records = info_records(prog)
+        if records is not None:
+            try:
+                btf_fd = load_btf(prog.btf.raw, name=f"{prog.where}: .BTF")
+            except KernelError as exc:  # load without source lines rather than not at all
+                notes.append(str(exc))
+                records = None
     try:
-        loaded = _load(prog, insns, log_level)
+        loaded = _load(prog, insns, log_level, btf_fd, records)
     except BaseException:
         for m in kernel_maps:
             m.close()
+        if btf_fd is not None:
+            os.close(btf_fd)
         raise
     loaded.maps = tuple(kernel_maps)
+    loaded.btf_fd = btf_fd
+    loaded.notes = tuple(notes)
     if not loaded.ok:
-        for m in kernel_maps:
-            m.close()
+        loaded.close()
     return loaded
 
 
-def _load(prog: Program, insns, log_level: int) -> KernelProgram:
+def _load(prog: Program, insns, log_level: int, btf_fd: int | None = None, records=None) -> KernelProgram:
     insn_bytes = encode(insns)
     insn_buf = ctypes.create_string_buffer(insn_bytes, len(insn_bytes))
     license_buf = ctypes.create_string_buffer(prog.license.encode())
@@ -146,6 +168,11 @@ def _load(prog: Program, insns, log_level: int) -> KernelProgram:
             expected_attach_type=ATTACH_TYPES.get(prog.expected_attach_type or "", 0),
             attach_btf_id=prog.attach_btf_id or 0,
         )
+        if btf_fd is not None and records is not None:
+            funcs, nfuncs, lines, nlines = records
+            attr.prog_btf_fd = btf_fd
+            attr.func_info_rec_size, attr.func_info, attr.func_info_cnt = 8, ctypes.addressof(funcs), nfuncs
+            attr.line_info_rec_size, attr.line_info, attr.line_info_cnt = 16, ctypes.addressof(lines), nlines
         try:
             fd = bpf(BPF_PROG_LOAD, attr)
         except OSError as exc:

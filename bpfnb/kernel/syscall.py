@@ -25,6 +25,7 @@ BPF_PROG_LOAD = 5
 BPF_PROG_TEST_RUN = 10
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_RAW_TRACEPOINT_OPEN = 17
+BPF_BTF_LOAD = 18
 BPF_MAP_FREEZE = 22
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -107,6 +108,21 @@ class RawTracepointOpenAttr(ctypes.Structure):
         ("prog_fd", ctypes.c_uint32),
         ("_pad", ctypes.c_uint32),
         ("cookie", ctypes.c_uint64),
+    ]
+
+
+class BtfLoadAttr(ctypes.Structure):
+    """``union bpf_attr`` for ``BPF_BTF_LOAD``."""
+
+    _fields_ = [
+        ("btf", ctypes.c_uint64),
+        ("btf_log_buf", ctypes.c_uint64),
+        ("btf_size", ctypes.c_uint32),
+        ("btf_log_size", ctypes.c_uint32),
+        ("btf_log_level", ctypes.c_uint32),
+        ("btf_log_true_size", ctypes.c_uint32),
+        ("btf_flags", ctypes.c_uint32),
+        ("btf_token_fd", ctypes.c_int32),
     ]
 
 

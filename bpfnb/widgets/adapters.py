@@ -72,6 +72,10 @@ def walk_from_log(prog, log: str, *, ok: bool | None = None, source: str = "kern
                 regs, stack = _split(state)
                 visits[-1] = replace(visits[-1], regs=regs, stack=stack)
         elif line.kind == "safe":
+            if line.target is not None:  # "from X to Y: safe": the branch at X's other side
+                found = next((k for k in range(len(pushed) - 1, -1, -1)
+                              if pushed[k][:2] == (line.target, line.insn)), None)
+                prev = pushed.pop(found)[2] if found is not None else None
             regs, stack = _split(state)
             visits.append(Visit(len(visits), line.insn, prev, regs, stack, "pruned",
                                 "safe: the state is within one already verified here", regs, stack))

@@ -86,3 +86,17 @@ def test_attaching_what_cannot_be_attached_says_so():
     with load(prog, log_level=0) as loaded:
         with pytest.raises(bpfnb.errors.KernelError, match="attaching socket_filter programs"):
             attach(loaded, prog)
+
+
+@pytest.mark.kernel
+def test_with_the_objects_btf_the_log_has_source_lines_and_the_jit_maps_them():
+    prog = bpfnb.load(ROOT / "tests/fixtures/xdp.bpf.o").program()
+    with load(prog, log_level=2) as loaded:
+        assert loaded.btf_fd is not None and loaded.notes == ()
+        sources = [ln for ln in loaded.kernel_log.lines if ln.kind == "source"]
+        image = loaded.image()
+    assert any("bpf_map_lookup_elem(&proto_count, &proto)" in s.disasm for s in sources)
+    assert len(image.jited_line_addrs) > 10
+    start, end = image.address, image.address + len(image.jited)
+    assert all(start <= a < end for a in image.jited_line_addrs)
+    assert list(image.jited_line_addrs) == sorted(image.jited_line_addrs)
