@@ -182,7 +182,8 @@ def _load(prog: Program, insns, log_level: int, btf_fd: int | None = None, recor
                 continue
             # EACCES is the verifier's refusal even without a log; EINVAL and
             # E2BIG (too many insns processed) only when the verifier explained it
-            if exc.errno == errno.EACCES or (exc.errno in (errno.EINVAL, errno.E2BIG) and text):
+            if exc.errno == errno.EACCES or (exc.errno in (errno.EINVAL, errno.E2BIG) and text) \
+                    or "processed " in text:  # any refusal the verifier explained (ENOTSUPP too)
                 return KernelProgram(prog.name, False, text, exc.errno)
             hint = ""
             if exc.errno == errno.EPERM and prog.expected_attach_type in (

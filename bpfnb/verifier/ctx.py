@@ -1,0 +1,153 @@
+"""Context access per program type: which (offset, size) a program may read
+or write in its ``ctx``, and what the load yields.
+
+Rules follow the kernel's ``is_valid_access`` callbacks (net/core/filter.c,
+kernel/trace/bpf_trace.c, kernel/bpf/btf.c's ``btf_ctx_access``) for the
+program types bpfnb verifies. ``access`` returns the register kind a load
+produces (``scalar``, ``pkt``, ``pkt_end``, ``pkt_meta``, or a BTF pointer)
+or None when the access is invalid; ``log`` lines the kernel prints on the
+way (``func 'kfree_skb' arg0 has btf_id 873 type STRUCT 'sk_buff'``) come back
+too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# struct __sk_buff (include/uapi/linux/bpf.h): name -> (offset, size)
+SK_BUFF_FIELDS = {
+    "len": (0, 4), "pkt_type": (4, 4), "mark": (8, 4), "queue_mapping": (12, 4), "protocol": (16, 4),
+    "vlan_present": (20, 4), "vlan_tci": (24, 4), "vlan_proto": (28, 4), "priority": (32, 4),
+    "ingress_ifindex": (36, 4), "ifindex": (40, 4), "tc_index": (44, 4), "cb": (48, 20), "hash": (68, 4),
+    "tc_classid": (72, 4), "data": (76, 4), "data_end": (80, 4), "napi_id": (84, 4), "family": (88, 4),
+    "remote_ip4": (92, 4), "local_ip4": (96, 4), "remote_ip6": (100, 16), "local_ip6": (116, 16),
+    "remote_port": (132, 4), "local_port": (136, 4), "data_meta": (140, 4), "flow_keys": (144, 8),
+    "tstamp": (152, 8), "wire_len": (160, 4), "gso_segs": (164, 4), "sk": (168, 8), "gso_size": (176, 4),
+    "tstamp_type": (180, 1), "hwtstamp": (184, 8),
+}
+SK_BUFF_SIZE = 192
+XDP_MD_FIELDS = {"data": 0, "data_end": 4, "data_meta": 8, "ingress_ifindex": 12, "rx_queue_index": 16,
+                 "egress_ifindex": 20}
+XDP_MD_SIZE = 24
+PT_REGS_SIZE = 168
+MAX_BPF_FUNC_ARGS = 12
+
+
+@dataclass
+class CtxAccess:
+    kind: str | None  # None: invalid; "scalar", "pkt", "pkt_end", "pkt_meta", "btf"
+    btf_id: int = 0
+    trusted: bool = False
+    maybe_null: bool = False
+    log: list[str] = field(default_factory=list)
+
+
+def _field_at(off: int) -> str | None:
+    for name, (start, size) in SK_BUFF_FIELDS.items():
+        if start <= off < start + size:
+            return name
+    return None
+
+
+def _narrow_ok(off: int, size: int, size_default: int = 4) -> bool:
+    return size <= size_default and size & (size - 1) == 0 and (off % size_default) + size <= size_default
+
+
+def _sk_buff(prog_type: str, off: int, size: int, write: bool) -> CtxAccess:
+    if off < 0 or off >= SK_BUFF_SIZE or off % size:
+        return CtxAccess(None)
+    name = _field_at(off)
+    if name is None:
+        return CtxAccess(None)
+    tc = prog_type in ("sched_cls", "sched_act")
+    if prog_type == "socket_filter":
+        if name in ("tc_classid", "data", "data_meta", "data_end", "family", "remote_ip4", "local_ip4",
+                    "remote_ip6", "local_ip6", "remote_port", "local_port", "tstamp", "wire_len", "hwtstamp"):
+            return CtxAccess(None)
+        if write and name != "cb":
+            return CtxAccess(None)
+    elif tc:
+        if name in ("family", "remote_ip4", "local_ip4", "remote_ip6", "local_ip6", "remote_port", "local_port"):
+            return CtxAccess(None)
+        if write and name not in ("mark", "tc_index", "priority", "cb", "tc_classid", "queue_mapping", "tstamp"):
+            return CtxAccess(None)
+    elif prog_type == "cgroup_skb":
+        if name in ("tc_classid", "data_meta", "flow_keys", "wire_len"):
+            return CtxAccess(None)
+        if write and name not in ("mark", "priority", "cb"):
+            return CtxAccess(None)
+    if name == "cb":
+        return CtxAccess("scalar") if off + size <= 68 else CtxAccess(None)
+    if name in ("remote_ip6", "local_ip6", "remote_ip4", "local_ip4", "data", "data_meta", "data_end"):
+        if size != 4:
+            return CtxAccess(None)
+        kinds = {"data": "pkt", "data_end": "pkt_end", "data_meta": "pkt_meta"}
+        return CtxAccess(kinds.get(name, "scalar"))
+    if name == "flow_keys" or name == "tstamp_type":
+        return CtxAccess(None)
+    if name in ("hwtstamp", "tstamp"):
+        return CtxAccess("scalar") if size == 8 and not (write and name == "hwtstamp") else CtxAccess(None)
+    if name == "sk":
+        return CtxAccess(None)  # PTR_TO_SOCK_COMMON_OR_NULL: not modelled
+    if write:
+        return CtxAccess("scalar") if size == 4 else CtxAccess(None)
+    return CtxAccess("scalar") if _narrow_ok(off, size) else CtxAccess(None)
+
+
+def _xdp(off: int, size: int, write: bool) -> CtxAccess:
+    if write or off < 0 or off >= XDP_MD_SIZE or off % size or size != 4:
+        return CtxAccess(None)
+    return CtxAccess({0: "pkt", 4: "pkt_end", 8: "pkt_meta"}.get(off, "scalar"))
+
+
+def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
+    """``btf_ctx_access`` for tp_btf (and fentry-style) programs."""
+    btf = prog.kernel_btf
+    if btf is None or not prog.attach_name:
+        return CtxAccess(None)
+    name = prog.attach_name
+    if write:
+        return CtxAccess(None)
+    if off % 8:
+        return CtxAccess(None, log=[f"func '{name}' offset {off} is not multiple of 8"])
+    arg = off // 8
+    try:
+        _typedef, params = btf.trace_proto(name)
+    except Exception:
+        return CtxAccess(None)
+    if arg >= len(params):
+        return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + 1}-th argument"])
+    type_id = btf.strip_modifiers(params[arg].type)
+    t = btf.type(btf.resolve(type_id))
+    if t.kind != "ptr":
+        return CtxAccess("scalar")
+    target = btf.resolve(t.type)
+    tt = btf.type(target)
+    if tt.kind not in ("struct", "union"):
+        return CtxAccess("scalar")  # void * and pointers to non-structs are plain numbers
+    if size != 8:
+        return CtxAccess(None)
+    kind = "STRUCT" if tt.kind == "struct" else "UNION"
+    return CtxAccess("btf", btf_id=target, trusted=True,
+                     log=[f"func '{name}' arg{arg} has btf_id {target} type {kind} '{tt.name}'"])
+
+
+def ctx_access(prog, off: int, size: int, write: bool) -> CtxAccess:
+    """What ``size`` bytes at ``off`` of the program's context give (or None: invalid)."""
+    t = prog.type
+    if t in ("socket_filter", "sched_cls", "sched_act", "cgroup_skb"):
+        return _sk_buff(t, off, size, write)
+    if t == "xdp":
+        return _xdp(off, size, write)
+    if t == "tracing":
+        return _btf_ctx(prog, off, size, write)
+    if t in ("raw_tracepoint", "raw_tracepoint_writable"):
+        ok = not write and 0 <= off < MAX_BPF_FUNC_ARGS * 8 and off % size == 0 and size == 8
+        return CtxAccess("scalar" if ok else None)
+    if t == "kprobe":
+        ok = not write and 0 <= off < PT_REGS_SIZE and off % size == 0 and size in (1, 2, 4, 8)
+        return CtxAccess("scalar" if ok else None)
+    if t == "tracepoint":
+        ok = not write and 0 <= off < 4096 and off % size == 0
+        return CtxAccess("scalar" if ok else None)
+    return CtxAccess(None)

@@ -1,0 +1,100 @@
+"""Verifier states: registers and stack of each call frame.
+
+A stack slot is 8 bytes with a type per byte (``STACK_INVALID`` ``?``,
+``STACK_SPILL`` ``r``, ``STACK_MISC`` ``m``, ``STACK_ZERO`` ``0``) and, for
+spills, the register that was stored. Printing follows the kernel's
+``print_verifier_state`` (registers first, then slots nearest the frame
+pointer first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .regstate import NOT_INIT, PTR_TO_CTX, PTR_TO_STACK, Reg, format_reg
+from .scalar import Scalar
+
+MAX_BPF_STACK = 512
+INVALID, SPILL, MISC, ZERO = "?", "r", "m", "0"
+
+
+@dataclass
+class Slot:
+    types: list[str] = field(default_factory=lambda: [INVALID] * 8)
+    spilled: Reg | None = None
+
+    def copy(self) -> Slot:
+        return Slot(list(self.types), self.spilled.copy() if self.spilled is not None else None)
+
+    @property
+    def is_spill(self) -> bool:
+        return self.types[7] == SPILL
+
+
+@dataclass
+class Frame:
+    frameno: int = 0
+    callsite: int = -1
+    regs: list[Reg] = field(default_factory=lambda: [Reg() for _ in range(11)])
+    stack: dict[int, Slot] = field(default_factory=dict)  # spi (0 = fp-8) -> slot
+
+    def copy(self) -> Frame:
+        return Frame(self.frameno, self.callsite, [r.copy() for r in self.regs],
+                     {k: v.copy() for k, v in self.stack.items()})
+
+    @property
+    def allocated_slots(self) -> int:
+        return max(self.stack, default=-1) + 1
+
+
+@dataclass
+class State:
+    frames: list[Frame]
+    insn: int = 0
+    parent_insn: int = -1  # the branch that pushed this state
+
+    def copy(self) -> State:
+        return State([f.copy() for f in self.frames], self.insn, self.parent_insn)
+
+    @property
+    def frame(self) -> Frame:
+        return self.frames[-1]
+
+    @property
+    def regs(self) -> list[Reg]:
+        return self.frames[-1].regs
+
+
+def initial_state() -> State:
+    frame = Frame()
+    frame.regs[1] = Reg(PTR_TO_CTX, Scalar.const(0))
+    frame.regs[10] = Reg(PTR_TO_STACK, Scalar.const(0))
+    return State([frame])
+
+
+def format_slot(slot: Slot, frameno: int) -> str:
+    if slot.is_spill and slot.spilled is not None:
+        first = slot.types.index(SPILL)
+        return "".join(slot.types[:first]) + format_reg(slot.spilled, frameno)
+    return "".join(slot.types)
+
+
+def format_frame(frame: Frame, *, regs: set[int] | None = None, slots: set[int] | None = None) -> str:
+    """`` R1=ctx() R10=fp0 fp-8=mmmmmmmm``; only the scratched ``regs``/``slots``
+    unless both are None (print all)."""
+    parts = [f" frame{frame.frameno}:"] if frame.frameno else []
+    for i, reg in enumerate(frame.regs):
+        if reg.type == NOT_INIT or (regs is not None and i not in regs):
+            continue
+        parts.append(f" R{i}={format_reg(reg, frame.frameno)}")
+    for spi in range(frame.allocated_slots):
+        slot = frame.stack.get(spi)
+        if slot is None or all(t == INVALID for t in slot.types):
+            continue
+        if slots is not None and spi not in slots:
+            continue
+        parts.append(f" fp{-(spi + 1) * 8}={format_slot(slot, frame.frameno)}")
+    return "".join(parts)
+
+
+__all__ = ["Frame", "MAX_BPF_STACK", "Slot", "State", "format_frame", "initial_state"]

@@ -1,0 +1,58 @@
+"""``verify(prog)``: bpfnb's verdict on a program, its log and its trace."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+
+from .check import Checker
+from .trace import Trace
+
+
+@dataclass
+class VerifierResult:
+    """The verdict (``ok``, ``error``, ``error_insn``), the figures, the log text
+    in the kernel's format, the ``trace`` of every step, and ``program`` with
+    the loads through BTF pointers marked PROBE_MEM."""
+
+    ok: bool
+    error: str | None
+    error_insn: int | None
+    processed: int
+    log: str
+    trace: Trace
+    program: object
+    states: int = 0
+    peak_states: int = 0
+    stack_depth: int = 0
+    time_us: int = 0
+    probe_mem: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def verdict(self) -> str:
+        return "accept" if self.ok else "reject"
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.program.name}: accepted ({self.processed} insns processed, {self.states} states)"
+        return f"{self.program.name}: rejected at insn {self.error_insn}: {self.error}"
+
+    def _repr_html_(self) -> str:
+        colour = "#1a7f37" if self.ok else "#a40e26"
+        return (f'<div><b style="color:{colour}">{html.escape(str(self))}</b>'
+                f"<details><summary>log</summary><pre>{html.escape(self.log)}</pre></details></div>")
+
+
+def verify(prog, *, log_level: int = 2, limit: int | None = None) -> VerifierResult:
+    """Verify ``prog`` as Linux would (root, this kernel's rules)."""
+    checker = Checker(prog, log_level=log_level, **({"limit": limit} if limit else {}))
+    checker.run()
+    ok = checker.error is None
+    probe = frozenset(checker.probe_mem)
+    return VerifierResult(
+        ok=ok, error=checker.error, error_insn=None if ok else checker.error_insn,
+        processed=checker.processed, log="\n".join(checker.lines) + "\n", trace=checker.trace,
+        program=prog.with_probe_mem(probe) if hasattr(prog, "with_probe_mem") else prog,
+        states=checker.total_states, peak_states=checker.peak_states, stack_depth=checker.stack_depth,
+        time_us=checker.time_us, probe_mem=probe,
+    )

@@ -1,0 +1,99 @@
+"""bpfnb's verifier against the running kernel's: verdicts, error lines and
+per-instruction register states, on the fixtures, the examples, hand-written
+rejects and random programs."""
+
+import pathlib
+import random
+
+import pytest
+
+import bpfnb
+from bpfnb.kernel.log import KernelLog
+from bpfnb.program import Program
+from bpfnb.verifier import verify
+from bpfnb.verifier.randprog import random_program
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OBJECTS = sorted((ROOT / "tests/fixtures").glob("*.bpf.o")) + sorted((ROOT / "bpfnb/data/examples").glob("*.bpf.o")) \
+    + [ROOT / "bpfnb/data/drops.bpf.o"]
+
+
+def _states(log: str) -> set[tuple[int, str, str]]:
+    """(insn, register/slot, value) printed on instruction lines; precision marks ignored."""
+    out = set()
+    for line in KernelLog(log).lines:
+        if line.kind == "insn":
+            for name, value in line.state.items():
+                out.add((line.insn, name, value.text[1:] if value.precise else value.text))
+    return out
+
+
+def _compare(prog):
+    from bpfnb.kernel import load
+
+    with load(prog, log_level=2) as loaded:
+        kernel_ok, kernel_error, kernel_log = loaded.ok, loaded.error, loaded.log
+    ours = verify(prog, log_level=2)
+    theirs = _states(kernel_log)
+    return kernel_ok, kernel_error, ours, len(theirs & _states(ours.log)), len(theirs)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("path", OBJECTS, ids=lambda p: p.name)
+def test_objects_verdicts_errors_and_states(path):
+    for prog in bpfnb.load(path):
+        if prog.expected_attach_type == "trace_fentry":
+            continue  # this kernel refuses fentry before verifying: it cannot judge
+        kernel_ok, kernel_error, ours, same, total = _compare(prog)
+        assert (ours.ok, ours.error) == (kernel_ok, kernel_error)
+        assert total > 0 and same / total >= 0.9, f"{prog.name}: {same}/{total} states agree"
+
+
+@pytest.mark.kernel
+def test_hand_written_rejects_have_the_kernels_error_line():
+    import importlib.util
+
+    from bpfnb.kernel import load
+
+    spec = importlib.util.spec_from_file_location("reject_programs", ROOT / "tests/explain/programs.py")
+    programs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(programs)
+    REJECTS = programs.REJECTS  # noqa: N806
+
+    for name, (prog_type, insns, _kind) in REJECTS.items():
+        prog = Program(name[:15], insns, type=prog_type,
+                       expected_attach_type="cgroup_inet_ingress" if prog_type == "cgroup_skb" else None)
+        loaded = load(prog, log_level=1)
+        assert verify(prog).error == loaded.error, name
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_random_programs_agree_with_the_kernel():
+    rng = random.Random(4242)
+    verdicts = errors = rejects = same_states = all_states = 0
+    runs = 150
+    for _ in range(runs):
+        kernel_ok, kernel_error, ours, same, total = _compare(random_program(rng))
+        verdicts += ours.ok == kernel_ok
+        if not kernel_ok:
+            rejects += 1
+            errors += ours.error == kernel_error
+        same_states += same
+        all_states += total
+    assert verdicts == runs
+    assert rejects > 30 and errors >= rejects - 1
+    assert same_states / all_states >= 0.97
+
+
+def test_random_instruction_streams_get_a_verdict_never_an_exception():
+    from bpfnb.isa import Insn
+
+    rng = random.Random(7)
+    for _ in range(400):
+        insns = tuple(Insn(rng.randrange(256), rng.randrange(11), rng.randrange(11), rng.randrange(-8, 8),
+                           rng.choice([0, 1, 2, -1, 8, 0x7FFFFFFF])) for _ in range(rng.randrange(1, 12)))
+        result = verify(Program("fuzz", insns), limit=20_000)
+        assert result.ok in (True, False) and result.processed <= 20_001
+        if not result.ok:
+            assert result.error
