@@ -33,8 +33,11 @@ def _programs(args) -> list:
         raise BpfnbError("verify: give an object (OBJ) or --raw FILE...")
     from ..elf import load
 
-    obj = load(args.obj, kernel_btf=btf)
-    return [obj.program(args.prog)] if args.prog else list(obj)
+    progs = []
+    for path in args.obj:
+        obj = load(path, kernel_btf=btf)
+        progs += [obj.program(args.prog)] if args.prog else list(obj)
+    return progs
 
 
 def _ours(prog, log_level: int) -> dict:
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("verify", help="verify programs (bpfnb's verifier; --vs-kernel adds the kernel's)")
-    p.add_argument("obj", nargs="?", help="a BPF ELF object")
+    p.add_argument("obj", nargs="*", help="BPF ELF objects")
     p.add_argument("--prog", help="only this program")
     p.add_argument("--raw", nargs="+", metavar="FILE", help="raw little-endian 8-byte instruction files")
     p.add_argument("--type", default="socket_filter", help="program type of --raw files")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 
 from ..errors import KernelError
 from ..isa import Insn
@@ -98,7 +99,7 @@ def create_map(definition: MapDef) -> KernelMap:
     attr = MapCreateAttr(
         map_type=map_type, key_size=definition.key_size, value_size=definition.value_size,
         max_entries=max_entries, map_flags=definition.flags,
-        map_name=definition.name.replace("/", "_").encode()[:15],
+        map_name=re.sub(r"[^A-Za-z0-9_.]", "_", definition.name).encode()[:15],  # the kernel's allowed characters
     )
     try:
         fd = bpf(BPF_MAP_CREATE, attr)

@@ -162,19 +162,18 @@ class Checker:
                     self.say(f"func#{k} @{start}")
                 self.print_liveness()
             self.do_check()
-            for start in starts[1:]:
-                if self.is_global(start):
-                    self.validate_global(start)
+            for sub in starts[1:]:
+                if self.is_global(sub):
+                    self.validate_global(sub)
         except Reject as exc:
             for line in str(exc).splitlines():
                 self.say(line)
             self.error = str(exc).splitlines()[0] if str(exc) else "rejected"
             if self.error_insn is None and self.trace.steps:
                 self.error_insn = self.trace.steps[-1].insn
-            if self.trace.steps and self.trace.steps[-1].event != "error" and self.error_insn is not None:
-                last = self.trace.steps[-1]
-                self.trace.steps[-1] = Step(last.step, last.insn, last.prev, last.regs, last.stack, "error",
-                                            last.note, last.entry_regs, last.entry_stack, last.frame)
+            state = getattr(self, "current_state", None)
+            if state is not None and self.error_insn is not None:
+                self.record(state, self.error_insn, "error", self.error)
         self.time_us = int((time.perf_counter() - start) * 1e6)
         self.say(f"verification time {self.time_us} usec")
         depths = [self.sub_stack_depth.get(start, 0) for start in self.subprog_starts()] or [self.stack_depth]
@@ -396,6 +395,7 @@ class Checker:
                 self.insn_line_open = True
                 self.insn_line_len = len(text) + 1  # the kernel counts the newline
             self.error_insn = insn_idx
+            self.current_state = state
             result = self.step(state, insn_idx)
             self.error_insn = None
             if result is None:  # the path ended
@@ -796,8 +796,10 @@ class Checker:
         if t == PTR_TO_MAP_VALUE:
             return self.map_value_access(regno, base, off, size, write)
         if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
-            total = base.off + off
-            if base.s.umax + total + size > base.range or total < 0:
+            total = base.off + off  # the range is measured after any variable part
+            if base.s.smin < 0:
+                self.fail(f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.")
+            if total + size > base.range or total < 0:
                 self.fail(f"invalid access to packet, off={total} size={size}, R{regno}(id={base.id},off={base.off},"
                           f"r={base.range})\nR{regno} offset is outside of the packet")
             return scalar_reg()
@@ -968,6 +970,10 @@ class Checker:
             if m is not None and m.type in ("array", "percpu_array") and self._const_key is not None \
                     and self._const_key < m.max_entries:
                 return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m)  # an array slot that exists: never NULL
+            if m is not None and m.type == "xskmap":
+                return Reg("xdp_sock", Scalar.const(0), maybe_null=True, id=self.new_id())
+            if m is not None and m.type in ("sockmap", "sockhash"):
+                return Reg("sock", Scalar.const(0), maybe_null=True, id=self.new_id())
             return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=self.new_id())
         if proto.ret == "ringbuf_mem_or_null":
             return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, id=self.new_id(), mem_size=self._alloc_size)
@@ -1219,7 +1225,7 @@ class Checker:
     def branch_taken(self, dst: Reg, src: Reg, opcode: int, is_jmp32: bool) -> int:
         if dst.is_pointer or src.is_pointer:
             if dst.is_pkt and src.is_pkt:
-                return -1
+                return _pkt_branch_taken(dst, src, opcode) if not is_jmp32 else -1
             ptr, k = (dst, src) if dst.is_pointer else (src, dst)
             if ptr.maybe_null or k.is_pointer or not k.s.is_const_for(is_jmp32) or k.s.const_value(is_jmp32):
                 return -1
@@ -1258,33 +1264,59 @@ class Checker:
                     reg.id = 0
 
     def match_pkt_pointers(self, insn: Insn, this: State, other: State) -> None:
+        """``try_match_pkt_pointers``: after ``pkt (op) pkt_end`` the side where the
+        access is proven gets its range; the other side learns the pointer is at or
+        beyond the end."""
         opcode = insn.code & 0xF0
-        dst = this.regs[insn.dst]
-        src = this.regs[insn.src]
+        dst, src = this.regs[insn.dst], this.regs[insn.src]
         if dst.type == PTR_TO_PACKET and src.type == PTR_TO_PACKET_END:
-            pkt_regno, good_when = insn.dst, {op.BPF_JGT: False, op.BPF_JGE: False, op.BPF_JLT: True,
-                                               op.BPF_JLE: True}.get(opcode)
+            pkt_regno, table = insn.dst, {
+                op.BPF_JGT: ("this", False, "other", True), op.BPF_JLT: ("other", True, "this", False),
+                op.BPF_JGE: ("this", True, "other", False), op.BPF_JLE: ("other", False, "this", True)}
         elif dst.type == PTR_TO_PACKET_END and src.type == PTR_TO_PACKET:
-            pkt_regno, good_when = insn.src, {op.BPF_JGT: True, op.BPF_JGE: True, op.BPF_JLT: False,
-                                               op.BPF_JLE: False}.get(opcode)
+            pkt_regno, table = insn.src, {
+                op.BPF_JGT: ("other", True, "this", False), op.BPF_JLT: ("this", False, "other", True),
+                op.BPF_JGE: ("other", False, "this", True), op.BPF_JLE: ("this", True, "other", False)}
         else:
             return
-        if good_when is None:
+        if opcode not in table:
             return
-        good = other if good_when else this
-        pkt = good.regs[pkt_regno]
-        strict = opcode in (op.BPF_JGT, op.BPF_JLT)
-        if pkt.off < 0 or not pkt.s.var_off.is_const:
+        good_side, right_open, end_side, beyond = table[opcode]
+        sides = {"this": this, "other": other}
+        self.find_good_pkt_pointers(sides[good_side], sides[good_side].regs[pkt_regno], right_open)
+        marked = sides[end_side].regs[pkt_regno]
+        marked.range = -2 if beyond else -1  # BEYOND_PKT_END / AT_PKT_END
+
+    @staticmethod
+    def find_good_pkt_pointers(state: State, pkt: Reg, right_open: bool) -> None:
+        if pkt.off < 0 or (pkt.off == 0 and right_open):
             return
-        new_range = pkt.off
-        if (opcode == op.BPF_JGE and dst.type == PTR_TO_PACKET) or \
-                (opcode == op.BPF_JLE and dst.type == PTR_TO_PACKET_END):
-            new_range = pkt.off
-        del strict
-        for frame in good.frames:
+        if pkt.s.umax > 0xFFFF or pkt.s.umax + pkt.off > 0xFFFF:
+            return
+        new_range = pkt.off + (1 if right_open else 0)
+        for frame in state.frames:
             for reg in list(frame.regs) + [s.spilled for s in frame.stack.values() if s.is_spill and s.spilled]:
-                if reg is not None and reg.type == PTR_TO_PACKET and reg.id == pkt.id:
+                if reg is not None and reg.type == pkt.type and reg.id == pkt.id:
                     reg.range = max(reg.range, new_range)
+
+
+def _pkt_branch_taken(dst: Reg, src: Reg, opcode: int) -> int:
+    """``is_pkt_ptr_branch_taken``: decided once a pointer is known at/beyond the end."""
+    from .scalar import FLIP
+
+    if src.type == PTR_TO_PACKET_END:
+        pkt = dst
+    elif dst.type == PTR_TO_PACKET_END:
+        pkt, opcode = src, FLIP[opcode]
+    else:
+        return -1
+    if pkt.range >= 0:
+        return -1
+    if opcode in (op.BPF_JLE, op.BPF_JGT) and pkt.range == -2:
+        return int(opcode == op.BPF_JGT)
+    if opcode in (op.BPF_JLT, op.BPF_JGE):
+        return int(opcode == op.BPF_JGE)
+    return -1
 
 
 def _not_null(reg: Reg) -> bool:

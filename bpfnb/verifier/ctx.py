@@ -112,7 +112,11 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
         return CtxAccess(None, log=[f"func '{name}' offset {off} is not multiple of 8"])
     arg = off // 8
     try:
-        _typedef, params = btf.trace_proto(name)
+        if prog.expected_attach_type == "trace_raw_tp":
+            _typedef, params = btf.trace_proto(name)
+        else:  # fentry/fexit/fmod_ret/lsm: the function's own prototype
+            func = btf.type(prog.attach_btf_id or btf.find(name, "func"))
+            params = btf.type(func.type).params
     except Exception:
         return CtxAccess(None)
     if arg >= len(params):

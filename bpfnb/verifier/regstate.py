@@ -87,7 +87,7 @@ def format_reg(reg: Reg, frameno: int = 0) -> str:
     """``print_reg_state``: ``5``, ``scalar(...)``, ``ctx()``, ``fp-8``, ``map_value(map=m,ks=4,vs=8)``,
     ``trusted_ptr_sk_buff()``."""
     if reg.type == SCALAR:
-        return format_scalar(reg.s, precise=reg.precise, id=reg.id)
+        return format_scalar(reg.s, precise=reg.precise, id=reg.id, off=reg.off)
     text = reg.type_name()
     if reg.type == PTR_TO_STACK:
         if frameno != reg.frameno:
@@ -103,12 +103,12 @@ def format_reg(reg: Reg, frameno: int = 0) -> str:
         items.append(f"ref_obj_id={reg.ref_obj_id}")
     if reg.type in MAP_TYPES_WITH_KV and reg.map is not None:
         if reg.map.name:
-            items.append(f"map={reg.map.name}")
+            items.append(f"map={reg.map.name[:15]}")  # the kernel keeps 15 characters
         items.append(f"ks={reg.map.key_size},vs={reg.map.value_size}")
     if reg.off:
         items.append(f"off={_snum(reg.off)}")
     if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
-        items.append(f"r={_unum(reg.range & 0xFFFFFFFF) if reg.range >= 0 else reg.range}")
+        items.append(f"r={_unum(reg.range & 0xFFFFFFFFFFFFFFFF)}")
     if reg.type == PTR_TO_MEM:
         items.append(f"sz={_unum(reg.mem_size)}")
     if reg.s.var_off.is_const:

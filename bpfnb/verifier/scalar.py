@@ -624,12 +624,13 @@ def format_ranges(s: Scalar) -> list[str]:
     return out
 
 
-def format_scalar(s: Scalar, *, precise: bool = False, id: int = 0) -> str:
+def format_scalar(s: Scalar, *, precise: bool = False, id: int = 0, off: int = 0) -> str:
     """A scalar register as the kernel prints it: ``5``, ``scalar()``, ``scalar(id=1,umax=255,var_off=(0x0; 0xff))``."""
     prefix = "P" if precise else ""
     if s.var_off.is_const:
         return prefix + _snum(s64(s.var_off.value))
-    items = [f"id={id}"] if id else []
+    add_const = 1 << 31  # rX += K after a copy: the kernel prints the id and the delta
+    items = [f"id={id & ~add_const}" + (f"{off:+d}" if id & add_const else "")] if id else []
     items += format_ranges(s)
     if not s.var_off.is_unknown:
         items.append(f"var_off={s.var_off}")

@@ -104,3 +104,12 @@ def walk_from_kernel(prog) -> Walk:
 
     with load(prog, log_level=2) as loaded:
         return walk_from_log(prog, loaded.log, ok=loaded.ok)
+
+
+def walk_from_result(result) -> Walk:
+    """The walk bpfnb's verifier recorded (``bpfnb.verify(prog).trace``)."""
+    visits = [Visit(s.step, s.insn, s.prev, dict(s.regs), dict(s.stack), s.event, s.note,
+                    dict(s.entry_regs) if s.entry_regs is not None else None,
+                    dict(s.entry_stack) if s.entry_stack is not None else None)
+              for s in result.trace.steps]
+    return Walk(result.program, visits, error=None if result.ok else result.error, source="bpfnb")
