@@ -130,6 +130,8 @@ class Checker:
 
     # -- registers ----------------------------------------------------------------------
     def read_reg(self, state: State, regno: int) -> Reg:
+        if regno >= 11:
+            self.fail(f"R{regno} is invalid")
         self.scratch_regs.add(regno)
         reg = state.regs[regno]
         if reg.type == NOT_INIT:
@@ -137,6 +139,8 @@ class Checker:
         return reg
 
     def write_reg(self, state: State, regno: int, reg: Reg) -> None:
+        if regno >= 11:
+            self.fail(f"R{regno} is invalid")
         if regno == 10:
             self.fail("frame pointer is read only")
         self.scratch_regs.add(regno)
@@ -165,10 +169,15 @@ class Checker:
             for sub in starts[1:]:
                 if self.is_global(sub):
                     self.validate_global(sub)
+        except (IndexError, KeyError, AttributeError, TypeError, ValueError) as exc:  # never a crash
+            self.say(f"bpfnb internal error at insn {self.error_insn}: {type(exc).__name__}: {exc}")
+            self.error = f"bpfnb internal error: {type(exc).__name__}: {exc}"
         except Reject as exc:
+            start = getattr(self, "insn_log_pos", len(self.lines))
             for line in str(exc).splitlines():
                 self.say(line)
-            self.error = str(exc).splitlines()[0] if str(exc) else "rejected"
+            printed = [ln for ln in self.lines[start:] if ln.strip()]
+            self.error = printed[0] if printed else (str(exc).splitlines()[0] if str(exc) else "rejected")
             if self.error_insn is None and self.trace.steps:
                 self.error_insn = self.trace.steps[-1].insn
             state = getattr(self, "current_state", None)
@@ -181,6 +190,7 @@ class Checker:
         self.say(f"processed {self.processed} insns (limit {COMPLEXITY_LIMIT}) max_states_per_insn "
                  f"{self.max_states_per_insn} total_states {self.total_states} peak_states {self.peak_states} "
                  f"mark_read 0")
+
 
     def check_cfg(self) -> None:
         insns = self.insns
@@ -396,6 +406,7 @@ class Checker:
                 self.insn_line_len = len(text) + 1  # the kernel counts the newline
             self.error_insn = insn_idx
             self.current_state = state
+            self.insn_log_pos = len(self.lines)
             result = self.step(state, insn_idx)
             self.error_insn = None
             if result is None:  # the path ended
@@ -705,7 +716,7 @@ class Checker:
                 reg = Reg(PTR_TO_MAP_VALUE, Scalar.const(0), off=second.imm, map=definition, map_index=insn.imm)
             self.write_reg(state, insn.dst, reg)
             return
-        self.fail("invalid bpf_ld_imm64 insn")
+        self.fail("unrecognized bpf_ld_imm64 insn")
 
     def check_ld_abs(self, state: State, insn: Insn) -> None:
         ctx = self.read_reg(state, 6)
@@ -1039,7 +1050,7 @@ class Checker:
                     self.fail(f"R{regno} type={format_type(reg)} expected=ctx")
             elif kind.startswith("btf:"):
                 wanted = kind[4:]
-                if reg.type != PTR_TO_BTF_ID:
+                if reg.type != PTR_TO_BTF_ID or reg.untrusted:
                     self.fail(f"R{regno} type={format_type(reg)} expected=ptr_, trusted_ptr_, rcu_ptr_")
                 got = reg.btf.type(reg.btf_id).name
                 if got != wanted:

@@ -111,16 +111,18 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     if off % 8:
         return CtxAccess(None, log=[f"func '{name}' offset {off} is not multiple of 8"])
     arg = off // 8
+    hidden = 0
     try:
         if prog.expected_attach_type == "trace_raw_tp":
             _typedef, params = btf.trace_proto(name)
+            hidden = 1  # the prototype's first parameter is the tracepoint's own context
         else:  # fentry/fexit/fmod_ret/lsm: the function's own prototype
             func = btf.type(prog.attach_btf_id or btf.find(name, "func"))
             params = btf.type(func.type).params
     except Exception:
         return CtxAccess(None)
     if arg >= len(params):
-        return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + 1}-th argument"])
+        return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + hidden + 1}-th argument"])
     type_id = btf.strip_modifiers(params[arg].type)
     t = btf.type(btf.resolve(type_id))
     if t.kind != "ptr":
