@@ -1,0 +1,56 @@
+"""Verification speed: bpfnb's verifier against the kernel's on the same programs.
+
+Figures per program: instructions processed per second by bpfnb, and the
+ratio of bpfnb's wall time to the ``verification time`` the kernel reports
+for the same program, measured in the same run (the kernel's figure needs
+root; without it only ours is printed).
+"""
+
+from __future__ import annotations
+
+import glob
+import pathlib
+import time
+
+import bpfnb
+from bpfnb.verifier import verify
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PROGRAMS = [ROOT / "bpfnb/data/drops.bpf.o", ROOT / "tests/fixtures/xdp.bpf.o",
+            ROOT / "bpfnb/data/examples/count_protocols.bpf.o"] + \
+    [pathlib.Path(p) for p in sorted(glob.glob("/usr/lib/*/bpf/xdpfilt_alw_all.o"))]
+
+
+def _kernel_time_us(prog) -> int | None:
+    from bpfnb.kernel import available, load
+
+    if available():
+        return None
+    best = None
+    for _ in range(3):
+        with load(prog, log_level=1) as loaded:
+            t = loaded.kernel_log.verification_time_us
+        best = t if best is None else min(best, t)
+    return best
+
+
+def main() -> None:
+    print(f"{'program':24} {'insns':>6} {'processed':>9} {'bpfnb ms':>9} {'insns/s':>9} {'kernel ms':>9} {'ratio':>7}")
+    for path in PROGRAMS:
+        if not path.exists():
+            continue
+        prog = next(iter(bpfnb.load(path)))
+        best, result = float("inf"), None
+        for _ in range(3):
+            start = time.perf_counter()
+            result = verify(prog, log_level=0)
+            best = min(best, time.perf_counter() - start)
+        kernel = _kernel_time_us(prog)
+        ratio = f"{best * 1e6 / kernel:6.0f}x" if kernel else "   n/a"
+        kernel_text = f"{kernel / 1000:9.2f}" if kernel else "      n/a"
+        print(f"{prog.name[:24]:24} {len(prog.insns):6} {result.processed:9} {best * 1e3:9.1f} "
+              f"{result.processed / best:9.0f} {kernel_text} {ratio}")
+
+
+if __name__ == "__main__":
+    main()
