@@ -1,0 +1,126 @@
+"""Live packet drops: bpfnb's tracer on ``kfree_skb``, read into a DataFrame.
+
+``watch_drops(seconds=5, reason="NO_SOCKET", proto="udp", port=53)`` loads the
+shipped tracer (``bpfnb/data/drops.bpf.o``: no compiler needed) with its
+read-only filters set before load — so filtering happens in the kernel, as
+pwru does — attaches it to the ``kfree_skb`` tracepoint, reads the perf rings
+of all CPUs until the time is up (or Ctrl-C), detaches, and returns the drops
+frame (``bpfnb.frames.drops``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+import pandas as pd
+
+from .errors import BpfnbError
+from .examples import TRACER
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
+RODATA = ".rodata"
+
+
+@dataclass(frozen=True)
+class DropFilters:
+    """Kept in the tracer's read-only globals; 0 means "any"."""
+
+    reason: int = 0
+    ifindex: int = 0
+    proto: int = 0
+    port: int = 0
+    snap_len: int = 64
+
+
+def resolve_filters(*, reason=None, ifindex=None, proto=None, port=None, snap_len=64, kernel_btf=None) -> DropFilters:
+    """Filters from names as a user writes them (``reason="NO_SOCKET"``, ``proto="udp"``)."""
+    code = 0
+    if reason not in (None, "", 0):
+        if isinstance(reason, int) or str(reason).isdigit():
+            code = int(reason)
+        else:
+            from .btf import kernel_btf as default_btf
+            from .frames.drops import reason_names
+
+            names = {n: v for v, n in reason_names(kernel_btf or default_btf()).items()}
+            key = str(reason).upper().removeprefix("SKB_DROP_REASON_")
+            if key not in names:
+                close = ", ".join(sorted(n for n in names if key[:3] in n)[:8]) or "see enum skb_drop_reason"
+                raise BpfnbError(f"unknown drop reason {reason!r} (for example: {close})")
+            code = names[key]
+    number = 0
+    if proto not in (None, "", 0):
+        number = PROTOCOLS.get(str(proto).lower()) if not str(proto).isdigit() else int(proto)
+        if number is None:
+            raise BpfnbError(f"unknown protocol {proto!r} (known: {', '.join(PROTOCOLS)} or a number)")
+    if port is not None and not 0 <= int(port) < 65536:
+        raise BpfnbError(f"port {port} is not in 0..65535")
+    if not 0 < snap_len <= 4096:
+        raise BpfnbError(f"snap_len {snap_len} is not in 1..4096")
+    return DropFilters(code, int(ifindex or 0), number, int(port or 0), snap_len)
+
+
+def tracer_program(filters: DropFilters):
+    """The tracer with ``filters`` written into its ``.rodata`` before load."""
+    from .elf import load
+
+    obj = load(TRACER)
+    prog = obj.program("trace_drops")
+    btf = obj.btf
+    datasec = btf.type(btf.find(RODATA, "datasec"))
+    offsets = {btf.type(v.type).name: v.offset for v in datasec.vars}
+    values = {"filter_reason": filters.reason, "filter_ifindex": filters.ifindex, "filter_proto": filters.proto,
+              "filter_port": filters.port, "snap_len": filters.snap_len}
+    maps = list(prog.maps)
+    for k, m in enumerate(maps):
+        if m.section == RODATA:
+            data = bytearray(m.initial)
+            for name, value in values.items():
+                data[offsets[name]:offsets[name] + 4] = int(value).to_bytes(4, "little")
+            maps[k] = replace(m, initial=bytes(data))
+    return replace(prog, maps=tuple(maps)), obj
+
+
+def watch_drops(seconds: float = 5.0, *, reason=None, ifindex=None, proto=None, port=None, snap_len: int = 64,
+                on_progress: Callable[[Counter, int, float], None] | None = None) -> pd.DataFrame:
+    """Trace drops for ``seconds`` (or until Ctrl-C) and return them as a DataFrame."""
+    from .btf import kernel_btf
+    from .frames.drops import drops, reason_names
+    from .kernel import attach, available, load
+    from .perf import PerfBuffer
+
+    why = available()
+    if why:
+        raise BpfnbError(f"live drops need the running kernel: {why}")
+    filters = resolve_filters(reason=reason, ifindex=ifindex, proto=proto, port=port, snap_len=snap_len)
+    prog, obj = tracer_program(filters)
+    names = reason_names(kernel_btf())
+    samples: list[tuple[int, bytes]] = []
+    counts: Counter = Counter()
+    reason_at = obj.btf.members(obj.btf.find("drop_event", "struct"))
+    reason_off = next(m.bit_offset // 8 for m in reason_at if m.name == "reason")
+    with load(prog, log_level=0) as loaded:
+        if not loaded.ok:
+            raise BpfnbError(f"the kernel rejected the drop tracer: {loaded.error}")
+        with attach(loaded, prog), PerfBuffer(loaded.map("drops")) as rings:
+            start = time.monotonic()
+            try:
+                while time.monotonic() - start < seconds:
+                    rings.poll(min(0.25, max(0.0, seconds - (time.monotonic() - start))))
+                    batch = rings.read()
+                    samples += batch
+                    for _cpu, raw in batch:
+                        code = int.from_bytes(raw[reason_off:reason_off + 4], "little")
+                        counts[names.get(code, str(code))] += 1
+                    if on_progress is not None:
+                        on_progress(counts, rings.lost, time.monotonic() - start)
+            except KeyboardInterrupt:
+                pass
+            samples += rings.read()
+            lost = rings.lost
+    frame = drops(samples, obj.btf, kernel_btf(), lost=lost)
+    frame.attrs["filters"] = asdict(filters)
+    return frame
