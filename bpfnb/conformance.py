@@ -23,6 +23,12 @@ ENGINES = {
     "jit-unicorn": "bpfnb.jit.x86_64:execute_raw_unicorn",
 }
 
+# Single vectors that test uBPF rather than Linux semantics, and why.
+NOT_LINUX = {
+    "err-too-many-instructions": "uBPF's 65,536-instruction limit; Linux takes up to 1,000,000 instructions",
+    "err-unknown-opcode": "0x06 is gotol (JMP32 | JA, RFC 9669 cpu v4), which Linux knows",
+    "reload": "tests uBPF's load/unload API, not execution",
+}
 # Vectors that test uBPF itself rather than the instruction set, and why.
 NOT_APPLICABLE = {
     "helpers": "calls helpers uBPF registers for its own tests (memfrob, gather_bytes, ...), "
@@ -57,6 +63,13 @@ class Vector:
     def not_applicable(self) -> str | None:
         if self.group in NOT_APPLICABLE:
             return NOT_APPLICABLE[self.group]
+        if self.name in NOT_LINUX:
+            return NOT_LINUX[self.name]
+        if self.asm and any(line.split("#")[0].split()[:1] == ["call"] and "local" not in line
+                            for line in self.asm.splitlines()):
+            return "calls helpers by uBPF's numbering (its test helpers), not Linux's helper ids"
+        if self.result is None and self.error is None:
+            return "no expected result: an encoding vector (checked by the assembler round trip)"
         for key in self.sections:
             if " @ " in key:
                 return f"its {key.strip()!r} names a file not shipped with the vectors"

@@ -66,3 +66,22 @@ def test_vector_fields(conformance_dir):
     assert err.insns()[0].code == 0x06
     helper = [v for v in vectors(conformance_dir) if v.group == "helpers"][0]
     assert "uBPF registers" in helper.not_applicable()
+
+
+def test_the_interpreter_passes_every_vector_that_applies(conformance_dir):
+    from bpfnb.conformance import run
+
+    report = run(conformance_dir, "interp")
+    failed = [(o.vector.name, o.detail) for o in report.outcomes if o.status == "failed"]
+    assert failed == []
+    assert report.passed >= 55
+    skipped = {o.vector.name: o.detail for o in report.outcomes if o.status == "skipped"}
+    assert "uBPF's 65,536-instruction limit" in skipped["err-too-many-instructions"]
+    assert all(reason for reason in skipped.values())
+
+
+def test_the_command_prints_the_summary(conformance_dir, capsys):
+    from bpfnb.cli import main
+
+    assert main(["conformance", str(conformance_dir), "--engine", "interp"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("skipped")

@@ -1,0 +1,272 @@
+"""``Vm(prog).run(...)``: a program executed on VM memory, with maps, helpers and events."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import VmError
+from ..isa.disasm import format_insn
+from ..program import MAP_TYPES
+from . import interp
+from .memory import READ, WRITE, KernelObject, KernelObjects, Memory
+
+STATUS = {interp.FAULT: "invalid memory access", interp.BAD_OPCODE: "unknown opcode",
+          interp.BAD_HELPER: "unknown helper", interp.STEP_LIMIT: "step limit reached",
+          interp.CALL_DEPTH: "call stack too deep", interp.BAD_JUMP: "jump out of the program",
+          interp.BAD_MAP: "not a map"}
+SK_BUFF_SIZE = 192  # struct __sk_buff
+XDP_MD_SIZE = 24
+
+
+@dataclass
+class RunResult:
+    """``r0``, instructions executed, PROBE_MEM faults, events (a DataFrame), printk lines."""
+
+    r0: int
+    insns: int
+    probe_mem_faults: int
+    events: pd.DataFrame
+    printk: list[str] = field(default_factory=list)
+    samples: list[tuple[int, bytes]] = field(default_factory=list)
+    lost: int = 0
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return (f"r0={self.r0:#x} after {self.insns} insns, {len(self.samples)} events, "
+                f"{self.probe_mem_faults} PROBE_MEM faults")
+
+
+def _decode(insns):
+    n = len(insns)
+    code = np.fromiter((i.code for i in insns), dtype=np.int64, count=n)
+    dst = np.fromiter((i.dst for i in insns), dtype=np.int64, count=n)
+    src = np.fromiter((i.src for i in insns), dtype=np.int64, count=n)
+    off = np.fromiter((i.off for i in insns), dtype=np.int64, count=n)
+    imm = np.fromiter((i.imm for i in insns), dtype=np.int64, count=n)
+    return code, dst, src, off, imm
+
+
+class Vm:
+    """An interpreter instance for ``prog``: its maps live as long as the Vm."""
+
+    def __init__(self, prog, *, probe_mem=None, kernel_btf=None, max_steps: int = 10_000_000,
+                 pid_tgid: int = (4242 << 32) | 4242, uid_gid: int = 0, seed: int = 1):
+        self.prog = prog
+        self.memory = Memory()
+        self.kernel_btf = kernel_btf if kernel_btf is not None else getattr(prog, "kernel_btf", None)
+        self.objects = KernelObjects(self.kernel_btf, self.memory) if self.kernel_btf is not None else None
+        self.max_steps = max_steps
+        marks = probe_mem if probe_mem is not None else (getattr(prog, "probe_mem", None) or ())
+        self.probe = np.zeros(len(prog.insns), dtype=np.int64)
+        for slot in marks:
+            self.probe[slot] = 1
+        self._validate(prog)
+        self.decoded = _decode(prog.insns)
+        self.stack_base = self.memory.add("stack", interp.STACK_SIZE * interp.MAX_FRAMES, kind="stack")
+        self._maps(getattr(prog, "maps", ()))
+        self.state = np.zeros(8, dtype=np.int64)
+        self.state[4], self.state[5], self.state[6] = seed or 1, pid_tgid, uid_gid
+        self.skb_layout = np.array(self._skb_layout(), dtype=np.int64)
+
+    @staticmethod
+    def _validate(prog) -> None:
+        """What the compiled loop does not check: registers, opcodes, 64-bit loads' second halves."""
+        from ..isa.valid import unknown_opcode
+
+        where = prog.where or prog.name
+        insns = prog.insns
+        for i, insn in enumerate(insns):
+            if i > 0 and insns[i - 1].is_ld_imm64:
+                continue
+            for reg in (insn.dst, insn.src) if insn.code & 0x07 not in (0x00,) or insn.is_ld_imm64 else (insn.dst,):
+                if reg > 10 and not (insn.is_ld_imm64 and reg == insn.src):
+                    raise VmError(f"{where}: insn {i}: R{reg} is invalid")
+            message = unknown_opcode(insn.code)
+            if message:
+                raise VmError(f"{where}: insn {i}: {message}")
+            if insn.is_ld_imm64 and i + 1 >= len(insns):
+                raise VmError(f"{where}: insn {i}: incomplete 64-bit load at the end of the program")
+            if insn.is_ld_imm64:
+                second = insns[i + 1]
+                if second.code or second.dst or second.src or second.off:
+                    raise VmError(f"{where}: insn {i + 1}: invalid second half of a 64-bit load")
+            if insn.code & 0x07 in (0x04, 0x07) and insn.code & 0xF0 == 0xD0 and insn.imm not in (16, 32, 64):
+                raise VmError(f"{where}: insn {i}: invalid endian width {insn.imm}")
+
+    def _maps(self, maps) -> None:
+        kinds, ks, vs, mx, addrs = [], [], [], [], []
+        for m in maps:
+            kind = MAP_TYPES.get(m.type, 0)
+            round8 = lambda x: (x + 7) // 8 * 8  # noqa: E731
+            if m.initial is not None:
+                size = len(m.initial)
+                perm = READ if m.flags & (1 << 7) else READ | WRITE
+                addr = self.memory.add(m.name, m.initial, perm=READ | WRITE if perm & WRITE else READ, kind="global")
+            elif kind in (1, 5, 9):
+                size = max(m.max_entries, 1) * (8 + round8(m.key_size) + round8(m.value_size))
+                addr = self.memory.add(m.name, size, kind="map")
+            elif kind in (2, 6):
+                size = max(m.max_entries, 1) * round8(m.value_size)
+                addr = self.memory.add(m.name, size, kind="map")
+            else:
+                addr = 0
+            kinds.append(kind)
+            ks.append(m.key_size)
+            vs.append(m.value_size)
+            mx.append(max(m.max_entries, 1) if m.initial is None else 1)
+            addrs.append(addr)
+        self.map_kind = np.array(kinds, dtype=np.int64)
+        self.map_ks = np.array(ks, dtype=np.int64)
+        self.map_vs = np.array(vs, dtype=np.int64)
+        self.map_max = np.array(mx, dtype=np.int64)
+        self.map_addr = np.array(addrs, dtype=np.int64)
+
+    def _skb_layout(self) -> tuple[int, int]:
+        """Offsets of ``len`` and ``data`` in the kernel's struct sk_buff (for skb_output)."""
+        btf = self.kernel_btf
+        if btf is None:
+            return (-1, -1)
+        try:
+            sk = btf.find("sk_buff", "struct")
+            offsets = []
+            for name in ("len", "data"):
+                from .memory import _members_flat
+
+                offsets.append(next(base + m.bit_offset // 8 for m, base in _members_flat(btf, sk) if m.name == name))
+            return tuple(offsets)
+        except Exception:
+            return (-1, -1)
+
+    # -- contexts -----------------------------------------------------------------------------
+    def skb(self, **fields) -> KernelObject:
+        """A synthetic ``struct sk_buff`` (needs a kernel BTF)."""
+        if self.objects is None:
+            raise VmError("synthetic kernel objects need a kernel BTF (Vm(prog, kernel_btf=...))")
+        return self.objects.new("struct sk_buff", **fields)
+
+    def new(self, type_name: str, **fields) -> KernelObject:
+        if self.objects is None:
+            raise VmError("synthetic kernel objects need a kernel BTF (Vm(prog, kernel_btf=...))")
+        return self.objects.new(type_name, **fields)
+
+    def _context(self, ctx, packet: bytes | None) -> int:
+        t = self.prog.type
+        if t in ("socket_filter", "sched_cls", "sched_act", "cgroup_skb"):
+            pkt = packet or b""
+            data = self.memory.add("packet", pkt, kind="packet")
+            skb = bytearray(SK_BUFF_SIZE)
+            fields = {"len": len(pkt), "data": data, "data_end": data + len(pkt), "data_meta": data,
+                      "protocol": 0x0008, "ifindex": 1, "ingress_ifindex": 1}
+            if isinstance(ctx, dict):
+                fields.update(ctx)
+            from ..verifier.ctx import SK_BUFF_FIELDS
+
+            for name, value in fields.items():
+                start, size = SK_BUFF_FIELDS[name]
+                skb[start:start + min(size, 8)] = int(value).to_bytes(min(size, 8), "little", signed=value < 0)
+            return self.memory.add("ctx (__sk_buff)", bytes(skb), kind="ctx")
+        if t == "xdp":
+            pkt = packet or b""
+            data = self.memory.add("packet", pkt, kind="packet")
+            md = (data.to_bytes(4, "little") + (data + len(pkt)).to_bytes(4, "little") + data.to_bytes(4, "little")
+                  + (1).to_bytes(4, "little") + bytes(8))
+            return self.memory.add("ctx (xdp_md)", md, kind="ctx")
+        if t in ("tracing", "raw_tracepoint", "raw_tracepoint_writable", "kprobe", "tracepoint"):
+            args = list(ctx or [])
+            raw = b"".join((int(a) & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little") for a in args) or bytes(8)
+            return self.memory.add("ctx (args)", raw.ljust(96, b"\0"), perm=READ, kind="ctx")
+        if isinstance(ctx, (bytes, bytearray)):
+            return self.memory.add("ctx", bytes(ctx), kind="ctx")
+        return self.memory.add("ctx", bytes(64), kind="ctx")
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, ctx=None, *, packet: bytes | None = None, repeat: int = 1, r1: int | None = None,
+            r2: int | None = None) -> RunResult:
+        """Run the program ``repeat`` times on the same memory; the last run's result."""
+        ctx_addr = self._context(ctx, packet) if r1 is None else r1
+        out = np.zeros(1 << 20, dtype=np.uint8)
+        meta = np.zeros((4096, 8), dtype=np.int64)
+        base, size, perm = self.memory.tables()
+        start = time.perf_counter()
+        total = 0
+        for _ in range(repeat):
+            regs = np.zeros(11, dtype=np.uint64)
+            regs[1] = ctx_addr
+            if r2 is not None:
+                regs[2] = r2
+            regs[10] = self.stack_base + interp.STACK_SIZE * interp.MAX_FRAMES
+            status, pc, addr, steps, faults = interp.run(
+                *self.decoded, self.memory.arena, base, size, perm, self.probe, regs, self.max_steps,
+                self.map_kind, self.map_ks, self.map_vs, self.map_max, self.map_addr, out, meta, self.state,
+                self.skb_layout)
+            total += steps
+            if status != interp.OK:
+                raise VmError(self._error(status, pc, addr))
+        seconds = time.perf_counter() - start
+        return self._result(int(regs[0]), steps, faults, out, meta, seconds, total)
+
+    def _error(self, status: int, pc: int, addr: int) -> str:
+        where = self.prog.where or self.prog.name
+        text = ""
+        if 0 <= pc < len(self.prog.insns):
+            insn = self.prog.insns[pc]
+            nxt = self.prog.insns[pc + 1] if insn.is_ld_imm64 and pc + 1 < len(self.prog.insns) else None
+            text = f" ({format_insn(insn, nxt)})"
+        detail = f" at address {int(addr):#x}" if status == interp.FAULT else ""
+        if status == interp.BAD_HELPER:
+            detail = f": helper #{self.prog.insns[pc].imm} is not implemented by the VM"
+        return f"{where}: insn {pc}{text}: {STATUS.get(status, status)}{detail}"
+
+    def _result(self, r0, steps, faults, out, meta, seconds, total) -> RunResult:
+        from ..perf import SimRing
+
+        rows = int(self.state[2])
+        ring = SimRing(pages=64)
+        samples, printk = [], []
+        for k in range(rows):
+            kind, start, length = int(meta[k, 0]), int(meta[k, 1]), int(meta[k, 2])
+            data = out[start:start + length].tobytes()
+            if kind == interp.OUT_PRINTK:
+                fmt = data.split(b"\0", 1)[0].decode("utf-8", "replace")
+                args = tuple(int(x) for x in meta[k, 4:7])
+                try:
+                    printk.append(_printf(fmt, args))
+                except Exception:
+                    printk.append(fmt)
+            else:
+                ring.output(data)
+        records = ring.read()
+        samples = [(0, raw) for raw in records.samples]
+        events = pd.DataFrame({"cpu": [0] * len(samples), "size": [len(r) for _, r in samples],
+                               "raw": [r for _, r in samples]})
+        self.state[1] = self.state[2] = 0
+        return RunResult(r0, steps, faults, events, printk, samples, records.lost + int(self.state[3]), seconds)
+
+
+def _printf(fmt: str, args: tuple[int, ...]) -> str:
+    import re
+
+    values = iter(args)
+
+    def one(match):
+        spec = match.group(0)
+        if spec == "%%":
+            return "%"
+        value = next(values, 0)
+        conv = spec[-1]
+        if conv in "di":
+            value = value - (1 << 64) if value >> 63 else value
+            return str(value)
+        if conv == "u":
+            return str(value)
+        if conv in "xX":
+            return format(value, conv)
+        if conv == "p":
+            return hex(value)
+        return spec
+
+    return re.sub(r"%%|%[-0-9.]*(?:ll|l|h|hh)?[diuxXps]", one, fmt)
