@@ -124,3 +124,48 @@ def watch_drops(seconds: float = 5.0, *, reason=None, ifindex=None, proto=None, 
     frame = drops(samples, obj.btf, kernel_btf(), lost=lost)
     frame.attrs["filters"] = asdict(filters)
     return frame
+
+
+@dataclass(frozen=True)
+class SyntheticDrop:
+    """One made-up drop for ``simulate_drops``: a packet (from the Ethernet header),
+    the drop reason (name or number), the interface."""
+
+    packet: bytes
+    reason: str | int = "NO_SOCKET"
+    ifindex: int = 1
+    ifname: str = "lo"
+    dev_mapped: bool = True  # False: skb->dev points nowhere (a PROBE_MEM fault)
+
+
+def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None, snap_len: int = 64,
+                   kernel_btf=None) -> pd.DataFrame:
+    """The same tracer, run by bpfnb's VM on synthetic skbs: the same schema as ``watch_drops``."""
+    from .btf import kernel_btf as default_btf
+    from .frames.drops import drops, reason_names
+    from .verifier import verify
+    from .vm import UNMAPPED, Vm
+
+    btf = kernel_btf or default_btf()
+    filters = resolve_filters(reason=reason, ifindex=ifindex, proto=proto, port=port, snap_len=snap_len,
+                              kernel_btf=btf)
+    prog, obj = tracer_program(filters)
+    result = verify(prog, log_level=0)
+    if not result.ok:
+        raise BpfnbError(f"bpfnb's verifier rejected the drop tracer: {result.error}")
+    vm = Vm(result.program, kernel_btf=btf)
+    codes = {n: v for v, n in reason_names(btf).items()}
+    samples, faults = [], 0
+    for k, d in enumerate(drops_in):
+        code = d.reason if isinstance(d.reason, int) else codes[str(d.reason).upper()]
+        head = bytes(d.packet).ljust(256, b"\0")  # the kernel's buffers are larger than the packet
+        dev = vm.new("struct net_device", ifindex=d.ifindex, name=d.ifname.encode()) if d.dev_mapped else UNMAPPED
+        protocol = int.from_bytes(d.packet[12:14], "little") if len(d.packet) >= 14 else 0
+        skb = vm.skb(len=max(len(d.packet) - 14, 0), dev=dev, head=head, data=head[14:], network_header=14,
+                     protocol=protocol)
+        run = vm.run([skb, 0xFFFFFFFF81000000 + k, code, 0])
+        faults += run.probe_mem_faults
+        samples += run.samples
+    frame = drops(samples, obj.btf, btf)
+    frame.attrs.update(filters=asdict(filters), probe_mem_faults=faults, simulated=True)
+    return frame

@@ -65,6 +65,27 @@ class KernelProgram:
 
         return program_image(self.fd)
 
+    def test_run(self, data: bytes = b"", *, ctx: bytes | None = None, repeat: int = 1):
+        """``BPF_PROG_TEST_RUN``: (retval, data out, ns per run) for ``data`` as the packet."""
+        from .syscall import BPF_PROG_TEST_RUN, TestRunAttr
+
+        if self.fd is None:
+            raise KernelError(f"{self.name}: not loaded (rejected or closed): nothing to run")
+        data_in = ctypes.create_string_buffer(bytes(data), max(len(data), 1))
+        data_out = ctypes.create_string_buffer(max(len(data), 1) + 256)
+        attr = TestRunAttr(prog_fd=self.fd, data_size_in=len(data), data_in=ctypes.addressof(data_in),
+                           data_size_out=len(data_out), data_out=ctypes.addressof(data_out), repeat=repeat)
+        ctx_buf = None
+        if ctx is not None:
+            ctx_buf = ctypes.create_string_buffer(bytes(ctx), len(ctx))
+            attr.ctx_in, attr.ctx_size_in = ctypes.addressof(ctx_buf), len(ctx)
+        try:
+            bpf(BPF_PROG_TEST_RUN, attr)
+        except OSError as exc:
+            raise KernelError(f"{self.name}: BPF_PROG_TEST_RUN failed ({errno_name(exc.errno)}: {exc.strerror})",
+                              exc.errno) from None
+        return attr.retval, data_out.raw[: attr.data_size_out], attr.duration
+
     def map(self, name: str) -> KernelMap:
         """The kernel map the program uses under ``name``."""
         for m in self.maps:

@@ -126,6 +126,28 @@ class BtfLoadAttr(ctypes.Structure):
     ]
 
 
+class TestRunAttr(ctypes.Structure):
+    """``union bpf_attr`` for ``BPF_PROG_TEST_RUN``."""
+
+    _fields_ = [
+        ("prog_fd", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("data_in", ctypes.c_uint64),
+        ("data_out", ctypes.c_uint64),
+        ("repeat", ctypes.c_uint32),
+        ("duration", ctypes.c_uint32),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_uint64),
+        ("ctx_out", ctypes.c_uint64),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
 class InfoByFdAttr(ctypes.Structure):
     """``union bpf_attr`` for ``BPF_OBJ_GET_INFO_BY_FD``."""
 

@@ -505,6 +505,18 @@ def _helper(helper, regs, arena, rbase, rsize, rperm, map_kind, map_ks, map_vs, 
                 result = U64(0) - U64(14)
             else:
                 _emit(out, meta, state, arena, 1, r4, n, pkt, want)
+    elif helper == 26:  # skb_load_bytes(ctx, offset, to, len) from the __sk_buff's packet
+        n = np.int64(r4)
+        start = np.int64(r2)
+        length = np.int64(_load(arena, r1, 4))
+        data = _load(arena, r1 + U64(76), 4)
+        if start < 0 or n <= 0 or start + n > length or _region(r3, n, rbase, rsize, rperm, 2) < 0:
+            if n > 0 and _region(r3, n, rbase, rsize, rperm, 2) >= 0:
+                for i in range(n):
+                    _store(arena, r3 + U64(i), 1, U64(0))
+            result = U64(0) - U64(14)
+        else:
+            _copy(arena, r3, data + U64(start), n)
     else:
         return BAD_HELPER
     regs[0] = result

@@ -18,7 +18,7 @@ from ..errors import VmError
 
 BASE = 0x10000000  # no region below: NULL and small integers fault
 READ, WRITE = 1, 2
-UNMAPPED = 0xDEAD0000  # an address no region will ever cover (below BASE)
+UNMAPPED = 0xDEAD0000  # an address no region covers: the arena would need 3.5 GB to reach it
 
 
 @dataclass(frozen=True)

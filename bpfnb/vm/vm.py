@@ -156,11 +156,15 @@ class Vm:
     def _context(self, ctx, packet: bytes | None) -> int:
         t = self.prog.type
         if t in ("socket_filter", "sched_cls", "sched_act", "cgroup_skb"):
-            pkt = packet or b""
+            frame = packet or b""
+            protocol = int.from_bytes(frame[12:14], "little") if len(frame) >= 14 else 0
+            # as BPF_PROG_TEST_RUN builds the skb: the Ethernet header is pulled
+            # (eth_type_trans) except for tc programs, which see layer 2
+            pkt = frame if t in ("sched_cls", "sched_act") or len(frame) < 14 else frame[14:]
             data = self.memory.add("packet", pkt, kind="packet")
             skb = bytearray(SK_BUFF_SIZE)
             fields = {"len": len(pkt), "data": data, "data_end": data + len(pkt), "data_meta": data,
-                      "protocol": 0x0008, "ifindex": 1, "ingress_ifindex": 1}
+                      "protocol": protocol, "ifindex": 1, "ingress_ifindex": 1}
             if isinstance(ctx, dict):
                 fields.update(ctx)
             from ..verifier.ctx import SK_BUFF_FIELDS

@@ -1,0 +1,122 @@
+"""The interpreter: against the kernel's BPF_PROG_TEST_RUN, on synthetic kernel
+objects (PROBE_MEM faults), and the simulated drops frame against the live one."""
+
+import errno
+import pathlib
+import random
+import struct
+
+import pytest
+
+import bpfnb
+from bpfnb.dropwatch import SyntheticDrop, simulate_drops
+from bpfnb.errors import KernelError, VmError
+from bpfnb.frames.drops import SCHEMA
+from bpfnb.isa import Insn
+from bpfnb.program import Program
+from bpfnb.vm import UNMAPPED, Vm
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+UDP = bytes(12) + b"\x08\x00" + bytes.fromhex("4500001c00004000401100007f0000017f000001") + \
+    struct.pack("!HHHH", 40000, 53, 8, 0)
+TCP = bytes(12) + b"\x08\x00" + bytes.fromhex("450000280000400040060000c0a80001c0a80002") + \
+    struct.pack("!HHIIBBHHH", 1234, 80, 1, 0, 0x50, 0x02, 8192, 0, 0)
+IPV6 = bytes(12) + b"\x86\xdd" + bytes(40)
+
+
+def _packets(rng):
+    yield UDP
+    yield TCP
+    yield IPV6
+    yield UDP[:20]  # truncated
+    for _ in range(8):
+        yield bytes(rng.randrange(256) for _ in range(rng.randrange(14, 90)))
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("path", ["tests/fixtures/socket_filter.bpf.o", "tests/fixtures/xdp.bpf.o",
+                                  "tests/fixtures/bpf2bpf.bpf.o", "tests/fixtures/globals.bpf.o",
+                                  "bpfnb/data/examples/count_protocols.bpf.o"])
+def test_r0_and_maps_equal_the_kernels_test_run(path):
+    from bpfnb.kernel import load
+
+    prog = bpfnb.load(ROOT / path).program()
+    vm = Vm(prog)
+    rng = random.Random(5)
+    with load(prog, log_level=0) as loaded:
+        compared = 0
+        for packet in _packets(rng):
+            try:
+                kernel_r0, _, _ = loaded.test_run(packet)
+            except KernelError as exc:
+                # the kernel refuses an skb whose IPv4/IPv6 header is shorter than its ethertype says
+                assert exc.errno == errno.EINVAL and packet[12:14] in (b"\x08\x00", b"\x86\xdd")
+                continue
+            assert vm.run(packet=packet).r0 == kernel_r0, packet.hex()
+            compared += 1
+        assert compared >= 8
+        for k, definition in enumerate(prog.maps):
+            if definition.type != "array" or definition.initial is not None:
+                continue
+            for key in range(min(definition.max_entries, 256)):
+                theirs = loaded.maps[k].lookup(key.to_bytes(4, "little"))[: definition.value_size]
+                size = (definition.value_size + 7) // 8 * 8
+                ours = vm.memory.read(int(vm.map_addr[k]) + key * size, definition.value_size)
+                assert ours == theirs, (definition.name, key)
+
+
+def test_the_tracer_on_a_synthetic_skb_and_an_unmapped_dev():
+    drops = simulate_drops([SyntheticDrop(UDP), SyntheticDrop(TCP, "SOCKET_RCVBUFF", 2, "eth0"),
+                            SyntheticDrop(UDP, dev_mapped=False)])
+    assert list(drops["reason"]) == ["NO_SOCKET", "SOCKET_RCVBUFF", "NO_SOCKET"]
+    assert list(drops["len"]) == [28, 40, 28] and list(drops["ifindex"]) == [1, 2, 0]
+    assert list(drops["ifname"]) == ["lo", "eth0", ""]
+    assert list(drops["dport"]) == [53, 80, 53] and list(drops["l4proto"]) == ["udp", "tcp", "udp"]
+    assert drops["tcp_flags"][1] == 2  # SYN
+    assert drops["packet"][0] == UDP[14:]  # bpf_skb_output's packet bytes
+    assert drops.attrs["probe_mem_faults"] == 1  # dev->ifindex through an unmapped pointer read 0
+
+
+def test_filters_apply_in_the_simulated_tracer_too():
+    assert len(simulate_drops([SyntheticDrop(UDP), SyntheticDrop(TCP)], proto="tcp")) == 1
+    assert len(simulate_drops([SyntheticDrop(UDP), SyntheticDrop(TCP)], port=53)) == 1
+
+
+@pytest.mark.kernel
+def test_simulated_and_live_frames_have_one_schema():
+    import threading
+    import time
+
+    from bpfnb import traffic
+    from bpfnb.dropwatch import watch_drops
+
+    port = traffic.closed_port()
+    threading.Thread(target=lambda: (time.sleep(0.5), traffic.udp_to_closed_port(3, port=port))).start()
+    live = watch_drops(1.5, port=port)
+    simulated = simulate_drops([SyntheticDrop(UDP)])
+    assert tuple(live.columns) == tuple(simulated.columns) == SCHEMA
+    assert [str(t) for t in live.dtypes] == [str(t) for t in simulated.dtypes]
+
+
+def test_a_bad_access_names_the_instruction_and_address():
+    prog = Program("bad", (Insn(0xB7, 1, 0, 0, 0x1234), Insn(0x61, 0, 1, 4), Insn(0x95)))
+    with pytest.raises(VmError, match=r"insn 1 \(\(61\) r0 = \*\(u32 \*\)\(r1 \+4\)\): invalid memory access "
+                                      r"at address 0x1238"):
+        Vm(prog).run()
+    with pytest.raises(VmError, match="R11 is invalid"):
+        Vm(Program("bad", (Insn(0xB7, 11), Insn(0x95))))
+
+
+def test_kernel_objects_follow_the_btf():
+    from bpfnb.btf import kernel_btf
+
+    btf = kernel_btf()
+    vm = Vm(Program("p", (Insn(0xB7), Insn(0x95))), kernel_btf=btf)
+    sk = vm.new("struct sock", **{"__sk_common.skc_dport": 0x3500})
+    found = btf.find_member(btf.find("sock", "struct"), 12, 2)
+    assert found.path == ("__sk_common", "skc_dport")
+    assert vm.memory.read(sk.addr + 12, 2) == (0x3500).to_bytes(2, "little")
+    skb = vm.skb(len=74, dev=None)
+    assert vm.memory.read(skb.addr + 112, 4) == (74).to_bytes(4, "little")
+    assert vm.memory.read(skb.addr + 16, 8) == bytes(8)
+    assert vm.memory.find(UNMAPPED) is None
