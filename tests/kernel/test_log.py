@@ -64,9 +64,13 @@ def test_a_rejection_is_read_from_the_log():
 @pytest.mark.parametrize("path", sorted((ROOT / "tests/fixtures").glob("*.bpf.o")) +
                          sorted((ROOT / "bpfnb/data/examples").glob("*.bpf.o")), ids=lambda p: p.name)
 def test_the_logs_verdict_is_the_syscalls(path):
-    prog = bpfnb.load(path).program()
+    for prog in bpfnb.load(path).programs.values():
+        _check_the_logs_verdict(prog)
+
+
+def _check_the_logs_verdict(prog):
     if prog.expected_attach_type == "trace_fentry":
-        pytest.skip("fentry is refused before the verifier runs on this kernel")
+        return  # the kernel refuses fentry before its verifier runs (see test_objects.py)
     with load(prog, log_level=2) as loaded:
         log = KernelLog(loaded.log)
         assert log.ok == loaded.ok and log.error == loaded.error
