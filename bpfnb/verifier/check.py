@@ -192,7 +192,7 @@ class Checker:
                  f"mark_read 0")
 
 
-    def check_cfg(self) -> None:
+    def check_cfg(self, reachability: bool = True) -> None:
         insns = self.insns
         n = len(insns)
         if n == 0:
@@ -210,9 +210,15 @@ class Checker:
                     target = i + insn.off + 1
                 if not 0 <= target < n:
                     self.fail(f"jump out of range from insn {i} to {target}")
-        last = insns[-1]
-        if last.code not in (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP | op.BPF_JA, op.BPF_JMP32 | op.BPF_JA):
-            self.fail("last insn is not an exit or jmp")
+                if kind != op.BPF_CALL and self.subprog_of(target) != self.subprog_of(i):
+                    self.fail(f"jump out of range from insn {i} to {target}")  # into another function
+        ends = self.subprog_starts()[1:] + [n]
+        for end in ends:
+            if insns[end - 1].code not in (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP | op.BPF_JA, op.BPF_JMP32 | op.BPF_JA):
+                self.fail("last insn is not an exit or jmp")
+        if not reachability:
+            self.check_ld_imm64_targets()
+            return
         # reachability over the flow graph (calls also fall through)
         seen = [False] * n
         work = [0]
@@ -248,6 +254,10 @@ class Checker:
         for i in range(n):
             if not seen[i]:
                 self.fail(f"unreachable insn {i}")
+        self.check_ld_imm64_targets()
+
+    def check_ld_imm64_targets(self) -> None:
+        insns = self.insns
         for i, insn in enumerate(insns):
             if insn.is_ld_imm64:
                 for j, other in enumerate(insns):
@@ -856,7 +866,10 @@ class Checker:
         found = btf.find_member(base.btf_id, total, size)
         if found.how == "beyond":
             self.fail(f"access beyond struct {name} at off {total} size {size}")
-        self.probe_mem.add(insn_idx)
+        if not (base.trusted or base.rcu):
+            # like convert_ctx_accesses: loads through trusted and RCU pointers stay
+            # plain loads, only the others become fault-tolerant PROBE_MEM loads
+            self.probe_mem.add(insn_idx)
         member = btf.type(btf.resolve(found.type_id))
         if found.how == "exact" and member.kind == "ptr" and size == 8:
             target = btf.resolve(member.type)

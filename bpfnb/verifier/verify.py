@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from .check import Checker
+from ..isa import opcodes as op
+from .check import Checker, Reject
 from .trace import Trace
 
 
@@ -27,6 +28,7 @@ class VerifierResult:
     stack_depth: int = 0
     time_us: int = 0
     probe_mem: frozenset[int] = field(default_factory=frozenset)
+    stack_depths: tuple[int, ...] = ()  # per function (main program first), as the log's "stack depth"
 
     @property
     def verdict(self) -> str:
@@ -55,4 +57,24 @@ def verify(prog, *, log_level: int = 2, limit: int | None = None) -> VerifierRes
         program=prog.with_probe_mem(probe) if hasattr(prog, "with_probe_mem") else prog,
         states=checker.total_states, peak_states=checker.peak_states, stack_depth=checker.stack_depth,
         time_us=checker.time_us, probe_mem=probe,
+        stack_depths=tuple(checker.sub_stack_depth.get(start, 0) for start in checker.subprog_starts()),
     )
+
+
+def check_structure(prog) -> str | None:
+    """The load-time checks that need no types (the kernel's ``check_subprogs`` and
+    ``check_cfg``: jump targets inside their function, each function ending in exit
+    or jmp; unreachable code is left to the verifier, it cannot hurt a run), plus a
+    jump to itself, which the kernel's exploration finds as an infinite loop. The
+    message, or None."""
+    checker = Checker(prog, log_level=0)
+    try:
+        checker.check_cfg(reachability=False)
+    except Reject as exc:
+        return str(exc)
+    for i, insn in enumerate(prog.insns):
+        if insn.code & 0x07 in (op.BPF_JMP, op.BPF_JMP32) and insn.code & 0xF0 not in (op.BPF_CALL, op.BPF_EXIT):
+            jump = insn.imm if insn.code == op.BPF_JMP32 | op.BPF_JA else insn.off
+            if jump == -1:
+                return f"infinite loop detected at insn {i}"
+    return None
