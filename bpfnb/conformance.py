@@ -60,7 +60,10 @@ class Vector:
             raise BpfnbError(f"{self.path}: neither -- asm nor -- raw")
         return assemble(self.asm)
 
-    def not_applicable(self) -> str | None:
+    def not_applicable(self, engine: str = "interp") -> str | None:
+        if engine != "interp" and "no jit" in self.sections:
+            reason = " ".join(self.sections["no jit"]).strip()
+            return f"the vector is marked '-- no jit' ({reason}): without the verifier, no JIT checks this"
         if self.group in NOT_APPLICABLE:
             return NOT_APPLICABLE[self.group]
         if self.name in NOT_LINUX:
@@ -154,8 +157,8 @@ def engine(name: str):
         raise BpfnbError(f"engine {name!r} ({ENGINES[name]}) is not available: {exc}") from None
 
 
-def run_vector(vector: Vector, execute) -> Outcome:
-    reason = vector.not_applicable()
+def run_vector(vector: Vector, execute, engine_name: str = "interp") -> Outcome:
+    reason = vector.not_applicable(engine_name)
     if reason:
         return Outcome(vector, "skipped", reason)
     try:
@@ -172,9 +175,15 @@ def run_vector(vector: Vector, execute) -> Outcome:
     return Outcome(vector, "passed")
 
 
-def run(directory, engine_name: str = "interp") -> Report:
+def run(directory, engine_name: str = "interp", on_outcome=None) -> Report:
+    """Every vector under ``directory`` on the engine; ``on_outcome(outcome)`` after each."""
     execute = engine(engine_name)
-    return Report(tuple(run_vector(v, execute) for v in vectors(directory)))
+    outcomes = []
+    for vector in vectors(directory):
+        outcomes.append(run_vector(vector, execute, engine_name))
+        if on_outcome is not None:
+            on_outcome(outcomes[-1])
+    return Report(tuple(outcomes))
 
 
 __all__ = ["ENGINES", "Outcome", "Report", "Vector", "engine", "parse", "run", "vectors"]

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from ..conformance import ENGINES, engine, run_vector, vectors
+from ..conformance import ENGINES, run
 
 
-def run(args: argparse.Namespace) -> int:
-    execute = engine(args.engine)
-    outcomes = []
-    for vector in vectors(args.dir):
-        outcome = run_vector(vector, execute)
-        outcomes.append(outcome)
+def main(args: argparse.Namespace) -> int:
+    def show(outcome) -> None:
         if outcome.status == "failed":
-            print(f"FAIL {vector.path}: {outcome.detail}")
+            print(f"FAIL {outcome.vector.path}: {outcome.detail}", flush=True)
         elif outcome.status == "skipped" and args.verbose:
-            print(f"skip {vector.path}: {outcome.detail}")
-    passed = sum(o.status == "passed" for o in outcomes)
-    failed = sum(o.status == "failed" for o in outcomes)
-    skipped = sum(o.status == "skipped" for o in outcomes)
-    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
-    return 1 if failed else 0
+            print(f"skip {outcome.vector.path}: {outcome.detail}", flush=True)
+
+    report = run(args.dir, args.engine, show)
+    print(report.summary())
+    return 1 if report.failed else 0
 
 
 def add_parser(sub) -> None:
@@ -29,4 +24,4 @@ def add_parser(sub) -> None:
     p.add_argument("dir", help="a directory of .data vectors (searched recursively)")
     p.add_argument("--engine", choices=sorted(ENGINES), default="interp")
     p.add_argument("-v", "--verbose", action="store_true", help="also list skipped vectors and why")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
