@@ -1,0 +1,556 @@
+"""BPF → x86-64 translation, pass by pass until the image stops changing.
+
+Each BPF function (the main program and every bpf-to-bpf callee) is its own
+machine function with Linux's prologue (a 5-byte and a 3-byte nop where the
+kernel patches trampolines and tail-call counts, ``push rbp; mov rbp, rsp``,
+the stack, then the callee-saved registers the function uses) and epilogue.
+``addrs[k]`` is the end offset of instruction ``k`` inside its function;
+jumps are ``addrs[target] - addrs[here]`` read during the pass, exactly as
+``do_jit`` does, so forward jumps use the previous pass's layout. The first
+pass assumes 64 bytes per instruction; every pass can only shrink a jump
+(near → short), and the loop stops when the image length is unchanged.
+
+Where bytes go (``Target``) is separate from how they are chosen: helper
+calls, other functions and the epilogue's return are resolved by the target,
+so the same translation produces the kernel's image (absolute kernel
+addresses) or ours (everything inside one position-independent image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import JitError
+from ...isa import opcodes as op
+from .encode import (
+    AUX,
+    AX,
+    CALLEE_SAVED,
+    NOP3,
+    NOP5,
+    add_1mod,
+    add_1reg,
+    add_2mod,
+    add_2reg,
+    is_ereg,
+    is_ereg_8l,
+    is_imm8,
+    mem_suffix,
+    mov_imm32,
+    mov_imm64,
+    mov_reg,
+    nops,
+    reg_number,
+    rex_1,
+    rex_2,
+    s8,
+    s16,
+    s32,
+    vex3,
+)
+
+MAX_PASSES = 20
+PADDING_PASSES = MAX_PASSES - 5
+
+ALU_RR = {op.BPF_ADD: 0x01, op.BPF_SUB: 0x29, op.BPF_AND: 0x21, op.BPF_OR: 0x09, op.BPF_XOR: 0x31}
+ALU_RI = {op.BPF_ADD: 0xC0, op.BPF_SUB: 0xE8, op.BPF_AND: 0xE0, op.BPF_OR: 0xC8, op.BPF_XOR: 0xF0}
+ALU_AX = {op.BPF_ADD: 0x05, op.BPF_SUB: 0x2D, op.BPF_AND: 0x25, op.BPF_OR: 0x0D, op.BPF_XOR: 0x35}
+SHIFT = {op.BPF_LSH: 0xE0, op.BPF_RSH: 0xE8, op.BPF_ARSH: 0xF8}
+SHIFTX_PP = {op.BPF_LSH: 1, op.BPF_ARSH: 2, op.BPF_RSH: 3}  # shlx 66, sarx F3, shrx F2
+JCC = {op.BPF_JEQ: 0x74, op.BPF_JNE: 0x75, op.BPF_JSET: 0x75, op.BPF_JGT: 0x77, op.BPF_JLT: 0x72,
+       op.BPF_JGE: 0x73, op.BPF_JLE: 0x76, op.BPF_JSGT: 0x7F, op.BPF_JSLT: 0x7C, op.BPF_JSGE: 0x7D,
+       op.BPF_JSLE: 0x7E}
+PUSH = {6: b"\x53", 7: b"\x41\x55", 8: b"\x41\x56", 9: b"\x41\x57"}
+POP = {6: b"\x5b", 7: b"\x41\x5d", 8: b"\x41\x5e", 9: b"\x41\x5f"}
+
+
+@dataclass(frozen=True)
+class ExtableEntry:
+    """A PROBE_MEM load: the load's offset in the image, where execution resumes
+    after a fault (the next instruction), and the BPF register zeroed."""
+
+    insn: int
+    code_offset: int
+    fixup_offset: int
+    dst_reg: int
+
+    def __str__(self) -> str:
+        return (f"insn {self.insn}: load at +{self.code_offset:#x} -> zero r{self.dst_reg}, "
+                f"resume at +{self.fixup_offset:#x}")
+
+
+@dataclass(frozen=True)
+class ProbeGuard:
+    """The address window a PROBE_MEM load may touch (``low < addr < high``): the
+    load's address minus ``high``, unsigned, must exceed ``low - high``; loads
+    outside read 0 without touching memory. The kernel's window is kernel space,
+    from the end of user space (TASK_SIZE_MAX + a guard page) to the vsyscall page."""
+
+    low: int
+    high: int
+
+
+KERNEL_GUARD = ProbeGuard(low=0x7FFFFFFFF000 + 0x1000, high=0xFFFFFFFFFF600000)
+
+
+@dataclass
+class Target:
+    """Where the image's outside references land.
+
+    ``function_address(k)`` and ``helper_address(id)`` are absolute addresses
+    given the image's ``base``; ``return_thunk`` replaces ``ret`` with a
+    ``jmp`` (the kernel's retbleed return thunk) when set."""
+
+    base: int = 0
+    helper_address: object = None  # callable(helper id, image layout) -> absolute address
+    return_thunk: int | None = None
+    guard: ProbeGuard = KERNEL_GUARD
+    bmi2: bool = True
+    function_bases: tuple[int, ...] | None = None  # absolute start of each function, if not contiguous
+    map_value: object = None  # callable(kind, imm, next imm) -> 64-bit value for pseudo ld_imm64
+
+
+@dataclass
+class Layout:
+    """The image as the last pass laid it out."""
+
+    function_starts: list[int] = field(default_factory=list)
+    function_lens: list[int] = field(default_factory=list)
+    insn_offsets: list[int] = field(default_factory=list)  # image offset where each BPF insn's code starts
+    insn_ends: list[int] = field(default_factory=list)
+    extable: list[ExtableEntry] = field(default_factory=list)
+    code_len: int = 0
+
+
+def functions_of(insns) -> list[int]:
+    """Start slot of every BPF function: 0 and each bpf-to-bpf call target."""
+    starts = {0}
+    for i, insn in enumerate(insns):
+        if insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_PSEUDO_CALL:
+            starts.add(i + insn.imm + 1)
+        if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:
+            starts.add(i + insn.imm + 1)
+    return sorted(s for s in starts if 0 <= s < len(insns))
+
+
+class Compiler:
+    """One translation of ``insns`` for ``target``; ``run()`` converges and returns the image."""
+
+    def __init__(self, insns, *, probe_mem=frozenset(), stack_depths=None, target: Target | None = None,
+                 where: str = "program"):
+        self.insns = tuple(insns)
+        self.probe_mem = frozenset(probe_mem)
+        self.target = target or Target()
+        self.where = where
+        self.starts = functions_of(self.insns)
+        self.bounds = list(zip(self.starts, self.starts[1:] + [len(self.insns)], strict=False))
+        depths = list(stack_depths) if stack_depths is not None else [512] * len(self.starts)
+        if len(depths) < len(self.starts):
+            depths += [512] * (len(self.starts) - len(depths))
+        self.stack_depths = [(d + 7) // 8 * 8 for d in depths]
+        self.callee_saved = [self._callee_saved(lo, hi) for lo, hi in self.bounds]
+        self.passes = 0
+        self.pass_lens: list[int] = []
+        n = len(self.insns)
+        # addrs[k] for each function: index 0 = end of prologue, k+1 = end of local insn k
+        self.addrs = [[64 * (j + 1) for j in range(hi - lo + 1)] for lo, hi in self.bounds]
+        self.cleanup = [64 * (hi - lo + 1) for lo, hi in self.bounds]
+        self.function_starts = [0] * len(self.starts)
+        self.prev_len: list[int] = [0] * n
+        self.padding = False
+
+    # -- the passes -------------------------------------------------------------------------------
+    def run(self) -> tuple[bytes, Layout]:
+        old = None
+        image, layout = b"", Layout()
+        for self.passes in range(1, MAX_PASSES + 6):
+            self.padding = self.passes > PADDING_PASSES
+            image, layout = self._pass()
+            self.pass_lens.append(len(image))
+            if len(image) == old:
+                return image, layout
+            old = len(image)
+        raise JitError(f"{self.where}: the image did not converge in {self.passes} passes")
+
+    def _pass(self) -> tuple[bytes, Layout]:
+        out = bytearray()
+        layout = Layout()
+        offsets = [0] * len(self.insns)
+        ends = [0] * len(self.insns)
+        for f, (lo, hi) in enumerate(self.bounds):
+            start = len(out)
+            self.function_starts[f] = start
+            layout.function_starts.append(start)
+            body = bytearray(self._prologue(f))
+            addrs = self.addrs[f]
+            addrs[0] = len(body)
+            for i in range(lo, hi):
+                if i > lo and self.insns[i - 1].is_ld_imm64:
+                    offsets[i] = ends[i] = start + len(body)
+                    addrs[i - lo + 1] = len(body)
+                    continue
+                here = len(body)
+                code, extable = self._insn(f, i, here)
+                if self.padding and len(code) < self.prev_len[i]:
+                    code += nops(self.prev_len[i] - len(code))
+                self.prev_len[i] = len(code)
+                body += code
+                offsets[i] = start + here
+                ends[i] = start + len(body)
+                addrs[i - lo + 1] = len(body)
+                for rel, length, dst in extable:
+                    at = start + here + rel
+                    layout.extable.append(ExtableEntry(i, at, at + length, dst))
+            if not self._ends_with_exit(hi):
+                self.cleanup[f] = len(body)
+                body += self._epilogue(f, len(body))
+            out += body
+            layout.function_lens.append(len(body))
+        layout.insn_offsets, layout.insn_ends, layout.code_len = offsets, ends, len(out)
+        return bytes(out), layout
+
+    def _ends_with_exit(self, hi: int) -> bool:
+        last = self.insns[hi - 1]
+        return last.code == op.BPF_JMP | op.BPF_EXIT
+
+    # -- prologue and epilogue ----------------------------------------------------------------------
+    def _callee_saved(self, lo: int, hi: int) -> tuple[int, ...]:
+        used = set()
+        for insn in self.insns[lo:hi]:
+            used.update((insn.dst, insn.src))
+        return tuple(r for r in CALLEE_SAVED if r in used)
+
+    def _prologue(self, f: int) -> bytes:
+        code = NOP5 + NOP3 + b"\x55" + b"\x48\x89\xe5"
+        if self.stack_depths[f]:
+            code += b"\x48\x81\xec" + s32(self.stack_depths[f])
+        for r in self.callee_saved[f]:
+            code += PUSH[r]
+        return code
+
+    def _epilogue(self, f: int, at: int) -> bytes:
+        code = b"".join(POP[r] for r in reversed(self.callee_saved[f])) + b"\xc9"
+        thunk = self.target.return_thunk
+        if thunk is None:
+            return code + b"\xc3"
+        here = self._function_base(f) + at + len(code) + 5
+        return code + b"\xe9" + s32(thunk - here)
+
+    def _function_base(self, f: int) -> int:
+        if self.target.function_bases is not None:
+            return self.target.function_bases[f]
+        return self.target.base + self.function_starts[f]
+
+    # -- one instruction ------------------------------------------------------------------------------
+    def _insn(self, f: int, i: int, here: int) -> tuple[bytes, list]:
+        insn = self.insns[i]
+        cls = insn.code & 0x07
+        try:
+            if cls in (op.BPF_ALU, op.BPF_ALU64):
+                return self._alu(insn, cls == op.BPF_ALU64), []
+            if cls == op.BPF_LDX:
+                return self._ldx(i, insn)
+            if cls == op.BPF_ST:
+                return self._st(insn), []
+            if cls == op.BPF_STX:
+                return self._stx(insn), []
+            if cls == op.BPF_LD:
+                return self._ld(i, insn), []
+            return self._jmp(f, i, insn, here), []
+        except KeyError:
+            raise JitError(f"{self.where}: insn {i}: opcode {insn.code:#04x} has no x86-64 translation") from None
+
+    def _fail(self, i: int, why: str) -> JitError:
+        return JitError(f"{self.where}: insn {i} ({self.insns[i]}): {why}")
+
+    # ALU / ALU64
+    def _alu(self, insn, is64: bool) -> bytes:
+        operation, x, d, s, imm = insn.code & 0xF0, insn.code & op.BPF_X, insn.dst, insn.src, insn.imm
+        if operation == op.BPF_MOV:
+            if not x:
+                return mov_imm32(d, imm & 0xFFFFFFFF, is64)
+            if insn.off in (8, 16, 32):
+                return self._movsx(d, s, insn.off, is64)
+            return mov_reg(d, s, is64)
+        if operation in ALU_RR:
+            if x:
+                return rex_2(d, s, is64) + bytes([ALU_RR[operation], add_2reg(0xC0, d, s)])
+            if is_imm8(imm):
+                return rex_1(d, is64) + bytes([0x83, add_1reg(ALU_RI[operation], d)]) + s8(imm)
+            if d == 0:
+                return rex_1(d, is64) + bytes([ALU_AX[operation]]) + s32(imm)
+            return rex_1(d, is64) + bytes([0x81, add_1reg(ALU_RI[operation], d)]) + s32(imm)
+        if operation == op.BPF_NEG:
+            return rex_1(d, is64) + bytes([0xF7, add_1reg(0xD8, d)])
+        if operation == op.BPF_MUL:
+            if x:
+                return rex_2(s, d, is64) + bytes([0x0F, 0xAF, add_2reg(0xC0, s, d)])
+            if is_imm8(imm):
+                return rex_2(d, d, is64) + bytes([0x6B, add_2reg(0xC0, d, d)]) + s8(imm)
+            return rex_2(d, d, is64) + bytes([0x69, add_2reg(0xC0, d, d)]) + s32(imm)
+        if operation in (op.BPF_DIV, op.BPF_MOD):
+            return self._div(insn, is64)
+        if operation in SHIFT:
+            if not x:
+                if imm == 1:
+                    return rex_1(d, is64) + bytes([0xD1, add_1reg(SHIFT[operation], d)])
+                return rex_1(d, is64) + bytes([0xC1, add_1reg(SHIFT[operation], d)]) + s8(imm)
+            return self._shift_reg(operation, d, s, is64)
+        if operation == op.BPF_END:
+            return self._end(insn, is64)
+        raise KeyError(operation)
+
+    @staticmethod
+    def _movsx(d: int, s: int, width: int, is64: bool) -> bytes:
+        if width == 32:
+            return bytes([add_2mod(0x48, s, d), 0x63, add_2reg(0xC0, s, d)])
+        opcode = 0xBE if width == 8 else 0xBF
+        if is64:
+            prefix = bytes([add_2mod(0x48, s, d)])
+        elif is_ereg(d) or is_ereg(s) or (width == 8 and is_ereg_8l(s)):
+            prefix = bytes([add_2mod(0x40, s, d)])
+        else:
+            prefix = b""
+        return prefix + bytes([0x0F, opcode, add_2reg(0xC0, s, d)])
+
+    @staticmethod
+    def _div(insn, is64: bool) -> bytes:
+        """rax:rdx are the dividend and results, so both are saved around the divide;
+        a constant divisor goes through r11."""
+        d, src = insn.dst, insn.src
+        code = b""
+        if d != 0:
+            code += b"\x50"  # push rax
+        if d != 3:
+            code += b"\x52"  # push rdx
+        if not insn.code & op.BPF_X:
+            code += bytes([0x49, 0xC7, 0xC3]) + s32(insn.imm)  # mov r11, imm32
+            src = AUX
+        if src in (0, 3):
+            code += mov_reg(AUX, src, is64)
+            src = AUX
+        if d != 0:
+            code += mov_reg(0, d, is64)
+        if insn.off == 0:
+            code += b"\x31\xd2" + rex_1(src, is64) + bytes([0xF7, add_1reg(0xF0, src)])  # xor edx,edx; div
+        else:
+            code += (b"\x48\x99" if is64 else b"\x99") + rex_1(src, is64) + bytes([0xF7, add_1reg(0xF8, src)])
+        if insn.code & 0xF0 == op.BPF_MOD:
+            if d != 3:
+                code += mov_reg(d, 3, is64)
+        elif d != 0:
+            code += mov_reg(d, 0, is64)
+        if d != 3:
+            code += b"\x5a"
+        if d != 0:
+            code += b"\x58"
+        return code
+
+    def _shift_reg(self, operation: int, d: int, s: int, is64: bool) -> bytes:
+        if self.target.bmi2 and s != 4:
+            # shlx/shrx/sarx dst, dst, src: count in VEX.vvvv, no rcx juggling
+            r = is_ereg(d)
+            return vex3(r, False, r, 2, is64, reg_number(s), False, SHIFTX_PP[operation]) + \
+                bytes([0xF7, add_2reg(0xC0, d, d)])
+        code = b""
+        dst = d
+        if d == 4:
+            code += mov_reg(AUX, d, True)
+            dst = AUX
+        if s != 4:
+            code += b"\x51" + mov_reg(4, s, True)  # push rcx; mov rcx, src
+        code += rex_1(dst, is64) + bytes([0xD3, add_1reg(SHIFT[operation], dst)])
+        if s != 4:
+            code += b"\x59"  # pop rcx
+        if d == 4:
+            code += mov_reg(d, AUX, True)
+        return code
+
+    @staticmethod
+    def _end(insn, is64: bool) -> bytes:
+        d, width = insn.dst, insn.imm
+        to_le = not is64 and not insn.code & op.BPF_X
+        movzx16 = (b"\x45\x0f\xb7" if is_ereg(d) else b"\x0f\xb7") + bytes([add_2reg(0xC0, d, d)])
+        if to_le:
+            if width == 16:
+                return movzx16
+            if width == 32:
+                return (b"\x45" if is_ereg(d) else b"") + bytes([0x89, add_2reg(0xC0, d, d)])
+            if width == 64:
+                return b""
+        else:
+            if width == 16:
+                return b"\x66" + (b"\x41" if is_ereg(d) else b"") + bytes([0xC1, add_1reg(0xC8, d), 8]) + movzx16
+            if width == 32:
+                return (b"\x41\x0f" if is_ereg(d) else b"\x0f") + bytes([add_1reg(0xC8, d)])
+            if width == 64:
+                return bytes([add_1mod(0x48, d), 0x0F, add_1reg(0xC8, d)])
+        raise KeyError(width)
+
+    # loads and stores
+    @staticmethod
+    def _load(size: int, sx: bool, d: int, s: int, off: int) -> bytes:
+        if sx:
+            opcode = {op.BPF_B: b"\x0f\xbe", op.BPF_H: b"\x0f\xbf", op.BPF_W: b"\x63"}[size]
+            prefix = bytes([add_2mod(0x48, s, d)])
+        elif size == op.BPF_W:
+            opcode = b"\x8b"
+            prefix = bytes([add_2mod(0x40, s, d)]) if is_ereg(d) or is_ereg(s) else b""
+        else:
+            opcode = {op.BPF_B: b"\x0f\xb6", op.BPF_H: b"\x0f\xb7", op.BPF_DW: b"\x8b"}[size]
+            prefix = bytes([add_2mod(0x48, s, d)])
+        return prefix + opcode + mem_suffix(s, d, off)
+
+    def _ldx(self, i: int, insn) -> tuple[bytes, list]:
+        mode, size = insn.code & 0xE0, insn.code & 0x18
+        sx = mode in (op.BPF_MEMSX, op.BPF_PROBE_MEMSX)
+        load = self._load(size, sx, insn.dst, insn.src, insn.off)
+        if mode not in (op.BPF_PROBE_MEM, op.BPF_PROBE_MEMSX) and i not in self.probe_mem:
+            if mode not in (op.BPF_MEM, op.BPF_MEMSX):
+                raise KeyError(mode)
+            return load, []
+        # PROBE_MEM: only addresses in the guard window are touched, the rest read 0;
+        # a fault in the window is caught through the exception table entry.
+        guard = self.target.guard
+        code = mov_imm64(AX, guard.high)
+        code += mov_reg(AUX, insn.src, True)
+        if insn.off:
+            code += bytes([add_1mod(0x48, AUX), 0x81, add_1reg(0xC0, AUX)]) + s32(insn.off)
+        code += rex_2(AUX, AX, True) + bytes([0x29, add_2reg(0xC0, AUX, AX)])  # sub r11, r10
+        code += mov_imm64(AX, (guard.low - guard.high) & 0xFFFFFFFFFFFFFFFF)
+        code += rex_2(AUX, AX, True) + bytes([0x39, add_2reg(0xC0, AUX, AX)])  # cmp r11, r10
+        zero = mov_imm32(insn.dst, 0, False)
+        code += bytes([0x77, len(zero) + 2]) + zero + bytes([0xEB, len(load)])
+        return code + load, [(len(code), len(load), insn.dst)]
+
+    @staticmethod
+    def _st(insn) -> bytes:
+        size, d, imm = insn.code & 0x18, insn.dst, insn.imm
+        if insn.code & 0xE0 != op.BPF_MEM:
+            raise KeyError(insn.code)
+        if size == op.BPF_B:
+            head, tail = (bytes([add_1mod(0x40, d)]) if is_ereg(d) else b"") + b"\xc6", s8(imm)
+        elif size == op.BPF_H:
+            head, tail = b"\x66" + (bytes([add_1mod(0x40, d)]) if is_ereg(d) else b"") + b"\xc7", s16(imm)
+        elif size == op.BPF_W:
+            head, tail = (bytes([add_1mod(0x40, d)]) if is_ereg(d) else b"") + b"\xc7", s32(imm)
+        else:
+            head, tail = bytes([add_1mod(0x48, d), 0xC7]), s32(imm)
+        off = insn.off
+        modrm = (bytes([add_1reg(0x40, d)]) + s8(off)) if is_imm8(off) else (bytes([add_1reg(0x80, d)]) + s32(off))
+        return head + modrm + tail
+
+    def _stx(self, insn) -> bytes:
+        size, d, s = insn.code & 0x18, insn.dst, insn.src
+        mode = insn.code & 0xE0
+        if mode == op.BPF_ATOMIC:
+            return self._atomic(insn)
+        if mode != op.BPF_MEM:
+            raise KeyError(mode)
+        if size == op.BPF_B:
+            prefix = bytes([add_2mod(0x40, d, s)]) if is_ereg(d) or is_ereg_8l(s) else b""
+            return prefix + b"\x88" + mem_suffix(d, s, insn.off)
+        if size == op.BPF_DW:
+            return bytes([add_2mod(0x48, d, s), 0x89]) + mem_suffix(d, s, insn.off)
+        prefix = b"\x66" if size == op.BPF_H else b""
+        if is_ereg(d) or is_ereg(s):
+            prefix += bytes([add_2mod(0x40, d, s)])
+        return prefix + b"\x89" + mem_suffix(d, s, insn.off)
+
+    def _atomic(self, insn) -> bytes:
+        size, d, s, off, what = insn.code & 0x18, insn.dst, insn.src, insn.off, insn.imm
+        if size not in (op.BPF_W, op.BPF_DW):
+            raise KeyError(size)
+        is64 = size == op.BPF_DW
+        base = what & ~op.BPF_FETCH
+        if what in (op.BPF_ADD, op.BPF_AND, op.BPF_OR, op.BPF_XOR):
+            return b"\xf0" + rex_2(d, s, is64) + bytes([ALU_RR[what]]) + mem_suffix(d, s, off)
+        if what == op.BPF_ADD | op.BPF_FETCH:
+            return b"\xf0" + rex_2(d, s, is64) + b"\x0f\xc1" + mem_suffix(d, s, off)  # lock xadd
+        if what == op.BPF_XCHG:
+            return rex_2(d, s, is64) + b"\x87" + mem_suffix(d, s, off)
+        if what == op.BPF_CMPXCHG:
+            code = b"\xf0" + rex_2(d, s, is64) + b"\x0f\xb1" + mem_suffix(d, s, off)
+            return code if is64 else code + b"\x89\xc0"  # r0 is the zero-extended old value
+        if base in (op.BPF_AND, op.BPF_OR, op.BPF_XOR) and what & op.BPF_FETCH:
+            # no x86 instruction fetches and ands/ors/xors: a cmpxchg loop
+            src, dst = (AX if s == 0 else s), (AX if d == 0 else d)
+            code = mov_reg(AX, 0, True)  # rax is cmpxchg's comparand: keep r0 in r10
+            loop = self._load(size, False, 0, dst, off)
+            loop += mov_reg(AUX, 0, is64)
+            loop += rex_2(AUX, src, is64) + bytes([ALU_RR[base], add_2reg(0xC0, AUX, src)])
+            loop += b"\xf0" + rex_2(dst, AUX, is64) + b"\x0f\xb1" + mem_suffix(dst, AUX, off)
+            loop += bytes([0x75, (-(len(loop) + 2)) & 0xFF])
+            return code + loop + mov_reg(src, 0, is64) + mov_reg(0, AX, True)
+        raise KeyError(what)
+
+    def _ld(self, i: int, insn) -> bytes:
+        if not insn.is_ld_imm64:
+            raise self._fail(i, "legacy packet loads (LD_ABS/LD_IND) are rewritten by the kernel's verifier "
+                                "before its JIT; bpfnb's JIT does not translate them")
+        nxt = self.insns[i + 1]
+        value = ((nxt.imm & 0xFFFFFFFF) << 32) | (insn.imm & 0xFFFFFFFF)
+        if insn.src:
+            if self.target.map_value is None:
+                raise self._fail(i, f"64-bit load of pseudo kind {insn.src} needs the run's map addresses")
+            value = self.target.map_value(insn.src, insn.imm, nxt.imm)
+        return mov_imm64(insn.dst, value)
+
+    # jumps, calls, exit
+    def _jmp(self, f: int, i: int, insn, here: int) -> bytes:
+        lo = self.bounds[f][0]
+        k = i - lo + 1  # this insn's index in addrs
+        addrs = self.addrs[f]
+        cls, operation = insn.code & 0x07, insn.code & 0xF0
+        is64 = cls == op.BPF_JMP
+        if operation == op.BPF_EXIT:
+            if i != self.bounds[f][1] - 1:
+                return self._jump(0xEB, self.cleanup[f] - addrs[k])
+            self.cleanup[f] = here
+            return self._epilogue(f, here)
+        if operation == op.BPF_CALL:
+            return self._call(f, i, insn, here)
+        if operation == op.BPF_JA:
+            off = insn.imm if cls == op.BPF_JMP32 else insn.off
+            delta = -2 if off == -1 else addrs[k + off] - addrs[k]
+            if delta == 0:
+                return b""
+            return self._jump(0xEB, delta)
+        if operation == op.BPF_JCOND:
+            raise self._fail(i, "may_goto is rewritten by the kernel's verifier (a stack counter) before its JIT")
+        d, s, imm = insn.dst, insn.src, insn.imm
+        if insn.code & op.BPF_X:
+            opcode = 0x85 if operation == op.BPF_JSET else 0x39
+            code = rex_2(d, s, is64) + bytes([opcode, add_2reg(0xC0, d, s)])
+        elif operation == op.BPF_JSET:
+            code = rex_1(d, is64) + bytes([0xF7, add_1reg(0xC0, d)]) + s32(imm)
+        elif imm == 0:
+            code = rex_2(d, d, is64) + bytes([0x85, add_2reg(0xC0, d, d)])  # test: one byte shorter
+        elif is_imm8(imm):
+            code = rex_1(d, is64) + bytes([0x83, add_1reg(0xF8, d)]) + s8(imm)
+        else:
+            code = rex_1(d, is64) + bytes([0x81, add_1reg(0xF8, d)]) + s32(imm)
+        delta = addrs[k + insn.off] - addrs[k]
+        jcc = JCC[operation]
+        if is_imm8(delta):
+            return code + bytes([jcc]) + s8(delta)
+        return code + bytes([0x0F, jcc + 0x10]) + s32(delta)
+
+    @staticmethod
+    def _jump(short: int, delta: int) -> bytes:
+        if is_imm8(delta):
+            return bytes([short]) + s8(delta)
+        return b"\xe9" + s32(delta)
+
+    def _call(self, f: int, i: int, insn, here: int) -> bytes:
+        after = self._function_base(f) + here + 5
+        if insn.src == op.BPF_PSEUDO_CALL:
+            callee = self.starts.index(i + insn.imm + 1)
+            return b"\xe8" + s32(self._function_base(callee) - after)
+        if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
+            raise self._fail(i, "kfunc calls need kernel functions; bpfnb's JIT has none")
+        if insn.imm == 12:
+            raise self._fail(i, "bpf_tail_call is not translated by bpfnb's JIT yet (the interpreter runs it)")
+        if self.target.helper_address is None:
+            raise self._fail(i, "helper calls need a target that places helpers")
+        return b"\xe8" + s32(self.target.helper_address(insn.imm) - after)

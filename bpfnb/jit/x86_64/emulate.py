@@ -1,0 +1,159 @@
+"""Running a JIT image under the Unicorn emulator (any host, no signals).
+
+The same bytes as a native run: the stubs, the image and the data page are
+mapped at ``CODE_BASE``; the VM's arena is mapped at ``BASE`` straight from a
+page-rounded copy of it (no copying per access), so helpers called through the
+dispatcher read and write what the emulated code sees. The dispatcher slot of
+the data page points at a one-byte ``ret`` page: reaching it runs the helper
+in Python and returns. A fault is handled as the kernel does — if the faulting
+instruction is in the exception table, its register is zeroed and execution
+resumes at the fixup; otherwise the run ends with a ``JitError`` naming the
+BPF instruction.
+"""
+
+from __future__ import annotations
+
+import signal
+import struct
+import time
+
+import numpy as np
+
+from ...errors import JitError
+from ...vm.memory import BASE
+from . import execution, runtime
+from .encode import GREG, NAMES
+
+CODE_BASE = 0x6000_0000_0000  # stubs | image | data (below 1 << 47, clear of the arena and MAP_HANDLE)
+HOOK_PAGE = 0x6100_0000_0000  # one `ret`: the helper dispatcher
+HOST_STACK = 0x6200_0000_0000  # the "host" stack entry() starts on
+HOST_STACK_SIZE = 64 * 1024
+RETURN_SENTINEL = 0x6300_0000_0000  # entry() returns here: the run is over
+TIMEOUT_S = 10.0
+
+
+def _round(size: int) -> int:
+    return (size + runtime.PAGE - 1) // runtime.PAGE * runtime.PAGE
+
+
+def _uc_registers():
+    from unicorn import x86_const
+
+    return {reg: getattr(x86_const, f"UC_X86_REG_{name.upper()}") for reg, name in NAMES.items() if reg in GREG}
+
+
+def run_emulated(result, ctx_addr: int, r2: int, stack_top: int):
+    """Run ``result`` (a ``JitResult``) on its VM's memory under Unicorn; the VM's
+    ``RunResult``."""
+    try:
+        from unicorn import (
+            UC_ARCH_X86,
+            UC_HOOK_CODE,
+            UC_HOOK_INTR,
+            UC_HOOK_MEM_FETCH_UNMAPPED,
+            UC_HOOK_MEM_PROT,
+            UC_HOOK_MEM_READ_UNMAPPED,
+            UC_HOOK_MEM_WRITE_UNMAPPED,
+            UC_MODE_64,
+            UC_PROT_ALL,
+            UC_PROT_READ,
+            UC_PROT_WRITE,
+            Uc,
+            UcError,
+        )
+        from unicorn import x86_const as x86
+    except ImportError as exc:  # pragma: no cover - unicorn is a dependency
+        raise JitError(f"engine='unicorn' needs the unicorn package: {exc}") from None
+
+    vm = result.vm
+    arena = vm.memory.arena
+    window = np.zeros(_round(len(arena)), dtype=np.uint8)
+    window[: len(arena)] = arena
+    session = execution.Session(vm, window[: len(arena)])
+
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.ctl_set_cpu_model(x86.UC_CPU_X86_HASWELL)  # BMI2's shlx/sarx/shrx, as a native image may use
+    extable = result.extable
+    stubs, lay = runtime.build(result.image, result.helper_ids, extable_len=len(extable))
+    uc.mem_map(CODE_BASE, lay.size, UC_PROT_ALL)
+    uc.mem_write(CODE_BASE, stubs)
+    uc.mem_write(CODE_BASE + lay.image, result.image)
+    uc.mem_write(CODE_BASE + lay.data, runtime.data_page(CODE_BASE, lay, len(result.image), extable, GREG, HOOK_PAGE))
+    uc.mem_map(HOOK_PAGE, runtime.PAGE, UC_PROT_ALL)
+    uc.mem_write(HOOK_PAGE, b"\xc3")
+    uc.mem_map(HOST_STACK, HOST_STACK_SIZE, UC_PROT_READ | UC_PROT_WRITE)
+    uc.mem_map_ptr(BASE, len(window), UC_PROT_READ | UC_PROT_WRITE, window.ctypes.data)
+
+    regs = _uc_registers()
+    args = [x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_R8,
+            x86.UC_X86_REG_R9]
+
+    def dispatch(uc, address, size, _):
+        values = [uc.reg_read(r) for r in args]
+        uc.reg_write(x86.UC_X86_REG_RAX, session.dispatch(*values) & 0xFFFF_FFFF_FFFF_FFFF)
+
+    fault = {}
+
+    def bad_access(uc, access, address, size, value, _):
+        fault.setdefault("addr", address)
+        fault.setdefault("signo", signal.SIGSEGV)
+        return False
+
+    def interrupt(uc, intno, _):
+        fault.setdefault("addr", 0)
+        fault["signo"] = {0: signal.SIGFPE, 6: signal.SIGILL}.get(intno, signal.SIGTRAP)
+        uc.emu_stop()
+
+    uc.hook_add(UC_HOOK_CODE, dispatch, begin=HOOK_PAGE, end=HOOK_PAGE)
+    uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED | UC_HOOK_MEM_FETCH_UNMAPPED
+                | UC_HOOK_MEM_PROT, bad_access)
+    uc.hook_add(UC_HOOK_INTR, interrupt)
+
+    rsp = HOST_STACK + HOST_STACK_SIZE - 64
+    uc.mem_write(rsp, struct.pack("<Q", RETURN_SENTINEL))
+    uc.reg_write(x86.UC_X86_REG_RSP, rsp)
+    uc.reg_write(x86.UC_X86_REG_RDI, ctx_addr)
+    uc.reg_write(x86.UC_X86_REG_RSI, r2 & 0xFFFF_FFFF_FFFF_FFFF)
+    uc.reg_write(x86.UC_X86_REG_RDX, stack_top)
+
+    fixups = {CODE_BASE + lay.image + e.code_offset: e for e in extable}
+    probe_faults = 0
+    pc = CODE_BASE + lay.entry
+    start = time.perf_counter()
+    deadline = start + TIMEOUT_S
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise JitError(f"{_where(result)}: no exit after {TIMEOUT_S:.0f} s under Unicorn")
+        fault.clear()
+        try:
+            uc.emu_start(pc, RETURN_SENTINEL, timeout=int(left * 1_000_000))
+        except UcError as exc:
+            rip = uc.reg_read(x86.UC_X86_REG_RIP)
+            entry = fixups.get(rip)
+            if entry is not None and fault.get("signo") == signal.SIGSEGV:
+                uc.reg_write(regs[entry.dst_reg], 0)  # the kernel's ex_handler_bpf
+                pc = CODE_BASE + lay.image + entry.fixup_offset
+                probe_faults += 1
+                continue
+            raise JitError(_unrecoverable(result, lay, rip, fault, exc)) from None
+        rip = uc.reg_read(x86.UC_X86_REG_RIP)
+        if fault:
+            raise JitError(_unrecoverable(result, lay, rip, fault, None))
+        if rip != RETURN_SENTINEL:
+            raise JitError(f"{_where(result)}: no exit after {TIMEOUT_S:.0f} s under Unicorn")
+        break
+    seconds = time.perf_counter() - start
+    arena[:] = window[: len(arena)]
+    return execution.result(vm, session, uc.reg_read(x86.UC_X86_REG_RAX), probe_faults, seconds)
+
+
+def _where(result) -> str:
+    return result.prog.where or result.prog.name
+
+
+def _unrecoverable(result, lay, rip: int, fault: dict, exc) -> str:
+    offset = rip - CODE_BASE - lay.image
+    if 0 <= offset < len(result.image):
+        return result._fault_message(offset, fault.get("addr", 0), fault.get("signo", signal.SIGSEGV))
+    return f"{_where(result)}: Unicorn stopped at {rip:#x}, outside the image ({exc or fault})"

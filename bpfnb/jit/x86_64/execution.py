@@ -1,0 +1,71 @@
+"""What native and emulated runs share: the VM's memory and helpers around the image.
+
+A JIT run uses a ``Vm`` for everything but executing instructions: the arena
+(ctx, packet, maps, kernel objects, a stack region for the image), map
+addresses for 64-bit pseudo loads, and the helpers — the interpreter's own
+``_helper`` called from the dispatcher on the same memory, so both engines
+share one implementation of every helper.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import JitError
+from ...vm import interp
+from ...vm.vm import RunResult, Vm
+
+JIT_STACK = 64 * 1024  # the image's stack (BPF frames and signal frames) inside the arena
+
+
+class Session:
+    """One run's state: the output buffers and the helper dispatcher."""
+
+    def __init__(self, vm: Vm, arena: np.ndarray):
+        self.vm = vm
+        self.arena = arena
+        self.out = np.zeros(1 << 20, dtype=np.uint8)
+        self.meta = np.zeros((4096, 8), dtype=np.int64)
+        self.tables = vm.memory.tables()
+        self.error: str | None = None
+        self.regs = np.zeros(11, dtype=np.uint64)
+
+    def dispatch(self, r1: int, r2: int, r3: int, r4: int, r5: int, helper: int) -> int:
+        if self.error:
+            return 0
+        regs = self.regs
+        regs[1], regs[2], regs[3], regs[4], regs[5] = r1, r2, r3, r4, r5
+        vm = self.vm
+        base, size, perm = self.tables
+        try:
+            status = interp._helper(helper, regs, self.arena, base, size, perm, vm.map_kind, vm.map_ks, vm.map_vs,
+                                    vm.map_max, vm.map_addr, self.out, self.meta, vm.state, vm.skb_layout)
+        except Exception as exc:  # never let an exception cross the native frames
+            self.error = f"helper #{helper} raised {exc!r}"
+            return 0
+        if status != interp.OK:
+            self.error = f"helper #{helper}: {interp_status(status)} (r1={r1:#x})"
+            return 0
+        return int(regs[0])
+
+
+def interp_status(status: int) -> str:
+    from ...vm.vm import STATUS
+
+    return STATUS.get(status, str(status))
+
+
+def prepare(vm: Vm, ctx, packet: bytes | None, r1: int | None, r2: int | None) -> tuple[int, int, int]:
+    """(ctx address, r2, stack top) with the image's stack region added to the arena."""
+    ctx_addr = vm._context(ctx, packet) if r1 is None else r1
+    stack = getattr(vm, "_jit_stack", None)
+    if stack is None:
+        stack = vm.memory.add("jit stack", JIT_STACK, kind="stack")
+        vm._jit_stack = stack
+    return ctx_addr, r2 or 0, (stack + JIT_STACK) & ~15
+
+
+def result(vm: Vm, session: Session, r0: int, probe_faults: int, seconds: float) -> RunResult:
+    if session.error:
+        raise JitError(f"{vm.prog.where or vm.prog.name}: {session.error}")
+    return vm._result(r0, 0, probe_faults, session.out, session.meta, seconds, 0)

@@ -1,0 +1,176 @@
+"""``JitResult``: the image, its layout and exception table, shown and run."""
+
+from __future__ import annotations
+
+import html
+import signal
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ...errors import JitError
+from ...isa.disasm import format_insn
+from .compiler import ExtableEntry, Layout
+
+
+@dataclass
+class JitResult:
+    """A program translated to x86-64.
+
+    ``image`` is the code of every function back to back (``function_starts``),
+    ``insn_offsets[i]`` where BPF instruction ``i``'s code starts, ``extable``
+    the PROBE_MEM loads' exception table, ``passes`` how many passes the layout
+    took to converge (``pass_lens`` the image length after each)."""
+
+    prog: object
+    image: bytes
+    layout: Layout
+    passes: int
+    pass_lens: tuple[int, ...]
+    helper_ids: tuple[int, ...]
+    stub_base: int
+    vm: object = field(repr=False, default=None)
+    _native: object = field(repr=False, default=None)
+
+    @property
+    def extable(self) -> tuple[ExtableEntry, ...]:
+        return tuple(self.layout.extable)
+
+    @property
+    def insn_offsets(self) -> tuple[int, ...]:
+        return tuple(self.layout.insn_offsets)
+
+    @property
+    def function_starts(self) -> tuple[int, ...]:
+        return tuple(self.layout.function_starts)
+
+    def __str__(self) -> str:
+        return (f"{self.prog.name}: {len(self.prog.insns)} BPF insns -> {len(self.image)} bytes of x86-64 in "
+                f"{len(self.function_starts)} function(s), {self.passes} passes {list(self.pass_lens)}, "
+                f"{len(self.extable)} exception table entries")
+
+    # -- looking at it ------------------------------------------------------------------------
+    def frame(self) -> pd.DataFrame:
+        """One row per x86 instruction: the BPF instruction it belongs to, offset, bytes,
+        disassembly (capstone) and the exception-table mark."""
+        import capstone
+
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        owner = self._owners()
+        marks = {e.code_offset: e for e in self.extable}
+        rows = []
+        for ins in md.disasm(self.image, 0):
+            k = owner.get(ins.address, (-1, ""))
+            e = marks.get(ins.address)
+            rows.append({"insn": k[0], "bpf": k[1], "offset": ins.address, "bytes": ins.bytes.hex(),
+                         "x86": f"{ins.mnemonic} {ins.op_str}".strip(),
+                         "extable": f"fixup +{e.fixup_offset:#x}: r{e.dst_reg} = 0" if e else ""})
+        return pd.DataFrame(rows)
+
+    def _owners(self) -> dict[int, tuple[int, str]]:
+        """x86 offset → (BPF insn, its text) for each BPF instruction's code range;
+        prologues belong to insn -1."""
+        insns = self.prog.insns
+        owner = {}
+        for i, start in enumerate(self.layout.insn_offsets):
+            end = self.layout.insn_ends[i]
+            if i > 0 and insns[i - 1].is_ld_imm64:
+                continue
+            nxt = insns[i + 1] if insns[i].is_ld_imm64 and i + 1 < len(insns) else None
+            text = format_insn(insns[i], nxt)
+            for off in range(start, end):
+                owner[off] = (i, text)
+        return owner
+
+    def listing(self) -> str:
+        """BPF instructions each followed by their x86 code; PROBE_MEM loads marked."""
+        lines = []
+        current = None
+        for row in self.frame().itertuples():
+            if row.insn != current:
+                current = row.insn
+                lines.append("; prologue" if row.insn < 0 else f"; {row.insn}: {row.bpf}")
+            mark = f"    <- extable: {row.extable}" if row.extable else ""
+            lines.append(f"  {row.offset:5x}: {row.bytes:<24} {row.x86}{mark}")
+        if self.extable:
+            lines.append("; exception table")
+            lines.extend(f";   {e}" for e in self.extable)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = []
+        current = None
+        for row in self.frame().itertuples():
+            head = ""
+            if row.insn != current:
+                current = row.insn
+                head = "prologue" if row.insn < 0 else f"{row.insn}: {row.bpf}"
+            style = ' style="background:#fff3cd"' if row.extable else ""
+            rows.append(f"<tr{style}><td><code>{html.escape(head)}</code></td><td>{row.offset:#06x}</td>"
+                        f"<td><code>{row.bytes}</code></td><td><code>{html.escape(row.x86)}</code></td>"
+                        f"<td>{html.escape(row.extable)}</td></tr>")
+        return (f"<div><b>{html.escape(str(self))}</b><table><tr><th>BPF</th><th>offset</th><th>bytes</th>"
+                f"<th>x86-64</th><th>exception table</th></tr>{''.join(rows)}</table></div>")
+
+    # -- running it ---------------------------------------------------------------------------
+    def run(self, ctx=None, *, packet: bytes | None = None, engine: str = "native", r1: int | None = None,
+            r2: int | None = None):
+        """Run on the VM's memory: ``engine="native"`` (this CPU, the fault handler) or
+        ``"unicorn"`` (emulated); returns the VM's ``RunResult``."""
+        from . import execution
+
+        if engine not in ("native", "unicorn"):
+            raise JitError(f"unknown engine {engine!r}: 'native' or 'unicorn'")
+        vm = self.vm
+        ctx_addr, r2v, stack_top = execution.prepare(vm, ctx, packet, r1, r2)
+        if engine == "unicorn":
+            from .emulate import run_emulated
+
+            return run_emulated(self, ctx_addr, r2v, stack_top)
+        return self._run_native(ctx_addr, r2v, stack_top)
+
+    def run_unicorn(self, ctx=None, **kw):
+        return self.run(ctx, engine="unicorn", **kw)
+
+    def _run_native(self, ctx_addr: int, r2: int, stack_top: int):
+        from . import execution
+        from .native import ArenaWindow, NativeImage
+
+        vm = self.vm
+        arena = vm.memory.arena
+        window = ArenaWindow.ensure(len(arena))
+        window[: len(arena)] = arena
+        session = execution.Session(vm, window[: len(arena)])
+        if self._native is None:
+            self._native = NativeImage(self.image, self.extable, self.helper_ids, self._dispatch)
+        self._session = session
+        start = time.perf_counter()
+        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top)
+        seconds = time.perf_counter() - start
+        arena[:] = window[: len(arena)]
+        if fault is not None:
+            raise JitError(self._fault_message(*fault))
+        return execution.result(vm, session, r0, probe_faults, seconds)
+
+    def _dispatch(self, r1, r2, r3, r4, r5, helper):
+        return self._session.dispatch(r1, r2, r3, r4, r5, helper)
+
+    def insn_at(self, offset: int) -> int | None:
+        for i, (start, end) in enumerate(zip(self.layout.insn_offsets, self.layout.insn_ends, strict=False)):
+            if start <= offset < end:
+                return i
+        return None
+
+    def _fault_message(self, offset: int, addr: int, signo: int = signal.SIGSEGV) -> str:
+        where = self.prog.where or self.prog.name
+        what = {signal.SIGFPE: "arithmetic fault (SIGFPE)", signal.SIGILL: "illegal instruction (SIGILL)"}.get(
+            signo, f"invalid memory access at address {addr:#x}")
+        i = self.insn_at(offset)
+        if i is None:
+            return f"{where}: the image took an {what} at +{offset:#x}, outside any BPF instruction"
+        insns = self.prog.insns
+        nxt = insns[i + 1] if insns[i].is_ld_imm64 else None
+        why = ("not a PROBE_MEM load, so no exception table entry" if signo in (signal.SIGSEGV, signal.SIGBUS)
+               else "the code is wrong here: a BPF program cannot trap")
+        return f"{where}: insn {i} ({format_insn(insns[i], nxt)}): {what} (x86 +{offset:#x}; {why})"

@@ -1,0 +1,199 @@
+"""The machine code around a JIT image when it runs in a user process.
+
+The kernel calls a BPF image from its own stack, reaches helpers by direct
+``call`` and recovers from a fault in a PROBE_MEM load through its exception
+table (``ex_handler_bpf``: zero the destination register, resume after the
+load). In a process, the same needs a few stubs, laid out in front of the
+image in one mapping so every ``call rel32`` reaches:
+
+- ``entry(r1, r2, stack_top)``: saves the host's callee-saved registers and stack
+  pointer, switches to a stack inside the VM's memory (so stack pointers handed
+  to helpers are VM addresses), calls the program, switches back;
+- one thunk per helper id: back on the host stack (16-byte aligned), calls the
+  dispatcher with the five BPF arguments and the helper id as a sixth;
+- a SIGSEGV/SIGBUS/SIGFPE/SIGILL handler: looks the faulting RIP up in the exception table;
+  found: zero the register in the saved context and set RIP to the fixup (the
+  kernel's mechanism); inside the image but not in the table: record the fault
+  and resume at ``fault_exit``, which unwinds to the host and returns; outside
+  the image: hand the signal to the previous handler (or the default action);
+- data (read-write, its own pages): the saved host stack pointer, the dispatcher
+  address, the fault record, counters and the table itself.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .encode import s32
+
+PAGE = 4096
+# data page layout
+HOST_RSP, DISPATCH, FAULTED, FAULT_RIP, FAULT_ADDR, PROBE_FAULTS, FAULT_SIGNO = 0, 8, 16, 24, 32, 40, 48
+IMAGE_START, IMAGE_END, EXTABLE_COUNT = 64, 72, 80
+ZERO_SIGACTION = 96  # 32 zero bytes: a kernel sigaction with SIG_DFL
+OLD_HANDLERS = 256  # the previous handler of each signal number (8 bytes each, 32 signals)
+EXTABLE = 512  # entries of (fault rip, fixup rip, gregs index), 8 bytes each
+EXTABLE_ENTRY = 24
+UC_GREGS, REG_RIP = 40, 16
+SYS_RT_SIGACTION = 13
+
+
+@dataclass(frozen=True)
+class StubLayout:
+    """Offsets inside the mapping (stubs first, then the image, then the data page)."""
+
+    entry: int
+    fault_exit: int
+    handler: int
+    thunks: dict
+    image: int
+    data: int
+    size: int
+
+
+class _Asm:
+    """A tiny assembler for the stubs: bytes plus RIP-relative references to data."""
+
+    def __init__(self, origin: int):
+        self.origin = origin
+        self.code = bytearray()
+        self.fixups: list[tuple[int, int]] = []  # (position of disp32, data offset)
+        self.labels: dict[str, int] = {}
+        self.jumps: list[tuple[int, str]] = []  # (position of rel8, label)
+
+    def emit(self, data: bytes) -> None:
+        self.code += data
+
+    def rip_data(self, prefix: bytes, data_offset: int, suffix: bytes = b"") -> None:
+        """An instruction whose ModRM is RIP-relative with disp32 to a data slot."""
+        self.code += prefix
+        self.fixups.append((len(self.code), data_offset, len(suffix)))
+        self.code += b"\0\0\0\0" + suffix
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.code)
+
+    def jcc8(self, opcode: int, name: str) -> None:
+        self.code += bytes([opcode, 0])
+        self.jumps.append((len(self.code) - 1, name))
+
+    def finish(self, data_at: int, extra_labels: dict | None = None) -> bytes:
+        for pos, label in self.jumps:
+            delta = self.labels[label] - (pos + 1)
+            assert -128 <= delta <= 127, label
+            self.code[pos] = delta & 0xFF
+        for pos, offset, tail in self.fixups:
+            rip = self.origin + pos + 4 + tail
+            self.code[pos:pos + 4] = s32(data_at + offset - rip)
+        return bytes(self.code)
+
+
+POP_HOST = b"\x41\x5f\x41\x5e\x41\x5d\x41\x5c\x5d\x5b"  # pop r15, r14, r13, r12, rbp, rbx
+
+
+def data_size(extable_len: int) -> int:
+    """Bytes of the data area for a table of ``extable_len`` entries (whole pages)."""
+    return (EXTABLE + EXTABLE_ENTRY * extable_len + PAGE - 1) // PAGE * PAGE
+
+
+def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) -> tuple[bytes, StubLayout]:
+    """The stub area for ``image`` (helpers ``helper_ids``); returns (stubs, layout).
+
+    The mapping is ``stubs | image | data page``: stubs are built knowing where
+    the image and the data will be."""
+    helper_ids = sorted(set(helper_ids))
+    thunk_size = 32
+    stub_size = 256 + len(helper_ids) * thunk_size + 128
+    stub_size = (stub_size + 15) & ~15
+    image_at = stub_size
+    data_at = (image_at + len(image) + PAGE - 1) // PAGE * PAGE
+    a = _Asm(0)
+    # entry(r1, r2, stack_top)
+    a.label("entry")
+    a.emit(b"\x53\x55\x41\x54\x41\x55\x41\x56\x41\x57")  # push rbx, rbp, r12–r15
+    a.rip_data(b"\x48\x89\x25", HOST_RSP)  # mov [host_rsp], rsp
+    a.emit(b"\x48\x89\xd4")  # mov rsp, rdx   (rdi = r1, rsi = r2 as BPF has them)
+    call_at = len(a.code)
+    a.emit(b"\xe8" + s32(image_at + main_offset - (call_at + 5)))
+    a.rip_data(b"\x48\x8b\x25", HOST_RSP)  # mov rsp, [host_rsp]
+    a.emit(POP_HOST + b"\xc3")
+    # fault_exit: the handler sends a fault it cannot fix here
+    a.label("fault_exit")
+    a.rip_data(b"\x48\x8b\x25", HOST_RSP)
+    a.emit(POP_HOST + b"\x31\xc0\xc3")  # xor eax, eax; ret
+    # the signal handler (rdi = signo, rsi = siginfo, rdx = ucontext)
+    a.label("handler")
+    a.emit(b"\x48\x8b\x82" + s32(UC_GREGS + 8 * REG_RIP))  # mov rax, [rdx + rip]
+    a.rip_data(b"\x48\x8d\x0d", EXTABLE)  # lea rcx, [extable]
+    a.rip_data(b"\x4c\x8b\x05", EXTABLE_COUNT)  # mov r8, [count]
+    a.label("loop")
+    a.emit(b"\x4d\x85\xc0")  # test r8, r8
+    a.jcc8(0x74, "notfound")
+    a.emit(b"\x48\x3b\x01")  # cmp rax, [rcx]
+    a.jcc8(0x74, "found")
+    a.emit(b"\x48\x83\xc1" + bytes([EXTABLE_ENTRY]))  # add rcx, 24
+    a.emit(b"\x49\xff\xc8")  # dec r8
+    a.jcc8(0xEB, "loop")
+    a.label("found")
+    a.emit(b"\x4c\x8b\x49\x10")  # mov r9, [rcx + 16]   (gregs index)
+    a.emit(b"\x4a\xc7\x44\xca" + bytes([UC_GREGS]) + b"\0\0\0\0")  # mov qword [rdx + 40 + r9*8], 0
+    a.emit(b"\x4c\x8b\x49\x08")  # mov r9, [rcx + 8]   (fixup)
+    a.emit(b"\x4c\x89\x8a" + s32(UC_GREGS + 8 * REG_RIP))  # mov [rdx + rip], r9
+    a.rip_data(b"\xf0\x48\xff\x05", PROBE_FAULTS)  # lock inc qword [probe_faults]
+    a.emit(b"\xc3")
+    a.label("notfound")
+    a.rip_data(b"\x48\x3b\x05", IMAGE_START)  # cmp rax, [image_start]
+    a.jcc8(0x72, "foreign")
+    a.rip_data(b"\x48\x3b\x05", IMAGE_END)  # cmp rax, [image_end]
+    a.jcc8(0x73, "foreign")
+    a.rip_data(b"\x48\x89\x05", FAULT_RIP)  # mov [fault_rip], rax
+    a.emit(b"\x4c\x8b\x4e\x10")  # mov r9, [rsi + 16]   (si_addr)
+    a.rip_data(b"\x4c\x89\x0d", FAULT_ADDR)
+    a.rip_data(b"\x48\x89\x3d", FAULT_SIGNO)  # mov [fault_signo], rdi
+    a.rip_data(b"\x48\xc7\x05", FAULTED, s32(1))  # mov qword [faulted], 1
+    here = len(a.code)
+    a.emit(b"\x4c\x8d\x0d" + s32(a.labels["fault_exit"] - (here + 7)))  # lea r9, [fault_exit]
+    a.emit(b"\x4c\x89\x8a" + s32(UC_GREGS + 8 * REG_RIP))
+    a.emit(b"\xc3")
+    a.label("foreign")
+    a.rip_data(b"\x4c\x8d\x0d", OLD_HANDLERS)  # lea r9, [old handlers]
+    a.emit(b"\x4d\x8b\x0c\xf9")  # mov r9, [r9 + rdi*8]
+    a.emit(b"\x49\x83\xf9\x01")  # cmp r9, 1   (SIG_DFL / SIG_IGN)
+    a.jcc8(0x76, "default")
+    a.emit(b"\x41\xff\xe1")  # jmp r9
+    a.label("default")
+    a.rip_data(b"\x48\x8d\x35", ZERO_SIGACTION)  # lea rsi, [zero sigaction]
+    a.emit(b"\x31\xd2\x41\xba\x08\x00\x00\x00\xb8" + s32(SYS_RT_SIGACTION) + b"\x0f\x05\xc3")
+    # helper thunks
+    thunks = {}
+    for helper in helper_ids:
+        while len(a.code) % 16:
+            a.emit(b"\xcc")
+        thunks[helper] = len(a.code)
+        a.emit(b"\x55\x48\x89\xe5")  # push rbp; mov rbp, rsp
+        a.rip_data(b"\x48\x8b\x25", HOST_RSP)  # mov rsp, [host_rsp]
+        a.emit(b"\x48\x83\xe4\xf0")  # and rsp, -16
+        a.emit(b"\x41\xb9" + s32(helper))  # mov r9d, id
+        a.rip_data(b"\xff\x15", DISPATCH)  # call [dispatch]
+        a.emit(b"\x48\x89\xec\x5d\xc3")  # mov rsp, rbp; pop rbp; ret
+    if len(a.code) > stub_size:
+        raise AssertionError("stub area overflow")
+    a.code += b"\xcc" * (stub_size - len(a.code))
+    stubs = a.finish(data_at)
+    layout = StubLayout(entry=a.labels["entry"], fault_exit=a.labels["fault_exit"], handler=a.labels["handler"],
+                        thunks=thunks, image=image_at, data=data_at, size=data_at + data_size(extable_len))
+    return stubs, layout
+
+
+def data_page(base: int, layout: StubLayout, image_len: int, extable, gregs: dict, dispatcher: int) -> bytes:
+    """The initial data page for a mapping at ``base``."""
+    page = bytearray(data_size(len(extable)))
+    struct.pack_into("<Q", page, DISPATCH, dispatcher)
+    struct.pack_into("<Q", page, IMAGE_START, base + layout.image)
+    struct.pack_into("<Q", page, IMAGE_END, base + layout.image + image_len)
+    struct.pack_into("<Q", page, EXTABLE_COUNT, len(extable))
+    for k, e in enumerate(extable):
+        struct.pack_into("<QQQ", page, EXTABLE + EXTABLE_ENTRY * k, base + layout.image + e.code_offset,
+                         base + layout.image + e.fixup_offset, gregs[e.dst_reg])
+    return bytes(page)
