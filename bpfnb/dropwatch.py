@@ -139,8 +139,11 @@ class SyntheticDrop:
 
 
 def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None, snap_len: int = 64,
-                   kernel_btf=None) -> pd.DataFrame:
-    """The same tracer, run by bpfnb's VM on synthetic skbs: the same schema as ``watch_drops``."""
+                   kernel_btf=None, engine: str = "interp") -> pd.DataFrame:
+    """The same tracer, run by bpfnb on synthetic skbs: the same schema as ``watch_drops``.
+
+    ``engine``: ``"interp"`` (the VM), ``"jit"`` (bpfnb's x86-64 JIT, natively, faults
+    recovered through its exception table) or ``"jit-unicorn"`` (the same image emulated)."""
     from .btf import kernel_btf as default_btf
     from .frames.drops import drops, reason_names
     from .verifier import verify
@@ -154,6 +157,15 @@ def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None
     if not result.ok:
         raise BpfnbError(f"bpfnb's verifier rejected the drop tracer: {result.error}")
     vm = Vm(result.program, kernel_btf=btf)
+    if engine not in ("interp", "jit", "jit-unicorn"):
+        raise BpfnbError(f"unknown engine {engine!r}: 'interp', 'jit' or 'jit-unicorn'")
+    run_on = vm.run
+    if engine != "interp":
+        from .jit import jit
+
+        image = jit(result.program, probe_mem=result.probe_mem, stack_depths=result.stack_depths, vm=vm)
+        mode = "native" if engine == "jit" else "unicorn"
+        run_on = lambda ctx: image.run(ctx, engine=mode)  # noqa: E731
     codes = {n: v for v, n in reason_names(btf).items()}
     samples, faults = [], 0
     for k, d in enumerate(drops_in):
@@ -163,9 +175,9 @@ def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None
         protocol = int.from_bytes(d.packet[12:14], "little") if len(d.packet) >= 14 else 0
         skb = vm.skb(len=max(len(d.packet) - 14, 0), dev=dev, head=head, data=head[14:], network_header=14,
                      protocol=protocol)
-        run = vm.run([skb, 0xFFFFFFFF81000000 + k, code, 0])
+        run = run_on([skb, 0xFFFFFFFF81000000 + k, code, 0])
         faults += run.probe_mem_faults
         samples += run.samples
     frame = drops(samples, obj.btf, btf)
-    frame.attrs.update(filters=asdict(filters), probe_mem_faults=faults, simulated=True)
+    frame.attrs.update(filters=asdict(filters), probe_mem_faults=faults, simulated=True, engine=engine)
     return frame
