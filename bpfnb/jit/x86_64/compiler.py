@@ -28,10 +28,12 @@ from .encode import (
     CALLEE_SAVED,
     NOP3,
     NOP5,
+    R9,
     add_1mod,
     add_1reg,
     add_2mod,
     add_2reg,
+    hexreg,
     is_ereg,
     is_ereg_8l,
     is_imm8,
@@ -50,6 +52,7 @@ from .encode import (
 )
 
 MAX_PASSES = 20
+ADDR_PERCPU = -1  # off of a 64-bit register move that the verifier made per-CPU
 PADDING_PASSES = MAX_PASSES - 5
 
 ALU_RR = {op.BPF_ADD: 0x01, op.BPF_SUB: 0x29, op.BPF_AND: 0x21, op.BPF_OR: 0x09, op.BPF_XOR: 0x31}
@@ -108,6 +111,10 @@ class Target:
     bmi2: bool = True
     function_bases: tuple[int, ...] | None = None  # absolute start of each function, if not contiguous
     map_value: object = None  # callable(kind, imm, next imm) -> 64-bit value for pseudo ld_imm64
+    # kernel-only: the address of the per-CPU ``this_cpu_off`` (for the verifier's per-CPU
+    # address moves) and, for a program on a private stack, the per-CPU stack pointer
+    this_cpu_off: int | None = None
+    private_stack: int | None = None
 
 
 @dataclass
@@ -120,6 +127,18 @@ class Layout:
     insn_ends: list[int] = field(default_factory=list)
     extable: list[ExtableEntry] = field(default_factory=list)
     code_len: int = 0
+
+
+def _on_private_stack(insns) -> tuple:
+    """The frame pointer r10 replaced by r9, which points into a per-CPU stack."""
+    from dataclasses import replace
+
+    out = []
+    for insn in insns:
+        if 10 in (insn.dst, insn.src) and not insn.is_ld_imm64:
+            insn = replace(insn, dst=R9 if insn.dst == 10 else insn.dst, src=R9 if insn.src == 10 else insn.src)
+        out.append(insn)
+    return tuple(out)
 
 
 def functions_of(insns) -> list[int]:
@@ -138,9 +157,9 @@ class Compiler:
 
     def __init__(self, insns, *, probe_mem=frozenset(), stack_depths=None, target: Target | None = None,
                  where: str = "program"):
-        self.insns = tuple(insns)
-        self.probe_mem = frozenset(probe_mem)
         self.target = target or Target()
+        self.insns = tuple(insns) if self.target.private_stack is None else _on_private_stack(insns)
+        self.probe_mem = frozenset(probe_mem)
         self.where = where
         self.starts = functions_of(self.insns)
         self.bounds = list(zip(self.starts, self.starts[1:] + [len(self.insns)], strict=False))
@@ -149,6 +168,8 @@ class Compiler:
             depths += [512] * (len(self.starts) - len(depths))
         self.stack_depths = [(d + 7) // 8 * 8 for d in depths]
         self.callee_saved = [self._callee_saved(lo, hi) for lo, hi in self.bounds]
+        self.first_exit = [next((i for i in range(lo, hi) if self.insns[i].code == op.BPF_JMP | op.BPF_EXIT), -1)
+                           for lo, hi in self.bounds]
         self.passes = 0
         self.pass_lens: list[int] = []
         n = len(self.insns)
@@ -201,17 +222,13 @@ class Compiler:
                 for rel, length, dst in extable:
                     at = start + here + rel
                     layout.extable.append(ExtableEntry(i, at, at + length, dst))
-            if not self._ends_with_exit(hi):
+            if self.first_exit[f] < 0:  # no exit at all (only unverified code): still a way out
                 self.cleanup[f] = len(body)
                 body += self._epilogue(f, len(body))
             out += body
             layout.function_lens.append(len(body))
         layout.insn_offsets, layout.insn_ends, layout.code_len = offsets, ends, len(out)
         return bytes(out), layout
-
-    def _ends_with_exit(self, hi: int) -> bool:
-        last = self.insns[hi - 1]
-        return last.code == op.BPF_JMP | op.BPF_EXIT
 
     # -- prologue and epilogue ----------------------------------------------------------------------
     def _callee_saved(self, lo: int, hi: int) -> tuple[int, ...]:
@@ -222,11 +239,21 @@ class Compiler:
 
     def _prologue(self, f: int) -> bytes:
         code = NOP5 + NOP3 + b"\x55" + b"\x48\x89\xe5"
-        if self.stack_depths[f]:
+        private = self.target.private_stack
+        if self.stack_depths[f] and private is None:
             code += b"\x48\x81\xec" + s32(self.stack_depths[f])
         for r in self.callee_saved[f]:
             code += PUSH[r]
+        if private is not None:  # r9 = this CPU's copy of the stack's top
+            code += mov_imm64(R9, private + self.stack_depths[f]) + self._this_cpu_add(R9)
         return code
+
+    def _this_cpu_add(self, reg: int) -> bytes:
+        """``add reg, gs:[this_cpu_off]``: a per-CPU offset made this CPU's address."""
+        if self.target.this_cpu_off is None:
+            raise JitError(f"{self.where}: per-CPU addresses need the kernel's this_cpu_off")
+        return (b"\x65" + bytes([add_2mod(0x48, 0, reg), 0x03, 0x04 | (hexreg(reg) << 3), 0x25])
+                + s32(self.target.this_cpu_off - (1 << 64)))
 
     def _epilogue(self, f: int, at: int) -> bytes:
         code = b"".join(POP[r] for r in reversed(self.callee_saved[f])) + b"\xc9"
@@ -271,6 +298,8 @@ class Compiler:
                 return mov_imm32(d, imm & 0xFFFFFFFF, is64)
             if insn.off in (8, 16, 32):
                 return self._movsx(d, s, insn.off, is64)
+            if insn.off == ADDR_PERCPU and is64:  # the verifier's inlined per-CPU lookups
+                return mov_reg(d, s, True) + self._this_cpu_add(d)
             return mov_reg(d, s, is64)
         if operation in ALU_RR:
             if x:
@@ -504,7 +533,8 @@ class Compiler:
         cls, operation = insn.code & 0x07, insn.code & 0xF0
         is64 = cls == op.BPF_JMP
         if operation == op.BPF_EXIT:
-            if i != self.bounds[f][1] - 1:
+            # as do_jit: the first exit of the function carries the epilogue, the others jump to it
+            if i != self.first_exit[f]:
                 return self._jump(0xEB, self.cleanup[f] - addrs[k])
             self.cleanup[f] = here
             return self._epilogue(f, here)
@@ -543,6 +573,12 @@ class Compiler:
         return b"\xe9" + s32(delta)
 
     def _call(self, f: int, i: int, insn, here: int) -> bytes:
+        if self.target.private_stack is None:
+            return self._direct_call(f, i, insn, here)
+        # r9 (the private frame pointer) is caller-saved: kept across the call
+        return b"\x41\x51" + self._direct_call(f, i, insn, here + 2) + b"\x41\x59"
+
+    def _direct_call(self, f: int, i: int, insn, here: int) -> bytes:
         after = self._function_base(f) + here + 5
         if insn.src == op.BPF_PSEUDO_CALL:
             callee = self.starts.index(i + insn.imm + 1)
