@@ -222,3 +222,19 @@ def test_random_programs_equal_the_interpreter():
         native = execute_raw(insns, b"")
         emulated = execute_raw_unicorn(insns, b"") if k % 5 == 0 else native
         assert native == emulated == expected, (k, [str(i) for i in insns])
+
+
+def test_the_command_prints_the_listing_and_the_exception_table(fixtures_dir, capsys):
+    from bpfnb.cli import main
+
+    assert main(["jit", str(fixtures_dir / "kfree_skb.bpf.o"), "--prog", "trace_kfree_skb", "--extable"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("trace_kfree_skb: 44 BPF insns -> ") and "1 exception table entries" in out[0]
+    assert out[1].startswith("  insn 8: load at +0x") and "-> zero r4, resume at +0x" in out[1]
+    assert main(["jit", str(fixtures_dir / "kfree_skb.bpf.o")]) == 0
+    listing = capsys.readouterr().out
+    assert "; 8: (61) r4 = *(u32 *)(r5 +224)" in listing and "<- extable: fixup +0x" in listing
+    assert main(["jit", str(fixtures_dir / "tracing.bpf.o"), "--prog", "bad_typecast"]) == 1
+    assert "rejected by bpfnb's verifier at insn 2: R1 invalid mem access 'scalar'" in capsys.readouterr().out
+    assert main(["jit", str(fixtures_dir / "kfree_skb.bpf.o"), "--prog", "nope"]) == 1
+    assert "no program 'nope'" in capsys.readouterr().err
