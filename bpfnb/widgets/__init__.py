@@ -6,6 +6,7 @@ import importlib
 
 _EXPORTS = {
     "EventsView": ".events",
+    "JitViewer": ".jit",
     "VerifierStepper": ".stepper",
     "TypeWalkView": ".typewalk",
     "Walk": ".walk",

@@ -238,3 +238,17 @@ def test_the_command_prints_the_listing_and_the_exception_table(fixtures_dir, ca
     assert "rejected by bpfnb's verifier at insn 2: R1 invalid mem access 'scalar'" in capsys.readouterr().out
     assert main(["jit", str(fixtures_dir / "kfree_skb.bpf.o"), "--prog", "nope"]) == 1
     assert "no program 'nope'" in capsys.readouterr().err
+
+
+def test_the_jit_viewer_highlights_an_instruction_and_filters_probe_mem(kfree_skb):
+    from bpfnb.widgets import JitViewer
+
+    _, checked = kfree_skb
+    viewer = JitViewer(jit(checked.program, probe_mem=checked.probe_mem, stack_depths=checked.stack_depths))
+    viewer.insn.value = 8
+    code = viewer.selected_code()
+    assert code[-1] == "mov ecx, dword ptr [r8 + 0xe0]" and any(x.startswith("cmp r11") for x in code)
+    assert 'background:#d6eaff"><td><code>8: (61) r4 = *(u32 *)(r5 +224)' in viewer.listing.value
+    viewer.only_extable.value = True
+    assert viewer.listing.value.count("<tr") == 2  # the header and insn 8
+    assert "fixup +0x" in viewer._repr_html_()
