@@ -23,12 +23,30 @@ EXPECTED = {
     "02_btf_type_tracking": [
         "CO-RE insn 1: field_byte_offset sk_buff.dev: 0 -> 16",
         "typedef void (*btf_trace_kfree_skb)(void *, struct sk_buff *, void *, enum skb_drop_reason, struct sock *);",
-        "walk_skb: accepted (11 insns processed, 0 states) · PROBE_MEM loads at [1, 2]",
+        "walk_skb: accepted (11 insns processed, 0 states) · PROBE_MEM loads at [2]",
         "ctx →[arg 0 (struct sk_buff *)] struct sk_buff →[dev] struct net_device →[ifindex] scalar",
         "bpfnb error: R1 invalid mem access 'scalar'",
         "A number was used as a pointer",
         "loaded from the context at +0",
         "1: R1=trusted_ptr_sk_buff()",
+    ],
+    "03_jit_and_exception_tables": [
+        "walk_skb: 12 BPF insns -> 98 bytes of x86-64 in 1 function(s)",
+        "insn 2: load at +0x3f -> zero r1, resume at +0x45",
+        "; 2: (61) r1 = *(u32 *)(r1 +224)",
+        "unmapped dev         native   r0=0 PROBE_MEM faults recovered=1 walked=0",
+        "unmapped dev         unicorn  r0=0 PROBE_MEM faults recovered=1 walked=0",
+        "dev with ifindex 7   native   r0=0 PROBE_MEM faults recovered=0 walked=7",
+        "JitError: wild: insn 2 ((79) r0 = *(u64 *)(r1 +0)): invalid memory access at address 0xdead0000",
+        "still here",
+        "walk_skb: 11 of 11 BPF instructions byte-equal to the kernel's JIT (100%)",
+    ],
+    "04_skb_events": [
+        "20 events; PROBE_MEM faults: 5",
+        "SOCKET_RCVBUFF",
+        "JIT frame equals the interpreter's: True · PROBE_MEM faults: 5",
+        "live: 10 drops to port",
+        "one schema: True",
     ],
 }
 
