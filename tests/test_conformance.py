@@ -85,3 +85,25 @@ def test_the_command_prints_the_summary(conformance_dir, capsys):
 
     assert main(["conformance", str(conformance_dir), "--engine", "interp"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].endswith("skipped")
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_the_plugin_speaks_the_bpf_conformance_protocol(conformance_dir, engine):
+    import subprocess
+    import sys
+
+    from bpfnb.isa import encode
+
+    ran = 0
+    for name in ("ldxb-0offset", "factorial", "div-by-zero-reg", "arsh64", "mul-loop"):
+        v = parse(conformance_dir / "ubpf" / f"{name}.data")
+        program = " ".join(f"{b:02x}" for b in encode(v.insns()))
+        done = subprocess.run([sys.executable, "-m", "bpfnb", "conformance-plugin", v.mem.hex(), "--engine", engine],
+                              input=program, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert int(done.stdout.strip(), 16) == v.result, name
+        ran += 1
+    assert ran == 5
+    bad = subprocess.run([sys.executable, "-m", "bpfnb", "conformance-plugin", "--program", "f700000000000000 9500000000000000",
+                          "--engine", engine], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "insn 0: unknown opcode f7" in bad.stderr and bad.stdout == ""
