@@ -27,6 +27,7 @@ OK, FAULT, BAD_OPCODE, BAD_HELPER, STEP_LIMIT, CALL_DEPTH, BAD_JUMP, BAD_MAP = r
 OUT_PERF, OUT_PRINTK, OUT_RINGBUF = 1, 2, 3
 STACK_SIZE = 512
 MAX_FRAMES = 8
+MAX_TAIL_CALL_CNT = 33  # the kernel's limit on tail calls in one run
 
 
 @njit(cache=True, inline="always")
@@ -108,6 +109,7 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
     steps = 0
     probe_faults = 0
     frame = 0
+    tail_calls = 0
     ret_pc = np.zeros(MAX_FRAMES, dtype=np.int64)
     saved = np.zeros((MAX_FRAMES, 4), dtype=np.uint64)
     stack_top0 = regs[10]
@@ -320,6 +322,16 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
                 regs[10] = stack_top0 - U64(frame * STACK_SIZE)
                 pc += imm[pc] + 1
                 continue
+            if imm[pc] == 12:  # bpf_tail_call(ctx, prog_array, index)
+                target = _tail_call_target(regs, arena, map_kind, map_max, map_addr, tail_calls)
+                if target == -2:
+                    return BAD_MAP, pc, regs[2], steps, probe_faults
+                if target >= 0:  # the target replaces this frame; a miss goes on with the next insn
+                    tail_calls += 1
+                    pc = target
+                    continue
+                pc += 1
+                continue
             status = _helper(imm[pc], regs, arena, rbase, rsize, rperm, map_kind, map_ks, map_vs, map_max,
                              map_addr, out, meta, state, skb_layout)
             if status != OK:
@@ -365,6 +377,20 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
             return BAD_OPCODE, pc, U64(0), steps, probe_faults
         pc += (o + 1) if taken else 1
     return OK, pc, U64(0), steps, probe_faults
+
+
+@njit(cache=True)
+def _tail_call_target(regs, arena, map_kind, map_max, map_addr, tail_calls):
+    """The instruction a tail call continues at; -1: it does not happen (index past the
+    array, an empty slot, or MAX_TAIL_CALL_CNT calls already made); -2: r2 is no prog array."""
+    m = np.int64(regs[2] - U64(MAP_HANDLE))
+    if m < 0 or m >= map_kind.shape[0] or map_kind[m] != 3:
+        return -2
+    index = np.int64(regs[3] & MASK32)
+    if index >= map_max[m] or tail_calls >= MAX_TAIL_CALL_CNT:
+        return -1
+    entry = np.int64(_load(arena, U64(map_addr[m]) + U64(8 * index), 8))
+    return entry - 1 if entry > 0 else -1
 
 
 @njit(cache=True)

@@ -54,20 +54,35 @@ class Vm:
     """An interpreter instance for ``prog``: its maps live as long as the Vm."""
 
     def __init__(self, prog, *, probe_mem=None, kernel_btf=None, max_steps: int = 10_000_000,
-                 pid_tgid: int = (4242 << 32) | 4242, uid_gid: int = 0, seed: int = 1):
+                 pid_tgid: int = (4242 << 32) | 4242, uid_gid: int = 0, seed: int = 1, tail_calls=None):
+        """``tail_calls``: the prog arrays' contents, ``{map name or index: {slot: Program}}``;
+        the programs come from the same object (they share its maps)."""
         self.prog = prog
         self.memory = Memory()
         self.kernel_btf = kernel_btf if kernel_btf is not None else getattr(prog, "kernel_btf", None)
         self.objects = KernelObjects(self.kernel_btf, self.memory) if self.kernel_btf is not None else None
         self.max_steps = max_steps
-        marks = probe_mem if probe_mem is not None else (getattr(prog, "probe_mem", None) or ())
-        self.probe = np.zeros(len(prog.insns), dtype=np.int64)
-        for slot in marks:
-            self.probe[slot] = 1
         self._validate(prog)
-        self.decoded = _decode(prog.insns)
+        # the program, then every tail-call target, in one instruction stream
+        self.programs = [prog]
+        self.starts = [0]
+        for slots in (tail_calls or {}).values():
+            for target in slots.values():
+                if all(target is not p for p in self.programs):
+                    self._check_target(target)
+                    self.starts.append(self.starts[-1] + len(self.programs[-1].insns))
+                    self.programs.append(target)
+        self.insns = tuple(i for p in self.programs for i in p.insns)
+        self.probe = np.zeros(len(self.insns), dtype=np.int64)
+        for k, (p, start) in enumerate(zip(self.programs, self.starts, strict=True)):
+            marks = probe_mem if k == 0 and probe_mem is not None else (getattr(p, "probe_mem", None) or ())
+            for slot in marks:
+                self.probe[start + slot] = 1
+        self.decoded = _decode(self.insns)
         self.stack_base = self.memory.add("stack", interp.STACK_SIZE * interp.MAX_FRAMES, kind="stack")
         self._maps(getattr(prog, "maps", ()))
+        for map_ref, slots in (tail_calls or {}).items():
+            self._fill_prog_array(map_ref, slots)
         self.state = np.zeros(8, dtype=np.int64)
         self.state[4], self.state[5], self.state[6] = seed or 1, pid_tgid, uid_gid
         self.skb_layout = np.array(self._skb_layout(), dtype=np.int64)
@@ -97,6 +112,35 @@ class Vm:
             if insn.code & 0x07 in (0x04, 0x07) and insn.code & 0xF0 == 0xD0 and insn.imm not in (16, 32, 64):
                 raise VmError(f"{where}: insn {i}: invalid endian width {insn.imm}")
 
+    def _check_target(self, target) -> None:
+        where = self.prog.where or self.prog.name
+        self._validate(target)
+        if [m.name for m in getattr(target, "maps", ())] != [m.name for m in getattr(self.prog, "maps", ())]:
+            raise VmError(f"{where}: tail-call target {target.name} is not from the same object (its maps differ)")
+        if target.type != self.prog.type:
+            raise VmError(f"{where}: tail-call target {target.name} is a {target.type} program, not a "
+                          f"{self.prog.type} one (the kernel refuses mixed prog arrays)")
+
+    def _fill_prog_array(self, map_ref, slots) -> None:
+        """Each slot holds the target's first instruction in the stream, plus one (0: empty)."""
+        maps = list(getattr(self.prog, "maps", ()))
+        names = [m.name for m in maps]
+        index = map_ref if isinstance(map_ref, int) else (names.index(map_ref) if map_ref in names else -1)
+        where = self.prog.where or self.prog.name
+        if not 0 <= index < len(maps) or maps[index].type != "prog_array":
+            raise VmError(f"{where}: no prog array {map_ref!r} (prog arrays: "
+                          f"{', '.join(m.name for m in maps if m.type == 'prog_array') or 'none'})")
+        for slot, target in slots.items():
+            if not 0 <= slot < maps[index].max_entries:
+                raise VmError(f"{where}: {maps[index].name} has {maps[index].max_entries} slots, not {slot + 1}")
+            k = next(k for k, p in enumerate(self.programs) if p is target)
+            self.memory.write(int(self.map_addr[index]) + 8 * slot, (self.starts[k] + 1).to_bytes(8, "little"))
+
+    def locate(self, pc: int):
+        """(program, its instruction index) of stream position ``pc``."""
+        k = max(k for k, start in enumerate(self.starts) if start <= pc)
+        return self.programs[k], pc - self.starts[k]
+
     def _maps(self, maps) -> None:
         kinds, ks, vs, mx, addrs = [], [], [], [], []
         for m in maps:
@@ -112,6 +156,8 @@ class Vm:
             elif kind in (2, 6):
                 size = max(m.max_entries, 1) * round8(m.value_size)
                 addr = self.memory.add(m.name, size, kind="map")
+            elif kind == 3:  # prog array: one 8-byte slot per entry (see _fill_prog_array)
+                addr = self.memory.add(m.name, 8 * max(m.max_entries, 1), perm=READ, kind="map")
             else:
                 addr = 0
             kinds.append(kind)
@@ -214,16 +260,17 @@ class Vm:
         return self._result(int(regs[0]), steps, faults, out, meta, seconds, total)
 
     def _error(self, status: int, pc: int, addr: int) -> str:
-        where = self.prog.where or self.prog.name
+        prog, local = self.locate(pc) if 0 <= pc < len(self.insns) else (self.prog, pc)
+        where = prog.where or prog.name
         text = ""
-        if 0 <= pc < len(self.prog.insns):
-            insn = self.prog.insns[pc]
-            nxt = self.prog.insns[pc + 1] if insn.is_ld_imm64 and pc + 1 < len(self.prog.insns) else None
+        if 0 <= pc < len(self.insns):
+            insn = prog.insns[local]
+            nxt = prog.insns[local + 1] if insn.is_ld_imm64 and local + 1 < len(prog.insns) else None
             text = f" ({format_insn(insn, nxt)})"
         detail = f" at address {int(addr):#x}" if status == interp.FAULT else ""
         if status == interp.BAD_HELPER:
-            detail = f": helper #{self.prog.insns[pc].imm} is not implemented by the VM"
-        return f"{where}: insn {pc}{text}: {STATUS.get(status, status)}{detail}"
+            detail = f": helper #{prog.insns[local].imm} is not implemented by the VM"
+        return f"{where}: insn {local}{text}: {STATUS.get(status, status)}{detail}"
 
     def _result(self, r0, steps, faults, out, meta, seconds, total) -> RunResult:
         from ..perf import SimRing

@@ -120,3 +120,48 @@ def test_kernel_objects_follow_the_btf():
     assert vm.memory.read(skb.addr + 112, 4) == (74).to_bytes(4, "little")
     assert vm.memory.read(skb.addr + 16, 8) == bytes(8)
     assert vm.memory.find(UNMAPPED) is None
+
+
+def _tail_call_fixture():
+    obj = bpfnb.load(ROOT / "tests/fixtures/tail_call.bpf.o")
+    progs = {p.name: p for p in obj}
+    return progs, {"jmp_table": {0: progs["chain"], 1: progs["big"], 2: progs["medium"]}}
+
+
+def test_tail_calls_jump_fall_through_and_stop_at_the_limit():
+    progs, table = _tail_call_fixture()
+    for size, r0, landed in ((40, 7 + 26 * 3, 0), (80, 200 + 66, 2), (150, 100, 1)):
+        vm = Vm(progs["dispatch"], tail_calls=table)
+        assert vm.run(packet=bytes(size)).r0 == r0
+        assert vm.memory.read(int(vm.map_addr[1]) + 8, 8) == landed.to_bytes(8, "little")
+    vm = Vm(progs["chain"], tail_calls=table)
+    assert vm.run(packet=bytes(60)).r0 == 1
+    assert vm.memory.read(int(vm.map_addr[1]), 8) == (1 + 33).to_bytes(8, "little")  # MAX_TAIL_CALL_CNT
+    with pytest.raises(VmError, match="not from the same object"):
+        Vm(progs["dispatch"], tail_calls={"jmp_table": {0: Program("other", progs["big"].insns)}})
+    with pytest.raises(VmError, match="no prog array 'nope'"):
+        Vm(progs["dispatch"], tail_calls={"nope": {0: progs["big"]}})
+
+
+@pytest.mark.kernel
+def test_tail_calls_equal_the_kernels():
+    from bpfnb.kernel import load
+
+    progs, table = _tail_call_fixture()
+    first = load(progs["dispatch"], log_level=0)
+    others = {n: load(p, log_level=0, maps=list(first.maps)) for n, p in progs.items() if n != "dispatch"}
+    try:
+        for slot, prog in table["jmp_table"].items():
+            first.map("jmp_table").update(slot.to_bytes(4, "little"), others[prog.name].fd.to_bytes(4, "little"))
+        bss = first.maps[1]
+        for entry, loaded in (("dispatch", first), ("chain", others["chain"])):
+            for size in (40, 80, 150):
+                bss.update((0).to_bytes(4, "little"), bytes(16))
+                retval, _, _ = loaded.test_run(bytes(size))
+                vm = Vm(progs[entry], tail_calls=table)
+                assert vm.run(packet=bytes(size)).r0 == retval, (entry, size)
+                assert vm.memory.read(int(vm.map_addr[1]), 16) == bss.lookup((0).to_bytes(4, "little"))[:16]
+    finally:
+        for loaded in others.values():
+            loaded.close()
+        first.close()
