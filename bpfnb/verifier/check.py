@@ -54,6 +54,7 @@ from .state import (
 from .tnum import U64, Tnum, s64
 from .trace import Step, Trace
 
+TAIL_CALL = 12  # bpf_tail_call
 COMPLEXITY_LIMIT = 1_000_000
 ALIGNMENT, MIN_ALIGNMENT = 40, 8
 ADD_CONST = 1 << 31
@@ -93,6 +94,9 @@ class Checker:
         self.force_print_state = False
         self.trace = Trace()
         self.probe_mem: set[int] = set()
+        # bpf_tail_call sites: (map, constant key) while every visit agrees, None once not
+        # (the kernel's map_key_state: such a call becomes a direct, patchable jump)
+        self.tail_call_keys: dict[int, tuple | None] = {}
         self.error: str | None = None
         self.error_insn: int | None = None
         self.stack_depth = 0
@@ -980,6 +984,8 @@ class Checker:
         if proto is not None:
             self.check_helper_args(state, proto, name, helper)
             r0 = self.helper_return(proto)
+        if helper == TAIL_CALL:
+            self.record_tail_call_key(state, i)
         for r in range(1, 6):
             state.regs[r] = Reg()
             self.scratch_regs.add(r)
@@ -987,6 +993,16 @@ class Checker:
         self.scratch_regs.add(0)
         self.record(state, i, "call", f"{name}#{helper}")
         return i + 1
+
+    def record_tail_call_key(self, state: State, i: int) -> None:
+        m, key = state.regs[2].map, state.regs[3]
+        const = key.type == SCALAR and key.s.var_off.is_const and m is not None \
+            and key.s.var_off.value < m.max_entries
+        seen = (m, key.s.var_off.value) if const else None
+        if i not in self.tail_call_keys:
+            self.tail_call_keys[i] = seen
+        elif self.tail_call_keys[i] != seen:
+            self.tail_call_keys[i] = None
 
     def helper_return(self, proto) -> Reg:
         if proto.ret == "map_value_or_null":

@@ -29,6 +29,8 @@ class VerifierResult:
     time_us: int = 0
     probe_mem: frozenset[int] = field(default_factory=frozenset)
     stack_depths: tuple[int, ...] = ()  # per function (main program first), as the log's "stack depth"
+    # tail calls whose prog array and key are the same constants on every path: insn -> (map index, key)
+    direct_tail_calls: dict = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -58,7 +60,19 @@ def verify(prog, *, log_level: int = 2, limit: int | None = None) -> VerifierRes
         states=checker.total_states, peak_states=checker.peak_states, stack_depth=checker.stack_depth,
         time_us=checker.time_us, probe_mem=probe,
         stack_depths=tuple(checker.sub_stack_depth.get(start, 0) for start in checker.subprog_starts()),
+        direct_tail_calls=_direct_tail_calls(prog, checker.tail_call_keys),
     )
+
+
+def _direct_tail_calls(prog, keys: dict) -> dict:
+    maps = list(getattr(prog, "maps", ()))
+    out = {}
+    for i, seen in keys.items():
+        if seen is not None:
+            index = next((k for k, m in enumerate(maps) if m is seen[0] or m == seen[0]), None)
+            if index is not None:
+                out[i] = (index, seen[1])
+    return out
 
 
 def check_structure(prog) -> str | None:
