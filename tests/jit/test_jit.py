@@ -252,3 +252,22 @@ def test_the_jit_viewer_highlights_an_instruction_and_filters_probe_mem(kfree_sk
     viewer.only_extable.value = True
     assert viewer.listing.value.count("<tr") == 2  # the header and insn 8
     assert "fixup +0x" in viewer._repr_html_()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tail_calls_run_in_one_image_as_the_interpreter_runs_them(engine):
+    from tests.vm.test_vm import _tail_call_fixture
+
+    progs, table = _tail_call_fixture()
+    for entry in ("dispatch", "chain"):
+        for size in (40, 80, 150):
+            vm, jvm = Vm(progs[entry], tail_calls=table), Vm(progs[entry], tail_calls=table)
+            expected = vm.run(packet=bytes(size)).r0
+            image = jit(progs[entry], vm=jvm)
+            assert image.run(packet=bytes(size), engine=engine).r0 == expected, (entry, size)
+            bss = vm.memory.read(int(vm.map_addr[1]), 16)
+            assert jvm.memory.read(int(jvm.map_addr[1]), 16) == bss
+    image = jit(progs["chain"], vm=Vm(progs["chain"], tail_calls=table))
+    assert len(image.entries) == 3 and "--- tail-call target big ---" in image.listing()
+    # chain's constant slot 0 is itself: a direct jump back past its own prologue's first part
+    assert any(x == "jmp 0xc" for x in image.frame()["x86"])

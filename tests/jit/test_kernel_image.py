@@ -9,7 +9,7 @@ from bpfnb.jit.x86_64.kernel import compare_with_kernel, uses_private_stack
 from bpfnb.program import Program
 from bpfnb.verifier import verify
 
-OBJECTS = ["tests/fixtures/socket_filter.bpf.o", "tests/fixtures/xdp.bpf.o", "tests/fixtures/bpf2bpf.bpf.o",
+OBJECTS = ["tests/fixtures/socket_filter.bpf.o", "tests/fixtures/tail_call.bpf.o", "tests/fixtures/xdp.bpf.o", "tests/fixtures/bpf2bpf.bpf.o",
            "tests/fixtures/globals.bpf.o", "tests/fixtures/kfree_skb.bpf.o", "tests/fixtures/raw_tp.bpf.o",
            "tests/fixtures/tracing.bpf.o", "bpfnb/data/drops.bpf.o", "bpfnb/data/examples/count_protocols.bpf.o"]
 
@@ -31,8 +31,9 @@ def test_our_bytes_equal_the_kernels_jit_instruction_by_instruction():
             names.add(prog.name)
             unequal += [f"{prog.name} {r.insn}: {r.bpf}" for r in result.rows if not r.equal]
     # the fixtures cover helper calls, bpf-to-bpf calls, PROBE_MEM guards, map loads,
-    # inlined per-CPU lookups (raw_kfree_skb) and the private stack (trace_drops)
-    assert {"call_subprogs", "trace_kfree_skb", "raw_kfree_skb", "trace_drops", "xdp_count"} <= names
+    # inlined per-CPU lookups (raw_kfree_skb), the private stack (trace_drops), indirect and
+    # direct tail calls (dispatch, chain)
+    assert {"call_subprogs", "trace_kfree_skb", "raw_kfree_skb", "trace_drops", "xdp_count", "dispatch", "chain"} <= names
     assert compared >= 400
     assert equal / compared >= 0.95, unequal
 

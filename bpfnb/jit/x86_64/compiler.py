@@ -52,6 +52,9 @@ from .encode import (
 )
 
 MAX_PASSES = 20
+TAIL_CALL = 12  # the helper id of bpf_tail_call
+MAX_TAIL_CALL_CNT = 33
+TAIL_CALL_OFFSET = 12  # a tail call enters past nop5, the 3-byte slot, push rbp and mov rbp, rsp
 ADDR_PERCPU = -1  # off of a 64-bit register move that the verifier made per-CPU
 PADDING_PASSES = MAX_PASSES - 5
 
@@ -115,6 +118,25 @@ class Target:
     # address moves) and, for a program on a private stack, the per-CPU stack pointer
     this_cpu_off: int | None = None
     private_stack: int | None = None
+    # tail calls: where the prog array's size and slots and a program's code pointer are
+    # (``TailCallLayout``), and the retpoline thunk the kernel jumps through (None: ``jmp rcx``)
+    tail_calls: object = None
+    indirect_thunk: int | None = None
+    # a direct tail call's target: callable(map index, key) -> the stream's program number or None
+    # (None: the slot is empty, the jump stays unpatched as in a freshly loaded kernel image)
+    tail_call_target: object = None
+
+
+@dataclass(frozen=True)
+class TailCallLayout:
+    """Offsets a tail call reads: the prog array's ``max_entries`` and first slot
+    (``struct bpf_array``), and a program's code pointer (``struct bpf_prog.bpf_func``)."""
+
+    max_entries: int
+    ptrs: int
+    bpf_func: int
+    array_size: int = 0  # bytes of the array before its slots
+    prog_size: int = 0
 
 
 @dataclass
@@ -156,12 +178,17 @@ class Compiler:
     """One translation of ``insns`` for ``target``; ``run()`` converges and returns the image."""
 
     def __init__(self, insns, *, probe_mem=frozenset(), stack_depths=None, target: Target | None = None,
-                 where: str = "program"):
+                 where: str = "program", entries=(0,), direct_tail_calls=None):
+        """``entries``: where each program of the stream starts (a program and its
+        tail-call targets are translated into one image)."""
         self.target = target or Target()
         self.insns = tuple(insns) if self.target.private_stack is None else _on_private_stack(insns)
         self.probe_mem = frozenset(probe_mem)
         self.where = where
-        self.starts = functions_of(self.insns)
+        self.starts = sorted(set(functions_of(self.insns)) | set(entries))
+        self.entries = frozenset(entries)
+        self.entry_list = list(entries)
+        self.direct_tail_calls = dict(direct_tail_calls or {})
         self.bounds = list(zip(self.starts, self.starts[1:] + [len(self.insns)], strict=False))
         depths = list(stack_depths) if stack_depths is not None else [512] * len(self.starts)
         if len(depths) < len(self.starts):
@@ -170,6 +197,7 @@ class Compiler:
         self.callee_saved = [self._callee_saved(lo, hi) for lo, hi in self.bounds]
         self.first_exit = [next((i for i in range(lo, hi) if self.insns[i].code == op.BPF_JMP | op.BPF_EXIT), -1)
                            for lo, hi in self.bounds]
+        self.tail_call_reachable = self._tail_call_reachable()
         self.passes = 0
         self.pass_lens: list[int] = []
         n = len(self.insns)
@@ -234,14 +262,56 @@ class Compiler:
     def _callee_saved(self, lo: int, hi: int) -> tuple[int, ...]:
         used = set()
         for insn in self.insns[lo:hi]:
-            used.update((insn.dst, insn.src))
+            used.add(insn.dst)
+            if not insn.is_ld_imm64 and insn.code != op.BPF_JMP | op.BPF_CALL:  # there src is a pseudo kind
+                used.add(insn.src)
         return tuple(r for r in CALLEE_SAVED if r in used)
 
+    def _tail_call_reachable(self) -> list[bool]:
+        """Per function: does it tail call, or call (through other functions) one that does?
+        Such functions keep the tail-call counter's pointer on their stack."""
+        calls = [set() for _ in self.starts]
+        reach = [False] * len(self.starts)
+        for f, (lo, hi) in enumerate(self.bounds):
+            for i in range(lo, hi):
+                insn = self.insns[i]
+                if insn.code == op.BPF_JMP | op.BPF_CALL:
+                    if insn.src == op.BPF_PSEUDO_CALL and i + insn.imm + 1 in self.starts:
+                        calls[f].add(self.starts.index(i + insn.imm + 1))
+                    elif insn.src == 0 and insn.imm == TAIL_CALL:
+                        reach[f] = True
+        changed = True
+        while changed:
+            changed = False
+            for f in range(len(self.starts)):
+                if not reach[f] and any(reach[g] for g in calls[f]):
+                    reach[f] = changed = True
+        return reach
+
+    def _frame_depth(self, f: int) -> int:
+        """The stack below rbp that the function allocates (none on a private stack)."""
+        return 0 if self.target.private_stack is not None else self.stack_depths[f]
+
+    def _tcc_ptr(self, f: int) -> bytes:
+        """``mov rax, [rbp - (depth + 16)]``: the tail-call counter's pointer."""
+        return b"\x48\x8b\x85" + s32(-(self._frame_depth(f) + 16))
+
     def _prologue(self, f: int) -> bytes:
-        code = NOP5 + NOP3 + b"\x55" + b"\x48\x89\xe5"
+        reachable = self.tail_call_reachable[f]
+        entry = self.starts[f] in self.entries
+        # an entry that tail calls starts its counter at 0; the same 3 bytes are a nop elsewhere,
+        # and a tail call lands right after ``mov rbp, rsp`` (TAIL_CALL_OFFSET)
+        code = NOP5 + (b"\x48\x31\xc0" if reachable and entry else NOP3) + b"\x55" + b"\x48\x89\xe5"
         private = self.target.private_stack
         if self.stack_depths[f] and private is None:
             code += b"\x48\x81\xec" + s32(self.stack_depths[f])
+        if reachable and entry:
+            # rax is the count (first entry, or a tail call from an entry) or, above the limit, a
+            # pointer to it (a tail call made inside a function); either way two slots: the count
+            # and a pointer to wherever the count lives
+            code += b"\x48\x83\xf8" + bytes([MAX_TAIL_CALL_CNT]) + b"\x77\x06\x50\x48\x89\xe0\xeb\x01\x50\x50"
+        elif reachable:
+            code += b"\x50\x50"  # rax is the caller's pointer to the count
         for r in self.callee_saved[f]:
             code += PUSH[r]
         if private is not None:  # r9 = this CPU's copy of the stack's top
@@ -573,10 +643,63 @@ class Compiler:
         return b"\xe9" + s32(delta)
 
     def _call(self, f: int, i: int, insn, here: int) -> bytes:
+        if insn.src == 0 and insn.imm == TAIL_CALL:
+            if i in self.direct_tail_calls:
+                return self._direct_tail_call(f, i, here, *self.direct_tail_calls[i])
+            return self._tail_call(f, i, here)
+        head = b""
+        if insn.src == op.BPF_PSEUDO_CALL and self.tail_call_reachable[f]:
+            head = self._tcc_ptr(f)  # the callee keeps counting with the same counter
         if self.target.private_stack is None:
-            return self._direct_call(f, i, insn, here)
+            return head + self._direct_call(f, i, insn, here + len(head))
         # r9 (the private frame pointer) is caller-saved: kept across the call
-        return b"\x41\x51" + self._direct_call(f, i, insn, here + 2) + b"\x41\x59"
+        return head + b"\x41\x51" + self._direct_call(f, i, insn, here + len(head) + 2) + b"\x41\x59"
+
+    def _direct_tail_call(self, f: int, i: int, here: int, map_index: int, key: int) -> bytes:
+        """A tail call through a constant slot: a patchable jump, as the kernel emits it
+        (``jmp out`` over the unwinding while the slot is empty; once filled, that jump is
+        a nop and the final nop a ``jmp`` into the target past its prologue's first part)."""
+        depth = self._frame_depth(f)
+        unwind = (b"\x48\x83\x00\x01" + b"".join(POP[r] for r in reversed(self.callee_saved[f])) + b"\x58\x58"
+                  + (b"\x48\x81\xc4" + s32(depth) if depth else b""))
+        k = self.target.tail_call_target(map_index, key) if self.target.tail_call_target else None
+        head = self._tcc_ptr(f) + b"\x48\x83\x38" + bytes([MAX_TAIL_CALL_CNT]) + b"\x73" + s8(5 + len(unwind) + 5)
+        if k is None:
+            return head + b"\xe9" + s32(len(unwind) + 5) + unwind + NOP5
+        callee = self.starts.index(self.entry_list[k])
+        after = self._function_base(f) + here + len(head) + 5 + len(unwind) + 5
+        return head + NOP5 + unwind + b"\xe9" + s32(self._function_base(callee) + TAIL_CALL_OFFSET - after)
+
+    def _tail_call(self, f: int, i: int, here: int) -> bytes:
+        """``bpf_tail_call(ctx, array, index)`` (r1, r2 = rsi, r3 = rdx): out of range, over
+        the limit or an empty slot go on with the next instruction; otherwise count, unwind this
+        function's frame down to rbp and jump into the target past its prologue's first part."""
+        layout = self.target.tail_calls
+        if layout is None:
+            raise self._fail(i, "tail calls need the prog array's layout (Target.tail_calls)")
+        depth = self._frame_depth(f)
+        jump = b"\xff\xe1"  # jmp rcx
+        tail = (b"\x48\x83\x00\x01"  # add qword [rax], 1
+                + b"".join(POP[r] for r in reversed(self.callee_saved[f]))
+                + b"\x58\x58"  # the counter's two slots
+                + (b"\x48\x81\xc4" + s32(depth) if depth else b"")
+                + b"\x48\x8b\x49" + s8(layout.bpf_func)  # mov rcx, [rcx + bpf_func]
+                + b"\x48\x83\xc1" + s8(TAIL_CALL_OFFSET))  # add rcx, TAIL_CALL_OFFSET
+        if self.target.indirect_thunk is not None:
+            jump = b"\xe9"  # rel32 filled below, once the instruction's address is known
+        head_size = 2 + 3 + 2 + 7 + 4 + 2 + 8 + 3 + 2
+        if jump == b"\xe9":
+            jump += s32(self.target.indirect_thunk - (self._function_base(f) + here + head_size + len(tail) + 5))
+        body = tail + jump
+        after_checks = len(body)
+        # mov edx, edx; cmp [rsi + max_entries], edx; jbe out
+        code = b"\x89\xd2" + b"\x39\x56" + s8(layout.max_entries)
+        code += b"\x76" + s8(7 + 4 + 2 + 8 + 3 + 2 + after_checks)
+        code += self._tcc_ptr(f) + b"\x48\x83\x38" + bytes([MAX_TAIL_CALL_CNT])  # cmp qword [rax], limit
+        code += b"\x73" + s8(8 + 3 + 2 + after_checks)
+        code += b"\x48\x8b\x8c\xd6" + s32(layout.ptrs)  # mov rcx, [rsi + rdx*8 + ptrs]
+        code += b"\x48\x85\xc9" + b"\x74" + s8(after_checks)  # test rcx, rcx; je out
+        return code + body
 
     def _direct_call(self, f: int, i: int, insn, here: int) -> bytes:
         after = self._function_base(f) + here + 5
@@ -585,8 +708,6 @@ class Compiler:
             return b"\xe8" + s32(self._function_base(callee) - after)
         if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
             raise self._fail(i, "kfunc calls need kernel functions; bpfnb's JIT has none")
-        if insn.imm == 12:
-            raise self._fail(i, "bpf_tail_call is not translated by bpfnb's JIT yet (the interpreter runs it)")
         if self.target.helper_address is None:
             raise self._fail(i, "helper calls need a target that places helpers")
         return b"\xe8" + s32(self.target.helper_address(insn.imm) - after)

@@ -42,6 +42,11 @@ def _uc_registers():
     return {reg: getattr(x86_const, f"UC_X86_REG_{name.upper()}") for reg, name in NAMES.items() if reg in GREG}
 
 
+def image_base(result) -> int:
+    """Where the image's code starts in the emulator's address space."""
+    return CODE_BASE + runtime.build(result.image, result.helper_ids, extable_len=len(result.extable))[1].image
+
+
 def run_emulated(result, ctx_addr: int, r2: int, stack_top: int):
     """Run ``result`` (a ``JitResult``) on its VM's memory under Unicorn; the VM's
     ``RunResult``."""

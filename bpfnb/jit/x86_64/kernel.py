@@ -112,9 +112,9 @@ class KernelComparison:
                 f"<th>kernel</th><th></th></tr>{''.join(rows)}</table></div>")
 
 
-def _probe_mem_in_xlated(original, xlated, probe_mem) -> set[int]:
-    """The xlated indices of the PROBE_MEM loads: the kernel's dump shows them as
-    plain loads, so they are found by aligning the program with its xlated form."""
+def _in_xlated(original, xlated, indices) -> dict[int, int]:
+    """Original instruction -> its xlated index, for ``indices`` that survive the kernel's
+    rewrites (found by aligning the program with its xlated form)."""
     def key(insn):
         return (insn.code, insn.dst, insn.src, insn.off, insn.imm)
 
@@ -123,7 +123,7 @@ def _probe_mem_in_xlated(original, xlated, probe_mem) -> set[int]:
     for a, b, size in matcher.get_matching_blocks():
         for k in range(size):
             mapped[a + k] = b + k
-    return {mapped[i] for i in probe_mem if i in mapped}
+    return {i: mapped[i] for i in indices if i in mapped}
 
 
 def _as_loaded(xlated) -> tuple:
@@ -153,6 +153,20 @@ def uses_private_stack(prog, stack_depth: int) -> bool:
     if prog.type not in PRIVATE_STACK_TYPES or stack_depth < PRIVATE_STACK_MIN:
         return False
     return not (prog.type == "tracing" and (prog.section or "").startswith("iter"))
+
+
+def _tail_call_layout():
+    from ...btf import kernel_btf
+    from .tailcalls import layout_from_btf
+
+    return layout_from_btf(kernel_btf())
+
+
+def _optional_symbol(name: str) -> int | None:
+    try:
+        return kernel_symbol(name)
+    except JitError:
+        return None
 
 
 def _this_cpu_off(jited: bytes) -> int | None:
@@ -195,7 +209,18 @@ def _key(raw: bytes) -> bytes:
     return raw
 
 
-def compare_with_kernel(prog, *, probe_mem=None, stack_depths=None, image=None) -> KernelComparison:
+def _direct_of(prog, direct_tail_calls) -> dict:
+    from .tailcalls import has_tail_calls
+
+    if direct_tail_calls is not None or not has_tail_calls(prog.insns):
+        return dict(direct_tail_calls or {})
+    from ...verifier import verify
+
+    return verify(prog, log_level=0).direct_tail_calls
+
+
+def compare_with_kernel(prog, *, probe_mem=None, stack_depths=None, image=None,
+                        direct_tail_calls=None) -> KernelComparison:
     """Load ``prog`` into the running kernel, read its xlated program and JIT image,
     translate the xlated program with bpfnb's compiler at the kernel's addresses, and
     compare per BPF instruction. ``image``: a ``ProgramImage`` already read."""
@@ -228,9 +253,13 @@ def compare_with_kernel(prog, *, probe_mem=None, stack_depths=None, image=None) 
     target = Target(base=image.ksyms[0], function_bases=tuple(image.ksyms), return_thunk=thunk,
                     helper_address=lambda imm: call_base + imm, map_value=_map_placeholder,
                     bmi2=_has_bmi2(),  # the kernel's JIT asks the same CPU
-                    this_cpu_off=_this_cpu_off(image.jited), private_stack=private)
-    compiler = Compiler(xlated, probe_mem=_probe_mem_in_xlated(prog.insns, xlated, probe_mem),
-                        stack_depths=stack_depths, target=target, where=where)
+                    this_cpu_off=_this_cpu_off(image.jited), private_stack=private,
+                    tail_calls=_tail_call_layout(), indirect_thunk=_optional_symbol("__x86_indirect_thunk_rcx"))
+    direct = _direct_of(prog, direct_tail_calls)
+    moved = _in_xlated(prog.insns, xlated, set(probe_mem) | set(direct))
+    compiler = Compiler(xlated, probe_mem={moved[i] for i in probe_mem if i in moved}, stack_depths=stack_depths,
+                        target=target, where=where,
+                        direct_tail_calls={moved[i]: key for i, key in direct.items() if i in moved})
     ours, layout = compiler.run()
     return KernelComparison(prog.name, xlated, ours, bytes(image.jited),
                             tuple(_rows(xlated, ours, layout, image.jited)))

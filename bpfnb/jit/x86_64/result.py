@@ -31,7 +31,22 @@ class JitResult:
     helper_ids: tuple[int, ...]
     stub_base: int
     vm: object = field(repr=False, default=None)
+    stream: tuple = ()  # the program, then its tail-call targets (empty: the program alone)
+    entries: tuple[int, ...] = (0,)  # where each program of the stream starts
+    entry_offsets: tuple[int, ...] = (0,)  # where each program's code starts in the image
+    prog_arrays: object = field(repr=False, default=None)
     _native: object = field(repr=False, default=None)
+
+    @property
+    def insns(self) -> tuple:
+        """The instructions the image holds (the program's, then any tail-call targets')."""
+        return self.stream or tuple(self.prog.insns)
+
+    def program_of(self, i: int):
+        """(program, its own index) of stream instruction ``i``."""
+        k = max(k for k, start in enumerate(self.entries) if start <= i)
+        prog = self.vm.programs[k] if self.vm is not None and k < len(self.vm.programs) else self.prog
+        return prog, i - self.entries[k]
 
     @property
     def extable(self) -> tuple[ExtableEntry, ...]:
@@ -46,7 +61,8 @@ class JitResult:
         return tuple(self.layout.function_starts)
 
     def __str__(self) -> str:
-        return (f"{self.prog.name}: {len(self.prog.insns)} BPF insns -> {len(self.image)} bytes of x86-64 in "
+        targets = f" (+ {len(self.entries) - 1} tail-call target(s))" if len(self.entries) > 1 else ""
+        return (f"{self.prog.name}{targets}: {len(self.insns)} BPF insns -> {len(self.image)} bytes of x86-64 in "
                 f"{len(self.function_starts)} function(s), {self.passes} passes {list(self.pass_lens)}, "
                 f"{len(self.extable)} exception table entries")
 
@@ -71,7 +87,7 @@ class JitResult:
     def _owners(self) -> dict[int, tuple[int, str]]:
         """x86 offset → (BPF insn, its text) for each BPF instruction's code range;
         prologues belong to insn -1."""
-        insns = self.prog.insns
+        insns = self.insns
         owner = {}
         for i, start in enumerate(self.layout.insn_offsets):
             end = self.layout.insn_ends[i]
@@ -90,6 +106,8 @@ class JitResult:
         for row in self.frame().itertuples():
             if row.insn != current:
                 current = row.insn
+                if row.insn in self.entries[1:]:
+                    lines.append(f"; --- tail-call target {self.program_of(row.insn)[0].name} ---")
                 lines.append("; prologue" if row.insn < 0 else f"; {row.insn}: {row.bpf}")
             mark = f"    <- extable: {row.extable}" if row.extable else ""
             lines.append(f"  {row.offset:5x}: {row.bytes:<24} {row.x86}{mark}")
@@ -125,25 +143,38 @@ class JitResult:
         vm = self.vm
         ctx_addr, r2v, stack_top = execution.prepare(vm, ctx, packet, r1, r2)
         if engine == "unicorn":
-            from .emulate import run_emulated
+            from .emulate import image_base, run_emulated
 
+            self._link(image_base(self))
             return run_emulated(self, ctx_addr, r2v, stack_top)
+        self._link(self._native_image().base + self._native_image().layout.image)
         return self._run_native(ctx_addr, r2v, stack_top)
+
+    def _link(self, image_base: int) -> None:
+        """Tail-call targets' code addresses into the prog arrays, for this image's address."""
+        if self.prog_arrays is not None:
+            self.prog_arrays.link(image_base, lambda k: self.entry_offsets[k])
+
+    def _native_image(self):
+        from .native import NativeImage
+
+        if self._native is None:
+            self._native = NativeImage(self.image, self.extable, self.helper_ids, self._dispatch)
+        return self._native
 
     def run_unicorn(self, ctx=None, **kw):
         return self.run(ctx, engine="unicorn", **kw)
 
     def _run_native(self, ctx_addr: int, r2: int, stack_top: int):
         from . import execution
-        from .native import ArenaWindow, NativeImage
+        from .native import ArenaWindow
 
         vm = self.vm
         arena = vm.memory.arena
         window = ArenaWindow.ensure(len(arena))
         window[: len(arena)] = arena
         session = execution.Session(vm, window[: len(arena)])
-        if self._native is None:
-            self._native = NativeImage(self.image, self.extable, self.helper_ids, self._dispatch)
+        self._native_image()
         self._session = session
         start = time.perf_counter()
         r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top)
@@ -169,7 +200,9 @@ class JitResult:
         i = self.insn_at(offset)
         if i is None:
             return f"{where}: the image took an {what} at +{offset:#x}, outside any BPF instruction"
-        insns = self.prog.insns
+        prog, i = self.program_of(i)
+        where = prog.where or prog.name
+        insns = prog.insns
         nxt = insns[i + 1] if insns[i].is_ld_imm64 else None
         why = ("not a PROBE_MEM load, so no exception table entry" if signo in (signal.SIGSEGV, signal.SIGBUS)
                else "the code is wrong here: a BPF program cannot trap")
