@@ -902,15 +902,13 @@ class Checker:
                     slot.types[(-addr - 1) % 8] = MISC
                     slot.spilled = None
                 self.scratch_slots.add(spi)
-            self.stack_depth = max(self.stack_depth, -lo)
+            self.note_stack_depth(-lo)
             return scalar_reg()
         total = base.off + off + s64(base.s.value)
         if total < -MAX_BPF_STACK or total + size > 0 or total >= 0:
             what = "write to" if write else "read from"
             self.fail(f"invalid {what} stack R{regno} off={total} size={size}")
-        self.stack_depth = max(self.stack_depth, (-total + 7) // 8 * 8)
-        sub = self.subprog_of(self.error_insn or 0)
-        self.sub_stack_depth[sub] = max(self.sub_stack_depth.get(sub, 0), (-total + 7) // 8 * 8)
+        self.note_stack_depth(-total)
         slot_index = -total - 1
         spi = slot_index // 8
         self.scratch_slots.add(spi)
@@ -1104,7 +1102,7 @@ class Checker:
                         slot.types = [MISC if x == SPILL else x for x in slot.types]
                         slot.spilled = None
                     slot.types[(-addr - 1) % 8] = MISC
-            self.stack_depth = max(self.stack_depth, (-base + 7) // 8 * 8)
+            self.note_stack_depth(-base)  # bytes a helper writes count, as update_stack_depth does
             return
         if t == PTR_TO_MAP_VALUE and not reg.maybe_null:
             self.map_value_access(regno, reg, 0, max(size, 1), write)
@@ -1118,6 +1116,13 @@ class Checker:
             return
         expected = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
         self.fail(f"R{regno} type={format_type(reg)} expected={expected}")
+
+    def note_stack_depth(self, depth: int) -> None:
+        """The program's and the current function's stack reach ``depth`` bytes (rounded to 8)."""
+        depth = (depth + 7) // 8 * 8
+        self.stack_depth = max(self.stack_depth, depth)
+        sub = self.subprog_of(self.error_insn or 0)
+        self.sub_stack_depth[sub] = max(self.sub_stack_depth.get(sub, 0), depth)
 
     def constant_key(self, state: State, reg: Reg, size: int) -> int | None:
         """The key's value when the stack holds it as a known constant (zeroed bytes or a spilled constant)."""

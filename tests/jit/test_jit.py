@@ -271,3 +271,17 @@ def test_tail_calls_run_in_one_image_as_the_interpreter_runs_them(engine):
     assert len(image.entries) == 3 and "--- tail-call target big ---" in image.listing()
     # chain's constant slot 0 is itself: a direct jump back past its own prologue's first part
     assert any(x == "jmp 0xc" for x in image.frame()["x86"])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_stack_a_helper_writes_is_reserved(engine):
+    from bpfnb.isa.assembler import assemble
+
+    # bpf_skb_load_bytes(skb, 0, fp-16, 8): only the helper writes fp-16 (the kernel's log: stack depth 16)
+    prog = Program("t", assemble("mov %r2, 0\nmov %r3, %r10\nadd %r3, -16\nmov %r4, 8\ncall 26\n"
+                                 "ldxdw %r0, [%r10-16]\nexit"), type="socket_filter")
+    assert verify(prog, log_level=0).stack_depths == (16,)
+    image = jit(prog, vm=Vm(prog))
+    assert any(x == "sub rsp, 0x10" for x in image.frame()["x86"])
+    packet = bytes(range(64))
+    assert image.run(packet=packet, engine=engine).r0 == int.from_bytes(packet[14:22], "little")
