@@ -31,8 +31,8 @@ EXPECTED = {
         "1: R1=trusted_ptr_sk_buff()",
     ],
     "03_jit_and_exception_tables": [
-        "walk_skb: 12 BPF insns -> 98 bytes of x86-64 in 1 function(s)",
-        "insn 2: load at +0x3f -> zero r1, resume at +0x45",
+        "walk_skb: 12 BPF insns -> 96 bytes of x86-64 in 1 function(s)",
+        "insn 2: load at +0x3e -> zero r1, resume at +0x44",
         "; 2: (61) r1 = *(u32 *)(r1 +224)",
         "unmapped dev         native   r0=0 PROBE_MEM faults recovered=1 walked=0",
         "unmapped dev         unicorn  r0=0 PROBE_MEM faults recovered=1 walked=0",
