@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import platform
 import signal
-import struct
 
 import numpy as np
 
@@ -109,32 +108,37 @@ class NativeImage:
         if _libc.mprotect(self.base, lay.data, PROT_READ | PROT_EXEC):
             raise JitError(f"mprotect(RX) failed: {mmap_error(ctypes.get_errno())}")
         self._entry = ENTRY(self.base + lay.entry)
+        # the data page's 8-byte slots, read and written without a ctypes call each
+        words = runtime.data_size(len(extable)) // 8
+        self._words = np.ctypeslib.as_array((ctypes.c_uint64 * words).from_address(self.base + lay.data))
 
     def _data(self, offset: int) -> int:
-        return struct.unpack("<Q", ctypes.string_at(self.base + self.layout.data + offset, 8))[0]
+        return int(self._words[offset // 8])
 
     def _set(self, offset: int, value: int) -> None:
-        ctypes.memmove(self.base + self.layout.data + offset, struct.pack("<Q", value), 8)
+        self._words[offset // 8] = value
 
-    def call(self, ctx: int, r2: int, stack_top: int) -> tuple[int, int, tuple[int, int, int] | None]:
+    def call(self, ctx: int, r2: int, stack_top: int, repeat: int = 1) -> tuple[int, int, tuple[int, int, int] | None]:
         """(r0, PROBE_MEM faults recovered, (fault offset in image, address, signal) of an
-        unrecoverable fault)."""
-        self._set(runtime.FAULTED, 0)
+        unrecoverable fault); ``repeat`` runs under one installation of the fault handler."""
         self._set(runtime.PROBE_FAULTS, 0)
         handler = _Sigaction(handler=self.base + self.layout.handler, flags=SA_SIGINFO)
         old = {sig: _Sigaction() for sig in SIGNALS}
         for sig in SIGNALS:
             _libc.sigaction(sig, ctypes.byref(handler), ctypes.byref(old[sig]))
             self._set(runtime.OLD_HANDLERS + 8 * sig, old[sig].handler or 0)
+        fault, r0 = None, 0
         try:
-            r0 = self._entry(ctx, r2, stack_top)
+            for _ in range(repeat):
+                self._set(runtime.FAULTED, 0)
+                r0 = self._entry(ctx, r2, stack_top)
+                if self._data(runtime.FAULTED):
+                    fault = (self._data(runtime.FAULT_RIP) - self.base - self.layout.image,
+                             self._data(runtime.FAULT_ADDR), self._data(runtime.FAULT_SIGNO))
+                    break
         finally:
             for sig in SIGNALS:
                 _libc.sigaction(sig, ctypes.byref(old[sig]), None)
-        fault = None
-        if self._data(runtime.FAULTED):
-            fault = (self._data(runtime.FAULT_RIP) - self.base - self.layout.image, self._data(runtime.FAULT_ADDR),
-                     self._data(runtime.FAULT_SIGNO))
         return r0, self._data(runtime.PROBE_FAULTS), fault
 
     def close(self) -> None:

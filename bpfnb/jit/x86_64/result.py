@@ -133,9 +133,10 @@ class JitResult:
 
     # -- running it ---------------------------------------------------------------------------
     def run(self, ctx=None, *, packet: bytes | None = None, engine: str = "native", r1: int | None = None,
-            r2: int | None = None):
+            r2: int | None = None, repeat: int = 1):
         """Run on the VM's memory: ``engine="native"`` (this CPU, the fault handler) or
-        ``"unicorn"`` (emulated); returns the VM's ``RunResult``."""
+        ``"unicorn"`` (emulated); ``repeat`` times on the same memory, as ``Vm.run``.
+        Returns the VM's ``RunResult`` (``seconds``: all the runs)."""
         from . import execution
 
         if engine not in ("native", "unicorn"):
@@ -146,9 +147,11 @@ class JitResult:
             from .emulate import image_base, run_emulated
 
             self._link(image_base(self))
-            return run_emulated(self, ctx_addr, r2v, stack_top)
+            runs = [run_emulated(self, ctx_addr, r2v, stack_top) for _ in range(max(repeat, 1))]
+            runs[-1].seconds = sum(r.seconds for r in runs)
+            return runs[-1]
         self._link(self._native_image().base + self._native_image().layout.image)
-        return self._run_native(ctx_addr, r2v, stack_top)
+        return self._run_native(ctx_addr, r2v, stack_top, max(repeat, 1))
 
     def _link(self, image_base: int) -> None:
         """Tail-call targets' code addresses into the prog arrays, for this image's address."""
@@ -165,7 +168,7 @@ class JitResult:
     def run_unicorn(self, ctx=None, **kw):
         return self.run(ctx, engine="unicorn", **kw)
 
-    def _run_native(self, ctx_addr: int, r2: int, stack_top: int):
+    def _run_native(self, ctx_addr: int, r2: int, stack_top: int, repeat: int = 1):
         from . import execution
         from .native import ArenaWindow
 
@@ -177,7 +180,7 @@ class JitResult:
         self._native_image()
         self._session = session
         start = time.perf_counter()
-        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top)
+        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat)
         seconds = time.perf_counter() - start
         arena[:] = window[: len(arena)]
         if fault is not None:
