@@ -34,6 +34,29 @@ class RunResult:
     samples: list[tuple[int, bytes]] = field(default_factory=list)
     lost: int = 0
     seconds: float = 0.0
+    btf: object = field(default=None, repr=False)  # the program's BTF, for events_as
+
+    def events_as(self, type_ref, btf=None) -> pd.DataFrame:
+        """The events with each sample's head decoded as BTF struct ``type_ref`` (a name or
+        an id in ``btf``, default the program's): one column per member (enums named), then
+        ``packet`` (the bytes after the struct: what ``bpf_skb_output`` appends)."""
+        from ..frames.records import columns, decode_samples, struct_dtype
+
+        btf = btf if btf is not None else self.btf
+        if btf is None:
+            raise VmError("events_as needs a BTF (the program has none): pass btf=")
+        dtype = struct_dtype(btf, type_ref)
+        raws = [raw for _, raw in self.samples]
+        for k, raw in enumerate(raws):
+            if len(raw) < dtype.itemsize:
+                raise VmError(f"event {k} holds {len(raw)} bytes, fewer than the {dtype.itemsize} of {type_ref}")
+        frame = pd.DataFrame(columns(decode_samples(raws, dtype), btf, type_ref))
+        # the sample's own cpu and time, unless the record has fields of those names
+        for name, values in (("time_ns", list(self.events["time_ns"])), ("cpu", [c for c, _ in self.samples])):
+            if name not in frame.columns:
+                frame.insert(0, name, values)
+        frame["packet"] = [raw[dtype.itemsize:] for raw in raws]
+        return frame
 
     def __str__(self) -> str:
         return (f"r0={self.r0:#x} after {self.insns} insns, {len(self.samples)} events, "
@@ -277,7 +300,7 @@ class Vm:
 
         rows = int(self.state[2])
         ring = SimRing(pages=64)
-        samples, printk = [], []
+        samples, printk, times = [], [], []
         for k in range(rows):
             kind, start, length = int(meta[k, 0]), int(meta[k, 1]), int(meta[k, 2])
             data = out[start:start + length].tobytes()
@@ -288,14 +311,15 @@ class Vm:
                     printk.append(_printf(fmt, args))
                 except Exception:
                     printk.append(fmt)
-            else:
-                ring.output(data)
+            elif ring.output(data):
+                times.append(int(meta[k, 3]))  # the VM's clock (bpf_ktime_get_ns) when emitted
         records = ring.read()
         samples = [(0, raw) for raw in records.samples]
-        events = pd.DataFrame({"cpu": [0] * len(samples), "size": [len(r) for _, r in samples],
-                               "raw": [r for _, r in samples]})
+        events = pd.DataFrame({"cpu": [0] * len(samples), "time_ns": times[:len(samples)],
+                               "size": [len(r) for _, r in samples], "raw": [r for _, r in samples]})
         self.state[1] = self.state[2] = 0
-        return RunResult(r0, steps, faults, events, printk, samples, records.lost + int(self.state[3]), seconds)
+        return RunResult(r0, steps, faults, events, printk, samples, records.lost + int(self.state[3]), seconds,
+                         getattr(self.prog, "btf", None))
 
 
 def _printf(fmt: str, args: tuple[int, ...]) -> str:

@@ -165,3 +165,27 @@ def test_tail_calls_equal_the_kernels():
         for loaded in others.values():
             loaded.close()
         first.close()
+
+
+def test_events_decode_through_the_programs_btf():
+    from bpfnb.btf import kernel_btf
+    from bpfnb.dropwatch import resolve_filters, tracer_program
+    from bpfnb.verifier import verify
+
+    btf = kernel_btf()
+    prog, _ = tracer_program(resolve_filters())
+    checked = verify(prog, log_level=0)
+    vm = Vm(checked.program, kernel_btf=btf)
+    head = UDP.ljust(256, b"\0")  # the tracer probe-reads a fixed-size header
+    dev = vm.new("struct net_device", ifindex=4, name=b"veth0")
+    skb = vm.skb(len=len(UDP) - 14, dev=dev, head=head, data=head[14:], network_header=14, protocol=8)
+    run = vm.run([skb, 0xFFFFFFFF81234567, 2, 0])
+    assert list(run.events.columns) == ["cpu", "time_ns", "size", "raw"] and len(run.events) == 1
+    events = run.events_as("drop_event")
+    row = events.iloc[0]
+    assert (row["len"], row["ifindex"], row["ifname"], row["reason"]) == (28, 4, "veth0", 2)
+    assert (row["location"], row["skb"], row["dport"]) == (0xFFFFFFFF81234567, int(skb), 53)
+    assert row["packet"] == UDP[14:]  # bpf_skb_output's bytes after the record
+    assert "time_ns" in events.columns and events.columns[-1] == "packet"
+    with pytest.raises(bpfnb.BpfnbError, match="no type struct 'nope'"):
+        run.events_as("nope")
