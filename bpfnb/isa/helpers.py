@@ -225,3 +225,20 @@ def helper_name(helper_id: int) -> str:
     """``bpf_<name>`` for a known id, ``unknown`` otherwise (as the kernel's log)."""
     name = HELPER_NAMES.get(helper_id)
     return f"bpf_{name}" if name else "unknown"
+
+
+# Parameter names of the helpers the verifier knows, as the kernel's documentation
+# (include/uapi/linux/bpf.h) names them; shown with a call's arguments.
+HELPER_PARAMS: dict[int, tuple[str, ...]] = {
+    1: ("map", "key"), 2: ("map", "key", "value", "flags"), 3: ("map", "key"),
+    4: ("dst", "size", "unsafe_ptr"), 6: ("fmt", "fmt_size", "arg1", "arg2", "arg3"),
+    9: ("skb", "offset", "from", "len", "flags"), 12: ("ctx", "prog_array_map", "index"),
+    16: ("buf", "size_of_buf"), 17: ("skb",), 23: ("ifindex", "flags"),
+    25: ("ctx", "map", "flags", "data", "size"), 26: ("skb", "offset", "to", "len"), 34: ("skb",),
+    44: ("xdp_md", "delta"), 45: ("dst", "size", "unsafe_ptr"), 46: ("ctx",), 47: ("skb",),
+    51: ("map", "key", "flags"), 65: ("xdp_md", "delta"), 68: ("skb", "offset", "to", "len", "start_header"),
+    111: ("skb", "map", "flags", "data", "size"), 112: ("dst", "size", "unsafe_ptr"),
+    113: ("dst", "size", "unsafe_ptr"), 114: ("dst", "size", "unsafe_ptr"), 115: ("dst", "size", "unsafe_ptr"),
+    130: ("ringbuf", "data", "size", "flags"), 131: ("ringbuf", "size", "flags"), 132: ("data", "flags"),
+    133: ("data", "flags"), 134: ("ringbuf", "flags"),
+}

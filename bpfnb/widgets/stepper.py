@@ -68,6 +68,10 @@ class VerifierStepper(w.VBox):
         self.goto = w.BoundedIntText(value=0, min=0, max=max(len(self.prog.insns) - 1, 0),
                                      description="insn", layout=w.Layout(width="140px"))
         self.register = w.Dropdown(options=["—"], description="origin of", layout=w.Layout(width="180px"))
+        lines = sorted({(li.line, li.text.strip()) for li in getattr(self.prog, "line_info", ()) if li.text})
+        self.source = w.Dropdown(options=[("source line…", 0)] + [(f"{n}: {t[:60]}", n) for n, t in lines],
+                                 value=0, description="", layout=w.Layout(width="360px"),
+                                 disabled=not lines)
         self.info = w.HTML()
         self.graph = w.HTML()
         self.origin_box = w.VBox()
@@ -80,9 +84,10 @@ class VerifierStepper(w.VBox):
         self.slider.observe(lambda c: self.show(c["new"]), "value")
         self.goto.observe(lambda c: self.jump_to_insn(c["new"]), "value")
         self.register.observe(lambda c: self._show_origin(c["new"]), "value")
+        self.source.observe(lambda c: self.jump_to_line(c["new"]) if c["new"] else None, "value")
 
         controls = w.HBox([self.first, self.back, self.next, self.to_error, self.again, self.slider, self.goto])
-        left = w.VBox([self.info, w.HBox([self.register]), self.origin_box],
+        left = w.VBox([self.info, w.HBox([self.register, self.source]), self.origin_box],
                       layout=w.Layout(width="52%"))
         right = w.Box([self.graph], layout=w.Layout(width="48%", overflow="auto", max_height="700px"))
         super().__init__([controls, w.HBox([left, right])])
@@ -118,6 +123,32 @@ class VerifierStepper(w.VBox):
         if visits:
             later = [s for s in visits if s >= self.step]
             self.show(later[0] if later else visits[0])
+
+    def jump_to_line(self, line: int) -> None:
+        """The first visit, at or after the current one (else the first), of an instruction
+        compiled from source line ``line``."""
+        source_line = getattr(self.prog, "source_line", None)
+        if source_line is None:
+            return
+        insns = {i for i in range(len(self.prog.insns))
+                 if (li := source_line(i)) is not None and li.line == line}
+        visits = sorted(v.step for v in self.walk.visits if v.insn in insns)
+        if visits:
+            later = [s for s in visits if s >= self.step]
+            self.show(later[0] if later else visits[0])
+
+    def call_html(self, step: int) -> str:
+        """A helper call with its arguments named (by the helper's prototype) and their values."""
+        from ..isa import opcodes as op
+        from ..isa.helpers import HELPER_PARAMS, helper_name
+
+        insn = self.prog.insns[self.walk.visits[step].insn]
+        if insn.code != op.BPF_JMP | op.BPF_CALL or insn.src != 0 or insn.imm not in HELPER_PARAMS:
+            return ""
+        before = self.walk.before(step)
+        args = ", ".join(f"<b>{name}</b>=R{k + 1} {_esc(before.get(f'R{k + 1}', '?'))}"
+                         for k, name in enumerate(HELPER_PARAMS[insn.imm]))
+        return f'<div class="call">{_esc(helper_name(insn.imm))}({args})</div>'
 
     def next_visit(self) -> None:
         self.show(self.walk.next_visit(self.step))
@@ -182,7 +213,7 @@ class VerifierStepper(w.VBox):
         head = (f"<div>visit <b>{step}</b> of {len(walk)} · insn <b>{visit.insn}</b> · path from "
                 f"{_esc(walk.history(step)[0])} · {self._verdict()}</div>")
         note = f"<div><i>{_esc(visit.event or '')} {_esc(visit.note)}</i></div>" if visit.event or visit.note else ""
-        insn = f"<pre>{visit.insn}: {_esc(format_insn(insns[visit.insn], nxt))}</pre>"
+        insn = f"<pre>{visit.insn}: {_esc(format_insn(insns[visit.insn], nxt))}</pre>" + self.call_html(step)
         error = ""
         if visit.event == "error" and walk.error:
             why = explain(walk.error)

@@ -135,3 +135,23 @@ def test_btf_type_of_typed_pointers():
     assert btf_type_of("ptr_sock_or_null(id=2)") == "struct sock"
     assert btf_type_of("map_value(map=counts,ks=4,vs=8)") is None
     assert btf_type_of("ctx()") is None
+
+
+def test_source_lines_and_helper_arguments_on_a_compiled_program():
+    import bpfnb
+    from bpfnb import examples
+
+    prog = bpfnb.load(examples.path("count_protocols")).program()
+    stepper = VerifierStepper(prog, cfg=False)
+    lines = [value for _, value in stepper.source.options[1:]]
+    assert 19 in lines and not stepper.source.disabled
+    stepper.source.value = 19  # "__u8 proto = 0;"
+    visit = stepper.walk.visits[stepper.step]
+    assert prog.source_line(visit.insn).line == 19
+    call = next(v.step for v in stepper.walk.visits if prog.insns[v.insn].code == op.BPF_JMP | op.BPF_CALL)
+    html = stepper.call_html(call)
+    assert html.startswith('<div class="call">bpf_skb_load_bytes(<b>skb</b>=R1 ctx(), <b>offset</b>=R2 ')
+    assert "<b>to</b>=R3 fp-" in html and "<b>len</b>=R4 1" in html
+    stepper.show(call)
+    assert "bpf_skb_load_bytes(" in stepper.info.value
+    assert stepper.call_html(0) == ""  # not a call
