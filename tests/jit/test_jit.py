@@ -285,3 +285,13 @@ def test_stack_a_helper_writes_is_reserved(engine):
     assert any(x == "sub rsp, 0x10" for x in image.frame()["x86"])
     packet = bytes(range(64))
     assert image.run(packet=packet, engine=engine).r0 == int.from_bytes(packet[14:22], "little")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_failing_helper_is_reported_not_ignored(engine):
+    # bpf_map_lookup_elem on a number that is no map (only unverified code can do this)
+    insns = (Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 1, 0, 0, 12345), Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_X, 2, 10),
+             Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, 1), Insn(op.BPF_JMP | op.BPF_EXIT))
+    image = jit(Program("nomap", insns), verify=False, probe_mem=(), stack_depths=(8,))
+    with pytest.raises(JitError, match=r"nomap: helper #1: not a map"):
+        image.run(r1=0, engine=engine)

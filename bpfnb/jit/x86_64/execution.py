@@ -29,6 +29,29 @@ class Session:
         self.tables = vm.memory.tables()
         self.error: str | None = None
         self.regs = np.zeros(11, dtype=np.uint64)
+        self._context = None
+
+    def native_context(self) -> np.ndarray:
+        """The compiled dispatcher's view of this run's buffers (``dispatch.context``)."""
+        from . import dispatch
+
+        if self._context is None:
+            vm = self.vm
+            base, size, perm = self.tables
+            self._context = dispatch.context({
+                "regs": self.regs, "arena": self.arena, "rbase": base, "rsize": size, "rperm": perm,
+                "map_kind": vm.map_kind, "map_ks": vm.map_ks, "map_vs": vm.map_vs, "map_max": vm.map_max,
+                "map_addr": vm.map_addr, "out": self.out, "meta": self.meta, "state": vm.state,
+                "skb_layout": vm.skb_layout})
+        return self._context
+
+    def collect_native_status(self) -> None:
+        """A helper failure the compiled dispatcher recorded, as ``dispatch`` would have."""
+        from . import dispatch
+
+        if self._context is not None and self._context[dispatch.STATUS] and not self.error:
+            helper = int(self._context[dispatch.HELPER])
+            self.error = f"helper #{helper}: {interp_status(int(self._context[dispatch.STATUS]))}"
 
     def dispatch(self, r1: int, r2: int, r3: int, r4: int, r5: int, helper: int) -> int:
         if self.error:

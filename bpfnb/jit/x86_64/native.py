@@ -93,14 +93,19 @@ class NativeImage:
     """A JIT image mapped executable with its stubs; ``call(r1, r2, stack_top)`` runs it."""
 
     def __init__(self, image: bytes, extable, helper_ids, dispatcher):
+        """``dispatcher``: the address of a compiled ``dispatch(r1..r5, helper, context)``,
+        or a Python callable of the first six (wrapped as a ctypes callback)."""
         why = supported()
         if why:
             raise JitError(why)
         stubs, self.layout = runtime.build(image, helper_ids, extable_len=len(extable))
         lay = self.layout
         self.base = _mmap(0, lay.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
-        self._dispatcher = DISPATCHER(dispatcher)  # kept alive as long as the mapping
-        dispatch_addr = ctypes.cast(self._dispatcher, ctypes.c_void_p).value
+        if isinstance(dispatcher, int):
+            self._dispatcher, dispatch_addr = None, dispatcher
+        else:
+            self._dispatcher = DISPATCHER(dispatcher)  # kept alive as long as the mapping
+            dispatch_addr = ctypes.cast(self._dispatcher, ctypes.c_void_p).value
         ctypes.memmove(self.base, stubs, len(stubs))
         ctypes.memmove(self.base + lay.image, image, len(image))
         page = runtime.data_page(self.base, lay, len(image), extable, GREG, dispatch_addr)
@@ -118,10 +123,13 @@ class NativeImage:
     def _set(self, offset: int, value: int) -> None:
         self._words[offset // 8] = value
 
-    def call(self, ctx: int, r2: int, stack_top: int, repeat: int = 1) -> tuple[int, int, tuple[int, int, int] | None]:
+    def call(self, ctx: int, r2: int, stack_top: int, repeat: int = 1,
+             context: int = 0) -> tuple[int, int, tuple[int, int, int] | None]:
         """(r0, PROBE_MEM faults recovered, (fault offset in image, address, signal) of an
-        unrecoverable fault); ``repeat`` runs under one installation of the fault handler."""
+        unrecoverable fault); ``repeat`` runs under one installation of the fault handler;
+        ``context``: what helper thunks pass the dispatcher as its 7th argument."""
         self._set(runtime.PROBE_FAULTS, 0)
+        self._set(runtime.CONTEXT, context)
         handler = _Sigaction(handler=self.base + self.layout.handler, flags=SA_SIGINFO)
         old = {sig: _Sigaction() for sig in SIGNALS}
         for sig in SIGNALS:

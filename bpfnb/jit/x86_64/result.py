@@ -159,10 +159,11 @@ class JitResult:
             self.prog_arrays.link(image_base, lambda k: self.entry_offsets[k])
 
     def _native_image(self):
+        from . import dispatch
         from .native import NativeImage
 
         if self._native is None:
-            self._native = NativeImage(self.image, self.extable, self.helper_ids, self._dispatch)
+            self._native = NativeImage(self.image, self.extable, self.helper_ids, dispatch.address())
         return self._native
 
     def run_unicorn(self, ctx=None, **kw):
@@ -178,17 +179,15 @@ class JitResult:
         window[: len(arena)] = arena
         session = execution.Session(vm, window[: len(arena)])
         self._native_image()
-        self._session = session
+        context = session.native_context()
         start = time.perf_counter()
-        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat)
+        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data)
+        session.collect_native_status()
         seconds = time.perf_counter() - start
         arena[:] = window[: len(arena)]
         if fault is not None:
             raise JitError(self._fault_message(*fault))
         return execution.result(vm, session, r0, probe_faults, seconds)
-
-    def _dispatch(self, r1, r2, r3, r4, r5, helper):
-        return self._session.dispatch(r1, r2, r3, r4, r5, helper)
 
     def insn_at(self, offset: int) -> int | None:
         for i, (start, end) in enumerate(zip(self.layout.insn_offsets, self.layout.insn_ends, strict=False)):

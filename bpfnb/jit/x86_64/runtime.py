@@ -10,7 +10,8 @@ image in one mapping so every ``call rel32`` reaches:
   pointer, switches to a stack inside the VM's memory (so stack pointers handed
   to helpers are VM addresses), calls the program, switches back;
 - one thunk per helper id: back on the host stack (16-byte aligned), calls the
-  dispatcher with the five BPF arguments and the helper id as a sixth;
+  dispatcher with the five BPF arguments, the helper id as a sixth and the run's
+  context (the data page's ``CONTEXT`` word) as a seventh, on the stack;
 - a SIGSEGV/SIGBUS/SIGFPE/SIGILL handler: looks the faulting RIP up in the exception table;
   found: zero the register in the saved context and set RIP to the fixup (the
   kernel's mechanism); inside the image but not in the table: record the fault
@@ -30,7 +31,7 @@ from .encode import s32
 PAGE = 4096
 # data page layout
 HOST_RSP, DISPATCH, FAULTED, FAULT_RIP, FAULT_ADDR, PROBE_FAULTS, FAULT_SIGNO = 0, 8, 16, 24, 32, 40, 48
-IMAGE_START, IMAGE_END, EXTABLE_COUNT = 64, 72, 80
+IMAGE_START, IMAGE_END, EXTABLE_COUNT, CONTEXT = 64, 72, 80, 88
 ZERO_SIGACTION = 96  # 32 zero bytes: a kernel sigaction with SIG_DFL
 OLD_HANDLERS = 256  # the previous handler of each signal number (8 bytes each, 32 signals)
 EXTABLE = 512  # entries of (fault rip, fixup rip, gregs index), 8 bytes each
@@ -103,7 +104,7 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     The mapping is ``stubs | image | data page``: stubs are built knowing where
     the image and the data will be."""
     helper_ids = sorted(set(helper_ids))
-    thunk_size = 32
+    thunk_size = 48
     stub_size = 256 + len(helper_ids) * thunk_size + 128
     stub_size = (stub_size + 15) & ~15
     image_at = stub_size
@@ -174,6 +175,8 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
         a.emit(b"\x55\x48\x89\xe5")  # push rbp; mov rbp, rsp
         a.rip_data(b"\x48\x8b\x25", HOST_RSP)  # mov rsp, [host_rsp]
         a.emit(b"\x48\x83\xe4\xf0")  # and rsp, -16
+        a.emit(b"\x48\x83\xec\x08")  # sub rsp, 8   (the call stays 16-byte aligned)
+        a.rip_data(b"\xff\x35", CONTEXT)  # push qword [context]   (the 7th argument)
         a.emit(b"\x41\xb9" + s32(helper))  # mov r9d, id
         a.rip_data(b"\xff\x15", DISPATCH)  # call [dispatch]
         a.emit(b"\x48\x89\xec\x5d\xc3")  # mov rsp, rbp; pop rbp; ret
