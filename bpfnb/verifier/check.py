@@ -90,6 +90,8 @@ class Checker:
         self.total_states = self.peak_states = self.max_states_per_insn = 0
         self.jmps_processed = self.prev_jmps_processed = self.prev_insn_processed = 0
         self.checkpoints: tuple | None = None  # states kept on the current path (a linked list)
+        self._path_cache: tuple | None = None  # (checkpoints node, the ids on it)
+        self._quick_keys: dict[int, tuple] = {}  # kept state id -> _quick_key (fixed once kept)
         self.sub_stack_depth: dict[int, int] = {}
         self.force_print_state = False
         self.trace = Trace()
@@ -501,9 +503,12 @@ class Checker:
         live = self.live[insn_idx] if insn_idx < len(self.live) else set(range(10))
         stack_matters = self.stack_read_after[insn_idx] if insn_idx < len(self.stack_read_after) else True
         on_path = self.path_checkpoints()
+        current = None
         for old in seen:
             if id(old) in on_path:
-                if _format_state(old) == _format_state(state):
+                # identical states on one path: a loop that cannot end (compare cheaply first)
+                if self._quick_keys[id(old)] == (current or (current := _quick_key(state))) and \
+                        _format_state(old) == _format_state(state):
                     self.fail(f"infinite loop detected at insn {insn_idx}\ncur state:{format_frame(state.frame)}"
                               f"\nold state:{format_frame(old.frame)}")
                 continue
@@ -515,6 +520,7 @@ class Checker:
         if add:
             kept = state.copy()
             seen.append(kept)
+            self._quick_keys[id(kept)] = _quick_key(kept)
             self.checkpoints = (id(kept), self.checkpoints)
             self.prev_jmps_processed, self.prev_insn_processed = self.jmps_processed, self.processed
             self.total_states += 1
@@ -537,7 +543,24 @@ class Checker:
                     kept.regs[regno].precise = True
 
     def path_checkpoints(self) -> set[int]:
-        out, node = set(), self.checkpoints
+        """The ids of the states kept on the current path; extended in place while the
+        path only grows (a long loop), rebuilt when exploration switches paths."""
+        node = self.checkpoints
+        if self._path_cache is not None:
+            cached_node, ids = self._path_cache
+            if cached_node is node:
+                return ids
+            if node is not None and node[1] is cached_node:
+                ids.add(node[0])
+                self._path_cache = (node, ids)
+                return ids
+        ids = self._walk_checkpoints(node)
+        self._path_cache = (node, ids)
+        return ids
+
+    @staticmethod
+    def _walk_checkpoints(node) -> set[int]:
+        out = set()
         while node:
             out.add(node[0])
             node = node[1]
@@ -1399,6 +1422,21 @@ def _sign_extend(s: Scalar, size: int) -> Scalar:
 
 def _format_state(state: State) -> str:
     return "|".join(format_frame(f) for f in state.frames)
+
+
+def _quick_key(state: State) -> tuple:
+    """What two states printing alike must share: each register's type, a pointer's
+    offset, a constant scalar's value (a cheap filter before ``_format_state``)."""
+    key = []
+    for frame in state.frames:
+        for reg in frame.regs:
+            if reg.type == NOT_INIT:
+                key.append(NOT_INIT)
+            elif reg.type == SCALAR:
+                key.append(reg.s.var_off.value if reg.s.var_off.is_const else SCALAR)
+            else:
+                key.append((reg.type, reg.off))
+    return tuple(key)
 
 
 def _regs_equal(old: Reg, cur: Reg) -> bool:
