@@ -170,12 +170,14 @@ def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None
     samples, faults = [], 0
     for k, d in enumerate(drops_in):
         code = d.reason if isinstance(d.reason, int) else codes[str(d.reason).upper()]
+        mark = vm.memory.mark()  # each drop's skb, device and buffer are freed after its run
         head = bytes(d.packet).ljust(256, b"\0")  # the kernel's buffers are larger than the packet
         dev = vm.new("struct net_device", ifindex=d.ifindex, name=d.ifname.encode()) if d.dev_mapped else UNMAPPED
         protocol = int.from_bytes(d.packet[12:14], "little") if len(d.packet) >= 14 else 0
         skb = vm.skb(len=max(len(d.packet) - 14, 0), dev=dev, head=head, data=head[14:], network_header=14,
                      protocol=protocol)
         run = run_on([skb, 0xFFFFFFFF81000000 + k, code, 0])
+        vm.memory.release(mark)
         faults += run.probe_mem_faults
         samples += run.samples
     frame = drops(samples, obj.btf, btf)

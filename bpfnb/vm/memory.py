@@ -53,6 +53,21 @@ class Memory:
         self.regions.append(region)
         return region.base
 
+    def mark(self) -> tuple[int, int]:
+        """Where the regions end now: ``release(mark)`` frees everything added after it."""
+        return len(self.regions), self.used
+
+    def release(self, mark: tuple[int, int]) -> None:
+        """Forget the regions added since ``mark`` (a run's ctx and packet); their bytes
+        are zeroed, as a new region's must be."""
+        count, used = mark
+        del self.regions[count:]
+        self.arena[used:self.used] = 0
+        self.used = used
+
+    def added_since(self, mark: tuple[int, int], kind: str) -> list[Region]:
+        return [r for r in self.regions[mark[0]:] if r.kind == kind]
+
     def find(self, addr: int, size: int = 1) -> Region | None:
         for r in self.regions:
             if r.base <= addr and addr + size <= r.base + r.size:

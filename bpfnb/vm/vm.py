@@ -35,6 +35,7 @@ class RunResult:
     lost: int = 0
     seconds: float = 0.0
     btf: object = field(default=None, repr=False)  # the program's BTF, for events_as
+    packet: bytes | None = None  # the packet after the run (a packet program's output), when run() made it
 
     def events_as(self, type_ref, btf=None) -> pd.DataFrame:
         """The events with each sample's head decoded as BTF struct ``type_ref`` (a name or
@@ -259,8 +260,24 @@ class Vm:
     # -- running ---------------------------------------------------------------------------------
     def run(self, ctx=None, *, packet: bytes | None = None, repeat: int = 1, r1: int | None = None,
             r2: int | None = None) -> RunResult:
-        """Run the program ``repeat`` times on the same memory; the last run's result."""
-        ctx_addr = self._context(ctx, packet) if r1 is None else r1
+        """Run the program ``repeat`` times on the same memory; the last run's result.
+        The ctx and packet made for the run are freed after it (the packet's bytes are
+        in the result), so memory does not grow run after run."""
+        mark = self.memory.mark()
+        try:
+            ctx_addr = self._context(ctx, packet) if r1 is None else r1
+            result = self._run(ctx_addr, r2, repeat)
+            result.packet = self.packet_after(mark)
+            return result
+        finally:
+            self.memory.release(mark)
+
+    def packet_after(self, mark) -> bytes | None:
+        """The bytes of the packet made since ``mark``, if one was."""
+        made = self.memory.added_since(mark, "packet")
+        return self.memory.read(made[0].base, made[0].size) if made and made[0].size else (b"" if made else None)
+
+    def _run(self, ctx_addr: int, r2: int | None, repeat: int) -> RunResult:
         out = np.zeros(1 << 20, dtype=np.uint8)
         meta = np.zeros((4096, 8), dtype=np.int64)
         base, size, perm = self.memory.tables()

@@ -189,3 +189,20 @@ def test_events_decode_through_the_programs_btf():
     assert "time_ns" in events.columns and events.columns[-1] == "packet"
     with pytest.raises(bpfnb.BpfnbError, match="no type struct 'nope'"):
         run.events_as("nope")
+
+
+def test_runs_free_what_they_made():
+    from bpfnb.isa.assembler import assemble
+    from bpfnb.jit import jit
+
+    # xdp: the packet is the program's to change; its bytes after the run are in the result
+    prog = Program("t", assemble("ldxw %r2, [%r1+0]\nstb [%r2+0], 7\nmov %r0, 2\nexit"), type="xdp")
+    vm = Vm(prog)
+    image = jit(prog, verify=False, probe_mem=(), stack_depths=(0,), vm=vm)
+    vm.run(packet=bytes(64))
+    used, regions = vm.memory.used, len(vm.memory.regions)
+    for _ in range(50):
+        assert vm.run(packet=bytes(64)).packet == b"\x07" + bytes(63)
+        assert image.run(packet=bytes(64)).packet == b"\x07" + bytes(63)
+    assert image.run(packet=bytes(64), engine="unicorn").packet == b"\x07" + bytes(63)
+    assert (vm.memory.used, len(vm.memory.regions)) == (used, regions)

@@ -78,14 +78,22 @@ def interp_status(status: int) -> str:
     return STATUS.get(status, str(status))
 
 
-def prepare(vm: Vm, ctx, packet: bytes | None, r1: int | None, r2: int | None) -> tuple[int, int, int]:
-    """(ctx address, r2, stack top) with the image's stack region added to the arena."""
-    ctx_addr = vm._context(ctx, packet) if r1 is None else r1
+def ensure_stack(vm: Vm) -> int:
+    """The image's stack region in the VM's memory (added once, when the image is made)."""
     stack = getattr(vm, "_jit_stack", None)
     if stack is None:
         stack = vm.memory.add("jit stack", JIT_STACK, kind="stack")
         vm._jit_stack = stack
-    return ctx_addr, r2 or 0, (stack + JIT_STACK) & ~15
+    return stack
+
+
+def prepare(vm: Vm, ctx, packet: bytes | None, r1: int | None, r2: int | None):
+    """(ctx address, r2, stack top, mark): the image's stack region is added to the arena
+    once, then the run's ctx and packet, which ``vm.memory.release(mark)`` frees."""
+    stack = ensure_stack(vm)
+    mark = vm.memory.mark()
+    ctx_addr = vm._context(ctx, packet) if r1 is None else r1
+    return ctx_addr, r2 or 0, (stack + JIT_STACK) & ~15, mark
 
 
 def result(vm: Vm, session: Session, r0: int, probe_faults: int, seconds: float) -> RunResult:

@@ -142,16 +142,22 @@ class JitResult:
         if engine not in ("native", "unicorn"):
             raise JitError(f"unknown engine {engine!r}: 'native' or 'unicorn'")
         vm = self.vm
-        ctx_addr, r2v, stack_top = execution.prepare(vm, ctx, packet, r1, r2)
-        if engine == "unicorn":
-            from .emulate import image_base, run_emulated
+        ctx_addr, r2v, stack_top, mark = execution.prepare(vm, ctx, packet, r1, r2)
+        try:
+            if engine == "unicorn":
+                from .emulate import image_base, run_emulated
 
-            self._link(image_base(self))
-            runs = [run_emulated(self, ctx_addr, r2v, stack_top) for _ in range(max(repeat, 1))]
-            runs[-1].seconds = sum(r.seconds for r in runs)
-            return runs[-1]
-        self._link(self._native_image().base + self._native_image().layout.image)
-        return self._run_native(ctx_addr, r2v, stack_top, max(repeat, 1))
+                self._link(image_base(self))
+                runs = [run_emulated(self, ctx_addr, r2v, stack_top) for _ in range(max(repeat, 1))]
+                runs[-1].seconds = sum(r.seconds for r in runs)
+                result = runs[-1]
+            else:
+                self._link(self._native_image().base + self._native_image().layout.image)
+                result = self._run_native(ctx_addr, r2v, stack_top, max(repeat, 1))
+            result.packet = vm.packet_after(mark)
+            return result
+        finally:
+            vm.memory.release(mark)
 
     def _link(self, image_base: int) -> None:
         """Tail-call targets' code addresses into the prog arrays, for this image's address."""
@@ -175,8 +181,9 @@ class JitResult:
 
         vm = self.vm
         arena = vm.memory.arena
+        used = vm.memory.used  # the rest of the arena is unallocated zeros
         window = ArenaWindow.ensure(len(arena))
-        window[: len(arena)] = arena
+        window[:used] = arena[:used]
         session = execution.Session(vm, window[: len(arena)])
         self._native_image()
         context = session.native_context()
@@ -184,7 +191,7 @@ class JitResult:
         r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data)
         session.collect_native_status()
         seconds = time.perf_counter() - start
-        arena[:] = window[: len(arena)]
+        arena[:used] = window[:used]
         if fault is not None:
             raise JitError(self._fault_message(*fault))
         return execution.result(vm, session, r0, probe_faults, seconds)
