@@ -34,8 +34,15 @@ def _kernel_time_us(prog) -> int | None:
     return best
 
 
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main() -> None:
-    print(f"{'program':24} {'insns':>6} {'processed':>9} {'bpfnb ms':>9} {'insns/s':>9} {'kernel ms':>9} {'ratio':>7}")
+    print(f"{'program':24} {'insns':>6} {'processed':>9} {'bpfnb ms':>9} {'insns/s':>9} {'kernel ms':>9} {'ratio':>7}"
+          f" {'no trace':>9} {'ratio':>7}")
     from benchmarks.bench_execution import alu_program
 
     # the objects' first programs, then a bounded loop the verifier walks 1,000 times
@@ -48,11 +55,14 @@ def main() -> None:
             start = time.perf_counter()
             result = verify(prog, log_level=0)
             best = min(best, time.perf_counter() - start)
+        # without recording every state for the stepper (what the JIT and stats ask for)
+        bare = min(_timed(lambda prog=prog: verify(prog, log_level=0, trace=False)) for _ in range(3))
         kernel = _kernel_time_us(prog)
         ratio = f"{best * 1e6 / kernel:6.0f}x" if kernel else "   n/a"
+        bare_ratio = f"{bare * 1e6 / kernel:6.0f}x" if kernel else "   n/a"
         kernel_text = f"{kernel / 1000:9.2f}" if kernel else "      n/a"
         print(f"{prog.name[:24]:24} {len(prog.insns):6} {result.processed:9} {best * 1e3:9.1f} "
-              f"{result.processed / best:9.0f} {kernel_text} {ratio}")
+              f"{result.processed / best:9.0f} {kernel_text} {ratio} {bare * 1e3:9.1f} {bare_ratio}")
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None
     filters = resolve_filters(reason=reason, ifindex=ifindex, proto=proto, port=port, snap_len=snap_len,
                               kernel_btf=btf)
     prog, obj = tracer_program(filters)
-    result = verify(prog, log_level=0)
+    result = verify(prog, log_level=0, trace=False)
     if not result.ok:
         raise BpfnbError(f"bpfnb's verifier rejected the drop tracer: {result.error}")
     vm = Vm(result.program, kernel_btf=btf)

@@ -22,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
     progs = [obj.program(args.prog)] if args.prog else list(obj)
     status = 0
     for prog in progs:
-        checked = verify(prog, log_level=0)
+        checked = verify(prog, log_level=0, trace=False)
         if not checked.ok:
             print(f"{prog.where}: rejected by bpfnb's verifier at insn {checked.error_insn}: {checked.error}")
             status = 1

@@ -73,8 +73,9 @@ def _size(code: int) -> int:
 
 
 class Checker:
-    def __init__(self, prog, *, log_level: int = 2, limit: int = COMPLEXITY_LIMIT):
+    def __init__(self, prog, *, log_level: int = 2, limit: int = COMPLEXITY_LIMIT, record_states: bool = True):
         self.prog = prog
+        self.record_states = record_states  # False: no trace (verdicts and facts only, faster)
         self.insns: tuple[Insn, ...] = prog.insns
         self.level = log_level
         self.limit = limit
@@ -437,6 +438,9 @@ class Checker:
                 do_print_state, self.force_print_state = True, False
 
     def record(self, state: State, insn: int, event: str | None = None, note: str = "") -> None:
+        if not self.record_states:
+            self.entry_note, self.entry_state = "", None
+            return
         regs = {f"R{i}": format_reg(r, state.frame.frameno) for i, r in enumerate(state.regs) if r.type != NOT_INIT}
         stack = {}
         for spi in range(state.frame.allocated_slots):

@@ -10,7 +10,7 @@ prints it exactly as the kernel's log does (kernel/bpf/log.c).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .scalar import Scalar, _snum, _unum, format_ranges, format_scalar
 from .tnum import s64
@@ -55,7 +55,10 @@ class Reg:
     frameno: int = 0
 
     def copy(self) -> Reg:
-        return replace(self, s=self.s.copy())
+        new = object.__new__(Reg)  # the fields as they are (faster than dataclasses.replace)
+        new.__dict__.update(self.__dict__)
+        new.s = self.s.copy()
+        return new
 
     @property
     def is_pointer(self) -> bool:

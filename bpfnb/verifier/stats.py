@@ -39,7 +39,7 @@ def stats(objs_or_paths, *, vs_kernel: bool = False, progress=_progress) -> pd.D
             progress(k + 1, len(items))
             continue
         for prog in obj:
-            result = verify(prog, log_level=0)
+            result = verify(prog, log_level=0, trace=False)
             row = {"file": os.path.basename(obj.path), "program": prog.name, "verdict": result.verdict,
                    "error": result.error, "insns": len(prog.insns), "processed": result.processed,
                    "states": result.states, "peak_states": result.peak_states,

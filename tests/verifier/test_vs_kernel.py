@@ -136,3 +136,16 @@ def test_tracing_programs_get_the_same_verdicts_against_the_bundled_btf():
                for p in bpfnb.load(ROOT / "tests/fixtures/tracing.bpf.o", kernel_btf=bundled_btf())}
     assert len(live) >= 25 and sum(not r.ok for r in live.values()) >= 12
     assert {n: (r.ok, r.error) for n, r in bundled.items()} == {n: (r.ok, r.error) for n, r in live.items()}
+
+
+def test_without_the_trace_the_verdict_log_and_facts_are_the_same():
+    for path in OBJECTS[:6]:
+        for prog in bpfnb.load(path):
+            full, bare = verify(prog, log_level=2), verify(prog, log_level=2, trace=False)
+
+            def log(result):  # the timing line aside
+                return [line for line in result.log.splitlines() if not line.startswith("verification time")]
+
+            assert (bare.ok, bare.error, log(bare), bare.processed, bare.probe_mem, bare.stack_depths) == \
+                (full.ok, full.error, log(full), full.processed, full.probe_mem, full.stack_depths), prog.name
+            assert len(full.trace) > 0 and len(bare.trace) == 0

@@ -30,7 +30,7 @@ def _has_bmi2() -> bool:
 def _checked(prog, where: str):
     from ...verifier import verify as run_verifier
 
-    checked = run_verifier(prog, log_level=0)
+    checked = run_verifier(prog, log_level=0, trace=False)
     if not checked.ok:
         raise JitError(f"{where}: the verifier rejected the program (insn {checked.error_insn}: "
                        f"{checked.error}); only verified programs are translated")

@@ -216,7 +216,7 @@ def _direct_of(prog, direct_tail_calls) -> dict:
         return dict(direct_tail_calls or {})
     from ...verifier import verify
 
-    return verify(prog, log_level=0).direct_tail_calls
+    return verify(prog, log_level=0, trace=False).direct_tail_calls
 
 
 def compare_with_kernel(prog, *, probe_mem=None, stack_depths=None, image=None,
@@ -229,7 +229,7 @@ def compare_with_kernel(prog, *, probe_mem=None, stack_depths=None, image=None,
 
     where = prog.where or prog.name
     if probe_mem is None or stack_depths is None:
-        checked = verify(prog, log_level=0)
+        checked = verify(prog, log_level=0, trace=False)
         if not checked.ok:
             raise JitError(f"{where}: bpfnb's verifier rejected the program: {checked.error}")
         probe_mem = checked.probe_mem if probe_mem is None else probe_mem
