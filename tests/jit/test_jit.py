@@ -295,3 +295,27 @@ def test_a_failing_helper_is_reported_not_ignored(engine):
     image = jit(Program("nomap", insns), verify=False, probe_mem=(), stack_depths=(8,))
     with pytest.raises(JitError, match=r"nomap: helper #1: not a map"):
         image.run(r1=0, engine=engine)
+
+
+def test_native_runs_give_the_signal_actions_back():
+    import ctypes
+    import signal
+
+    from bpfnb.jit.x86_64.native import _libc, _Sigaction
+
+    def actions():
+        out = {}
+        for sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL):
+            action = _Sigaction()
+            _libc.sigaction(sig, None, ctypes.byref(action))
+            out[sig] = (action.handler, action.flags)
+        return out
+
+    before = actions()
+    wild = Program("wild", (*ld_imm64(1, UNMAPPED), Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_DW, 0, 1, 0),
+                            Insn(op.BPF_JMP | op.BPF_EXIT)))
+    guarded = jit(wild, verify=False, probe_mem={2}, stack_depths=(0,))
+    assert guarded.run(r1=0, repeat=3).probe_mem_faults == 1  # recovered in each run; the last run's count
+    with pytest.raises(JitError):
+        jit(wild, verify=False, probe_mem=(), stack_depths=(0,)).run(r1=0, repeat=3)
+    assert actions() == before

@@ -54,6 +54,7 @@ def run_emulated(result, ctx_addr: int, r2: int, stack_top: int):
         from unicorn import (
             UC_ARCH_X86,
             UC_HOOK_CODE,
+            UC_HOOK_INSN,
             UC_HOOK_INTR,
             UC_HOOK_MEM_FETCH_UNMAPPED,
             UC_HOOK_MEM_PROT,
@@ -113,6 +114,9 @@ def run_emulated(result, ctx_addr: int, r2: int, stack_top: int):
     uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED | UC_HOOK_MEM_FETCH_UNMAPPED
                 | UC_HOOK_MEM_PROT, bad_access)
     uc.hook_add(UC_HOOK_INTR, interrupt)
+    # entry() installs the native fault handler with rt_sigaction: nothing to do here
+    uc.hook_add(UC_HOOK_INSN, lambda uc, _: uc.reg_write(x86.UC_X86_REG_RAX, 0), None, 1, 0,
+                x86.UC_X86_INS_SYSCALL)
 
     rsp = HOST_STACK + HOST_STACK_SIZE - 64
     uc.mem_write(rsp, struct.pack("<Q", RETURN_SENTINEL))
@@ -120,6 +124,7 @@ def run_emulated(result, ctx_addr: int, r2: int, stack_top: int):
     uc.reg_write(x86.UC_X86_REG_RDI, ctx_addr)
     uc.reg_write(x86.UC_X86_REG_RSI, r2 & 0xFFFF_FFFF_FFFF_FFFF)
     uc.reg_write(x86.UC_X86_REG_RDX, stack_top)
+    uc.reg_write(x86.UC_X86_REG_RCX, 1)  # one run per emulation
 
     fixups = {CODE_BASE + lay.image + e.code_offset: e for e in extable}
     probe_faults = 0

@@ -23,7 +23,6 @@ from .encode import GREG
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE = 0x02, 0x20, 0x100000
 SA_SIGINFO = 4
-SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -42,7 +41,28 @@ class _Sigaction(ctypes.Structure):
 _libc.sigaction.argtypes = [ctypes.c_int, ctypes.POINTER(_Sigaction), ctypes.POINTER(_Sigaction)]
 
 DISPATCHER = ctypes.CFUNCTYPE(ctypes.c_uint64, *([ctypes.c_uint64] * 6))
-ENTRY = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
+ENTRY = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
+
+
+_libc.syscall.restype = ctypes.c_long
+SYS_RT_SIGACTION = 13
+
+
+def _kernel_action(handler: int) -> bytes:
+    """The kernel-level ``struct sigaction`` (handler, flags, restorer, mask) that installs
+    ``handler`` with SA_SIGINFO as libc would, restorer included: installed once through
+    libc, read back with ``rt_sigaction``, the previous action put back."""
+    ours, old = _Sigaction(handler=handler, flags=SA_SIGINFO), _Sigaction()
+    kernel = ctypes.create_string_buffer(runtime.KSIGACTION)
+    if _libc.sigaction(signal.SIGSEGV, ctypes.byref(ours), ctypes.byref(old)):
+        raise JitError(f"sigaction failed: {mmap_error(ctypes.get_errno())}")
+    try:
+        if _libc.syscall(ctypes.c_long(SYS_RT_SIGACTION), ctypes.c_long(signal.SIGSEGV), None, kernel,
+                         ctypes.c_long(8)):
+            raise JitError(f"rt_sigaction failed: {mmap_error(ctypes.get_errno())}")
+    finally:
+        _libc.sigaction(signal.SIGSEGV, ctypes.byref(old), None)
+    return kernel.raw
 
 
 def supported() -> str | None:
@@ -108,7 +128,8 @@ class NativeImage:
             dispatch_addr = ctypes.cast(self._dispatcher, ctypes.c_void_p).value
         ctypes.memmove(self.base, stubs, len(stubs))
         ctypes.memmove(self.base + lay.image, image, len(image))
-        page = runtime.data_page(self.base, lay, len(image), extable, GREG, dispatch_addr)
+        page = runtime.data_page(self.base, lay, len(image), extable, GREG, dispatch_addr,
+                                 _kernel_action(self.base + lay.handler))
         ctypes.memmove(self.base + lay.data, page, len(page))
         if _libc.mprotect(self.base, lay.data, PROT_READ | PROT_EXEC):
             raise JitError(f"mprotect(RX) failed: {mmap_error(ctypes.get_errno())}")
@@ -126,27 +147,17 @@ class NativeImage:
     def call(self, ctx: int, r2: int, stack_top: int, repeat: int = 1,
              context: int = 0) -> tuple[int, int, tuple[int, int, int] | None]:
         """(r0, PROBE_MEM faults recovered, (fault offset in image, address, signal) of an
-        unrecoverable fault); ``repeat`` runs under one installation of the fault handler;
-        ``context``: what helper thunks pass the dispatcher as its 7th argument."""
+        unrecoverable fault), after ``repeat`` runs (the stub installs the fault handler
+        around them and puts the previous actions back itself; an unrecoverable fault
+        ends them); ``context``: what helper thunks pass the dispatcher as its 7th argument."""
         self._set(runtime.PROBE_FAULTS, 0)
         self._set(runtime.CONTEXT, context)
-        handler = _Sigaction(handler=self.base + self.layout.handler, flags=SA_SIGINFO)
-        old = {sig: _Sigaction() for sig in SIGNALS}
-        for sig in SIGNALS:
-            _libc.sigaction(sig, ctypes.byref(handler), ctypes.byref(old[sig]))
-            self._set(runtime.OLD_HANDLERS + 8 * sig, old[sig].handler or 0)
-        fault, r0 = None, 0
-        try:
-            for _ in range(repeat):
-                self._set(runtime.FAULTED, 0)
-                r0 = self._entry(ctx, r2, stack_top)
-                if self._data(runtime.FAULTED):
-                    fault = (self._data(runtime.FAULT_RIP) - self.base - self.layout.image,
-                             self._data(runtime.FAULT_ADDR), self._data(runtime.FAULT_SIGNO))
-                    break
-        finally:
-            for sig in SIGNALS:
-                _libc.sigaction(sig, ctypes.byref(old[sig]), None)
+        self._set(runtime.FAULTED, 0)
+        r0 = self._entry(ctx, r2, stack_top, max(repeat, 1))
+        fault = None
+        if self._data(runtime.FAULTED):
+            fault = (self._data(runtime.FAULT_RIP) - self.base - self.layout.image,
+                     self._data(runtime.FAULT_ADDR), self._data(runtime.FAULT_SIGNO))
         return r0, self._data(runtime.PROBE_FAULTS), fault
 
     def close(self) -> None:

@@ -6,13 +6,16 @@ table (``ex_handler_bpf``: zero the destination register, resume after the
 load). In a process, the same needs a few stubs, laid out in front of the
 image in one mapping so every ``call rel32`` reaches:
 
-- ``entry(r1, r2, stack_top)``: saves the host's callee-saved registers and stack
-  pointer, switches to a stack inside the VM's memory (so stack pointers handed
-  to helpers are VM addresses), calls the program, switches back;
+- ``entry(r1, r2, stack_top, runs)``: saves the host's callee-saved registers and
+  stack pointer, switches to a stack inside the VM's memory (so stack pointers
+  handed to helpers are VM addresses), calls the program ``runs`` times, switches back;
 - one thunk per helper id: back on the host stack (16-byte aligned), calls the
   dispatcher with the five BPF arguments, the helper id as a sixth and the run's
   context (the data page's ``CONTEXT`` word) as a seventh, on the stack;
-- a SIGSEGV/SIGBUS/SIGFPE/SIGILL handler: looks the faulting RIP up in the exception table;
+- around each run, ``entry`` installs the handler for SIGSEGV/SIGBUS/SIGFPE/SIGILL with
+  ``rt_sigaction`` itself (the kernel-level action prepared once from libc's) and puts
+  the previous actions back afterwards, so a call costs a few system calls;
+- the handler: looks the faulting RIP up in the exception table;
   found: zero the register in the saved context and set RIP to the fixup (the
   kernel's mechanism); inside the image but not in the table: record the fault
   and resume at ``fault_exit``, which unwinds to the host and returns; outside
@@ -34,7 +37,11 @@ HOST_RSP, DISPATCH, FAULTED, FAULT_RIP, FAULT_ADDR, PROBE_FAULTS, FAULT_SIGNO = 
 IMAGE_START, IMAGE_END, EXTABLE_COUNT, CONTEXT = 64, 72, 80, 88
 ZERO_SIGACTION = 96  # 32 zero bytes: a kernel sigaction with SIG_DFL
 OLD_HANDLERS = 256  # the previous handler of each signal number (8 bytes each, 32 signals)
-EXTABLE = 512  # entries of (fault rip, fixup rip, gregs index), 8 bytes each
+OUR_ACTION = 512  # the kernel's struct sigaction for our handler (handler, flags, restorer, mask)
+SAVED_ACTIONS = 544  # the actions ours replaced during a run, one per entry of SIGNALS
+KSIGACTION = 32
+SIGNALS = (11, 7, 8, 4)  # SIGSEGV, SIGBUS, SIGFPE, SIGILL: what a run takes over
+EXTABLE = 1024  # entries of (fault rip, fixup rip, gregs index), 8 bytes each
 EXTABLE_ENTRY = 24
 UC_GREGS, REG_RIP = 40, 16
 SYS_RT_SIGACTION = 13
@@ -62,6 +69,7 @@ class _Asm:
         self.fixups: list[tuple[int, int]] = []  # (position of disp32, data offset)
         self.labels: dict[str, int] = {}
         self.jumps: list[tuple[int, str]] = []  # (position of rel8, label)
+        self.near: list[tuple[int, str]] = []  # (position of rel32, label)
 
     def emit(self, data: bytes) -> None:
         self.code += data
@@ -79,11 +87,31 @@ class _Asm:
         self.code += bytes([opcode, 0])
         self.jumps.append((len(self.code) - 1, name))
 
+    def jmp32(self, name: str) -> None:
+        self.code += b"\xe9\0\0\0\0"
+        self.near.append((len(self.code) - 4, name))
+
+    def rt_sigaction(self, signo: int, act: int | None, old: int | None) -> None:
+        """``rt_sigaction(signo, data + act, data + old, 8)`` (None: NULL); clobbers
+        rax, rcx, rdx, rsi, rdi, r10, r11."""
+        self.emit(b"\xbf" + s32(signo))  # mov edi, signo
+        if act is None:
+            self.emit(b"\x31\xf6")  # xor esi, esi
+        else:
+            self.rip_data(b"\x48\x8d\x35", act)  # lea rsi, [act]
+        if old is None:
+            self.emit(b"\x31\xd2")  # xor edx, edx
+        else:
+            self.rip_data(b"\x48\x8d\x15", old)  # lea rdx, [old]
+        self.emit(b"\x41\xba\x08\x00\x00\x00\xb8" + s32(SYS_RT_SIGACTION) + b"\x0f\x05")
+
     def finish(self, data_at: int, extra_labels: dict | None = None) -> bytes:
         for pos, label in self.jumps:
             delta = self.labels[label] - (pos + 1)
             assert -128 <= delta <= 127, label
             self.code[pos] = delta & 0xFF
+        for pos, label in self.near:
+            self.code[pos:pos + 4] = s32(self.labels[label] - (pos + 4))
         for pos, offset, tail in self.fixups:
             rip = self.origin + pos + 4 + tail
             self.code[pos:pos + 4] = s32(data_at + offset - rip)
@@ -105,7 +133,7 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     the image and the data will be."""
     helper_ids = sorted(set(helper_ids))
     thunk_size = 48
-    stub_size = 256 + len(helper_ids) * thunk_size + 128
+    stub_size = 640 + len(helper_ids) * thunk_size + 128
     stub_size = (stub_size + 15) & ~15
     image_at = stub_size
     data_at = (image_at + len(image) + PAGE - 1) // PAGE * PAGE
@@ -114,15 +142,31 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     a.label("entry")
     a.emit(b"\x53\x55\x41\x54\x41\x55\x41\x56\x41\x57")  # push rbx, rbp, r12–r15
     a.rip_data(b"\x48\x89\x25", HOST_RSP)  # mov [host_rsp], rsp
-    a.emit(b"\x48\x89\xd4")  # mov rsp, rdx   (rdi = r1, rsi = r2 as BPF has them)
+    # mov r12, rdi; mov r13, rsi; mov r14, rdx; mov r15, rcx   (r1, r2, stack top, runs)
+    a.emit(b"\x49\x89\xfc\x49\x89\xf5\x49\x89\xd6\x49\x89\xcf")
+    for k, signo in enumerate(SIGNALS):  # our handler in, the previous actions kept
+        a.rt_sigaction(signo, OUR_ACTION, SAVED_ACTIONS + KSIGACTION * k)
+        a.rip_data(b"\x48\x8b\x05", SAVED_ACTIONS + KSIGACTION * k)  # mov rax, [saved handler]
+        a.rip_data(b"\x48\x89\x05", OLD_HANDLERS + 8 * signo)  # mov [old handlers + 8 * signo], rax
+    a.label("again")  # the program, r15 times (its epilogue gives back r12-r15)
+    a.rip_data(b"\x48\xc7\x05", PROBE_FAULTS, s32(0))  # mov qword [probe_faults], 0   (the last run's, as Vm)
+    a.emit(b"\x4c\x89\xe7\x4c\x89\xee\x4c\x89\xf4")  # mov rdi, r12; mov rsi, r13; mov rsp, r14
     call_at = len(a.code)
     a.emit(b"\xe8" + s32(image_at + main_offset - (call_at + 5)))
     a.rip_data(b"\x48\x8b\x25", HOST_RSP)  # mov rsp, [host_rsp]
+    a.emit(b"\x49\xff\xcf")  # dec r15
+    a.jcc8(0x75, "again")
+    a.label("restore")
+    a.emit(b"\x49\x89\xc4")  # mov r12, rax   (r0)
+    for k, signo in enumerate(SIGNALS):
+        a.rt_sigaction(signo, SAVED_ACTIONS + KSIGACTION * k, None)
+    a.emit(b"\x4c\x89\xe0")  # mov rax, r12
     a.emit(POP_HOST + b"\xc3")
     # fault_exit: the handler sends a fault it cannot fix here
     a.label("fault_exit")
     a.rip_data(b"\x48\x8b\x25", HOST_RSP)
-    a.emit(POP_HOST + b"\x31\xc0\xc3")  # xor eax, eax; ret
+    a.emit(b"\x31\xc0")  # xor eax, eax
+    a.jmp32("restore")
     # the signal handler (rdi = signo, rsi = siginfo, rdx = ucontext)
     a.label("handler")
     a.emit(b"\x48\x8b\x82" + s32(UC_GREGS + 8 * REG_RIP))  # mov rax, [rdx + rip]
@@ -189,9 +233,12 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     return stubs, layout
 
 
-def data_page(base: int, layout: StubLayout, image_len: int, extable, gregs: dict, dispatcher: int) -> bytes:
-    """The initial data page for a mapping at ``base``."""
+def data_page(base: int, layout: StubLayout, image_len: int, extable, gregs: dict, dispatcher: int,
+              our_action: bytes = bytes(KSIGACTION)) -> bytes:
+    """The initial data page for a mapping at ``base``; ``our_action``: the kernel-level
+    sigaction that installs the handler (native runs)."""
     page = bytearray(data_size(len(extable)))
+    page[OUR_ACTION:OUR_ACTION + KSIGACTION] = our_action
     struct.pack_into("<Q", page, DISPATCH, dispatcher)
     struct.pack_into("<Q", page, IMAGE_START, base + layout.image)
     struct.pack_into("<Q", page, IMAGE_END, base + layout.image + image_len)
