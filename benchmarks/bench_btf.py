@@ -11,18 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
+from benchmarks.timing import best
 from bpfnb.btf import LIVE_VMLINUX, Btf
-
-
-def _best(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -30,26 +21,26 @@ def main() -> None:
         print(f"skipped: no {LIVE_VMLINUX}")
         return
     size = os.path.getsize(LIVE_VMLINUX)
-    load = _best(lambda: len(Btf.from_file(LIVE_VMLINUX)))
+    load = best(lambda: len(Btf.from_file(LIVE_VMLINUX)))
 
     def first_lookup():
         Btf.from_file(LIVE_VMLINUX).find("sk_buff", "struct")
 
-    lookup = _best(first_lookup)
+    lookup = best(first_lookup)
 
     def decode_all():
         btf = Btf.from_file(LIVE_VMLINUX)
         for type_id in range(1, len(btf)):
             btf.type(type_id)
 
-    full = _best(decode_all, repeat=1)
+    full = best(decode_all, 1)
     count = len(Btf.from_file(LIVE_VMLINUX))
     print(f"vmlinux BTF           : {size / 1e6:.1f} MB, {count:,} types")
     print(f"load (lazy index)     : {load * 1e3:7.1f} ms")
     print(f"load + first lookup   : {lookup * 1e3:7.1f} ms")
     print(f"load + decode all     : {full * 1e3:7.1f} ms")
     if shutil.which("bpftool"):
-        ref = _best(lambda: subprocess.run(["bpftool", "btf", "dump", "file", LIVE_VMLINUX, "format", "raw"],
+        ref = best(lambda: subprocess.run(["bpftool", "btf", "dump", "file", LIVE_VMLINUX, "format", "raw"],
                                            stdout=subprocess.DEVNULL, check=True))
         print(f"bpftool dump (ref)    : {ref * 1e3:7.1f} ms")
         print(f"ratio to bpftool      : load+lookup {lookup / ref:.2f}x, full decode {full / ref:.1f}x "

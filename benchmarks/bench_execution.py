@@ -32,6 +32,7 @@ from __future__ import annotations
 import random
 import time
 
+from benchmarks.timing import best
 from bpfnb.isa.assembler import assemble
 from bpfnb.program import Program
 
@@ -285,15 +286,6 @@ def _jit_image(prog, small, vm):
     return jit(prog, probe_mem=checked.probe_mem, stack_depths=checked.stack_depths, verify=False, vm=vm)
 
 
-def _best(fn, times: int) -> float:
-    best = float("inf")
-    for _ in range(times):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:7.2f}x" if a and b else "     n/a"
 
@@ -310,8 +302,8 @@ def _per_call(reason: str | None):
     image.run(packet=PACKET)
     call_s = min(image.run(packet=PACKET, repeat=1000).seconds / 1000 for _ in range(5))
     single_s = min(image.run(packet=PACKET).seconds for _ in range(200))
-    wall_s = _best(lambda: image.run(packet=PACKET), 200)
-    interp_call = _best(lambda: vm.run(packet=PACKET), 200)
+    wall_s = best(lambda: image.run(packet=PACKET), 200)
+    interp_call = best(lambda: vm.run(packet=PACKET), 200)
     kernel_ns = None if reason else _kernel(trivial, PACKET, 100_000)[1]
     return call_s, single_s, wall_s, interp_call, kernel_ns
 
@@ -350,9 +342,9 @@ def main() -> None:
         interp_s = min(vm.run(packet=PACKET, repeat=reps).seconds / reps for _ in range(3))
         # like the interpreter and the kernel: many runs per call (one fault-handler installation)
         jit_s = min(image.run(packet=PACKET, repeat=reps).seconds / reps for _ in range(3))
-        jit_wall = _best(lambda image=image: image.run(packet=PACKET), reps)
-        unicorn_s = _best(lambda image=image: image.run(packet=PACKET, engine="unicorn"), 3)
-        py_s = min(py_s, _best(python, 1))
+        jit_wall = best(lambda image=image: image.run(packet=PACKET), reps)
+        unicorn_s = best(lambda image=image: image.run(packet=PACKET, engine="unicorn"), 3)
+        py_s = min(py_s, best(python, 1))
         rows.append((prog.name, insns, first_call, interp_s, jit_s, jit_wall, unicorn_s, py_s,
                      kernel_ns / 1e9 if kernel_ns else None))
 
@@ -390,7 +382,7 @@ def main() -> None:
     def compile_big():
         return jit(big, probe_mem=checked.probe_mem, stack_depths=checked.stack_depths, vm=vm)
 
-    compile_s = _best(compile_big, 3)
+    compile_s = best(compile_big, 3)
     image = compile_big()
     assert image.run(packet=PACKET).r0 == vm.run(packet=PACKET).r0
     print(f"jit compile: {len(big.insns)} insns (straight line, {checked.processed} processed by "

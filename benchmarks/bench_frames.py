@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pathlib
 import struct
-import time
 
 from elftools.elf.elffile import ELFFile
 
+from benchmarks.timing import best
 from bpfnb.btf import LIVE_VMLINUX, Btf
 from bpfnb.frames.drops import drops
 
@@ -32,22 +32,13 @@ def _samples(n: int) -> list[tuple[int, bytes]]:
     return out
 
 
-def _best(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     with open(ROOT / "bpfnb/data/drops.bpf.o", "rb") as f:
         program_btf = Btf.from_bytes(ELFFile(f).get_section_by_name(".BTF").data())
     kernel_btf = Btf.from_file(LIVE_VMLINUX) if pathlib.Path(LIVE_VMLINUX).exists() else None
     samples = _samples(N)
-    ours = _best(lambda: drops(samples, program_btf, kernel_btf))
-    reference = _best(lambda: [RECORD.unpack_from(raw) for _, raw in samples])
+    ours = best(lambda: drops(samples, program_btf, kernel_btf))
+    reference = best(lambda: [RECORD.unpack_from(raw) for _, raw in samples])
     print(f"drops frame     : {N / ours:12,.0f} samples/s ({ours * 1e3:.1f} ms for {N:,})")
     print(f"struct loop ref : {N / reference:12,.0f} samples/s ({reference * 1e3:.1f} ms; fixed fields only)")
     print(f"ratio           : {reference / ours:.2f}x the reference's rate")

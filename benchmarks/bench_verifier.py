@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import glob
 import pathlib
-import time
 
 import bpfnb
+from benchmarks.timing import best
 from bpfnb.verifier import verify
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -26,18 +26,11 @@ def _kernel_time_us(prog) -> int | None:
 
     if available():
         return None
-    best = None
+    times = []
     for _ in range(3):
         with load(prog, log_level=1) as loaded:
-            t = loaded.kernel_log.verification_time_us
-        best = t if best is None else min(best, t)
-    return best
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+            times.append(loaded.kernel_log.verification_time_us)
+    return min(times)
 
 
 def main() -> None:
@@ -50,19 +43,16 @@ def main() -> None:
     loop = alu_program(1000)
     programs.append(type(loop)("loop_1000", loop.insns, type=loop.type))
     for prog in programs:
-        best, result = float("inf"), None
-        for _ in range(3):
-            start = time.perf_counter()
-            result = verify(prog, log_level=0)
-            best = min(best, time.perf_counter() - start)
+        result = verify(prog, log_level=0)
+        full = best(lambda prog=prog: verify(prog, log_level=0))
         # without recording every state for the stepper (what the JIT and stats ask for)
-        bare = min(_timed(lambda prog=prog: verify(prog, log_level=0, trace=False)) for _ in range(3))
+        bare = best(lambda prog=prog: verify(prog, log_level=0, trace=False))
         kernel = _kernel_time_us(prog)
-        ratio = f"{best * 1e6 / kernel:6.0f}x" if kernel else "   n/a"
+        ratio = f"{full * 1e6 / kernel:6.0f}x" if kernel else "   n/a"
         bare_ratio = f"{bare * 1e6 / kernel:6.0f}x" if kernel else "   n/a"
         kernel_text = f"{kernel / 1000:9.2f}" if kernel else "      n/a"
-        print(f"{prog.name[:24]:24} {len(prog.insns):6} {result.processed:9} {best * 1e3:9.1f} "
-              f"{result.processed / best:9.0f} {kernel_text} {ratio} {bare * 1e3:9.1f} {bare_ratio}")
+        print(f"{prog.name[:24]:24} {len(prog.insns):6} {result.processed:9} {full * 1e3:9.1f} "
+              f"{result.processed / full:9.0f} {kernel_text} {ratio} {bare * 1e3:9.1f} {bare_ratio}")
 
 
 if __name__ == "__main__":
