@@ -40,7 +40,6 @@ class _Sigaction(ctypes.Structure):
 
 _libc.sigaction.argtypes = [ctypes.c_int, ctypes.POINTER(_Sigaction), ctypes.POINTER(_Sigaction)]
 
-DISPATCHER = ctypes.CFUNCTYPE(ctypes.c_uint64, *([ctypes.c_uint64] * 6))
 ENTRY = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
 
 
@@ -110,25 +109,19 @@ class ArenaWindow:
 
 
 class NativeImage:
-    """A JIT image mapped executable with its stubs; ``call(r1, r2, stack_top)`` runs it."""
+    """A JIT image mapped executable with its stubs; ``call(r1, r2, stack_top, repeat)`` runs it."""
 
-    def __init__(self, image: bytes, extable, helper_ids, dispatcher):
-        """``dispatcher``: the address of a compiled ``dispatch(r1..r5, helper, context)``,
-        or a Python callable of the first six (wrapped as a ctypes callback)."""
+    def __init__(self, image: bytes, extable, helper_ids, dispatcher: int):
+        """``dispatcher``: the address of the compiled ``dispatch(r1..r5, helper, context)``."""
         why = supported()
         if why:
             raise JitError(why)
         stubs, self.layout = runtime.build(image, helper_ids, extable_len=len(extable))
         lay = self.layout
         self.base = _mmap(0, lay.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
-        if isinstance(dispatcher, int):
-            self._dispatcher, dispatch_addr = None, dispatcher
-        else:
-            self._dispatcher = DISPATCHER(dispatcher)  # kept alive as long as the mapping
-            dispatch_addr = ctypes.cast(self._dispatcher, ctypes.c_void_p).value
         ctypes.memmove(self.base, stubs, len(stubs))
         ctypes.memmove(self.base + lay.image, image, len(image))
-        page = runtime.data_page(self.base, lay, len(image), extable, GREG, dispatch_addr,
+        page = runtime.data_page(self.base, lay, len(image), extable, GREG, dispatcher,
                                  _kernel_action(self.base + lay.handler))
         ctypes.memmove(self.base + lay.data, page, len(page))
         if _libc.mprotect(self.base, lay.data, PROT_READ | PROT_EXEC):
