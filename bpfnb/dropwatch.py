@@ -149,6 +149,8 @@ def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None
     from .verifier import verify
     from .vm import UNMAPPED, Vm
 
+    if engine not in ("interp", "jit", "jit-unicorn"):
+        raise BpfnbError(f"unknown engine {engine!r}: 'interp', 'jit' or 'jit-unicorn'")
     btf = kernel_btf or default_btf()
     filters = resolve_filters(reason=reason, ifindex=ifindex, proto=proto, port=port, snap_len=snap_len,
                               kernel_btf=btf)
@@ -157,8 +159,6 @@ def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None
     if not result.ok:
         raise BpfnbError(f"bpfnb's verifier rejected the drop tracer: {result.error}")
     vm = Vm(result.program, kernel_btf=btf)
-    if engine not in ("interp", "jit", "jit-unicorn"):
-        raise BpfnbError(f"unknown engine {engine!r}: 'interp', 'jit' or 'jit-unicorn'")
     run_on = vm.run
     if engine != "interp":
         from .jit import jit
