@@ -120,6 +120,9 @@ class Program:
     line_info: tuple[LineInfo, ...] = ()
     core_relocs: tuple[Any, ...] = ()  # bpfnb.elf.core.CoreRelocation records
     path: str = ""  # the object file it came from, for messages
+    # What loading noticed but did not refuse (a poisoned CO-RE relocation, an
+    # unresolved weak extern), each naming the instruction and what it reaches.
+    warnings: tuple[str, ...] = ()
     # Set by the verifier: slots whose loads are PROBE_MEM (fault-safe).
     probe_mem: frozenset[int] | None = None
     meta: dict = field(default_factory=dict, compare=False, hash=False)

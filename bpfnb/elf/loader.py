@@ -346,6 +346,7 @@ class _Loader:
             expected_attach_type=kind.attach_type, attach_name=kind.target, attach_btf_id=attach_btf_id,
             license=license_, maps=tuple(self.maps), btf=self.btf, kernel_btf=self.kernel_btf,
             func_info=func_info, line_info=line_info, core_relocs=tuple(core_relocs), path=self.path,
+            warnings=tuple(r.warning for r in core_relocs if r.poisoned),
         )
 
     def _call_target(self, func: _Func, slot: int) -> _Func | None:
@@ -430,18 +431,27 @@ class _Loader:
                 s = slot_of(r.insn_off)
                 if s is not None:
                     func_info.append(FuncInfo(s, r.type_id, self.btf.type(r.type_id).name))
-            for r in self.ext.core_relos.get(sec_name, ()):
-                s = slot_of(r.insn_off)
-                if s is None:
-                    continue
-                if self.kernel_btf is None:
-                    raise RelocationError(f"{self.where(sec_name)}: insn {r.insn_off // 8}: CO-RE relocation "
-                                          "needs a kernel BTF (none readable; pass kernel_btf=)")
-                core_relocs.append(core.apply(insns, s, self.btf, self.kernel_btf, r.type_id, r.access, r.kind,
-                                              where=f"{self.where(sec_name)}"))
+            core_relocs += self._core_relocate(insns, func, base, sec_name)
         line_info.sort(key=lambda li: li.insn)
         func_info.sort(key=lambda fi: fi.insn)
         return tuple(line_info), tuple(func_info), core_relocs
+
+    def _core_relocate(self, insns: list[Insn], func: _Func, base: int, sec_name: str) -> list:
+        """Apply the CO-RE records of ``func`` (placed at ``base``), numbered as libbpf
+        numbers them (record index in the section, instruction index in the function)."""
+        out = []
+        lo, hi = func.start, func.start + func.length
+        for number, r in enumerate(self.ext.core_relos.get(sec_name, ())):
+            slot = r.insn_off // 8
+            if not lo <= slot < hi:
+                continue
+            if self.kernel_btf is None:
+                raise RelocationError(f"{self.where(sec_name)}: insn {slot}: CO-RE relocation "
+                                      "needs a kernel BTF (none readable; pass kernel_btf=)")
+            out.append(core.apply(insns, base + slot - lo, self.btf, self.kernel_btf, r.type_id, r.access,
+                                  r.kind, where=self.where(sec_name), func=func.name, func_insn=slot - lo,
+                                  relo=number))
+        return out
 
     def _attach_btf_id(self, kind: SectionKind) -> int | None:
         if not kind.btf_target or self.kernel_btf is None or not kind.target:
