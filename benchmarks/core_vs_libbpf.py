@@ -27,6 +27,7 @@ U32_MASK = 0xFFFFFFFF
 _PATCH = re.compile(r"prog '([^']+)': relo #(\d+): patched insn #(\d+) \(([A-Z0-9/]+)\) (off|imm|imm64|mem_sz) "
                     r"(\d+) -> (\d+)")
 _POISON = re.compile(r"prog '([^']+)': relo #(\d+): substituting insn #(\d+) w/ invalid insn")
+_EXTERN = re.compile(r"extern \((kcfg|ksym|var ksym|func ksym)\) '([^']+)': (?:set to 0x([0-9a-f]+)|resolved to \S+ \[(\d+)\])")
 _FAILED = re.compile(r"prog '([^']+)': relo #(\d+): (failed to .*|unexpected insn .*)")
 
 
@@ -50,6 +51,8 @@ class Comparison:
     libbpf_refused: list[str] = field(default_factory=list)
     bpfnb_refused: str | None = None
     poisoned: int = 0
+    externs: int = 0  # externs libbpf resolved
+    externs_agree: int = 0
 
 
 def _libbpf():
@@ -136,13 +139,31 @@ def compare(path: str, log: str | None = None) -> Comparison:
     from bpfnb.isa import imm64
 
     result = Comparison(path)
-    patches, refused = libbpf_patches(libbpf_log(path) if log is None else log)
+    log_text = libbpf_log(path) if log is None else log
+    patches, refused = libbpf_patches(log_text)
     result.patches, result.libbpf_refused = len(patches), refused
     try:
         obj = bpfnb.load(path)
     except BpfnbError as exc:
         result.bpfnb_refused = str(exc)
         return result
+    ours_externs = {r.extern.name: r for r in obj.externs}
+    for m in _EXTERN.finditer(log_text):
+        kind, name, value, btf_id = m.groups()
+        result.externs += 1
+        if value is not None and kind == "kcfg":
+            same = obj.kconfig.get(name) == int(value, 16)
+            got = obj.kconfig.get(name)
+        elif value is not None:
+            same = name in ours_externs and ours_externs[name].addr == int(value, 16)
+            got = ours_externs[name].addr if name in ours_externs else None
+        else:
+            same = name in ours_externs and ours_externs[name].kernel_btf_id == int(btf_id)
+            got = ours_externs[name].kernel_btf_id if name in ours_externs else None
+        if same:
+            result.externs_agree += 1
+        else:
+            result.differ.append(f"extern {name}: libbpf {value or btf_id}, bpfnb {got}")
     ours: dict[tuple[str, int], tuple] = {}
     for prog in obj:
         for r in prog.core_relocs:
@@ -183,13 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         print("set BPFNB_CORPUS to a directory of BPF objects (e.g. /work/scratch/corpora/libbpf-tools)")
         return 0
     paths = sorted(os.path.join(corpus, n) for n in os.listdir(corpus) if n.endswith(".o"))
-    total = agree = poisoned = 0
+    total = agree = poisoned = ext = ext_agree = 0
     for path in paths:
         c = compare(path)
         total += c.patches
         agree += c.agree
         poisoned += c.poisoned
-        status = f"{c.agree}/{c.patches} instructions agree"
+        ext += c.externs
+        ext_agree += c.externs_agree
+        status = f"{c.agree}/{c.patches} instructions agree" + \
+            (f", {c.externs_agree}/{c.externs} externs" if c.externs else "")
         if c.bpfnb_refused:
             status += f"; bpfnb refused: {c.bpfnb_refused}"
         if c.libbpf_refused:
@@ -198,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in c.differ[:5]:
             print(f"    {line}")
     print(f"total: {agree}/{total} CO-RE-relocated instructions as libbpf wrote them "
-          f"({poisoned} poisoned by both) over {len(paths)} objects")
+          f"({poisoned} poisoned by both), {ext_agree}/{ext} extern values as libbpf set them, "
+          f"over {len(paths)} objects")
     return 0
 
 

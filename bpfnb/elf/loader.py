@@ -27,7 +27,7 @@ from ..errors import BpfnbError, BtfError, ElfError, RelocationError
 from ..isa import Insn, decode
 from ..isa import opcodes as op
 from ..program import FuncInfo, LineInfo, MapDef, Program
-from . import core
+from . import core, externs
 from .maps import btf_maps, global_data_map, is_global_data, legacy_maps
 from .sections import SectionKind, btf_target_name, classify
 
@@ -59,6 +59,8 @@ class Object:
     kernel_btf: Btf | None
     sections: tuple[dict, ...] = ()
     notes: list[str] = field(default_factory=list)
+    externs: tuple = ()  # bpfnb.elf.externs.Resolved, in libbpf's order
+    kconfig: dict = field(default_factory=dict)  # .kconfig extern → the value the program reads
 
     @property
     def name(self) -> str:
@@ -120,8 +122,11 @@ def _default_kernel_btf():
         return None
 
 
-def load(path: str | os.PathLike, kernel_btf: Btf | None = None) -> Object:
-    """Load the BPF object at ``path``; CO-RE against ``kernel_btf`` (default: the kernel's)."""
+def load(path: str | os.PathLike, kernel_btf: Btf | None = None, *, kconfig: str | None = None) -> Object:
+    """Load the BPF object at ``path``; CO-RE against ``kernel_btf`` (default: the kernel's).
+
+    ``kconfig``: a kernel configuration's text for ``CONFIG_*`` externs (default: the
+    running kernel's, from /boot/config-$(uname -r) or /proc/config.gz)."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -131,7 +136,7 @@ def load(path: str | os.PathLike, kernel_btf: Btf | None = None) -> Object:
     if kernel_btf is None:
         kernel_btf = _default_kernel_btf()
     try:
-        return _Loader(path, data, kernel_btf).run()
+        return _Loader(path, data, kernel_btf, externs.ExternSources(kconfig=kconfig)).run()
     except BpfnbError:
         raise
     except ELFError as exc:
@@ -141,8 +146,9 @@ def load(path: str | os.PathLike, kernel_btf: Btf | None = None) -> Object:
 
 
 class _Loader:
-    def __init__(self, path: str, data: bytes, kernel_btf):
+    def __init__(self, path: str, data: bytes, kernel_btf, extern_sources=None):
         self.path = path
+        self.extern_sources = extern_sources or externs.ExternSources()
         self.kernel_btf = kernel_btf
         if data[:4] != b"\x7fELF":
             raise ElfError(f"{path}: not an ELF file")
@@ -168,6 +174,7 @@ class _Loader:
         self.btf = self._with_datasec_layout(self._btf())
         self.ext = self._ext()
         self.maps, self.map_at = self._maps()
+        self._resolve_externs()
         self.funcs = self._funcs()
         self.relocs = self._relocations()
         programs: dict[str, Program] = {}
@@ -184,7 +191,7 @@ class _Loader:
              "program_type": (classify(s.name).type if self._is_code(s) and s.name != ".text" else None)}
             for i, s in enumerate(self.sections) if s.name)
         return Object(self.path, programs, tuple(self.maps), license_, version, self.btf, self.ext,
-                      self.kernel_btf, table, self.notes)
+                      self.kernel_btf, table, self.notes, tuple(self.extern_list), self.kconfig_values)
 
     # -- pieces -------------------------------------------------------------------
     def _string_section(self, name: str) -> str | None:
@@ -268,6 +275,25 @@ class _Loader:
                 at[(idx, -1)] = len(maps)
                 maps.append(global_data_map(obj_name, sec.name, data))
         return maps, at
+
+    def _resolve_externs(self) -> None:
+        """``.kconfig``/``.ksyms`` externs (bpfnb.elf.externs): their values, and the
+        .kconfig map appended after the object's own maps, as libbpf places it."""
+        found = externs.collect(self.btf, self.symbols, where=self.path)
+        self.extern_list, kconfig_data = externs.resolve(found, self.btf, self.kernel_btf, self.extern_sources,
+                                                        where=self.path, notes=self.notes) if found else ([], b"")
+        self.extern_by_name = {r.extern.name: r for r in self.extern_list}
+        self.kconfig_map_index = None
+        self.kconfig_values = externs.kconfig_values(self.extern_list, kconfig_data)
+        if kconfig_data:
+            self.kconfig_map_index = len(self.maps)
+            self.maps.append(externs.kconfig_map(os.path.basename(self.path), kconfig_data))
+
+    def _extern_of(self, section: int, slot: int):
+        sym = self.relocs.get(section, {}).get(slot)
+        if sym is None or not externs.is_extern_symbol(sym):
+            return None
+        return self.extern_by_name.get(sym.name)
 
     def _funcs(self) -> list[_Func]:
         funcs = []
@@ -370,7 +396,7 @@ class _Loader:
     def _callees(self, func: _Func) -> list[_Func]:
         code = self._code(func.section)
         return [self._call_target(func, s) for s in range(func.start, func.start + func.length)
-                if self._is_call(code[s])]
+                if self._is_call(code[s]) and self._extern_of(func.section, s) is None]
 
     def _relocate(self, insns: list[Insn], func: _Func, base: int, placed) -> None:
         sec_name = self.sections[func.section].name
@@ -380,6 +406,10 @@ class _Loader:
             at = base + k
             insn = insns[at]
             where = f"{self.where(sec_name)}: insn {slot}"
+            extern = self._extern_of(func.section, slot)
+            if extern is not None:
+                externs.patch(insns, at, extern, self.kconfig_map_index, where=where)
+                continue
             if self._is_call(insn):
                 target = self._call_target(func, slot)
                 new = placed[(target.section, target.start)] - (at + 1)
