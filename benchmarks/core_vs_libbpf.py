@@ -27,7 +27,10 @@ U32_MASK = 0xFFFFFFFF
 _PATCH = re.compile(r"prog '([^']+)': relo #(\d+): patched insn #(\d+) \(([A-Z0-9/]+)\) (off|imm|imm64|mem_sz) "
                     r"(\d+) -> (\d+)")
 _POISON = re.compile(r"prog '([^']+)': relo #(\d+): substituting insn #(\d+) w/ invalid insn")
-_EXTERN = re.compile(r"extern \((kcfg|ksym|var ksym|func ksym)\) '([^']+)': (?:set to 0x([0-9a-f]+)|resolved to \S+ \[(\d+)\])")
+_EXTERN = re.compile(r"extern \((kcfg|ksym|var ksym|func ksym)\) '([^']+)': (?:set to (.+)|resolved to (?:kernel )?\[(\d+)\])")
+_EXTERN_SLOT = re.compile(r"extern \((kcfg|ksym)\) #(\d+): symbol \d+, (?:off (\d+), )?name (\S+)")
+_UNRESOLVED = re.compile(r"extern '([^']+)' \(weak\): not resolved")
+TRISTATE = {"n": 0, "y": 1, "m": 2}
 _FAILED = re.compile(r"prog '([^']+)': relo #(\d+): (failed to .*|unexpected insn .*)")
 
 
@@ -51,7 +54,7 @@ class Comparison:
     libbpf_refused: list[str] = field(default_factory=list)
     bpfnb_refused: str | None = None
     poisoned: int = 0
-    externs: int = 0  # externs libbpf resolved
+    externs: int = 0  # facts libbpf printed about externs: order, .kconfig offsets, values
     externs_agree: int = 0
 
 
@@ -133,6 +136,16 @@ def libbpf_patches(log: str) -> tuple[dict[tuple[str, int], Patch], list[str]]:
     return out, [m.group(0) for m in _FAILED.finditer(log)]
 
 
+def _kcfg_value(text: str, mine):
+    """A kconfig value as libbpf prints it (0x.., y/n/m, "str", decimal), as the program reads it."""
+    if text.startswith('"'):
+        return text[1:-1]
+    if text in TRISTATE:
+        kind = mine.extern.kcfg_type if mine else "bool"
+        return ord(text) if kind == "char" else (int(text == "y") if kind == "bool" else TRISTATE[text])
+    return int(text, 0)
+
+
 def compare(path: str, log: str | None = None) -> Comparison:
     import bpfnb
     from bpfnb.errors import BpfnbError
@@ -149,21 +162,36 @@ def compare(path: str, log: str | None = None) -> Comparison:
         return result
     ours_externs = {r.extern.name: r for r in obj.externs}
     for m in _EXTERN.finditer(log_text):
-        kind, name, value, btf_id = m.groups()
+        kind, name, text, btf_id = m.groups()
         result.externs += 1
-        if value is not None and kind == "kcfg":
-            same = obj.kconfig.get(name) == int(value, 16)
-            got = obj.kconfig.get(name)
-        elif value is not None:
-            same = name in ours_externs and ours_externs[name].addr == int(value, 16)
-            got = ours_externs[name].addr if name in ours_externs else None
+        mine = ours_externs.get(name)
+        if kind == "kcfg":
+            want, got = _kcfg_value(text.strip(), mine), obj.kconfig.get(name)
+        elif text is not None:
+            want, got = int(text, 16), mine.addr if mine else None
         else:
-            same = name in ours_externs and ours_externs[name].kernel_btf_id == int(btf_id)
-            got = ours_externs[name].kernel_btf_id if name in ours_externs else None
-        if same:
+            want, got = int(btf_id), mine.kernel_btf_id if mine else None
+        if want == got:
             result.externs_agree += 1
         else:
-            result.differ.append(f"extern {name}: libbpf {value or btf_id}, bpfnb {got}")
+            result.differ.append(f"extern {name}: libbpf {want}, bpfnb {got}")
+    for m in _EXTERN_SLOT.finditer(log_text):  # libbpf's order of externs and .kconfig layout
+        kind, index, off, name = m.groups()
+        result.externs += 1
+        mine = ours_externs.get(name)
+        want = (int(index), int(off) if off else None)
+        got = (mine.index, mine.extern.data_off if kind == "kcfg" else None) if mine else None
+        if want == got:
+            result.externs_agree += 1
+        else:
+            result.differ.append(f"extern {name}: libbpf #{index} at {off}, bpfnb {got}")
+    for m in _UNRESOLVED.finditer(log_text):
+        result.externs += 1
+        mine = ours_externs.get(m.group(1))
+        if mine is not None and not mine.is_set:
+            result.externs_agree += 1
+        else:
+            result.differ.append(f"extern {m.group(1)}: libbpf left it unresolved, bpfnb did not")
     ours: dict[tuple[str, int], tuple] = {}
     for prog in obj:
         for r in prog.core_relocs:
@@ -213,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         ext += c.externs
         ext_agree += c.externs_agree
         status = f"{c.agree}/{c.patches} instructions agree" + \
-            (f", {c.externs_agree}/{c.externs} externs" if c.externs else "")
+            (f", {c.externs_agree}/{c.externs} extern facts" if c.externs else "")
         if c.bpfnb_refused:
             status += f"; bpfnb refused: {c.bpfnb_refused}"
         if c.libbpf_refused:
@@ -222,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in c.differ[:5]:
             print(f"    {line}")
     print(f"total: {agree}/{total} CO-RE-relocated instructions as libbpf wrote them "
-          f"({poisoned} poisoned by both), {ext_agree}/{ext} extern values as libbpf set them, "
+          f"({poisoned} poisoned by both), {ext_agree}/{ext} extern facts (order, offsets, values) as libbpf's, "
           f"over {len(paths)} objects")
     return 0
 

@@ -11,6 +11,7 @@ def program_listing(prog, *, source: bool = True) -> str:
     """A program's relocated instructions, with its source lines as ``;`` comments."""
     lines = [f"{prog.name}: section {prog.section or '-'}, type {prog.type}, {len(prog.insns)} insns"
              + (f", attach {prog.attach_name}" if prog.attach_name else "")]
+    lines += [f"; warning: {w}" for w in prog.warnings]
     shown_line = None
     i = 0
     insns = prog.insns

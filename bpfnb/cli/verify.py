@@ -1,7 +1,7 @@
 """``bpfnb verify``: verdicts of bpfnb's verifier and, with ``--vs-kernel``, the kernel's.
 
     bpfnb verify OBJ [--prog NAME] [--kernel-btf PATH] [--log-level 1|2] [--json] [--vs-kernel]
-    bpfnb verify --raw FILE... --type TYPE [--attach NAME]
+    bpfnb verify --raw FILE... (--type TYPE [--attach NAME] | --section tp_btf/kfree_skb)
 """
 
 from __future__ import annotations
@@ -13,22 +13,50 @@ import os
 from ..errors import BpfnbError
 
 
+def raw_programs(paths, *, section: str | None = None, type: str = "socket_filter", attach: str | None = None,
+                 kernel_btf=None) -> list:
+    """Programs from raw instruction files, typed as an ELF section would type them:
+    ``section="tp_btf/kfree_skb"`` (any libbpf section name), or ``type`` with ``attach``
+    (``tracing`` + ``kfree_skb`` is read as ``tp_btf/kfree_skb``); the attach target is
+    resolved in the kernel BTF (live, else bundled, unless ``kernel_btf`` is given)."""
+    from ..btf import kernel_btf as default_btf
+    from ..elf.sections import attach_btf_id, classify, section_of
+    from ..errors import BtfError
+    from ..program import program
+
+    if section is None and attach:
+        section = section_of(type, attach)
+    kind = classify(section) if section else None
+    btf = kernel_btf or (default_btf() if kind is not None and kind.target else None)
+    target_id = None
+    if kind is not None and btf is not None:
+        try:
+            target_id = attach_btf_id(kind, btf)
+        except BtfError as exc:
+            raise BpfnbError(f"--section {section}: {exc}") from None
+    progs = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise BpfnbError(f"{path}: cannot read: {exc.strerror}") from None
+        name = os.path.basename(path)[:15]
+        if kind is None:
+            progs.append(program(data, type=type, name=name, kernel_btf=btf, path=path))
+            continue
+        progs.append(program(data, type=kind.type, name=name, attach=kind.target, kernel_btf=btf, path=path,
+                             section=kind.section, expected_attach_type=kind.attach_type,
+                             attach_btf_id=target_id))
+    return progs
+
+
 def _programs(args) -> list:
     from ..btf import kernel_btf
 
     btf = kernel_btf(args.kernel_btf) if args.kernel_btf else None
     if args.raw:
-        from ..program import program
-
-        progs = []
-        for path in args.raw:
-            try:
-                data = open(path, "rb").read()
-            except OSError as exc:
-                raise BpfnbError(f"{path}: cannot read: {exc.strerror}") from None
-            progs.append(program(data, type=args.type, name=os.path.basename(path)[:15], attach=args.attach,
-                                 kernel_btf=btf or (kernel_btf() if args.attach else None), path=path))
-        return progs
+        return raw_programs(args.raw, section=args.section, type=args.type, attach=args.attach, kernel_btf=btf)
     if not args.obj:
         raise BpfnbError("verify: give an object (OBJ) or --raw FILE...")
     from ..elf import load
@@ -56,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for prog in _programs(args):
         record = {"program": prog.name, "section": prog.section, "insn_count": len(prog.insns)}
+        if prog.warnings:
+            record["warnings"] = list(prog.warnings)
         ours = _ours(prog, args.log_level)
         if "unavailable" in ours and not args.vs_kernel:
             raise BpfnbError(f"{ours['unavailable']}; --vs-kernel shows the running kernel's verdict")
@@ -83,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
                                                       if k["verdict"] == "reject" else "") + \
                     (f" ({k['processed_insns']} insns processed)" if k.get("processed_insns") else "")
         print(line)
+        for warning in prog.warnings:
+            print(f"  warning: {warning}")
         if log and args.log_level:
             print(log)
     return status
@@ -94,7 +126,10 @@ def add_parser(sub) -> None:
     p.add_argument("--prog", help="only this program")
     p.add_argument("--raw", nargs="+", metavar="FILE", help="raw little-endian 8-byte instruction files")
     p.add_argument("--type", default="socket_filter", help="program type of --raw files")
-    p.add_argument("--attach", help="attach target of --raw files (e.g. kfree_skb for a tp_btf program)")
+    p.add_argument("--attach", help="attach target of --raw files: --type tracing --attach kfree_skb is "
+                                    "a tp_btf/kfree_skb program (the first libbpf section of that type)")
+    p.add_argument("--section", help="type --raw files as this libbpf section name would (tp_btf/kfree_skb, "
+                                     "fentry/tcp_connect, raw_tp/sched_switch, xdp, ...)")
     p.add_argument("--kernel-btf", help="kernel BTF file (default: live, else bundled)")
     p.add_argument("--log-level", type=int, choices=(0, 1, 2), default=0)
     p.add_argument("--json", action="store_true", help="one JSON object per program")

@@ -29,7 +29,7 @@ from ..isa import opcodes as op
 from ..program import FuncInfo, LineInfo, MapDef, Program
 from . import core, externs
 from .maps import btf_maps, global_data_map, is_global_data, legacy_maps
-from .sections import SectionKind, btf_target_name, classify
+from .sections import SectionKind, attach_btf_id, btf_target_name, classify
 
 EM_BPF = 247
 
@@ -484,12 +484,12 @@ class _Loader:
         return out
 
     def _attach_btf_id(self, kind: SectionKind) -> int | None:
-        if not kind.btf_target or self.kernel_btf is None or not kind.target:
+        if self.kernel_btf is None:
             return None
-        name, btf_kind = btf_target_name(kind)
         try:
-            return self.kernel_btf.find(name, btf_kind)
+            return attach_btf_id(kind, self.kernel_btf)
         except BtfError:
+            name, btf_kind = btf_target_name(kind)
             # like libbpf, not fatal until load: the target may be set later
             # (xdpdump's "fentry/func" is a placeholder of this kind)
             self.notes.append(f"section {kind.section}: the kernel BTF has no {btf_kind} {name!r}; "

@@ -150,3 +150,22 @@ def btf_target_name(kind: SectionKind) -> tuple[str, str]:
     if kind.attach_type == "trace_iter":
         return f"bpf_iter_{target}", "func"
     return target, "func"
+
+
+def section_of(type: str, attach: str) -> str:
+    """The section name libbpf would read as a ``type`` program attached to ``attach``:
+    the first definition of that type taking a target (``tracing`` + ``kfree_skb`` →
+    ``tp_btf/kfree_skb``, ``raw_tracepoint`` → ``raw_tp/...``, ``lsm`` → ``lsm/...``)."""
+    for d in SECTION_DEFS:
+        if d.type == type and d.target:
+            return f"{d.name}/{attach}"
+    raise ElfError(f"programs of type {type!r} take no attach target (got {attach!r})")
+
+
+def attach_btf_id(kind: SectionKind, kernel_btf) -> int | None:
+    """The kernel BTF id of ``kind``'s attach target (None when the section resolves none);
+    a ``BtfError`` naming the missing typedef/function when the kernel has no such target."""
+    if not kind.btf_target or not kind.target:
+        return None
+    name, btf_kind = btf_target_name(kind)
+    return kernel_btf.find(name, btf_kind)
