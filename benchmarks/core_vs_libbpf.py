@@ -7,7 +7,7 @@ A -> B``, ``(ALU/ALU64) imm``, ``(LDIMM64) imm64``, ``mem_sz``, and
 instruction inside its function P. ``compare(obj)`` loads the same object with
 bpfnb and checks each of those instructions in our relocated programs.
 
-    BPFNB_CORPUS=/work/scratch/corpora/libbpf-tools python -m benchmarks core_vs_libbpf
+    BPFNB_CORPUS=/work/scratch/corpora/libbpf-tools python -m benchmarks.core_vs_libbpf [--kernel]
 
 Needs root and libbpf.so (Debian's libbpf1); the corpus is a directory of objects nobody here
 wrote (see /work/scratch/corpora/README.txt), never committed.
@@ -226,6 +226,33 @@ def compare(path: str, log: str | None = None) -> Comparison:
     return result
 
 
+def kernel_verdicts(paths: list[str]) -> None:
+    """The running kernel's verdicts on bpfnb's relocated programs (a poisoned relocation
+    reached would show as "invalid func unknown#195896080")."""
+    from collections import Counter
+
+    import bpfnb
+    from bpfnb.errors import BpfnbError
+    from bpfnb.kernel.compare import kernel_verdict
+
+    verdicts: Counter = Counter()
+    for path in paths:
+        try:
+            obj = bpfnb.load(path)
+        except BpfnbError:
+            continue
+        for prog in obj:
+            k = kernel_verdict(prog)
+            verdict = k.get("verdict") or "unavailable"
+            if verdict == "reject" and "errno" in k:
+                verdict = "refused"  # before the verifier: a map it cannot create, fentry's EPERM
+            verdicts[verdict] += 1
+            if verdict == "reject":
+                print(f"    kernel rejects {os.path.basename(path)}:{prog.name}: {k.get('error')}")
+    print(f"kernel verdicts on bpfnb's relocated programs: {dict(verdicts)} "
+          "(refused: maps the tool sizes at run time, fentry EPERM)")
+
+
 def main(argv: list[str] | None = None) -> int:
     corpus = os.environ.get("BPFNB_CORPUS")
     if not corpus or not os.path.isdir(corpus):
@@ -249,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{os.path.basename(path)}: {status}")
         for line in c.differ[:5]:
             print(f"    {line}")
+    if "--kernel" in (argv or []):
+        kernel_verdicts(paths)
     print(f"total: {agree}/{total} CO-RE-relocated instructions as libbpf wrote them "
           f"({poisoned} poisoned by both), {ext_agree}/{ext} extern facts (order, offsets, values) as libbpf's, "
           f"over {len(paths)} objects")
