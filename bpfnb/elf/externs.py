@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import struct
 from dataclasses import dataclass, replace
 
+from ..btf import Btf
+from ..btf.types import HEADER, VARSECINFO
 from ..errors import RelocationError
 from ..isa import Insn, ld_imm64
 from ..isa import opcodes as op
@@ -38,13 +41,24 @@ from .maps import BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, global_data_map
 KCONFIG_SEC = ".kconfig"
 KSYMS_SEC = ".ksyms"
 VAR_EXTERN = 2  # BTF_VAR_GLOBAL_EXTERN
+VAR_ALLOCATED = 1  # BTF_VAR_GLOBAL_ALLOCATED
 FUNC_EXTERN = 2  # BTF_FUNC_EXTERN
+FUNC_GLOBAL = 1  # BTF_FUNC_GLOBAL
+KIND_VAR = 14  # BTF_KIND_VAR, for the placeholder variable written into .ksyms
+DUMMY_KSYM = "dummy_ksym"  # libbpf's name for it
+KSYM_SLOT = 4  # bytes each .ksyms entry takes in its DATASEC (an int)
+TYPE_INFO_AT, TYPE_SIZE_AT, TYPE_EXTRA_AT = 4, 8, 12  # fields of a BTF type record
+VLEN_MASK = 0xFFFF
 POISON_KFUNC_BASE = 2002000000  # libbpf: "invalid func unknown#2002000000 + extern index"
 TRISTATE = {"n": 0, "y": 1, "m": 2}  # enum libbpf_tristate
 PROC_CONFIG = "/proc/config.gz"
 KALLSYMS = "/proc/kallsyms"
 BYTE_MAX_VERSION_PART = 255
 BPF_OBJ_NAME_LEN = 16  # KERNEL_VERSION clamps the sublevel to a byte
+
+
+struct_u32 = struct.Struct("<I")
+struct_var = struct.Struct("<IIII")  # name_off, info, type, linkage
 
 
 @dataclass(frozen=True)
@@ -439,6 +453,82 @@ def patch(insns: list[Insn], at: int, resolved: Resolved, kconfig_map_index: int
         insns[at], insns[at + 1] = ld_imm64(insn.dst, resolved.addr, 0)
 
 
+def kernel_ready_btf(btf, resolved: list[Resolved]):
+    """The object's BTF as libbpf hands it to the kernel, which accepts no extern
+    linkage: .kconfig variables become allocated at their offsets in the .kconfig
+    map; .ksyms variables become allocated ints, its functions global, each entry of
+    the .ksyms DATASEC an int slot (functions point at one ``dummy_ksym`` variable,
+    whose name also fills unnamed parameters). Type ids do not change."""
+    if btf is None or not resolved:
+        return btf
+    raw = bytearray(btf.raw)
+    u32 = struct_u32
+    sections = {btf.type(i).name: i for i in range(1, len(btf)) if btf.type(i).kind == "datasec"}
+    by_name = {r.extern.name: r.extern for r in resolved}
+    if KCONFIG_SEC in sections:
+        sec_id = sections[KCONFIG_SEC]
+        at = btf.record_offset(sec_id)
+        end = max((e.data_off + e.size for e in by_name.values() if e.section == KCONFIG_SEC), default=0)
+        u32.pack_into(raw, at + TYPE_SIZE_AT, end)
+        placed = []
+        for info in btf.type(sec_id).vars:
+            e = by_name.get(btf.type(info.type).name)
+            if e is not None:
+                u32.pack_into(raw, btf.record_offset(info.type) + TYPE_EXTRA_AT, VAR_ALLOCATED)
+                info = replace(info, offset=e.data_off, size=e.size)
+            placed.append(info)
+        # the kernel wants a DATASEC's variables in offset order (libbpf sorts them too)
+        for k, info in enumerate(sorted(placed, key=lambda v: v.offset)):
+            VARSECINFO.pack_into(raw, at + TYPE_EXTRA_AT + VARSECINFO.size * k, info.type, info.offset, info.size)
+    int_id = next((i for i in range(1, len(btf)) if btf.type(i).kind == "int" and btf.type(i).int_bits == 32), 0)
+    if KSYMS_SEC not in sections or not int_id:
+        return Btf.from_bytes(bytes(raw), name=btf.name)
+    sec_id = sections[KSYMS_SEC]
+    at = btf.record_offset(sec_id)
+    dummy_id = len(btf)  # appended below when a function needs it
+    dummy_name = None
+    entries = btf.type(sec_id).vars
+    for k, info in enumerate(entries):
+        t = btf.type(info.type)
+        target = info.type
+        if t.kind == "func":
+            info_word = u32.unpack_from(raw, btf.record_offset(info.type) + TYPE_INFO_AT)[0]
+            u32.pack_into(raw, btf.record_offset(info.type) + TYPE_INFO_AT, (info_word & ~VLEN_MASK) | FUNC_GLOBAL)
+            dummy_name = dummy_name or _string_offset_appended(btf)
+            proto = btf.type(t.type)
+            for j, param in enumerate(proto.params):
+                if param.type and not param.name:
+                    u32.pack_into(raw, btf.record_offset(t.type) + TYPE_EXTRA_AT + 8 * j, dummy_name)
+            target = dummy_id
+        elif t.kind == "var":
+            var_at = btf.record_offset(info.type)
+            u32.pack_into(raw, var_at + TYPE_SIZE_AT, int_id)
+            u32.pack_into(raw, var_at + TYPE_EXTRA_AT, VAR_ALLOCATED)
+        VARSECINFO.pack_into(raw, at + TYPE_EXTRA_AT + VARSECINFO.size * k, target, KSYM_SLOT * k, KSYM_SLOT)
+    u32.pack_into(raw, at + TYPE_SIZE_AT, KSYM_SLOT * len(entries))
+    if dummy_name is not None:
+        raw = _append_var(raw, dummy_name, int_id)
+    return Btf.from_bytes(bytes(raw), name=btf.name)
+
+
+def _string_offset_appended(btf) -> int:
+    """Where ``dummy_ksym`` will sit: after the last string (``_append_var`` puts it there)."""
+    magic, _v, _f, _hdr, _toff, _tlen, _soff, str_len = HEADER.unpack_from(btf.raw)
+    return str_len
+
+
+def _append_var(raw: bytearray, name_off: int, type_id: int) -> bytearray:
+    """``raw`` with one more type (an allocated VAR) and the ``dummy_ksym`` string."""
+    magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = HEADER.unpack_from(raw)
+    types = raw[hdr_len + type_off:hdr_len + type_off + type_len]
+    strings = raw[hdr_len + str_off:hdr_len + str_off + str_len]
+    record = struct_var.pack(name_off, KIND_VAR << 24, type_id, VAR_ALLOCATED)
+    name = DUMMY_KSYM.encode() + b"\0"
+    header = HEADER.pack(magic, version, flags, hdr_len, 0, type_len + len(record),
+                         type_len + len(record), str_len + len(name))
+    return bytearray(header + bytes(raw[HEADER.size:hdr_len]) + types + record + strings + name)
+
+
 def kconfig_values(resolved: list[Resolved], data: bytes) -> dict[str, int | str]:
     """The kconfig externs' values as the program sees them (for notebooks and tests)."""
     out: dict[str, int | str] = {}
@@ -455,5 +545,5 @@ def kconfig_values(resolved: list[Resolved], data: bytes) -> dict[str, int | str
 
 
 __all__ = ["Extern", "ExternSources", "Resolved", "collect", "is_extern_symbol", "kconfig_map", "kconfig_values",
-           "kernel_version", "patch", "read_kconfig", "resolve"]
+           "kernel_ready_btf", "kernel_version", "patch", "read_kconfig", "resolve"]
 

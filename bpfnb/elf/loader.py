@@ -288,6 +288,7 @@ class _Loader:
         if kconfig_data:
             self.kconfig_map_index = len(self.maps)
             self.maps.append(externs.kconfig_map(os.path.basename(self.path), kconfig_data))
+        self.btf = externs.kernel_ready_btf(self.btf, self.extern_list)
 
     def _extern_of(self, section: int, slot: int):
         sym = self.relocs.get(section, {}).get(slot)

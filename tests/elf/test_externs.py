@@ -81,9 +81,12 @@ def test_ksyms_become_kernel_btf_ids_addresses_and_kfunc_calls(obj):
 def test_typeless_ksyms_from_kallsyms_text():
     from elftools.elf.elffile import ELFFile
 
-    btf = bpfnb.load(FIXTURE, kernel_btf=kernel_btf(), kconfig=CONFIG).btf
+    from bpfnb.btf import Btf
+
     with open(FIXTURE, "rb") as f:
-        found = externs.collect(btf, list(ELFFile(f).get_section_by_name(".symtab").iter_symbols()),
+        elf = ELFFile(f)
+        btf = Btf.from_bytes(elf.get_section_by_name(".BTF").data())  # as clang wrote it: extern linkage
+        found = externs.collect(btf, list(elf.get_section_by_name(".symtab").iter_symbols()),
                                 where="externs.bpf.o")
     sources = externs.ExternSources(kconfig=CONFIG, kallsyms="ffffffff81426960 T jiffies_to_msecs\n",
                                     release="6.18.44")
@@ -113,3 +116,28 @@ def test_externs_equal_libbpfs_golden_log():
     c = compare(str(FIXTURE), log=GOLDEN.read_text())
     # the machine's kernel configuration: the golden log read it from /proc/config.gz
     assert (c.externs, c.externs_agree, c.differ) == (23, 23, [])
+
+
+def test_the_btf_handed_to_the_kernel_has_no_extern_linkage(obj):
+    btf = obj.btf
+    kinds = [btf.type(i) for i in range(1, len(btf))]
+    assert not [t.name for t in kinds if t.kind == "var" and t.linkage == externs.VAR_EXTERN]
+    assert not [t.name for t in kinds if t.kind == "func" and t.linkage == externs.FUNC_EXTERN]
+    kconfig = btf.type(btf.find(".kconfig", "datasec"))
+    assert kconfig.size == 31
+    assert [(btf.type(v.type).name, v.offset) for v in kconfig.vars][:3] == \
+        [("CONFIG_HZ", 0), ("CONFIG_IPV6", 4), ("LINUX_KERNEL_VERSION", 8)]
+    ksyms = btf.type(btf.find(".ksyms", "datasec"))
+    dummy = btf.find("dummy_ksym", "var")
+    assert [v.offset for v in ksyms.vars] == [0, 4, 8, 12, 16] and ksyms.size == 20
+    assert sum(v.type == dummy for v in ksyms.vars) == 3  # the three kfuncs
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(os.geteuid() != 0, reason="loading into the kernel needs root")
+def test_the_kernel_takes_the_programs_with_their_btf(obj):
+    from bpfnb.kernel import load
+
+    for name in ("kconfig_values", "ksyms"):
+        with load(obj.program(name), log_level=1) as loaded:
+            assert loaded.ok and loaded.notes == ()  # the BTF (and line info) accepted
