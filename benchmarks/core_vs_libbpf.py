@@ -128,18 +128,19 @@ def libbpf_patches(log: str) -> tuple[dict[tuple[str, int], Patch], list[str]]:
             patch.size = new
         else:
             patch.what, patch.value = what, new
+    first: dict[tuple[str, int], int] = {}  # a poisoned ld_imm64 prints both halves, the second first
     for m in _POISON.finditer(log):
-        func, insn = m.group(1), int(m.group(3))
-        if (func, insn - 1) in out and out[(func, insn - 1)].what == "poison":
-            continue  # the second half of a poisoned ld_imm64
+        key = (m.group(1), int(m.group(2)))
+        first[key] = min(first.get(key, int(m.group(3))), int(m.group(3)))
+    for (func, _relo), insn in first.items():
         out[(func, insn)] = Patch(func, insn, "poison")
     return out, [m.group(0) for m in _FAILED.finditer(log)]
 
 
 def _kcfg_value(text: str, mine):
     """A kconfig value as libbpf prints it (0x.., y/n/m, "str", decimal), as the program reads it."""
-    if text.startswith('"'):
-        return text[1:-1]
+    if text.startswith('"'):  # libbpf prints the whole string, the map holds what fits
+        return text[1:-1].encode()[:mine.extern.size - 1].decode() if mine else text[1:-1]
     if text in TRISTATE:
         kind = mine.extern.kcfg_type if mine else "bool"
         return ord(text) if kind == "char" else (int(text == "y") if kind == "bool" else TRISTATE[text])
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if not corpus or not os.path.isdir(corpus):
         print("set BPFNB_CORPUS to a directory of BPF objects (e.g. /work/scratch/corpora/libbpf-tools)")
         return 0
-    paths = sorted(os.path.join(corpus, n) for n in os.listdir(corpus) if n.endswith(".o"))
+    paths = sorted(os.path.join(corpus, n) for n in os.listdir(corpus) if n.endswith((".o", ".elf")))
     total = agree = poisoned = ext = ext_agree = 0
     for path in paths:
         c = compare(path)

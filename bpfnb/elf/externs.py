@@ -12,8 +12,8 @@ a ``.kconfig`` or ``.ksyms`` DATASEC. Rules learned from libbpf's
 - ``.kconfig`` values live in one read-only array map (``<obj>.kconfig``), laid
   out by descending alignment, then ascending size, then name; a load of an
   extern becomes a map-value load at its offset. ``LINUX_KERNEL_VERSION`` comes
-  from the release, ``LINUX_HAS_BPF_COOKIE``/``LINUX_HAS_SYSCALL_WRAPPER`` from
-  the kernel's BTF, ``CONFIG_*`` from ``/boot/config-$(uname -r)`` or
+  from the release, ``LINUX_HAS_BPF_COOKIE`` from the kernel's BTF,
+  ``LINUX_HAS_SYSCALL_WRAPPER`` from whether ``__x64_sys_bpf`` can be kprobed, ``CONFIG_*`` from ``/boot/config-$(uname -r)`` or
   ``/proc/config.gz``. An unset weak extern is zero; an unset strong one is an
   error naming it.
 - a typed ``.ksyms`` variable becomes ``ld_imm64`` with ``BPF_PSEUDO_BTF_ID`` and
@@ -54,7 +54,10 @@ TRISTATE = {"n": 0, "y": 1, "m": 2}  # enum libbpf_tristate
 PROC_CONFIG = "/proc/config.gz"
 KALLSYMS = "/proc/kallsyms"
 BYTE_MAX_VERSION_PART = 255
-BPF_OBJ_NAME_LEN = 16  # KERNEL_VERSION clamps the sublevel to a byte
+BPF_OBJ_NAME_LEN = 16
+SYSCALL_WRAPPED = "__x64_sys_bpf"  # what an x86-64 kernel with syscall wrappers calls sys_bpf
+KPROBE_INTERFACES = ("/sys/bus/event_source/devices/kprobe/type", "/sys/kernel/tracing/kprobe_events",
+                     "/sys/kernel/debug/tracing/kprobe_events")  # KERNEL_VERSION clamps the sublevel to a byte
 
 
 struct_u32 = struct.Struct("<I")
@@ -183,6 +186,9 @@ def collect(btf, symbols, *, where: str) -> list[Extern]:
                                   btf.sizeof(t.type), _align(btf, t.type), signed))
         elif section == KSYMS_SEC:
             externs.append(Extern(sym.name, section, type_id, btf.resolve(t.type), weak, t.kind == "func"))
+        elif section is None:
+            raise _fail(where, f"extern {sym.name!r} is defined in no section: an object to link first "
+                               "(bpftool gen object) or a missing __kconfig/__ksym")
         else:
             raise _fail(where, f"extern {sym.name!r} in unrecognized section {section!r} "
                                f"(libbpf knows {KCONFIG_SEC} and {KSYMS_SEC})")
@@ -239,8 +245,9 @@ def read_kconfig(release: str) -> tuple[str | None, str]:
 
 
 class _KconfigData:
-    def __init__(self, externs: list[Extern], where: str):
+    def __init__(self, externs: list[Extern], where: str, notes: list[str]):
         self.where = where
+        self.notes = notes
         size = max((e.data_off + e.size for e in externs if e.section == KCONFIG_SEC), default=0)
         self.data = bytearray(size)
 
@@ -274,7 +281,10 @@ class _KconfigData:
             raise _fail(self.where, f"extern (kcfg) {e.name!r}: a string value needs a char array")
         if len(quoted) < 2 or not quoted.endswith('"'):
             raise _fail(self.where, f"extern (kcfg) {e.name!r}: invalid string {quoted}")
-        raw = quoted[1:-1].encode()[:e.size - 1]
+        raw = quoted[1:-1].encode()
+        if len(raw) >= e.size:
+            self.notes.append(f"extern (kcfg) {e.name!r}: string {quoted} truncated to {e.size - 1} bytes")
+            raw = raw[:e.size - 1]
         self.data[e.data_off:e.data_off + e.size] = raw + b"\0" * (e.size - len(raw))
 
 
@@ -323,7 +333,7 @@ def resolve(externs: list[Extern], btf, kernel_btf, sources: ExternSources, *, w
             notes: list[str]) -> tuple[list[Resolved], bytes]:
     """Each extern's value (``bpf_object__resolve_externs``) and the .kconfig map's bytes."""
     release = sources.release or os.uname().release
-    data = _KconfigData(externs, where)
+    data = _KconfigData(externs, where, notes)
     kcfg = {e.name: e for e in externs if e.section == KCONFIG_SEC}
     done: set[str] = set()
     for e in kcfg.values():
@@ -337,7 +347,8 @@ def resolve(externs: list[Extern], btf, kernel_btf, sources: ExternSources, *, w
         elif e.name == "LINUX_HAS_BPF_COOKIE":
             data.set_num(e, int(_kernel_has(kernel_btf, "BPF_FUNC_get_attach_cookie", "enum_value")))
         elif e.name == "LINUX_HAS_SYSCALL_WRAPPER":
-            data.set_num(e, int(_kernel_has(kernel_btf, "__x64_sys_bpf", "func")))
+            # libbpf answers by creating a kprobe on __x64_sys_bpf: without kprobes, 0
+            data.set_num(e, int(_kernel_has(kernel_btf, SYSCALL_WRAPPED, "func") and _kprobes_available()))
         elif not e.name.startswith("LINUX_") or not e.weak:
             raise _fail(where, f"extern (kcfg) {e.name!r}: unrecognized virtual extern (libbpf fills only "
                                "CONFIG_* and LINUX_KERNEL_VERSION/LINUX_HAS_BPF_COOKIE/LINUX_HAS_SYSCALL_WRAPPER)")
@@ -377,6 +388,10 @@ def resolve(externs: list[Extern], btf, kernel_btf, sources: ExternSources, *, w
         if not r.is_set:
             notes.append(f"extern {r.extern.name!r} (weak): not resolved, defaulting to zero")
     return out, bytes(data.data)
+
+
+def _kprobes_available() -> bool:
+    return any(os.path.exists(p) for p in KPROBE_INTERFACES)
 
 
 def _read(path: str) -> str:

@@ -178,7 +178,8 @@ libbpf_live = pytest.mark.skipif(os.geteuid() != 0 or not ctypes.util.find_libra
 @libbpf_live
 @pytest.mark.kernel
 def test_libbpf_tools_relocated_as_libbpf_relocates_them():
-    """Every CO-RE-patched instruction of $BPFNB_CORPUS (bcc's libbpf-tools) as libbpf wrote it."""
+    """Every CO-RE-patched instruction of $BPFNB_CORPUS (bcc's libbpf-tools, cilium/ebpf's
+    testdata) as libbpf wrote it, and every extern as libbpf resolved it."""
     from benchmarks.core_vs_libbpf import compare
 
     corpus = os.environ.get("BPFNB_CORPUS")
@@ -187,8 +188,10 @@ def test_libbpf_tools_relocated_as_libbpf_relocates_them():
     results = [compare(os.path.join(corpus, n)) for n in sorted(os.listdir(corpus)) if n.endswith(".o")]
     loaded = [c for c in results if not c.bpfnb_refused]
     assert [c.differ for c in loaded if c.differ] == []
-    assert sum(c.agree for c in loaded) >= 749  # of 752 on the 58 tools (javagc's usdt section: not classified)
-    assert sum(c.externs_agree for c in loaded) == sum(c.externs for c in loaded) >= 5
+    # measured: 752 of 755 over the 58 libbpf-tools (the 3 others are javagc's, whose usdt
+    # section bpfnb does not classify yet), 156 of 156 over cilium/ebpf's testdata
+    assert sum(c.agree for c in loaded) >= 0.99 * sum(c.patches for c in results)
+    assert sum(c.externs_agree for c in loaded) == sum(c.externs for c in loaded)
 
 
 @needs_vmlinux
