@@ -174,13 +174,21 @@ def program(
     name: str = "prog",
     attach: str | None = None,
     kernel_btf=None,
+    section: str | None = None,
     **kw,
 ) -> Program:
     """A program from raw little-endian 8-byte instructions.
 
+    ``section`` (any libbpf section name) gives it the type and attach target an ELF
+    section of that name would; so does ``attach`` with ``type``: ``type="tracing",
+    attach="kfree_skb"`` is a ``tp_btf/kfree_skb`` program (the first libbpf section
+    of that type that takes a target), its ``attach_btf_id`` from the kernel BTF.
+
     >>> prog = program(bytes.fromhex("b700000000000000" "9500000000000000"))
     """
-    return Program(
-        name=name, insns=decode(data, where=name), type=type, attach_name=attach,
-        kernel_btf=kernel_btf, **kw,
-    )
+    fields = {"type": type, "attach_name": attach, "kernel_btf": kernel_btf}
+    if section is not None or (attach and "expected_attach_type" not in kw):
+        from .elf.sections import section_fields  # section names are the ELF layer's convention
+
+        fields = section_fields(section, type=type, attach=attach, kernel_btf=kernel_btf)
+    return Program(name=name, insns=decode(data, where=name), **fields, **kw)

@@ -15,25 +15,11 @@ from ..errors import BpfnbError
 
 def raw_programs(paths, *, section: str | None = None, type: str = "socket_filter", attach: str | None = None,
                  kernel_btf=None) -> list:
-    """Programs from raw instruction files, typed as an ELF section would type them:
+    """Programs from raw instruction files, typed as ``bpfnb.program`` types them:
     ``section="tp_btf/kfree_skb"`` (any libbpf section name), or ``type`` with ``attach``
-    (``tracing`` + ``kfree_skb`` is read as ``tp_btf/kfree_skb``); the attach target is
-    resolved in the kernel BTF (live, else bundled, unless ``kernel_btf`` is given)."""
-    from ..btf import kernel_btf as default_btf
-    from ..elf.sections import attach_btf_id, classify, section_of
-    from ..errors import BtfError
+    (``tracing`` + ``kfree_skb`` is read as ``tp_btf/kfree_skb``)."""
     from ..program import program
 
-    if section is None and attach:
-        section = section_of(type, attach)
-    kind = classify(section) if section else None
-    btf = kernel_btf or (default_btf() if kind is not None and kind.target else None)
-    target_id = None
-    if kind is not None and btf is not None:
-        try:
-            target_id = attach_btf_id(kind, btf)
-        except BtfError as exc:
-            raise BpfnbError(f"--section {section}: {exc}") from None
     progs = []
     for path in paths:
         try:
@@ -41,13 +27,8 @@ def raw_programs(paths, *, section: str | None = None, type: str = "socket_filte
                 data = f.read()
         except OSError as exc:
             raise BpfnbError(f"{path}: cannot read: {exc.strerror}") from None
-        name = os.path.basename(path)[:15]
-        if kind is None:
-            progs.append(program(data, type=type, name=name, kernel_btf=btf, path=path))
-            continue
-        progs.append(program(data, type=kind.type, name=name, attach=kind.target, kernel_btf=btf, path=path,
-                             section=kind.section, expected_attach_type=kind.attach_type,
-                             attach_btf_id=target_id))
+        progs.append(program(data, type=type, name=os.path.basename(path)[:15], attach=attach,
+                             kernel_btf=kernel_btf, section=section, path=path))
     return progs
 
 

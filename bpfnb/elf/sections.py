@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ElfError
+from ..errors import BtfError, ElfError
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,26 @@ def section_of(type: str, attach: str) -> str:
         if d.type == type and d.target:
             return f"{d.name}/{attach}"
     raise ElfError(f"programs of type {type!r} take no attach target (got {attach!r})")
+
+
+def section_fields(section: str | None, *, type: str, attach: str | None, kernel_btf=None) -> dict:
+    """The ``Program`` fields an ELF section would give a program: ``section`` (any
+    libbpf name), or ``type`` + ``attach`` read as ``section_of(type, attach)``. The
+    attach target is looked up in ``kernel_btf`` (default: the kernel's) when the
+    section names a BTF target; a ``BtfError`` says which one is missing."""
+    if section is None:
+        section = section_of(type, attach)
+    kind = classify(section)
+    if kind.btf_target and kind.target and kernel_btf is None:
+        from ..btf import kernel_btf as default_btf
+
+        kernel_btf = default_btf()
+    try:
+        target_id = attach_btf_id(kind, kernel_btf) if kernel_btf is not None else None
+    except BtfError as exc:
+        raise BtfError(f"section {section}: {exc}") from None
+    return {"type": kind.type, "section": kind.section, "expected_attach_type": kind.attach_type,
+            "attach_name": kind.target, "attach_btf_id": target_id, "kernel_btf": kernel_btf}
 
 
 def attach_btf_id(kind: SectionKind, kernel_btf) -> int | None:

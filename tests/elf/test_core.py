@@ -220,8 +220,12 @@ def test_raw_programs_typed_by_a_section_name(tmp_path, capsys):
         assert prog.attach_btf_id == btf.find("btf_trace_kfree_skb", "typedef")
     raw_tp, = raw_programs([raw], section="raw_tp/kfree_skb", kernel_btf=btf)
     assert (raw_tp.type, raw_tp.attach_name, raw_tp.attach_btf_id) == ("raw_tracepoint", "kfree_skb", None)
-    with pytest.raises(BpfnbError, match="--section tp_btf/bpfnb_nope: .*no type typedef 'btf_trace_bpfnb_nope'"):
+    with pytest.raises(BpfnbError, match="section tp_btf/bpfnb_nope: .*no type typedef 'btf_trace_bpfnb_nope'"):
         raw_programs([raw], section="tp_btf/bpfnb_nope", kernel_btf=btf)
+    with pytest.raises(BpfnbError, match="programs of type 'socket_filter' take no attach target"):
+        bpfnb.program(raw.read_bytes(), attach="kfree_skb")
+    fentry = bpfnb.program(raw.read_bytes(), section="fentry/tcp_connect", kernel_btf=btf)
+    assert (fentry.expected_attach_type, fentry.attach_btf_id) == ("trace_fentry", btf.find("tcp_connect", "func"))
     assert main(["verify", "--raw", str(raw), "--type", "tracing", "--attach", "kfree_skb", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert (record["section"], record["verdict"]) == ("tp_btf/kfree_skb", "accept")
