@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import RelocationError
+from ..errors import BtfError, RelocationError
 from ..isa import Insn, imm64, ld_imm64
 from ..isa import opcodes as op
 
@@ -176,10 +176,6 @@ def _skip(btf, type_id: int) -> tuple[int, object]:
     return resolved, btf.type(resolved)
 
 
-def _size(btf, type_id: int) -> int:
-    return btf.sizeof(type_id)
-
-
 def _is_flex_array(btf, prev: Accessor | None, array) -> bool:
     """A zero-length array that is the last member of its struct."""
     if prev is None or not prev.name or array.nelems > 0:
@@ -209,7 +205,7 @@ def parse_spec(btf, type_id: int, access: str, kind: str) -> Spec:
             raise ValueError(f"enumerator #{spec.raw[0]} of {btf.name_of(type_id)}")
         spec.accessors[0] = Accessor(cur, spec.raw[0], t.values[spec.raw[0]].name)
         return spec
-    spec.bit_offset = spec.raw[0] * _size(btf, cur) * 8
+    spec.bit_offset = spec.raw[0] * btf.sizeof(cur) * 8
     for index in spec.raw[1:]:
         cur, t = _skip(btf, cur)
         if t.kind in COMPOSITE:
@@ -226,7 +222,7 @@ def parse_spec(btf, type_id: int, access: str, kind: str) -> Spec:
             if not _is_flex_array(btf, prev, t) and index >= t.nelems:
                 raise ValueError(f"index {index} of {btf.name_of(cur)}")
             spec.accessors.append(Accessor(elem, index))
-            spec.bit_offset += index * _size(btf, elem) * 8
+            spec.bit_offset += index * btf.sizeof(elem) * 8
             cur = elem
         else:
             raise ValueError(f"index {index} into {t.kind} {btf.name_of(cur)}")
@@ -458,7 +454,7 @@ def spec_match(local: Spec, targ_btf, targ_id: int) -> Spec | None:
             raise ValueError("access nests deeper than libbpf allows")
         spec.accessors.append(Accessor(targ_id, acc.idx))
         spec.raw.append(acc.idx)
-        spec.bit_offset += acc.idx * _size(targ_btf, targ_id) * 8
+        spec.bit_offset += acc.idx * targ_btf.sizeof(targ_id) * 8
     return spec
 
 
@@ -486,7 +482,7 @@ def field_fact(spec: Spec | None, kind: str) -> FieldFact:
     btf = spec.btf
     acc = spec.accessors[-1]
     if acc.name is None:  # an array element (or the root)
-        size = _size(btf, acc.type_id)
+        size = btf.sizeof(acc.type_id)
         if kind == "field_byte_offset":
             return FieldFact(spec.bit_offset // 8, size, acc.type_id)
         if kind == "field_byte_size":
@@ -506,7 +502,7 @@ def field_fact(spec: Spec | None, kind: str) -> FieldFact:
             byte_sz *= 2
             byte_off = bit_off // 8 // byte_sz * byte_sz
     else:
-        byte_sz = _size(btf, field_id)
+        byte_sz = btf.sizeof(field_id)
         byte_off = bit_off // 8
         bit_sz = byte_sz * 8
     # libbpf may disagree with the compiler on how to load a bitfield, so the
@@ -536,7 +532,7 @@ def type_fact(spec: Spec | None, kind: str) -> tuple[int, bool]:
     if kind in ("type_exists", "type_matches"):
         return 1, True
     if kind == "type_size":
-        return _size(spec.btf, spec.root_type_id), True
+        return spec.btf.sizeof(spec.root_type_id), True
     raise ValueError(f"unknown type relocation {kind}")
 
 
@@ -623,12 +619,6 @@ def resolve(local_btf, target_btf, type_id: int, access: str, kind: str) -> Reso
     return chosen
 
 
-# backwards-compatible summary used by notebooks: (spec text, local value, target value | None, target id)
-def compute(local_btf, target_btf, type_id: int, access: str, kind: str):
-    res = resolve(local_btf, target_btf, type_id, access, kind)
-    return str(res.local_spec), res.orig, (None if res.poison else res.new), res.target_id
-
-
 # -- patching -------------------------------------------------------------------------
 
 
@@ -653,7 +643,7 @@ def apply(insns: list[Insn], index: int, local_btf, target_btf, type_id: int, ac
     at = f"{where}: insn {index}" + (f" ({func} insn {func_insn})" if func else "")
     try:
         res = resolve(local_btf, target_btf, type_id, access, kind)
-    except (ValueError, IndexError) as exc:
+    except (ValueError, IndexError, BtfError) as exc:
         raise RelocationError(f"{at}: CO-RE {KIND_LABELS.get(kind, kind)} relocation of "
                               f"{local_btf.name_of(type_id)} access {access!r}: {exc}") from None
     spec = res.local_spec.path
@@ -719,5 +709,5 @@ def _insn_value(insns, i: int) -> int:
     return insn.imm
 
 
-__all__ = ["CoreRelocation", "Resolution", "Spec", "apply", "candidates", "compute", "essential_name",
+__all__ = ["CoreRelocation", "Resolution", "Spec", "apply", "candidates", "essential_name",
            "parse_spec", "resolve", "spec_match", "types_are_compat", "types_match"]
