@@ -19,6 +19,14 @@ OBJECTS = sorted((ROOT / "tests/fixtures").glob("*.bpf.o")) + sorted((ROOT / "bp
     + [ROOT / "bpfnb/data/drops.bpf.o"]
 
 
+# fixture programs using what the verifier does not model yet (issue 15's verifier part):
+# remove an entry when its feature lands
+NOT_YET_MODELLED = {
+    ("externs.bpf.o", "typed_ksym"): "ld_imm64 of a kernel variable (BPF_PSEUDO_BTF_ID)",
+    ("externs.bpf.o", "ksyms"): "kfunc calls (BPF_PSEUDO_KFUNC_CALL)",
+}
+
+
 def _states(log: str) -> set[tuple[int, str, str]]:
     """(insn, register/slot, value) printed on instruction lines; precision marks ignored."""
     out = set()
@@ -45,6 +53,8 @@ def test_objects_verdicts_errors_and_states(path):
     for prog in bpfnb.load(path):
         if prog.expected_attach_type == "trace_fentry":
             continue  # this kernel refuses fentry before verifying: it cannot judge
+        if (path.name, prog.name) in NOT_YET_MODELLED:
+            continue
         kernel_ok, kernel_error, ours, same, total = _compare(prog)
         assert (ours.ok, ours.error) == (kernel_ok, kernel_error)
         assert same >= 0.9 * total, f"{prog.name}: {same}/{total} states agree"
