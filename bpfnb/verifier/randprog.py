@@ -79,7 +79,7 @@ def random_program(rng: random.Random, length: int = 14, *, rejects: float = 0.1
     # forward jumps must land inside the program
     fixed = []
     for i, insn in enumerate(body):
-        if insn.code & 0x07 in (op.BPF_JMP, op.BPF_JMP32) and insn.code & 0xF0 not in (op.BPF_EXIT, op.BPF_CALL):
+        if insn.is_jmp_class and not (insn.is_exit or insn.is_call):
             off = min(insn.off, len(body) - 2 - i)
             insn = Insn(insn.code, insn.dst, insn.src, max(off, 0), insn.imm)
         fixed.append(insn)
