@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ...errors import JitError
 from ...isa import opcodes as op
+from ...isa.flow import function_starts, jump_offset
 from .encode import (
     AUX,
     AX,
@@ -164,14 +165,8 @@ def _on_private_stack(insns) -> tuple:
 
 
 def functions_of(insns) -> list[int]:
-    """Start slot of every BPF function: 0 and each bpf-to-bpf call target."""
-    starts = {0}
-    for i, insn in enumerate(insns):
-        if insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_PSEUDO_CALL:
-            starts.add(i + insn.imm + 1)
-        if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:
-            starts.add(i + insn.imm + 1)
-    return sorted(s for s in starts if 0 <= s < len(insns))
+    """Start slot of every BPF function: 0, each bpf-to-bpf call target and each callback."""
+    return function_starts(insns, callbacks=True)
 
 
 class Compiler:
@@ -611,7 +606,7 @@ class Compiler:
         if operation == op.BPF_CALL:
             return self._call(f, i, insn, here)
         if operation == op.BPF_JA:
-            off = insn.imm if cls == op.BPF_JMP32 else insn.off
+            off = jump_offset(insn)
             delta = -2 if off == -1 else addrs[k + off] - addrs[k]
             if delta == 0:
                 return b""
