@@ -19,6 +19,13 @@ def jump_offset(insn: Insn) -> int:
     return insn.off
 
 
+def with_jump_offset(insn: Insn, offset: int) -> Insn:
+    """``insn`` with its jump offset replaced, in the field that holds it."""
+    if insn.code == op.BPF_JMP32 | op.BPF_JA or insn.is_call:
+        return Insn(insn.code, insn.dst, insn.src, insn.off, offset)
+    return Insn(insn.code, insn.dst, insn.src, offset, insn.imm)
+
+
 def jump_target(insn: Insn, i: int) -> int | None:
     """The slot a jump at ``i`` may go to, a bpf-to-bpf call's callee, or None
     (not a jump, an exit, a helper or kfunc call)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ...errors import JitError
 from ...isa import opcodes as op
-from ...isa.flow import function_starts, jump_offset
+from ...isa.flow import function_starts, jump_offset, jump_target
 from .encode import (
     AUX,
     AX,
@@ -271,8 +271,8 @@ class Compiler:
             for i in range(lo, hi):
                 insn = self.insns[i]
                 if insn.code == op.BPF_JMP | op.BPF_CALL:
-                    if insn.src == op.BPF_PSEUDO_CALL and i + insn.imm + 1 in self.starts:
-                        calls[f].add(self.starts.index(i + insn.imm + 1))
+                    if insn.is_pseudo_call and jump_target(insn, i) in self.starts:
+                        calls[f].add(self.starts.index(jump_target(insn, i)))
                     elif insn.src == 0 and insn.imm == TAIL_CALL:
                         reach[f] = True
         changed = True
@@ -625,7 +625,7 @@ class Compiler:
             code = rex_1(d, is64) + bytes([0x83, add_1reg(0xF8, d)]) + s8(imm)
         else:
             code = rex_1(d, is64) + bytes([0x81, add_1reg(0xF8, d)]) + s32(imm)
-        delta = addrs[k + insn.off] - addrs[k]
+        delta = addrs[k + jump_offset(insn)] - addrs[k]
         jcc = JCC[operation]
         if is_imm8(delta):
             return code + bytes([jcc]) + s8(delta)
@@ -699,7 +699,7 @@ class Compiler:
     def _direct_call(self, f: int, i: int, insn, here: int) -> bytes:
         after = self._function_base(f) + here + 5
         if insn.src == op.BPF_PSEUDO_CALL:
-            callee = self.starts.index(i + insn.imm + 1)
+            callee = self.starts.index(jump_target(insn, i))
             return b"\xe8" + s32(self._function_base(callee) - after)
         if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
             raise self._fail(i, "kfunc calls need kernel functions; bpfnb's JIT has none")
