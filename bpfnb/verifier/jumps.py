@@ -65,8 +65,9 @@ def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
     elif dst.maybe_null and src.type == SCALAR and src.s.var_off.equals_const(0) and \
             opcode in (op.BPF_JEQ, op.BPF_JNE):
         null_side, ok_side = (other, state) if opcode == op.BPF_JEQ else (state, other)
-        mark_ptr_or_null_regs(null_side, dst.id, is_null=True)
-        mark_ptr_or_null_regs(ok_side, dst.id, is_null=False)
+        pid = dst.id  # read before either side is marked: marking ``state`` changes ``dst``
+        mark_ptr_or_null_regs(null_side, pid, is_null=True)
+        mark_ptr_or_null_regs(ok_side, pid, is_null=False)
     elif dst.is_pkt and src.is_pkt and not is_jmp32:
         try_match_pkt_pointers(insn, state, other)
     env.record(state, i, "branch")
