@@ -275,17 +275,19 @@ def btf_check_subprog_call(env, caller, target: int) -> None:
 def check_exit(env, state: State, i: int) -> int | None:
     """``BPF_EXIT``: back to the caller (``prepare_func_exit``) or the program's end
     (``check_return_code``); the next instruction, or None when the path ended."""
+    if len(state.frames) > 1:  # R0 goes back as it is, even unset (the caller may not read it)
+        env.log.scratch_regs.add(0)
+        return prepare_func_exit(env, state, i, state.regs[0])
     r0 = env.read_reg(state, 0)
-    if len(state.frames) > 1:
-        return prepare_func_exit(env, state, i, r0)
     check_return_code(env, r0)
     env.record(state, i, "exit")
     return None
 
 
 def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:
-    if r0.type != SCALAR:
-        raise Reject(f"R0 cannot be a pointer when returning from a subprogram ({r0.type_name()})")
+    if r0.type == PTR_TO_STACK:
+        # the kernel is conservative: even a caller's stack pointer may not go back
+        raise Reject("cannot return stack pointer to the caller")
     callee = state.frames.pop()
     caller = state.frame
     log = env.log

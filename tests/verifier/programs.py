@@ -122,4 +122,19 @@ def _null_checks() -> dict[str, Case]:
     return {name: Case("socket_filter", insns, (HASH,)) for name, insns in cases.items()}
 
 
-CASES: dict[str, Case] = {**_null_checks()}
+def _subprograms() -> dict[str, Case]:
+    cases = {
+        # a static function may return any pointer but one into a stack
+        "subprog-returns-map-value": (call_local(4), jmp(op.BPF_JEQ, R0, 0, 1), ldx(op.BPF_DW, R1, R0, 0), *RET0,
+                                      *lookup(), EXIT),
+        "subprog-returns-ctx": (call_local(3), ldx(op.BPF_W, R0, R0, 0), *RET0, movr(R0, R1), EXIT),
+        "subprog-returns-own-stack": (call_local(2), *RET0, movr(R0, FP), alu(op.BPF_ADD, R0, -8), EXIT),
+        "subprog-returns-callers-stack": (movr(R1, FP), alu(op.BPF_ADD, R1, -8), call_local(2), *RET0,
+                                          movr(R0, R1), EXIT),
+        "subprog-r0-unset": (call_local(2), *RET0, EXIT),
+        "subprog-clobbers-r1-r5": (call_local(2), movr(R0, R1), EXIT, *RET0),
+    }
+    return {name: Case("socket_filter", insns, (HASH,)) for name, insns in cases.items()}
+
+
+CASES: dict[str, Case] = {**_null_checks(), **_subprograms()}
