@@ -137,4 +137,20 @@ def _subprograms() -> dict[str, Case]:
     return {name: Case("socket_filter", insns, (HASH,)) for name, insns in cases.items()}
 
 
-CASES: dict[str, Case] = {**_null_checks(), **_subprograms()}
+SIZES = {1: op.BPF_B, 2: op.BPF_H, 4: op.BPF_W, 8: op.BPF_DW}
+CTX_OFFSETS = {"perf_event": (0, 4, 8, 160, 164, 168, 170, 172, 176, 180, 184),
+               "kprobe": (0, 4, 160, 164, 168)}
+
+
+def _ctx_accesses() -> dict[str, Case]:
+    """Every size read and written at offsets around each field of a context."""
+    out = {}
+    for prog_type, offsets in CTX_OFFSETS.items():
+        for off in offsets:
+            for size, code in SIZES.items():
+                out[f"ctx-{prog_type}-r{off}-{size}"] = Case(prog_type, (ldx(code, R0, R1, off), *RET0))
+                out[f"ctx-{prog_type}-w{off}-{size}"] = Case(prog_type, (st(code, R1, off, 0), *RET0))
+    return out
+
+
+CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses()}
