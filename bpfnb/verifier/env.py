@@ -64,12 +64,16 @@ class VerifierEnv:
             raise Reject(f"R{regno} !read_ok")
         return reg
 
-    def write_reg(self, state: State, regno: int, reg: Reg) -> None:
-        """``check_reg_arg(.., DST_OP)`` and the write: never the frame pointer."""
+    @staticmethod
+    def check_reg_write(regno: int) -> None:
+        """``check_reg_arg(.., DST_OP)``: a register the instruction writes, never the frame pointer."""
         if regno >= MAX_BPF_REG:
             raise Reject(f"R{regno} is invalid")
         if regno == BPF_REG_FP:
             raise Reject("frame pointer is read only")
+
+    def write_reg(self, state: State, regno: int, reg: Reg) -> None:
+        self.check_reg_write(regno)
         self.log.scratch_regs.add(regno)
         reg.frameno = reg.frameno if reg.type == PTR_TO_STACK else 0
         state.regs[regno] = reg

@@ -261,6 +261,21 @@ class Scalar:
             self.zext32()
         self.sync()
 
+    def pointer_add(self, src: Scalar) -> None:
+        """A pointer's variable part plus ``src`` (``adjust_ptr_min_max_vals``:
+        64-bit bounds and var_off only, the 32-bit views unbounded)."""
+        self.mark_unbounded32()
+        self._add64(src)
+        self.var_off = self.var_off.add(src.var_off)
+        self.sync()
+
+    def pointer_sub(self, src: Scalar) -> None:
+        """A pointer's variable part minus ``src`` (see ``pointer_add``)."""
+        self.mark_unbounded32()
+        self._sub64(src)
+        self.var_off = self.var_off.sub(src.var_off)
+        self.sync()
+
     def _become_unknown(self) -> None:
         self.var_off = Tnum.unknown()
         self.mark_unbounded()
