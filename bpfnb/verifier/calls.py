@@ -196,7 +196,7 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
         env.update_stack_depth(-base)  # bytes a helper writes count, as update_stack_depth does
         return
     if t == PTR_TO_MAP_VALUE and not reg.maybe_null:
-        check_map_access(regno, reg, 0, max(size, 1), write)
+        check_map_access(regno, reg, reg.off, max(size, 1), write)
         return
     if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
         if reg.off + size > reg.range:

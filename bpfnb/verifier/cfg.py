@@ -1,14 +1,19 @@
-"""The program's shape before any value is tracked: ``add_subprog``/``check_subprogs``
-(where functions start, which are global) and ``check_cfg`` (every jump lands
-inside its function and the program, every function ends in an exit or a jump,
-no instruction is unreachable, no jump lands in the middle of a 64-bit load)."""
+"""The program's shape before any value is tracked, in the kernel's order:
+``add_subprog``/``check_subprogs`` (where functions start, which are global, every
+jump inside its function, every function ending in an exit or a jump),
+``resolve_pseudo_ldimm64`` (reserved fields of loads, 64-bit immediate loads and
+the maps they name, known opcodes) and ``check_cfg`` (no unreachable
+instruction, no jump into the middle of a 64-bit load)."""
 
 from __future__ import annotations
 
 from ..isa import opcodes as op
 from ..isa.flow import function_starts, jump_target, successors
+from ..isa.valid import unknown_opcode
 
 BTF_FUNC_GLOBAL = 1  # linkage of a global function in BTF
+BPF_MAX_VAR_OFF = 1 << 29
+MAP_PSEUDO_KINDS = (op.BPF_PSEUDO_MAP_FD, op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE)
 
 
 class Subprogs:
@@ -48,8 +53,9 @@ class Subprogs:
         return btf.type(btf.type(fi.type_id).type)
 
 
-def check_cfg(insns, subprogs: Subprogs, reject, *, reachability: bool = True) -> None:
-    """Raise ``reject(message)`` at the first structural fault, as the kernel orders them."""
+def check_subprogs(insns, subprogs: Subprogs, reject) -> None:
+    """Every jump lands inside the program and its own function; every function
+    ends in an exit or a jump."""
     n = len(insns)
     if n == 0:
         raise reject("last insn is not an exit or jmp")
@@ -65,13 +71,46 @@ def check_cfg(insns, subprogs: Subprogs, reject, *, reachability: bool = True) -
     for end in ends:
         if insns[end - 1].code not in (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP | op.BPF_JA, op.BPF_JMP32 | op.BPF_JA):
             raise reject("last insn is not an exit or jmp")
-    if reachability:
-        _check_reachable(insns, reject)
-    _check_ld_imm64_targets(insns, reject)
 
 
-def _check_reachable(insns, reject) -> None:
-    """Every slot reachable over the flow graph, callees included (calls also fall through)."""
+def resolve_pseudo_ldimm64(insns, maps, reject) -> None:
+    """The pass over every instruction before the walk: reserved fields of loads,
+    well-formed 64-bit immediate loads naming maps that exist, known opcodes."""
+    n = len(insns)
+    i = 0
+    while i < n:
+        insn = insns[i]
+        if insn.cls == op.BPF_LDX and (insn.mode not in (op.BPF_MEM, op.BPF_MEMSX) or insn.imm):
+            raise reject("BPF_LDX uses reserved fields")
+        if insn.is_ld_imm64:
+            second = insns[i + 1] if i + 1 < n else None
+            if second is None or second.code or second.dst or second.src or second.off:
+                raise reject("invalid bpf_ld_imm64 insn")
+            if insn.src not in (0, op.BPF_PSEUDO_BTF_ID, op.BPF_PSEUDO_FUNC):
+                if insn.src in (op.BPF_PSEUDO_MAP_FD, op.BPF_PSEUDO_MAP_IDX) and second.imm:
+                    raise reject("unrecognized bpf_ld_imm64 insn")
+                if insn.src not in MAP_PSEUDO_KINDS:
+                    raise reject("unrecognized bpf_ld_imm64 insn")
+                if not 0 <= insn.imm < len(maps):
+                    raise reject(f"fd {insn.imm} is not pointing to valid bpf_map")
+                if insn.src in (op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE):
+                    off = second.imm & 0xFFFFFFFF
+                    if off >= BPF_MAX_VAR_OFF:
+                        raise reject(f"direct value offset of {off} is not allowed")
+                    if off >= maps[insn.imm].value_size:
+                        raise reject(f"invalid access to map value pointer, value_size={maps[insn.imm].value_size} "
+                                     f"off={off}")
+            i += 2
+            continue
+        message = unknown_opcode(insn.code)
+        if message:
+            raise reject(message)
+        i += 1
+
+
+def check_cfg(insns, reject) -> None:
+    """Every slot reachable over the flow graph, callees included (calls also fall
+    through), and no jump into the second slot of a 64-bit immediate load."""
     n = len(insns)
     seen = [False] * n
     work = [0]
@@ -81,21 +120,26 @@ def _check_reachable(insns, reject) -> None:
             continue
         seen[i] = True
         insn = insns[i]
-        if insn.is_ld_imm64:
-            if i + 1 >= n:
-                raise reject("invalid BPF_LD_IMM insn")
-            seen[i + 1] = True
+        if insn.is_ld_imm64 and i + 1 >= n:
+            raise reject("invalid BPF_LD_IMM insn")
         work += successors(insns, i)
         if insn.is_pseudo_call:
             work.append(jump_target(insn, i))
-    for i in range(n):
+    i = 0
+    while i < n:
         if not seen[i]:
             raise reject(f"unreachable insn {i}")
+        if insns[i].is_ld_imm64:
+            if i + 1 < n and seen[i + 1]:
+                raise reject(f"jump into the middle of ldimm64 insn {i}")
+            i += 1
+        i += 1
 
 
-def _check_ld_imm64_targets(insns, reject) -> None:
-    """No jump may land on the second slot of a 64-bit immediate load."""
-    targets = {jump_target(other, j) for j, other in enumerate(insns) if not other.is_call}
+def check_ldimm64_targets(insns, reject) -> None:
+    """No jump lands on the second slot of a 64-bit immediate load (without the
+    reachability walk: for engines that run a program the verifier did not see)."""
+    targets = {jump_target(insn, j) for j, insn in enumerate(insns) if not insn.is_call}
     for i, insn in enumerate(insns):
         if insn.is_ld_imm64 and i + 1 in targets:
-            raise reject(f"jump into the middle of ldimm64 insn {i + 1}")
+            raise reject(f"jump into the middle of ldimm64 insn {i}")

@@ -18,15 +18,21 @@ from ..errors import BpfnbError
 from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.flow import jump_target
-from ..isa.valid import unknown_opcode
 from .alu import check_alu_op
 from .calls import check_call, check_exit
-from .cfg import check_cfg
+from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .jumps import check_cond_jmp_op
 from .liveness import compute_live_registers, print_liveness
 from .log import Reject
-from .mem import check_ld_abs, check_ld_imm, check_load_mem, check_store_reg
+from .mem import (
+    check_atomic,
+    check_ld_abs,
+    check_ld_imm,
+    check_load_mem,
+    check_st_mem,
+    check_store_reg,
+)
 from .prune import is_state_visited
 from .regstate import PTR_TO_CTX, Reg, scalar_reg
 from .scalar import Scalar
@@ -42,7 +48,9 @@ def bpf_check(env: VerifierEnv) -> None:
     started = time.perf_counter()
     log = env.log
     try:
-        check_cfg(env.insns, env.subprogs, Reject)
+        check_subprogs(env.insns, env.subprogs, Reject)
+        resolve_pseudo_ldimm64(env.insns, getattr(env.prog, "maps", ()), Reject)
+        check_cfg(env.insns, Reject)
         starts = env.subprogs.starts
         env.liveness = compute_live_registers(env.insns)
         if log.level >= 2:
@@ -165,21 +173,27 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
 def do_check_insn(env: VerifierEnv, state: State, i: int) -> int | None:
     """Check one instruction; the next one on this path, or None when the path ended."""
     insn = env.insns[i]
-    message = unknown_opcode(insn.code)
-    if message:
-        raise Reject(message)
     cls = insn.cls
     if insn.is_alu_class:
         check_alu_op(env, state, insn)
     elif cls == op.BPF_LDX:
         check_load_mem(env, state, insn, i)
-    elif cls in (op.BPF_ST, op.BPF_STX):
-        check_store_reg(env, state, insn, i)
-    elif insn.is_ld_imm64:
-        check_ld_imm(env, state, insn, i)
-        env.record(state, i)
-        return i + 2
+    elif cls == op.BPF_STX:
+        if insn.mode == op.BPF_ATOMIC:
+            check_atomic(env, state, insn, i)
+        else:
+            if insn.mode != op.BPF_MEM or insn.imm:
+                raise Reject("BPF_STX uses reserved fields")
+            check_store_reg(env, state, insn, i)
+    elif cls == op.BPF_ST:
+        if insn.mode != op.BPF_MEM or insn.src:
+            raise Reject("BPF_ST uses reserved fields")
+        check_st_mem(env, state, insn, i)
     elif cls == op.BPF_LD:
+        if insn.mode == op.BPF_IMM:
+            check_ld_imm(env, state, insn, i)
+            env.record(state, i)
+            return i + 2
         check_ld_abs(env, state, insn)
     else:
         return _check_jmp(env, state, insn, i)
@@ -189,14 +203,25 @@ def do_check_insn(env: VerifierEnv, state: State, i: int) -> int | None:
 
 def _check_jmp(env: VerifierEnv, state: State, insn, i: int) -> int | None:
     env.jmps_processed += 1
+    jmp32 = insn.cls == op.BPF_JMP32
+    if insn.op == op.BPF_CALL:
+        if insn.uses_src_reg or (insn.src != op.BPF_PSEUDO_KFUNC_CALL and insn.off) or insn.src not in (
+                0, op.BPF_PSEUDO_CALL, op.BPF_PSEUDO_KFUNC_CALL) or insn.dst or jmp32:
+            raise Reject("BPF_CALL uses reserved fields")
+        return check_call(env, state, insn, i)
     if insn.op == op.BPF_JA:
+        if insn.uses_src_reg or insn.src or insn.dst or (insn.imm if not jmp32 else insn.off):
+            raise Reject("BPF_JA uses reserved fields")
         env.record(state, i)
         return jump_target(insn, i)
     if insn.op == op.BPF_EXIT:
+        if insn.uses_src_reg or insn.imm or insn.src or insn.dst or jmp32:
+            raise Reject("BPF_EXIT uses reserved fields")
         return check_exit(env, state, i)
-    if insn.op == op.BPF_CALL:
-        return check_call(env, state, insn, i)
     if insn.op == op.BPF_JCOND:  # may_goto: either way
+        if insn.code != op.BPF_JMP | op.BPF_JCOND or insn.src != op.BPF_MAY_GOTO or insn.dst or insn.imm \
+                or not insn.off:
+            raise Reject(f"invalid may_goto off {insn.off} imm {insn.imm}")
         env.record(state, i, "branch")
         env.push_stack(state.copy(), i + 1, i)
         return jump_target(insn, i)

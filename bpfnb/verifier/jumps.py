@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..isa import Insn
 from ..isa import opcodes as op
 from .alu import BPF_ADD_CONST
+from .log import Reject
 from .precision import mark_chain_precision
 from .regstate import (
     PTR_TO_BTF_ID,
@@ -37,11 +38,13 @@ def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
     opcode = insn.op
     dst = env.read_reg(state, insn.dst)
     if insn.uses_src_reg:
+        if insn.imm:
+            raise Reject("BPF_JMP/JMP32 uses reserved fields")
         src = env.read_reg(state, insn.src)
     else:
-        src = const_reg(insn.imm)
-        if not is_jmp32:
-            src.s = Scalar.const(insn.imm)
+        if insn.src:
+            raise Reject("BPF_JMP/JMP32 uses reserved fields")
+        src = const_reg(insn.imm)  # the immediate sign-extended, for either width
     target = i + insn.off + 1
     pred = is_branch_taken(dst, src, opcode, is_jmp32)
     if pred >= 0:  # the outcome hangs on these values: they become precise

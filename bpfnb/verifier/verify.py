@@ -6,7 +6,7 @@ import html
 from dataclasses import dataclass, field
 
 from ..isa.flow import jump_offset
-from .cfg import Subprogs, check_cfg
+from .cfg import Subprogs, check_ldimm64_targets, check_subprogs
 from .check import VerifierEnv, bpf_check
 from .log import Reject
 from .trace import Trace
@@ -86,7 +86,8 @@ def check_structure(prog) -> str | None:
     jump to itself, which the kernel's exploration finds as an infinite loop. The
     message, or None."""
     try:
-        check_cfg(prog.insns, Subprogs(prog), Reject, reachability=False)
+        check_subprogs(prog.insns, Subprogs(prog), Reject)
+        check_ldimm64_targets(prog.insns, Reject)
     except Reject as exc:
         return str(exc)
     for i, insn in enumerate(prog.insns):
