@@ -8,11 +8,19 @@ is counted apart. An ``InternalError`` of ours is ``"internal"``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import InternalError, KernelError
 
 ACCEPT, REJECT, REFUSED, INTERNAL = "accept", "reject", "refused", "internal"
+# a message printed without its newline runs into the closing figures
+RUN_ON_TIME = re.compile(r"verification time \d+ usec$")
+
+
+def error_line(text: str | None) -> str | None:
+    """The first error line, without the timing a message missing its newline runs into."""
+    return RUN_ON_TIME.sub("", text) if text else text
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ def compare_with_kernel(prog, *, log_level: int = 2) -> Agreement:
     name = f"{prog.section}/{prog.name}" if getattr(prog, "section", None) else prog.name
     try:
         with load(prog, log_level=log_level) as loaded:
-            kernel_ok, kernel_error, kernel_log = loaded.ok, loaded.error, loaded.log
+            kernel_ok, kernel_error, kernel_log = loaded.ok, error_line(loaded.error), loaded.log
     except KernelError as exc:
         kernel_ok, kernel_error, kernel_log = None, str(exc), ""
     try:

@@ -13,7 +13,8 @@ from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .helper_availability import AVAILABLE
 from .helper_protos import PROTOS
 from .log import Reject
-from .mem import check_map_access
+from .map_func_compat import check_map_func_compatibility
+from .mem import BPF_F_RDONLY_PROG, check_map_access
 from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
@@ -38,6 +39,7 @@ MAX_ERRNO = 4095
 # a size argument this large or more is "unbounded"
 BPF_MAX_VAR_SIZ = 1 << 29
 BPF_REG_SIZE = 8
+PROG_ARRAY = "prog_array"
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
@@ -69,6 +71,8 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
         meta = CallArgMeta(func_id)
         for k, kind in enumerate(proto.args):
             check_func_arg(env, state, k + 1, kind, meta)
+        record_func_map(meta)
+        check_map_func_compatibility(meta.map, func_id)
         r0 = helper_return(env, proto, meta)
     if func_id == BpfFunc.tail_call:
         record_func_key(env, state, i)
@@ -79,6 +83,15 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     env.log.scratch_regs.add(0)
     env.record(state, i, "call", f"{name}#{func_id}")
     return i + 1
+
+
+# the helpers that change a map's contents (refused for maps the program may only read)
+MAP_WRITERS = (BpfFunc.map_delete_elem, BpfFunc.map_update_elem, BpfFunc.map_push_elem, BpfFunc.map_pop_elem)
+
+
+def record_func_map(meta: CallArgMeta) -> None:
+    if meta.map is not None and meta.map.flags & BPF_F_RDONLY_PROG and meta.func_id in MAP_WRITERS:
+        raise Reject("write into map forbidden")
 
 
 def record_func_key(env, state: State, i: int) -> None:
@@ -96,6 +109,8 @@ def record_func_key(env, state: State, i: int) -> None:
 
 def helper_return(env, proto, meta: CallArgMeta) -> Reg:
     """R0 after the call, from the prototype's return kind and what the arguments told."""
+    if proto.ret == "void":  # nothing comes back: R0 may not be read (bpf_tail_call when it falls through)
+        return Reg()
     if proto.ret == "map_value_or_null":
         m = meta.map
         if m is not None and m.type in ARRAY_MAPS and meta.const_key is not None and meta.const_key < m.max_entries:
@@ -137,6 +152,9 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if reg.type != CONST_PTR_TO_MAP:
             raise Reject(f"R{regno} type={format_type(reg)} expected=map_ptr")
         meta.map = reg.map
+        if meta.func_id == BpfFunc.tail_call and reg.map.type != PROG_ARRAY:
+            # Linux 6.18 prints this without a newline: the next log line runs on
+            raise Reject("expected prog array map for tail call", continues=True)
     elif kind in ("key", "value"):
         if meta.map is None:
             raise Reject(f"invalid map_ptr to access map->{kind}")

@@ -76,6 +76,7 @@ def _reject(env: VerifierEnv, exc: Reject) -> None:
         log.verbose(line)
     printed = [ln for ln in log.lines[start:] if ln.strip()]
     env.error = printed[0] if printed else (str(exc).splitlines()[0] if str(exc) else "rejected")
+    log.glue_next = exc.continues
     if env.insn_idx is None and env.trace.steps:
         env.insn_idx = env.trace.steps[-1].insn
     if env.cur_state is not None and env.insn_idx is not None:

@@ -14,7 +14,12 @@ MAX_BPF_REG = 11
 
 
 class Reject(Exception):
-    """The verifier's refusal: the message lines it prints."""
+    """The verifier's refusal: the message lines it prints (``continues``: the last
+    line has no newline, so the kernel's next line runs on from it)."""
+
+    def __init__(self, message: str, *, continues: bool = False):
+        super().__init__(message)
+        self.continues = continues
 
 
 class VerifierLog:
@@ -27,9 +32,14 @@ class VerifierLog:
         self.insn_line_len = 0
         self.scratch_regs: set[int] = set()
         self.scratch_slots: set[int] = set()
+        self.glue_next = False  # the last line had no newline: the next text continues it
 
     def verbose(self, text: str) -> None:
-        self.lines.append(text)
+        if self.glue_next and self.lines:
+            self.lines[-1] += text
+            self.glue_next = False
+        else:
+            self.lines.append(text)
         self.insn_line_open = False
 
     def print_insn(self, text: str) -> None:

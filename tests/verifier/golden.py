@@ -20,11 +20,12 @@ UPDATE = os.environ.get("BPFNB_UPDATE_GOLDEN") == "1"
 def kernel_judgement(prog) -> dict:
     from bpfnb.kernel import load
     from bpfnb.kernel.log import KernelLog
+    from bpfnb.verifier.agreement import error_line
 
     with load(prog, log_level=1) as loaded:
         if loaded.ok:
             return {"verdict": "accept", "error": None, "error_insn": None}
-        return {"verdict": "reject", "error": loaded.error, "error_insn": KernelLog(loaded.log).error_insn}
+        return {"verdict": "reject", "error": error_line(loaded.error), "error_insn": KernelLog(loaded.log).error_insn}
 
 
 def our_judgement(prog) -> dict:

@@ -137,6 +137,22 @@ def _subprograms() -> dict[str, Case]:
     return {name: Case("socket_filter", insns, (HASH,)) for name, insns in cases.items()}
 
 
+def _tail_calls() -> dict[str, Case]:
+    def tail(map_index, key=0):
+        return (movr(R1, R6), *ld_map(R2, map_index), mov(R3, key), call(BpfFunc.tail_call))
+
+    cases = {
+        "tail-call": (movr(R6, R1), *tail(2), *RET0),
+        "tail-call-r0-after": (movr(R6, R1), *tail(2), EXIT),
+        "tail-call-r1-after": (movr(R6, R1), *tail(2), movr(R0, R1), EXIT),
+        "tail-call-hash-map": (movr(R6, R1), *tail(0), *RET0),
+        "tail-call-array-map": (movr(R6, R1), *tail(1), *RET0),
+        "lookup-in-prog-array": (*lookup(2), *RET0),
+        "tail-call-key-out-of-range": (movr(R6, R1), *tail(2, 9), *RET0),
+    }
+    return {name: Case("socket_filter", insns, (HASH, ARRAY, PROG_ARRAY)) for name, insns in cases.items()}
+
+
 SIZES = {1: op.BPF_B, 2: op.BPF_H, 4: op.BPF_W, 8: op.BPF_DW}
 CTX_OFFSETS = {"perf_event": (0, 4, 8, 160, 164, 168, 170, 172, 176, 180, 184),
                "kprobe": (0, 4, 160, 164, 168)}
@@ -153,4 +169,4 @@ def _ctx_accesses() -> dict[str, Case]:
     return out
 
 
-CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses()}
+CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls()}
