@@ -40,6 +40,8 @@ MAX_ERRNO = 4095
 BPF_MAX_VAR_SIZ = 1 << 29
 BPF_REG_SIZE = 8
 PROG_ARRAY = "prog_array"
+UNMODELLED = "unmodelled:"
+NULLABLE = {"mem_or_null": "mem", "value_or_null": "value"}  # argument kinds that also take NULL
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
@@ -66,14 +68,14 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     if allowed is not None and func_id not in allowed:
         raise Reject(f"program of this type cannot use helper {name}#{func_id}")
     proto = PROTOS.get(func_id)
-    r0 = scalar_reg()
-    if proto is not None:
-        meta = CallArgMeta(func_id)
-        for k, kind in enumerate(proto.args):
-            check_func_arg(env, state, k + 1, kind, meta)
-        record_func_map(meta)
-        check_map_func_compatibility(meta.map, func_id)
-        r0 = helper_return(env, proto, meta)
+    if proto is None:
+        raise Reject(f"bpfnb does not model helper {name}#{func_id}")
+    meta = CallArgMeta(func_id)
+    for k, kind in enumerate(proto.args):
+        check_func_arg(env, state, k + 1, kind, meta)
+    record_func_map(meta)
+    check_map_func_compatibility(meta.map, func_id)
+    r0 = helper_return(env, proto, meta)
     if func_id == BpfFunc.tail_call:
         record_func_key(env, state, i)
     for r in CALLER_SAVED:
@@ -111,6 +113,11 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
     """R0 after the call, from the prototype's return kind and what the arguments told."""
     if proto.ret == "void":  # nothing comes back: R0 may not be read (bpf_tail_call when it falls through)
         return Reg()
+    if proto.ret.startswith(UNMODELLED):
+        raise Reject(f"bpfnb does not model what {helper_name(meta.func_id)}#{meta.func_id} returns "
+                     f"({proto.ret[len(UNMODELLED):]})")
+    if proto.ret == "map_value":  # a map's own storage, always there
+        return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=meta.map)
     if proto.ret == "map_value_or_null":
         m = meta.map
         if m is not None and m.type in ARRAY_MAPS and meta.const_key is not None and meta.const_key < m.max_entries:
@@ -145,9 +152,17 @@ def format_type(reg: Reg) -> str:
 def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) -> None:
     """One argument register against its prototype kind (``enum bpf_arg_type``)."""
     regs = state.regs
+    if kind.startswith(UNMODELLED):
+        raise Reject(f"bpfnb does not model {kind[len(UNMODELLED):]} arguments (R{regno} of "
+                     f"{helper_name(meta.func_id)}#{meta.func_id})")
     reg = env.read_reg(state, regno)
     if kind == "any":
         return
+    if kind in NULLABLE:
+        if reg.type == SCALAR and reg.s.var_off.equals_const(0):  # NULL: nothing to check
+            reg.precise = True
+            return
+        kind = NULLABLE[kind]
     if kind == "map":
         if reg.type != CONST_PTR_TO_MAP:
             raise Reject(f"R{regno} type={format_type(reg)} expected=map_ptr")

@@ -15,7 +15,6 @@ from .log import VerifierLog
 
 BPF_REG_FP = 10
 MAX_ARGS = 5
-DEFAULT_PROTO = 1  # a helper without a prototype is assumed to read what map_lookup_elem reads
 
 
 @dataclass(frozen=True)
@@ -25,9 +24,8 @@ class Liveness:
 
 
 def _helper_args(insn) -> int:
-    if insn.is_helper_call:
-        return len(PROTOS.get(insn.imm, PROTOS[DEFAULT_PROTO]).args)
-    return MAX_ARGS
+    proto = PROTOS.get(insn.imm) if insn.is_helper_call else None
+    return len(proto.args) if proto is not None else MAX_ARGS
 
 
 def _reads_memory(insn) -> bool:
