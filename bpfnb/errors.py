@@ -45,3 +45,13 @@ class KernelError(BpfnbError):
     def __init__(self, message: str, errno: int | None = None):
         super().__init__(message)
         self.errno = errno
+
+
+class InternalError(BpfnbError):
+    """A bug in bpfnb itself (a Python exception inside the verifier), never a
+    verdict on the program: says which instruction was being checked."""
+
+    def __init__(self, message: str, insn: int | None = None):
+        where = f"at insn {insn}" if insn is not None else "before the walk"
+        super().__init__(f"bpfnb internal error {where}: {message}")
+        self.insn = insn

@@ -6,6 +6,8 @@ The ids are the kernel's uapi numbering, taken from Debian's libbpf-dev
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 HELPER_NAMES: dict[int, str] = {
     1: 'map_lookup_elem',
     2: 'map_update_elem',
@@ -242,3 +244,7 @@ HELPER_PARAMS: dict[int, tuple[str, ...]] = {
     130: ("ringbuf", "data", "size", "flags"), 131: ("ringbuf", "size", "flags"), 132: ("data", "flags"),
     133: ("data", "flags"), 134: ("ringbuf", "flags"),
 }
+
+
+# ``enum bpf_func_id`` by name: ``BpfFunc.tail_call == 12`` (one place for helper ids)
+BpfFunc = IntEnum("BpfFunc", {name: helper_id for helper_id, name in HELPER_NAMES.items()})

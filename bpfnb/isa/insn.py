@@ -30,6 +30,51 @@ class Insn:
         return self.code & 0x07
 
     @property
+    def op(self) -> int:
+        """The operation field of ALU and JMP codes (``BPF_ADD``, ``BPF_JEQ``, ``BPF_CALL``...)."""
+        return self.code & 0xF0
+
+    @property
+    def mode(self) -> int:
+        """The mode field of load and store codes (``BPF_MEM``, ``BPF_ATOMIC``...)."""
+        return self.code & 0xE0
+
+    @property
+    def size(self) -> int:
+        """The access width in bytes of a load or store (1, 2, 4, 8)."""
+        return op.SIZE_BYTES[self.code & 0x18]
+
+    @property
+    def uses_src_reg(self) -> bool:
+        """ALU/JMP with a register operand (``BPF_X``), not an immediate."""
+        return bool(self.code & op.BPF_X)
+
+    @property
+    def is_alu_class(self) -> bool:
+        return self.cls in (op.BPF_ALU, op.BPF_ALU64)
+
+    @property
+    def is_jmp_class(self) -> bool:
+        return self.cls in (op.BPF_JMP, op.BPF_JMP32)
+
+    @property
+    def is_call(self) -> bool:
+        return self.is_jmp_class and self.op == op.BPF_CALL
+
+    @property
+    def is_pseudo_call(self) -> bool:
+        """A bpf-to-bpf call (its target is ``imm`` slots after the next)."""
+        return self.is_call and self.src == op.BPF_PSEUDO_CALL
+
+    @property
+    def is_helper_call(self) -> bool:
+        return self.code == op.BPF_JMP | op.BPF_CALL and self.src == 0
+
+    @property
+    def is_exit(self) -> bool:
+        return self.is_jmp_class and self.op == op.BPF_EXIT
+
+    @property
     def is_ld_imm64(self) -> bool:
         return self.code == (op.BPF_LD | op.BPF_IMM | op.BPF_DW)
 

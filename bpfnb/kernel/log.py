@@ -34,7 +34,7 @@ TIME = re.compile(r"^verification time (?P<us>\d+) usec")
 DEPTH = re.compile(r"^stack depth (?P<depth>[\d+]+)")
 BTF_PTR = re.compile(r"^(?P<prefix>(?:[a-z]+_)*?ptr_(?:or_null_)?)(?P<btf>\w+?)\((?P<fields>.*)\)$")
 TYPED = re.compile(r"^(?P<type>[a-z_]+)\((?P<fields>.*)\)$")
-NUMBER = re.compile(r"^-?(?:0x[0-9a-f]+|\d+)$")
+NUMBER = re.compile(r"^-?(?:0x[0-9a-f]+|0|[1-9]\d*)$")  # "00005" is a stack slot, not a number
 
 
 def _number(text: str) -> int:

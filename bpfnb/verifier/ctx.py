@@ -30,6 +30,10 @@ XDP_MD_FIELDS = {"data": 0, "data_end": 4, "data_meta": 8, "ingress_ifindex": 12
                  "egress_ifindex": 20}
 XDP_MD_SIZE = 24
 PT_REGS_SIZE = 168
+# struct bpf_perf_event_data: the registers, then two u64 fields
+PERF_EVENT_FIELDS = {"sample_period": PT_REGS_SIZE, "addr": PT_REGS_SIZE + 8}
+PERF_EVENT_DATA_SIZE = PT_REGS_SIZE + 16
+U64_SIZE = 8
 MAX_BPF_FUNC_ARGS = 12
 
 
@@ -138,6 +142,15 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
                      log=[f"func '{name}' arg{arg} has btf_id {target} type {kind} '{tt.name}'"])
 
 
+def _perf_event(off: int, size: int, write: bool) -> CtxAccess:
+    """``pe_prog_is_valid_access``: read only; the registers whole, the u64 fields narrowly."""
+    if write or off < 0 or off >= PERF_EVENT_DATA_SIZE or off % size:
+        return CtxAccess(None)
+    if off >= PT_REGS_SIZE:  # sample_period, addr
+        return CtxAccess("scalar" if _narrow_ok(off, size, U64_SIZE) else None)
+    return CtxAccess("scalar" if size == U64_SIZE else None)
+
+
 def ctx_access(prog, off: int, size: int, write: bool) -> CtxAccess:
     """What ``size`` bytes at ``off`` of the program's context give (or None: invalid)."""
     t = prog.type
@@ -153,6 +166,8 @@ def ctx_access(prog, off: int, size: int, write: bool) -> CtxAccess:
     if t == "kprobe":
         ok = not write and 0 <= off < PT_REGS_SIZE and off % size == 0 and size in (1, 2, 4, 8)
         return CtxAccess("scalar" if ok else None)
+    if t == "perf_event":
+        return _perf_event(off, size, write)
     if t == "tracepoint":
         ok = not write and 0 <= off < 4096 and off % size == 0
         return CtxAccess("scalar" if ok else None)

@@ -9,7 +9,11 @@ struct), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
 ``alloc_size`` (ARG_CONST_ALLOC_SIZE_OR_ZERO). Returns: ``integer``,
 ``void``, ``map_value_or_null``, ``ringbuf_mem_or_null``, ``btf:task_struct``.
 Which program types may call which helper is the kernel's own answer
-(``helper_availability``).
+(``helper_availability``). Read from the ``bpf_func_proto`` declarations of
+Linux 6.12/6.18 (kernel/bpf/helpers.c, kernel/trace/bpf_trace.c, net/core/filter.c
+and others); ``mem_or_null``/``value_or_null`` also take NULL; a kind bpfnb does not
+check yet is ``unmodelled:<the kernel's name>``, and a call that needs one is
+refused naming it, as is a helper missing here.
 """
 
 from __future__ import annotations
@@ -29,41 +33,121 @@ PROTOS: dict[int, HelperProto] = {
     3: HelperProto(("map", "key")),  # map_delete_elem
     4: HelperProto(("uninit_mem", "size_or_zero", "any")),  # probe_read
     5: HelperProto(()),  # ktime_get_ns
-    6: HelperProto(("mem", "size", "any", "any", "any")),  # trace_printk
+    6: HelperProto(("mem", "size")),  # trace_printk: up to three more arguments, never checked
     7: HelperProto(()),  # get_prandom_u32
     8: HelperProto(()),  # get_smp_processor_id
     9: HelperProto(("ctx", "any", "mem", "size", "any")),  # skb_store_bytes
+    10: HelperProto(("ctx", "any", "any", "any", "any")),  # l3_csum_replace
+    11: HelperProto(("ctx", "any", "any", "any", "any")),  # l4_csum_replace
     12: HelperProto(("ctx", "map", "any"), "void"),  # tail_call
+    13: HelperProto(("ctx", "any", "any")),  # clone_redirect
     14: HelperProto(()),  # get_current_pid_tgid
     15: HelperProto(()),  # get_current_uid_gid
     16: HelperProto(("uninit_mem", "size")),  # get_current_comm
     17: HelperProto(("ctx",)),  # get_cgroup_classid
+    18: HelperProto(("ctx", "any", "any")),  # skb_vlan_push
+    19: HelperProto(("ctx",)),  # skb_vlan_pop
+    20: HelperProto(("ctx", "uninit_mem", "size", "any")),  # skb_get_tunnel_key
+    21: HelperProto(("ctx", "mem", "size", "any")),  # skb_set_tunnel_key
+    22: HelperProto(("map", "any")),  # perf_event_read
     23: HelperProto(("any", "any")),  # redirect
+    24: HelperProto(("ctx",)),  # get_route_realm
     25: HelperProto(("ctx", "map", "any", "mem", "size_or_zero")),  # perf_event_output
     26: HelperProto(("ctx", "any", "uninit_mem", "size")),  # skb_load_bytes
+    27: HelperProto(("ctx", "map", "any")),  # get_stackid
+    28: HelperProto(("mem_or_null", "size_or_zero", "mem_or_null", "size_or_zero", "any")),  # csum_diff
+    29: HelperProto(("ctx", "uninit_mem", "size")),  # skb_get_tunnel_opt
+    30: HelperProto(("ctx", "mem", "size")),  # skb_set_tunnel_opt
+    31: HelperProto(("ctx", "any", "any")),  # skb_change_proto
+    32: HelperProto(("ctx", "any")),  # skb_change_type
+    33: HelperProto(("ctx", "map", "any")),  # skb_under_cgroup
     34: HelperProto(("ctx",)),  # get_hash_recalc
     35: HelperProto(()),  # get_current_task
+    37: HelperProto(("map", "any")),  # current_task_under_cgroup
+    38: HelperProto(("ctx", "any", "any")),  # skb_change_tail
+    39: HelperProto(("ctx", "any")),  # skb_pull_data
+    40: HelperProto(("ctx", "any")),  # csum_update
+    41: HelperProto(("ctx",)),  # set_hash_invalid
     42: HelperProto(()),  # get_numa_node_id
+    43: HelperProto(("ctx", "any", "any")),  # skb_change_head
     44: HelperProto(("ctx", "any")),  # xdp_adjust_head
     45: HelperProto(("uninit_mem", "size", "any")),  # probe_read_str
     46: HelperProto(("ctx",)),  # get_socket_cookie
     47: HelperProto(("ctx",)),  # get_socket_uid
+    48: HelperProto(("ctx", "any")),  # set_hash
+    50: HelperProto(("ctx", "any", "any", "any")),  # skb_adjust_room
     51: HelperProto(("map", "any", "any")),  # redirect_map
+    54: HelperProto(("ctx", "any")),  # xdp_adjust_meta
+    55: HelperProto(("map", "any", "uninit_mem", "size")),  # perf_event_read_value
     65: HelperProto(("ctx", "any")),  # xdp_adjust_tail
+    66: HelperProto(("ctx", "any", "uninit_mem", "size", "any")),  # skb_get_xfrm_state
+    67: HelperProto(("ctx", "uninit_mem", "size_or_zero", "any")),  # get_stack
     68: HelperProto(("ctx", "any", "uninit_mem", "size", "any")),  # skb_load_bytes_relative
+    69: HelperProto(("ctx", "mem", "size", "any")),  # fib_lookup
+    79: HelperProto(("ctx",)),  # skb_cgroup_id
+    80: HelperProto(()),  # get_current_cgroup_id
+    81: HelperProto(("map", "any"), "map_value"),  # get_local_storage
+    83: HelperProto(("ctx", "any")),  # skb_ancestor_cgroup_id
+    84: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"), "unmodelled:RET_PTR_TO_SOCKET_OR_NULL"),  # sk_lookup_tcp
+    85: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"), "unmodelled:RET_PTR_TO_SOCKET_OR_NULL"),  # sk_lookup_udp
+    86: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE",)),  # sk_release
+    87: HelperProto(("map", "value", "any")),  # map_push_elem
+    88: HelperProto(("map", "value")),  # map_pop_elem
+    89: HelperProto(("map", "value")),  # map_peek_elem
+    93: HelperProto(("unmodelled:ARG_PTR_TO_SPIN_LOCK",), "void"),  # spin_lock
+    94: HelperProto(("unmodelled:ARG_PTR_TO_SPIN_LOCK",), "void"),  # spin_unlock
+    95: HelperProto(("unmodelled:ARG_PTR_TO_SOCK_COMMON",), "unmodelled:RET_PTR_TO_SOCKET_OR_NULL"),  # sk_fullsock
+    96: HelperProto(("unmodelled:ARG_PTR_TO_SOCK_COMMON",), "unmodelled:RET_PTR_TO_TCP_SOCK_OR_NULL"),  # tcp_sock
+    97: HelperProto(("ctx",)),  # skb_ecn_set_ce
+    98: HelperProto(("unmodelled:ARG_PTR_TO_SOCK_COMMON",), "unmodelled:RET_PTR_TO_SOCKET_OR_NULL"),  # get_listener_sock
+    99: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"),
+                    "unmodelled:RET_PTR_TO_SOCK_COMMON_OR_NULL"),  # skc_lookup_tcp
+    100: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON", "mem", "size", "mem", "size")),  # tcp_check_syncookie
+    105: HelperProto(("mem", "size", "any", "unmodelled:ARG_PTR_TO_FIXED_SIZE_MEM")),  # strtol
+    106: HelperProto(("mem", "size", "any", "unmodelled:ARG_PTR_TO_FIXED_SIZE_MEM")),  # strtoul
+    107: HelperProto(("map", "unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON", "value_or_null", "any"),
+                     "map_value_or_null"),  # sk_storage_get
+    108: HelperProto(("map", "unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON")),  # sk_storage_delete
+    109: HelperProto(("any",)),  # send_signal
+    110: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON", "mem", "size", "mem", "size")),  # tcp_gen_syncookie
     111: HelperProto(("btf:sk_buff", "map", "any", "mem", "size_or_zero")),  # skb_output
     112: HelperProto(("uninit_mem", "size_or_zero", "any")),  # probe_read_user
     113: HelperProto(("uninit_mem", "size_or_zero", "any")),  # probe_read_kernel
     114: HelperProto(("uninit_mem", "size_or_zero", "any")),  # probe_read_user_str
     115: HelperProto(("uninit_mem", "size_or_zero", "any")),  # probe_read_kernel_str
+    117: HelperProto(("any",)),  # send_signal_thread
     118: HelperProto(()),  # jiffies64
+    120: HelperProto(("any", "any", "uninit_mem", "size")),  # get_ns_current_pid_tgid
+    121: HelperProto(("btf:xdp_buff", "map", "any", "mem", "size_or_zero")),  # xdp_output
+    123: HelperProto(("any",)),  # get_current_ancestor_cgroup_id
+    124: HelperProto(("ctx", "unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON", "any")),  # sk_assign
     125: HelperProto(()),  # ktime_get_boot_ns
+    128: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON",)),  # sk_cgroup_id
+    129: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON", "any")),  # sk_ancestor_cgroup_id
     130: HelperProto(("map", "mem", "size_or_zero", "any")),  # ringbuf_output
     131: HelperProto(("map", "alloc_size", "any"), "ringbuf_mem_or_null"),  # ringbuf_reserve
     132: HelperProto(("ringbuf_mem", "any"), "void"),  # ringbuf_submit
     133: HelperProto(("ringbuf_mem", "any"), "void"),  # ringbuf_discard
     134: HelperProto(("map", "any")),  # ringbuf_query
+    135: HelperProto(("ctx", "any")),  # csum_level
+    141: HelperProto(("btf:task_struct", "uninit_mem", "size_or_zero", "any")),  # get_task_stack
+    147: HelperProto(("btf:path", "mem", "size_or_zero")),  # d_path
+    148: HelperProto(("uninit_mem", "size_or_zero", "any")),  # copy_from_user
+    149: HelperProto(("mem", "size", "mem", "size", "any")),  # snprintf_btf
+    151: HelperProto(("ctx",)),  # skb_cgroup_classid
+    152: HelperProto(("any", "mem_or_null", "size_or_zero", "any")),  # redirect_neigh
+    155: HelperProto(("any", "any")),  # redirect_peer
     158: HelperProto((), "btf:task_struct"),  # get_current_task_btf
     160: HelperProto(()),  # ktime_get_coarse_ns
+    173: HelperProto(("ctx",)),  # get_func_ip
+    174: HelperProto(("ctx",)),  # get_attach_cookie
+    176: HelperProto(("uninit_mem", "size_or_zero")),  # get_branch_snapshot
+    177: HelperProto(("mem", "size", "mem_or_null", "size_or_zero")),  # trace_vprintk
+    188: HelperProto(("ctx",)),  # xdp_get_buff_len
+    189: HelperProto(("ctx", "any", "uninit_mem", "size")),  # xdp_load_bytes
+    190: HelperProto(("ctx", "any", "mem", "size")),  # xdp_store_bytes
+    191: HelperProto(("uninit_mem", "size_or_zero", "any", "btf:task_struct")),  # copy_from_user_task
+    192: HelperProto(("ctx", "any", "any")),  # skb_set_tstamp
+    195: HelperProto(("map", "key", "any"), "map_value_or_null"),  # map_lookup_percpu_elem
     208: HelperProto(()),  # ktime_get_tai_ns
 }

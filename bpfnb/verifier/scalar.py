@@ -216,7 +216,7 @@ class Scalar:
     # -- ALU ---------------------------------------------------------------------------
     def alu(self, opcode: int, src: Scalar, alu32: bool) -> None:
         """``adjust_scalar_min_max_vals`` for ``self (op)= src``."""
-        operation = opcode & 0xF0
+        operation = op.alu_op(opcode)
         bitness = 32 if alu32 else 64
         src_const = (src.var_off.subreg_is_const and src.s32_min == src.s32_max and src.u32_min == src.u32_max) \
             if alu32 else (src.var_off.is_const and src.smin == src.smax and src.umin == src.umax)
@@ -259,6 +259,21 @@ class Scalar:
             self._arsh32(src) if alu32 else self._arsh64(src)
         if alu32:
             self.zext32()
+        self.sync()
+
+    def pointer_add(self, src: Scalar) -> None:
+        """A pointer's variable part plus ``src`` (``adjust_ptr_min_max_vals``:
+        64-bit bounds and var_off only, the 32-bit views unbounded)."""
+        self.mark_unbounded32()
+        self._add64(src)
+        self.var_off = self.var_off.add(src.var_off)
+        self.sync()
+
+    def pointer_sub(self, src: Scalar) -> None:
+        """A pointer's variable part minus ``src`` (see ``pointer_add``)."""
+        self.mark_unbounded32()
+        self._sub64(src)
+        self.var_off = self.var_off.sub(src.var_off)
         self.sync()
 
     def _become_unknown(self) -> None:
@@ -454,7 +469,7 @@ def branch_taken(a: Scalar, b: Scalar, opcode: int, is_jmp32: bool) -> int:
     """``is_scalar_branch_taken``: 1 taken, 0 not taken, -1 unknown."""
     t1, umin1, umax1, smin1, smax1 = a._views(is_jmp32)
     t2, umin2, umax2, smin2, smax2 = b._views(is_jmp32)
-    operation = opcode & 0xF0
+    operation = op.jmp_op(opcode)
     if operation in (op.BPF_JEQ, op.BPF_JNE):
         equal = operation == op.BPF_JEQ
         if t1.is_const and t2.is_const:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -9,18 +10,22 @@ from dataclasses import dataclass, field
 class Step:
     """The verifier's visit ``step`` of instruction ``insn``, on the path whose
     previous visit was ``prev``; ``regs``/``stack`` are the state after the
-    instruction, as the log prints them (``R1 -> "ctx()"``, ``fp-8 -> "mmmmmmmm"``)."""
+    instruction, as the log prints them (``R1 -> "ctx()"``, ``fp-8 -> "mmmmmmmm"``).
+    The same type describes a walk replayed from the kernel's log (the stepper's
+    ``Visit``)."""
 
     step: int
     insn: int
     prev: int | None
-    regs: dict[str, str]
-    stack: dict[str, str]
+    regs: Mapping[str, str]
+    stack: Mapping[str, str] = field(default_factory=dict)
     event: str | None = None  # "branch", "exit", "pruned", "error", "call", "return"
-    note: str = ""
-    entry_regs: dict[str, str] | None = None
-    entry_stack: dict[str, str] | None = None
-    frame: int = 0
+    note: str = ""  # e.g. "from 9 to 12", "always taken", "safe: ..."
+    # the state this visit started from, when it is not the previous visit's
+    # (a path pushed at a branch starts with that branch side's state)
+    entry_regs: Mapping[str, str] | None = None
+    entry_stack: Mapping[str, str] | None = None
+    frame: int = 0  # the call frame the instruction ran in
 
 
 @dataclass

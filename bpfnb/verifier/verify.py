@@ -5,9 +5,13 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from ..isa import opcodes as op
-from .check import Checker, Reject
+from ..isa.flow import jump_offset
+from .cfg import Subprogs, check_ldimm64_targets, check_subprogs
+from .check import VerifierEnv, bpf_check
+from .log import Reject
 from .trace import Trace
+
+SELF_JUMP = -1  # a jump to itself: an infinite loop
 
 
 @dataclass
@@ -50,18 +54,17 @@ class VerifierResult:
 def verify(prog, *, log_level: int = 2, limit: int | None = None, trace: bool = True) -> VerifierResult:
     """Verify ``prog`` as Linux would (root, this kernel's rules). ``trace=False``
     skips recording every state (the verdict, log and facts are the same; faster)."""
-    checker = Checker(prog, log_level=log_level, record_states=trace, **({"limit": limit} if limit else {}))
-    checker.run()
-    ok = checker.error is None
-    probe = frozenset(checker.probe_mem)
+    env = VerifierEnv(prog, log_level=log_level, record_states=trace, **({"limit": limit} if limit else {}))
+    bpf_check(env)
+    ok = env.error is None
+    probe = frozenset(env.probe_mem)
     return VerifierResult(
-        ok=ok, error=checker.error, error_insn=None if ok else checker.error_insn,
-        processed=checker.processed, log="\n".join(checker.lines) + "\n", trace=checker.trace,
+        ok=ok, error=env.error, error_insn=None if ok else env.insn_idx,
+        processed=env.insn_processed, log=env.log.text(), trace=env.trace,
         program=prog.with_probe_mem(probe) if hasattr(prog, "with_probe_mem") else prog,
-        states=checker.total_states, peak_states=checker.peak_states, stack_depth=checker.stack_depth,
-        time_us=checker.time_us, probe_mem=probe,
-        stack_depths=tuple(checker.sub_stack_depth.get(start, 0) for start in checker.subprog_starts()),
-        direct_tail_calls=_direct_tail_calls(prog, checker.tail_call_keys),
+        states=env.explored.total_states, peak_states=env.explored.peak_states, stack_depth=env.stack_depth,
+        time_us=env.time_us, probe_mem=probe, stack_depths=tuple(env.stack_depths()),
+        direct_tail_calls=_direct_tail_calls(prog, env.tail_call_keys),
     )
 
 
@@ -82,14 +85,12 @@ def check_structure(prog) -> str | None:
     or jmp; unreachable code is left to the verifier, it cannot hurt a run), plus a
     jump to itself, which the kernel's exploration finds as an infinite loop. The
     message, or None."""
-    checker = Checker(prog, log_level=0)
     try:
-        checker.check_cfg(reachability=False)
+        check_subprogs(prog.insns, Subprogs(prog), Reject)
+        check_ldimm64_targets(prog.insns, Reject)
     except Reject as exc:
         return str(exc)
     for i, insn in enumerate(prog.insns):
-        if insn.code & 0x07 in (op.BPF_JMP, op.BPF_JMP32) and insn.code & 0xF0 not in (op.BPF_CALL, op.BPF_EXIT):
-            jump = insn.imm if insn.code == op.BPF_JMP32 | op.BPF_JA else insn.off
-            if jump == -1:
-                return f"infinite loop detected at insn {i}"
+        if insn.is_jmp_class and not (insn.is_call or insn.is_exit) and jump_offset(insn) == SELF_JUMP:
+            return f"infinite loop detected at insn {i}"
     return None

@@ -21,6 +21,7 @@ import graphviz
 
 from ..isa import Insn
 from ..isa import opcodes as op
+from ..isa.flow import jump_target
 
 
 @dataclass(frozen=True)
@@ -44,27 +45,19 @@ class Block:
         return out
 
 
-def _jump_target(insn: Insn, i: int) -> int:
-    if insn.cls == op.BPF_JMP32 and (insn.code & 0xF0) == op.BPF_JA:
-        return i + 1 + insn.imm  # gotol
-    return i + 1 + insn.off
-
-
 def _flow(insn: Insn, i: int) -> tuple[str, int | None]:
     """How control leaves slot i: ("exit"|"goto"|"cond"|"call"|"next", target)."""
-    cls = insn.cls
-    if cls not in (op.BPF_JMP, op.BPF_JMP32):
+    if not insn.is_jmp_class:
         return "next", None
-    code = insn.code & 0xF0
-    if code == op.BPF_EXIT:
+    if insn.is_exit:
         return "exit", None
-    if code == op.BPF_CALL:
-        if insn.src == op.BPF_PSEUDO_CALL:
-            return "call", i + 1 + insn.imm
+    if insn.is_call:
+        if insn.is_pseudo_call:
+            return "call", jump_target(insn, i)
         return "next", None
-    if code == op.BPF_JA:
-        return "goto", _jump_target(insn, i)
-    return "cond", _jump_target(insn, i)
+    if insn.op == op.BPF_JA:
+        return "goto", jump_target(insn, i)
+    return "cond", jump_target(insn, i)
 
 
 def basic_blocks(insns) -> list[Block]:

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ..isa import opcodes as op
 from ..isa.effects import effects
+from ..isa.flow import is_cond_jump, jump_target
 from ..logtext import error_block
 from .walk import Visit, Walk
 
@@ -55,10 +56,8 @@ def walk_from_log(prog, log: str, *, ok: bool | None = None, source: str = "kern
             visits.append(Visit(len(visits), insn, prev, regs, stack, _event(prog.insns[insn]), note,
                                 entry_regs, entry_stack))
             entry = None
-            code = prog.insns[insn].code
-            if code & 0x07 in (op.BPF_JMP, op.BPF_JMP32) and code & 0xF0 not in (
-                    op.BPF_JA, op.BPF_CALL, op.BPF_EXIT):
-                pushed.append((insn, insn + prog.insns[insn].off + 1, len(visits) - 1))
+            if is_cond_jump(prog.insns[insn]):
+                pushed.append((insn, jump_target(prog.insns[insn], insn), len(visits) - 1))
             prev, note = len(visits) - 1, ""
         elif line.kind == "state":
             # "N: R1=... " lists the registers the kernel marked as touched, not
@@ -108,8 +107,5 @@ def walk_from_kernel(prog) -> Walk:
 
 def walk_from_result(result) -> Walk:
     """The walk bpfnb's verifier recorded (``bpfnb.verify(prog).trace``)."""
-    visits = [Visit(s.step, s.insn, s.prev, dict(s.regs), dict(s.stack), s.event, s.note,
-                    dict(s.entry_regs) if s.entry_regs is not None else None,
-                    dict(s.entry_stack) if s.entry_stack is not None else None)
-              for s in result.trace.steps]
+    visits = list(result.trace.steps)  # a visit is the verifier's Step
     return Walk(result.program, visits, error=None if result.ok else result.error, source="bpfnb")

@@ -14,28 +14,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..isa.effects import effects
+from ..verifier.trace import Step
 
 ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
 
 
-@dataclass(frozen=True)
-class Visit:
-    """One visit of instruction ``insn``; ``regs``/``stack`` are the state after it."""
-
-    step: int
-    insn: int
-    prev: int | None
-    regs: Mapping[str, str]
-    stack: Mapping[str, str] = field(default_factory=dict)
-    event: str | None = None  # "branch", "pruned", "safe", "exit", "error"
-    note: str = ""  # e.g. "from 9 to 12", "taken", "safe: equal to an explored state"
-    # the state this visit started from, when it is not the previous visit's
-    # (a path pushed at a branch starts with that branch side's state)
-    entry_regs: Mapping[str, str] | None = None
-    entry_stack: Mapping[str, str] | None = None
+# one visit of an instruction: the verifier's own ``Step`` (regs/stack are the state after it)
+Visit = Step
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ...errors import JitError
 from ...isa import opcodes as op
+from ...isa.flow import function_starts, jump_offset, jump_target
 from .encode import (
     AUX,
     AX,
@@ -164,14 +165,8 @@ def _on_private_stack(insns) -> tuple:
 
 
 def functions_of(insns) -> list[int]:
-    """Start slot of every BPF function: 0 and each bpf-to-bpf call target."""
-    starts = {0}
-    for i, insn in enumerate(insns):
-        if insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_PSEUDO_CALL:
-            starts.add(i + insn.imm + 1)
-        if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:
-            starts.add(i + insn.imm + 1)
-    return sorted(s for s in starts if 0 <= s < len(insns))
+    """Start slot of every BPF function: 0, each bpf-to-bpf call target and each callback."""
+    return function_starts(insns, callbacks=True)
 
 
 class Compiler:
@@ -276,8 +271,8 @@ class Compiler:
             for i in range(lo, hi):
                 insn = self.insns[i]
                 if insn.code == op.BPF_JMP | op.BPF_CALL:
-                    if insn.src == op.BPF_PSEUDO_CALL and i + insn.imm + 1 in self.starts:
-                        calls[f].add(self.starts.index(i + insn.imm + 1))
+                    if insn.is_pseudo_call and jump_target(insn, i) in self.starts:
+                        calls[f].add(self.starts.index(jump_target(insn, i)))
                     elif insn.src == 0 and insn.imm == TAIL_CALL:
                         reach[f] = True
         changed = True
@@ -611,7 +606,7 @@ class Compiler:
         if operation == op.BPF_CALL:
             return self._call(f, i, insn, here)
         if operation == op.BPF_JA:
-            off = insn.imm if cls == op.BPF_JMP32 else insn.off
+            off = jump_offset(insn)
             delta = -2 if off == -1 else addrs[k + off] - addrs[k]
             if delta == 0:
                 return b""
@@ -630,7 +625,7 @@ class Compiler:
             code = rex_1(d, is64) + bytes([0x83, add_1reg(0xF8, d)]) + s8(imm)
         else:
             code = rex_1(d, is64) + bytes([0x81, add_1reg(0xF8, d)]) + s32(imm)
-        delta = addrs[k + insn.off] - addrs[k]
+        delta = addrs[k + jump_offset(insn)] - addrs[k]
         jcc = JCC[operation]
         if is_imm8(delta):
             return code + bytes([jcc]) + s8(delta)
@@ -704,7 +699,7 @@ class Compiler:
     def _direct_call(self, f: int, i: int, insn, here: int) -> bytes:
         after = self._function_base(f) + here + 5
         if insn.src == op.BPF_PSEUDO_CALL:
-            callee = self.starts.index(i + insn.imm + 1)
+            callee = self.starts.index(jump_target(insn, i))
             return b"\xe8" + s32(self._function_base(callee) - after)
         if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
             raise self._fail(i, "kfunc calls need kernel functions; bpfnb's JIT has none")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ...isa import Insn
 from ...isa import opcodes as op
+from ...isa.flow import jump_target, with_jump_offset
 from .encode import AX
 
 ALU, ALU64, JMP, JMP32 = op.BPF_ALU, op.BPF_ALU64, op.BPF_JMP, op.BPF_JMP32
@@ -63,15 +64,6 @@ def _guarded(insn: Insn) -> list[Insn]:
                    Insn(JMP | op.BPF_JA, 0, 0, 1 + len(zext), 0), insn, *zext]
 
 
-def _is_jump(insn: Insn) -> bool:
-    cls, operation = insn.code & 0x07, insn.code & 0xF0
-    if cls not in (JMP, JMP32):
-        return False
-    if operation == op.BPF_CALL:
-        return insn.src == op.BPF_PSEUDO_CALL
-    return operation != op.BPF_EXIT
-
-
 def patch(insns) -> Patched:
     insns = tuple(insns)
     groups, first, last, origin = [], [], [], []
@@ -89,15 +81,8 @@ def patch(insns) -> Patched:
     out = []
     for i, group in enumerate(groups):
         for insn in group:
-            if insn is insns[i] and _is_jump(insn):
-                if insn.code & 0x07 == JMP32 and insn.code & 0xF0 == op.BPF_JA:
-                    new = first[i + 1 + insn.imm] - last[i] - 1
-                    insn = Insn(insn.code, insn.dst, insn.src, insn.off, new)
-                elif insn.code & 0xF0 == op.BPF_CALL:
-                    new = first[i + 1 + insn.imm] - last[i] - 1
-                    insn = Insn(insn.code, insn.dst, insn.src, insn.off, new)
-                else:
-                    new = first[i + 1 + insn.off] - last[i] - 1
-                    insn = Insn(insn.code, insn.dst, insn.src, new, insn.imm)
+            target = jump_target(insn, i) if insn is insns[i] else None
+            if target is not None:
+                insn = with_jump_offset(insn, first[target] - last[i] - 1)
             out.append(insn)
     return Patched(tuple(out), tuple(first), tuple(last), tuple(origin))

@@ -1,0 +1,102 @@
+"""bpfnb's verifier against the running kernel's on directories of compiled objects.
+
+    python -m benchmarks.verifier_agreement DIR_OR_OBJECT... [--json FILE] [--show N]
+
+For every program of every object: both verdicts, the first error line and the
+register/slot states printed on instruction lines. Programs the kernel refuses
+before verifying (EPERM for fentry here, a map it cannot create) are counted
+apart from its rejects; objects bpfnb cannot load are listed. Needs root and
+BPF (``bpfnb.kernel.available()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+from collections import Counter
+
+OBJECT_GLOBS = ("*.o", "*.elf")
+
+
+def objects(paths: list[str]) -> list[pathlib.Path]:
+    out = []
+    for p in map(pathlib.Path, paths):
+        if p.is_dir():
+            out += sorted(x for g in OBJECT_GLOBS for x in p.glob(g))
+        else:
+            out.append(p)
+    return out
+
+
+def run(paths: list[str], *, log_level: int = 2):
+    import bpfnb
+    from bpfnb.errors import BpfnbError
+    from bpfnb.verifier.agreement import compare_with_kernel
+
+    rows, unloadable = [], []
+    for path in objects(paths):
+        try:
+            progs = list(bpfnb.load(path))
+        except BpfnbError as exc:
+            unloadable.append((path.name, str(exc)))
+            continue
+        for prog in progs:
+            rows.append((path.name, compare_with_kernel(prog, log_level=log_level)))
+    return rows, unloadable
+
+
+def summary(rows, unloadable) -> list[str]:
+    judged = [a for _, a in rows if a.judged]
+    refused = [a for _, a in rows if not a.judged]
+    rejects = [a for a in judged if a.kernel == "reject"]
+    same = sum(a.states_same for a in judged)
+    total = sum(a.states_total for a in judged)
+    flips = Counter((a.kernel, a.ours) for a in judged if not a.verdict_agrees)
+    lines = [
+        f"objects: {len({o for o, _ in rows})} loaded, {len(unloadable)} not loadable by bpfnb",
+        f"programs: {len(rows)}; judged by the kernel {len(judged)}, refused {len(refused)}",
+        f"verdicts: {sum(a.verdict_agrees for a in judged)}/{len(judged)} agree"
+        + (f" (kernel->ours: {dict(flips)})" if flips else ""),
+        f"error lines: {sum(a.error_agrees for a in rejects)}/{len(rejects)} of the kernel's rejects",
+        f"printed states: {same}/{total}" + (f" ({same / total:.1%})" if total else ""),
+        f"internal errors: {sum(a.ours == 'internal' for _, a in rows)}",
+    ]
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+")
+    parser.add_argument("--json", help="write one JSON object per program to this file")
+    parser.add_argument("--show", type=int, default=20, help="list this many disagreements")
+    parser.add_argument("--log-level", type=int, default=2)
+    args = parser.parse_args(argv)
+    from bpfnb.kernel import available
+
+    reason = available()
+    if reason:
+        print(f"the kernel cannot be asked: {reason}", file=sys.stderr)
+        return 2
+    rows, unloadable = run(args.paths, log_level=args.log_level)
+    for line in summary(rows, unloadable):
+        print(line)
+    shown = 0
+    for obj, a in rows:
+        if a.judged and not a.error_agrees and shown < args.show:
+            shown += 1
+            print(f"  {obj}:{a.program}: kernel {a.kernel} @{a.kernel_error_insn} {a.kernel_error!r}"
+                  f" | ours {a.ours} @{a.our_error_insn} {a.our_error!r}")
+    for name, why in unloadable[:args.show]:
+        print(f"  not loadable: {name}: {why}")
+    if args.json:
+        with open(args.json, "w") as f:
+            for obj, a in rows:
+                f.write(json.dumps({"object": obj, **dataclasses.asdict(a)}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Where control goes after an instruction: the one definition of jump targets,
+successors and function starts that the verifier, the CFG view, the stepper and
+the JIT share.
+
+A jump's offset is ``off`` except for ``gotol`` (``BPF_JMP32 | BPF_JA``) and a
+bpf-to-bpf call, whose offsets are in ``imm``. Targets count from the next slot.
+"""
+
+from __future__ import annotations
+
+from . import opcodes as op
+from .insn import Insn
+
+
+def jump_offset(insn: Insn) -> int:
+    """The relative offset of a jump or bpf-to-bpf call (``imm`` for gotol and calls)."""
+    if insn.code == op.BPF_JMP32 | op.BPF_JA or insn.is_call:
+        return insn.imm
+    return insn.off
+
+
+def with_jump_offset(insn: Insn, offset: int) -> Insn:
+    """``insn`` with its jump offset replaced, in the field that holds it."""
+    if insn.code == op.BPF_JMP32 | op.BPF_JA or insn.is_call:
+        return Insn(insn.code, insn.dst, insn.src, insn.off, offset)
+    return Insn(insn.code, insn.dst, insn.src, offset, insn.imm)
+
+
+def jump_target(insn: Insn, i: int) -> int | None:
+    """The slot a jump at ``i`` may go to, a bpf-to-bpf call's callee, or None
+    (not a jump, an exit, a helper or kfunc call)."""
+    if not insn.is_jmp_class or insn.is_exit or (insn.is_call and not insn.is_pseudo_call):
+        return None
+    return i + jump_offset(insn) + 1
+
+
+def is_cond_jump(insn: Insn) -> bool:
+    """Two ways out: the conditional jumps and ``may_goto``."""
+    return insn.is_jmp_class and insn.op not in (op.BPF_JA, op.BPF_CALL, op.BPF_EXIT)
+
+
+def successors(insns, i: int) -> tuple[int, ...]:
+    """Where control goes after slot ``i`` inside its function: calls fall through
+    (their callee is ``jump_target``), an exit goes nowhere, a 64-bit immediate
+    load skips its second slot; the fall-through comes first."""
+    insn = insns[i]
+    if insn.is_ld_imm64:
+        return (i + 2,)
+    if not insn.is_jmp_class or insn.is_call:
+        return (i + 1,)
+    if insn.is_exit:
+        return ()
+    target = i + jump_offset(insn) + 1
+    if insn.op == op.BPF_JA:
+        return (target,)
+    return (i + 1, target)
+
+
+def pseudo_call_targets(insns) -> set[int]:
+    """The first slot of every function a bpf-to-bpf call names (in range or not)."""
+    return {jump_target(insn, i) for i, insn in enumerate(insns)
+            if insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_PSEUDO_CALL}
+
+
+def function_starts(insns, *, callbacks: bool = False) -> list[int]:
+    """Slot 0 and the target of every bpf-to-bpf call, sorted (in range only); with
+    ``callbacks``, also every function a 64-bit load takes the address of
+    (``BPF_PSEUDO_FUNC``, a callback for bpf_loop and the like)."""
+    starts = {0} | pseudo_call_targets(insns)
+    if callbacks:
+        starts |= {i + insn.imm + 1 for i, insn in enumerate(insns)
+                   if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC}
+    return sorted(s for s in starts if 0 <= s < len(insns))

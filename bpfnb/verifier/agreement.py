@@ -1,0 +1,90 @@
+"""bpfnb's verifier beside the running kernel's on one program: verdicts, the
+first error line, and the register/slot states both print on instruction lines.
+
+A program the kernel *refuses* before verifying it (EPERM for fentry here, a map
+it cannot create) is not a reject: its ``kernel`` verdict is ``"refused"`` and it
+is counted apart. An ``InternalError`` of ours is ``"internal"``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import InternalError, KernelError
+
+ACCEPT, REJECT, REFUSED, INTERNAL = "accept", "reject", "refused", "internal"
+# a message printed without its newline runs into the closing figures
+RUN_ON_TIME = re.compile(r"verification time \d+ usec$")
+
+
+def error_line(text: str | None) -> str | None:
+    """The first error line, without the timing a message missing its newline runs into."""
+    return RUN_ON_TIME.sub("", text) if text else text
+
+
+@dataclass(frozen=True)
+class Agreement:
+    program: str
+    kernel: str  # accept | reject | refused
+    ours: str  # accept | reject | internal
+    kernel_error: str | None = None
+    our_error: str | None = None
+    kernel_error_insn: int | None = None
+    our_error_insn: int | None = None
+    kernel_processed: int | None = None
+    our_processed: int | None = None
+    states_same: int = 0
+    states_total: int = 0  # states the kernel printed
+
+    @property
+    def judged(self) -> bool:
+        return self.kernel != REFUSED
+
+    @property
+    def verdict_agrees(self) -> bool:
+        return self.kernel == self.ours
+
+    @property
+    def error_agrees(self) -> bool:
+        return self.verdict_agrees and self.kernel_error == self.our_error
+
+
+def printed_states(log: str) -> set[tuple[int, str, str]]:
+    """(insn, register/slot, value) printed on instruction lines; precision marks ignored."""
+    from ..kernel.log import KernelLog
+
+    out = set()
+    for line in KernelLog(log).lines:
+        if line.kind == "insn":
+            for name, value in line.state.items():
+                out.add((line.insn, name, value.text[1:] if value.precise else value.text))
+    return out
+
+
+def compare_with_kernel(prog, *, log_level: int = 2) -> Agreement:
+    """Verify ``prog`` both ways (the kernel must be available: ``bpfnb.kernel.available()``)."""
+    from ..kernel import load
+    from ..kernel.log import KernelLog
+    from .verify import verify
+
+    name = f"{prog.section}/{prog.name}" if getattr(prog, "section", None) else prog.name
+    try:
+        with load(prog, log_level=log_level) as loaded:
+            kernel_ok, kernel_error, kernel_log = loaded.ok, error_line(loaded.error), loaded.log
+    except KernelError as exc:
+        kernel_ok, kernel_error, kernel_log = None, str(exc), ""
+    try:
+        ours = verify(prog, log_level=log_level)
+    except InternalError as exc:
+        return Agreement(name, REFUSED if kernel_ok is None else (ACCEPT if kernel_ok else REJECT), INTERNAL,
+                         kernel_error, str(exc), our_error_insn=exc.insn)
+    if kernel_ok is None:
+        return Agreement(name, REFUSED, ours.verdict, kernel_error, ours.error, our_error_insn=ours.error_insn,
+                         our_processed=ours.processed)
+    klog = KernelLog(kernel_log)
+    theirs = printed_states(kernel_log)
+    return Agreement(
+        name, ACCEPT if kernel_ok else REJECT, ours.verdict, None if kernel_ok else kernel_error,
+        ours.error, None if kernel_ok else klog.error_insn, ours.error_insn, klog.processed, ours.processed,
+        len(theirs & printed_states(ours.log)), len(theirs))

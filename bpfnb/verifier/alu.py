@@ -1,0 +1,265 @@
+"""ALU instructions: ``check_alu_op`` (operand checks, moves, neg, byte swaps),
+``adjust_ptr_min_max_vals`` (arithmetic on a pointer) and
+``adjust_scalar_min_max_vals`` (arithmetic on scalars, through ``Scalar.alu``)."""
+
+from __future__ import annotations
+
+from ..isa import Insn
+from ..isa import opcodes as op
+from .log import Reject
+from .precision import mark_chain_precision
+from .regstate import (
+    CONST_PTR_TO_MAP,
+    PACKET_TYPES,
+    PTR_TO_BTF_ID,
+    PTR_TO_CTX,
+    PTR_TO_FUNC,
+    PTR_TO_MAP_KEY,
+    PTR_TO_MAP_VALUE,
+    PTR_TO_MEM,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_META,
+    PTR_TO_STACK,
+    SCALAR,
+    Reg,
+    const_reg,
+    scalar_reg,
+)
+from .scalar import Scalar
+from .state import State
+from .tnum import Tnum, s64
+
+# the id flag of a scalar known to be another's value plus a constant (``BPF_ADD_CONST``)
+BPF_ADD_CONST = 1 << 31
+S32_MAX = 0x7FFFFFFF
+U32_MAX = 0xFFFFFFFF
+BPF_ALU_STRING = {op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=",
+                  op.BPF_AND: "&=", op.BPF_LSH: "<<=", op.BPF_RSH: ">>=", op.BPF_NEG: "neg", op.BPF_MOD: "%=",
+                  op.BPF_XOR: "^=", op.BPF_MOV: "=", op.BPF_ARSH: "s>>=", op.BPF_END: "endian"}
+BITS_PER_BYTE = 8
+
+
+MOV_SX_OFFS = {op.BPF_ALU: (0, 8, 16), op.BPF_ALU64: (0, 8, 16, 32)}  # movsx widths each class allows
+BSWAP_WIDTHS = (16, 32, 64)
+SIGNED_DIV = 1  # off of sdiv/smod
+# offsets and values of pointers beyond this are never sane (``BPF_MAX_VAR_OFF``)
+BPF_MAX_VAR_OFF = 1 << 29
+S64_MIN = -(1 << 63)
+# pointer kinds any arithmetic may move (``adjust_ptr_min_max_vals``)
+MOVABLE_POINTERS = (PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_STACK, PTR_TO_PACKET_META, PTR_TO_PACKET,
+                    PTR_TO_BTF_ID, PTR_TO_MEM, PTR_TO_FUNC)
+
+
+def check_alu_op(env, state: State, insn: Insn) -> None:
+    """Reserved fields, operands in the kernel's order (source, then destination),
+    division by a zero immediate, shifts by an immediate past the width, then the
+    arithmetic. As root, pointers may leak into scalars (``allow_ptr_leaks``)."""
+    alu64 = insn.cls == op.BPF_ALU64
+    operation = insn.op
+    if operation in (op.BPF_NEG, op.BPF_END):
+        if operation == op.BPF_NEG:
+            if insn.uses_src_reg or insn.src or insn.off or insn.imm:
+                raise Reject("BPF_NEG uses reserved fields")
+        elif insn.src or insn.off or insn.imm not in BSWAP_WIDTHS or (alu64 and insn.uses_src_reg):
+            raise Reject("BPF_END uses reserved fields")
+        dst = env.read_reg(state, insn.dst)
+        env.check_reg_write(insn.dst)
+        if dst.is_pointer:  # a pointer's negation or byte swap is some number
+            env.write_reg(state, insn.dst, scalar_reg())
+        elif operation == op.BPF_NEG:
+            result = Scalar.const(0)
+            result.alu(op.BPF_SUB, dst.s.copy(), not alu64)
+            env.write_reg(state, insn.dst, scalar_reg(result))
+        else:  # a byte swap: an unknown value of the swapped width
+            swapped = Scalar.unknown()
+            if insn.imm < 64:
+                swapped.coerce_to_size(insn.imm // BITS_PER_BYTE)
+            env.write_reg(state, insn.dst, scalar_reg(swapped))
+        return
+    if operation == op.BPF_MOV:
+        _check_mov(env, state, insn, alu64)
+        return
+    if insn.uses_src_reg:
+        if insn.imm or insn.off not in (0, SIGNED_DIV) or (insn.off == SIGNED_DIV and operation not in (
+                op.BPF_DIV, op.BPF_MOD)):
+            raise Reject("BPF_ALU uses reserved fields")
+        src = env.read_reg(state, insn.src)
+    else:
+        if insn.src or insn.off not in (0, SIGNED_DIV) or (insn.off == SIGNED_DIV and operation not in (
+                op.BPF_DIV, op.BPF_MOD)):
+            raise Reject("BPF_ALU uses reserved fields")
+        src = const_reg(insn.imm)  # the immediate, sign-extended, for either width
+    dst = env.read_reg(state, insn.dst)
+    if operation in (op.BPF_DIV, op.BPF_MOD) and not insn.uses_src_reg and insn.imm == 0:
+        raise Reject("div by zero")
+    if operation in (op.BPF_LSH, op.BPF_RSH, op.BPF_ARSH) and not insn.uses_src_reg:
+        width = 64 if alu64 else 32
+        if not 0 <= insn.imm < width:
+            raise Reject(f"invalid shift {insn.imm}")
+    env.check_reg_write(insn.dst)
+    adjust_reg_min_max_vals(env, state, insn, dst, src, alu64)
+
+
+def _check_mov(env, state: State, insn: Insn, alu64: bool) -> None:
+    if insn.uses_src_reg:
+        if insn.off not in MOV_SX_OFFS[insn.cls] or insn.imm:
+            raise Reject("BPF_MOV uses reserved fields")
+        src = env.read_reg(state, insn.src)
+    elif insn.src or insn.off:
+        raise Reject("BPF_MOV uses reserved fields")
+    env.check_reg_write(insn.dst)
+    if not insn.uses_src_reg:
+        value = insn.imm if alu64 else insn.imm & U32_MAX
+        env.write_reg(state, insn.dst, const_reg(value))
+        return
+    if alu64 and insn.off == 0:
+        if src.type == SCALAR:
+            env.assign_scalar_id_before_mov(src)
+        env.write_reg(state, insn.dst, src.copy())
+        return
+    if src.is_pointer:  # a part of a pointer is some number (root may leak pointers)
+        env.write_reg(state, insn.dst, scalar_reg())
+        return
+    new = src.copy()
+    if insn.off:  # movsx
+        new.id = 0
+        new.s = coerce_reg_to_size_sx(new.s, insn.off // BITS_PER_BYTE)
+        if not alu64:
+            new.s.zext32()
+            new.s.sync()
+    else:
+        if new.s.umax > U32_MAX:
+            new.id = 0
+        else:
+            env.assign_scalar_id_before_mov(src)
+            new.id = src.id
+        new.s.zext32()
+        new.s.sync()
+    env.write_reg(state, insn.dst, new)
+
+
+def adjust_reg_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, alu64: bool) -> None:
+    if src.is_pointer and insn.uses_src_reg:
+        if dst.is_pointer:
+            if insn.op == op.BPF_SUB:  # the distance between two pointers (root)
+                env.write_reg(state, insn.dst, scalar_reg())
+                return
+            raise Reject(f"R{insn.dst} pointer {BPF_ALU_STRING[insn.op]} pointer prohibited")
+        mark_chain_precision(env, state, insn.dst, env.insn_idx or 0)  # scalar += pointer
+        adjust_ptr_min_max_vals(env, state, insn, src, dst.copy(), alu64)
+        return
+    if dst.is_pointer:
+        if insn.uses_src_reg:
+            mark_chain_precision(env, state, insn.src, env.insn_idx or 0)
+        adjust_ptr_min_max_vals(env, state, insn, dst, src, alu64)
+        return
+    adjust_scalar_min_max_vals(env, state, insn, dst, src, not alu64)
+
+
+def adjust_scalar_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, alu32: bool) -> None:
+    result = dst.copy()
+    result.s.alu(insn.code, src.s.copy(), alu32)
+    if not alu32 and insn.op == op.BPF_ADD and dst.id and src.s.is_const and not (
+            insn.uses_src_reg and insn.src == insn.dst):
+        value = src.s.value
+        if dst.id & BPF_ADD_CONST or value > S32_MAX:
+            result.id, result.off = 0, 0
+        else:
+            result.id = dst.id | BPF_ADD_CONST
+            result.off = value
+    else:
+        result.id, result.off = 0, 0
+    result.precise = False
+    state.regs[insn.dst] = result
+    env.log.scratch_regs.add(insn.dst)
+
+
+def check_reg_sane_offset(reg: Reg, ptr: Reg) -> None:
+    """Offsets and values too large to mean anything in pointer arithmetic."""
+    s = reg.s
+    what = ptr.type_name()
+    if s.var_off.is_const and not -BPF_MAX_VAR_OFF < s64(s.var_off.value) < BPF_MAX_VAR_OFF:
+        raise Reject(f"math between {what} pointer and {s64(s.var_off.value)} is not allowed")
+    if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
+        raise Reject(f"{what} pointer offset {reg.off} is not allowed")
+    if s.smin == S64_MIN:
+        raise Reject(f"math between {what} pointer and register with unbounded min value is not allowed")
+    if not -BPF_MAX_VAR_OFF < s.smin < BPF_MAX_VAR_OFF:
+        raise Reject(f"value {s.smin} makes {what} pointer be out of bounds")
+
+
+def _fits_s32(value: int) -> bool:
+    return -(1 << 31) <= value < (1 << 31)
+
+
+def adjust_ptr_min_max_vals(env, state: State, insn: Insn, ptr: Reg, off_reg: Reg, alu64: bool) -> None:
+    """``ptr (op)= off_reg`` or ``off_reg += ptr`` into ``insn.dst``, in the kernel's order of checks."""
+    operation = insn.op
+    dst_regno = insn.dst
+    k = off_reg.s
+    known = k.var_off.is_const
+    if (known and (k.smin != k.smax or k.umin != k.umax)) or k.smin > k.smax or k.umin > k.umax:
+        env.write_reg(state, dst_regno, scalar_reg())  # bounds from a dead branch: taint the result
+        return
+    if not alu64:
+        if operation == op.BPF_SUB:  # a meaningless number (root may leak pointers)
+            env.write_reg(state, dst_regno, scalar_reg())
+            return
+        raise Reject(f"R{dst_regno} 32-bit pointer arithmetic prohibited")
+    if ptr.maybe_null:
+        raise Reject(f"R{dst_regno} pointer arithmetic on {ptr.type_name()} prohibited, null-check it first")
+    if ptr.type not in MOVABLE_POINTERS and not (
+            ptr.type == CONST_PTR_TO_MAP and known and k.smin == 0 and operation == op.BPF_ADD):
+        raise Reject(f"R{dst_regno} pointer arithmetic on {ptr.type_name()} prohibited")
+    if ptr.type == PTR_TO_MEM and ptr.untrusted:  # arithmetic on untrusted memory is not tracked
+        env.write_reg(state, dst_regno, ptr.copy())
+        return
+    check_reg_sane_offset(off_reg, ptr)
+    check_reg_sane_offset(ptr, ptr)
+    result = ptr.copy()
+    result.precise = False
+    if operation == op.BPF_ADD:
+        if known and _fits_s32(ptr.off + k.smin):
+            result.off = ptr.off + k.smin
+        else:
+            result.s.pointer_add(k)
+            if ptr.type in PACKET_TYPES:
+                result.id = env.new_id()
+                result.range = 0  # something was added: nothing proven any more
+    elif operation == op.BPF_SUB:
+        if ptr is not state.regs[dst_regno] or off_reg is state.regs[dst_regno]:
+            raise Reject(f"R{dst_regno} tried to subtract pointer from scalar")
+        if ptr.type == PTR_TO_STACK:
+            raise Reject(f"R{dst_regno} subtraction from stack pointer prohibited")
+        if known and _fits_s32(ptr.off - k.smin):
+            result.off = ptr.off - k.smin
+        else:
+            result.s.pointer_sub(k)
+            if ptr.type in PACKET_TYPES:
+                result.id = env.new_id()
+                if k.smin < 0:
+                    result.range = 0
+    elif operation in (op.BPF_AND, op.BPF_OR, op.BPF_XOR):
+        raise Reject(f"R{dst_regno} bitwise operator {BPF_ALU_STRING[operation]} on pointer prohibited")
+    else:
+        raise Reject(f"R{dst_regno} pointer arithmetic with {BPF_ALU_STRING[operation]} operator prohibited")
+    check_reg_sane_offset(result, ptr)
+    env.write_reg(state, dst_regno, result)
+
+
+def coerce_reg_to_size_sx(s: Scalar, size: int) -> Scalar:
+    """The value of a sign-extending load or move of ``size`` bytes."""
+    bits = size * BITS_PER_BYTE
+    if s.var_off.is_const:
+        v = s.var_off.value & ((1 << bits) - 1)
+        if v >> (bits - 1):
+            v -= 1 << bits
+        return Scalar.const(v)
+    out = Scalar.unknown()
+    if s.umax < (1 << (bits - 1)):
+        out = s.copy()
+        out.coerce_to_size(size)
+        return out
+    out.smin, out.smax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    out.var_off = Tnum.unknown()
+    return out.sync()

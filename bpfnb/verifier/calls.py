@@ -1,0 +1,354 @@
+"""Calls and returns: ``check_helper_call`` (availability, each argument through
+``check_func_arg``, the return value), ``check_func_call`` (bpf-to-bpf calls,
+static and global functions), ``prepare_func_exit`` and ``check_return_code``
+(exits), and ``record_func_key`` (tail calls whose target is constant)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..isa import Insn
+from ..isa import opcodes as op
+from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
+from .helper_availability import AVAILABLE
+from .helper_protos import PROTOS
+from .log import Reject
+from .map_func_compat import check_map_func_compatibility
+from .mem import BPF_F_RDONLY_PROG, check_map_access
+from .regstate import (
+    CONST_PTR_TO_MAP,
+    PTR_TO_BTF_ID,
+    PTR_TO_CTX,
+    PTR_TO_MAP_VALUE,
+    PTR_TO_MEM,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_META,
+    PTR_TO_STACK,
+    SCALAR,
+    Reg,
+    scalar_reg,
+)
+from .scalar import Scalar
+from .state import MAX_BPF_STACK, MISC, SPILL, ZERO, Slot, State, format_frame
+from .tnum import s64
+
+MAX_CALL_FRAMES = 8
+CALLER_SAVED = range(1, 6)
+BPF_REG_FP = 10
+MAX_ERRNO = 4095
+# a size argument this large or more is "unbounded"
+BPF_MAX_VAR_SIZ = 1 << 29
+BPF_REG_SIZE = 8
+PROG_ARRAY = "prog_array"
+UNMODELLED = "unmodelled:"
+NULLABLE = {"mem_or_null": "mem", "value_or_null": "value"}  # argument kinds that also take NULL
+STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
+ARRAY_MAPS = ("array", "percpu_array")
+SOCK_MAPS = ("sockmap", "sockhash")
+HELPER_MEM_EXPECTED = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
+
+
+@dataclass
+class CallArgMeta:
+    """``struct bpf_call_arg_meta``: what the arguments of one helper call told."""
+
+    func_id: int
+    map: object = None  # the map argument's definition
+    const_key: int | None = None  # the key's value, when the stack holds a known constant
+    alloc_size: int = 0
+    size_max: int | None = None  # the largest value of the last size argument
+
+
+def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
+    func_id = insn.imm
+    name = helper_name(func_id)
+    if func_id not in HELPER_NAMES or func_id <= 0:
+        raise Reject(f"invalid func unknown#{func_id}")
+    allowed = AVAILABLE.get(env.prog.type)
+    if allowed is not None and func_id not in allowed:
+        raise Reject(f"program of this type cannot use helper {name}#{func_id}")
+    proto = PROTOS.get(func_id)
+    if proto is None:
+        raise Reject(f"bpfnb does not model helper {name}#{func_id}")
+    meta = CallArgMeta(func_id)
+    for k, kind in enumerate(proto.args):
+        check_func_arg(env, state, k + 1, kind, meta)
+    record_func_map(meta)
+    check_map_func_compatibility(meta.map, func_id)
+    r0 = helper_return(env, proto, meta)
+    if func_id == BpfFunc.tail_call:
+        record_func_key(env, state, i)
+    for r in CALLER_SAVED:
+        state.regs[r] = Reg()
+        env.log.scratch_regs.add(r)
+    state.regs[0] = r0
+    env.log.scratch_regs.add(0)
+    env.record(state, i, "call", f"{name}#{func_id}")
+    return i + 1
+
+
+# the helpers that change a map's contents (refused for maps the program may only read)
+MAP_WRITERS = (BpfFunc.map_delete_elem, BpfFunc.map_update_elem, BpfFunc.map_push_elem, BpfFunc.map_pop_elem)
+
+
+def record_func_map(meta: CallArgMeta) -> None:
+    if meta.map is not None and meta.map.flags & BPF_F_RDONLY_PROG and meta.func_id in MAP_WRITERS:
+        raise Reject("write into map forbidden")
+
+
+def record_func_key(env, state: State, i: int) -> None:
+    """A tail call's map and key, remembered while every visit agrees (the kernel's
+    ``map_key_state``: such a call becomes a direct, patchable jump)."""
+    m, key = state.regs[2].map, state.regs[3]
+    const = key.type == SCALAR and key.s.var_off.is_const and m is not None \
+        and key.s.var_off.value < m.max_entries
+    seen = (m, key.s.var_off.value) if const else None
+    if i not in env.tail_call_keys:
+        env.tail_call_keys[i] = seen
+    elif env.tail_call_keys[i] != seen:
+        env.tail_call_keys[i] = None
+
+
+def helper_return(env, proto, meta: CallArgMeta) -> Reg:
+    """R0 after the call, from the prototype's return kind and what the arguments told."""
+    if proto.ret == "void":  # nothing comes back: R0 may not be read (bpf_tail_call when it falls through)
+        return Reg()
+    if proto.ret.startswith(UNMODELLED):
+        raise Reject(f"bpfnb does not model what {helper_name(meta.func_id)}#{meta.func_id} returns "
+                     f"({proto.ret[len(UNMODELLED):]})")
+    if proto.ret == "map_value":  # a map's own storage, always there
+        return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=meta.map)
+    if proto.ret == "map_value_or_null":
+        m = meta.map
+        if m is not None and m.type in ARRAY_MAPS and meta.const_key is not None and meta.const_key < m.max_entries:
+            return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m)  # an array slot that exists: never NULL
+        if m is not None and m.type == "xskmap":
+            return Reg("xdp_sock", Scalar.const(0), maybe_null=True, id=env.new_id())
+        if m is not None and m.type in SOCK_MAPS:
+            return Reg("sock", Scalar.const(0), maybe_null=True, id=env.new_id())
+        return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=env.new_id())
+    if proto.ret == "ringbuf_mem_or_null":
+        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, id=env.new_id(), mem_size=meta.alloc_size)
+    if meta.func_id in STR_HELPERS and meta.size_max is not None:  # [-MAX_ERRNO, size]
+        s = Scalar.unknown()
+        s.smin, s.smax, s.s32_min, s.s32_max = -MAX_ERRNO, meta.size_max, -MAX_ERRNO, meta.size_max
+        return scalar_reg(s.sync())
+    if meta.func_id == BpfFunc.get_smp_processor_id:  # [0, nr_cpu_ids - 1]
+        from ..kernel.maps import possible_cpus
+
+        s = Scalar.unknown()
+        s.umax = s.u32_max = possible_cpus() - 1
+        return scalar_reg(s.sync())
+    if proto.ret.startswith("btf:"):
+        btf = env.prog.kernel_btf
+        return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=btf.find(proto.ret[4:], "struct"), trusted=True)
+    return scalar_reg()
+
+
+def format_type(reg: Reg) -> str:
+    return reg.type_name()
+
+
+def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) -> None:
+    """One argument register against its prototype kind (``enum bpf_arg_type``)."""
+    regs = state.regs
+    if kind.startswith(UNMODELLED):
+        raise Reject(f"bpfnb does not model {kind[len(UNMODELLED):]} arguments (R{regno} of "
+                     f"{helper_name(meta.func_id)}#{meta.func_id})")
+    reg = env.read_reg(state, regno)
+    if kind == "any":
+        return
+    if kind in NULLABLE:
+        if reg.type == SCALAR and reg.s.var_off.equals_const(0):  # NULL: nothing to check
+            reg.precise = True
+            return
+        kind = NULLABLE[kind]
+    if kind == "map":
+        if reg.type != CONST_PTR_TO_MAP:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=map_ptr")
+        meta.map = reg.map
+        if meta.func_id == BpfFunc.tail_call and reg.map.type != PROG_ARRAY:
+            # Linux 6.18 prints this without a newline: the next log line runs on
+            raise Reject("expected prog array map for tail call", continues=True)
+    elif kind in ("key", "value"):
+        if meta.map is None:
+            raise Reject(f"invalid map_ptr to access map->{kind}")
+        size = meta.map.key_size if kind == "key" else meta.map.value_size
+        check_helper_mem_access(env, state, regno, reg, size, write=False)
+        if kind == "key":
+            meta.const_key = constant_key(state, reg, size)
+    elif kind in ("uninit_mem", "mem"):
+        size_reg = regs[regno + 1] if regno + 1 <= 5 else None
+        size = size_reg.s.umax if size_reg is not None and size_reg.type == SCALAR else 0
+        check_helper_mem_access(env, state, regno, reg, size, write=(kind == "uninit_mem"))
+    elif kind in ("size", "size_or_zero", "alloc_size"):
+        if reg.type == SCALAR:
+            reg.precise = True
+        if reg.type != SCALAR:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=scalar")
+        if kind == "size" and reg.s.umin == 0 and reg.s.umax == 0:
+            raise Reject(f"R{regno} invalid zero-sized read: u64=[0,0]")
+        if reg.s.smin < 0:
+            raise Reject(f"R{regno} min value is negative, either use unsigned or 'var &= const'")
+        if reg.s.umax >= BPF_MAX_VAR_SIZ:
+            raise Reject(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
+        if kind == "alloc_size":
+            meta.alloc_size = reg.s.umax
+        meta.size_max = reg.s.umax
+    elif kind == "ctx":
+        if reg.type != PTR_TO_CTX:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")
+    elif kind.startswith("btf:"):
+        wanted = kind[4:]
+        if reg.type != PTR_TO_BTF_ID or reg.untrusted:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=ptr_, trusted_ptr_, rcu_ptr_")
+        got = reg.btf.type(reg.btf_id).name
+        if got != wanted:
+            raise Reject(f"R{regno} is of type {got} but {wanted} is expected")
+    elif kind == "ringbuf_mem":
+        if reg.type != PTR_TO_MEM or reg.maybe_null:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=ringbuf_mem")
+
+
+def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, *, write: bool) -> None:
+    t = reg.type
+    if t == PTR_TO_STACK:
+        base = reg.off + s64(reg.s.value) if reg.s.var_off.is_const else reg.off
+        if base < -MAX_BPF_STACK or base + size > 0:
+            raise Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} off={base} size={size}")
+        frame = state.frame
+        for addr in range(base, base + size):
+            spi = (-addr - 1) // BPF_REG_SIZE
+            slot = frame.stack.setdefault(spi, Slot())
+            if write:
+                env.log.scratch_slots.add(spi)
+                if slot.is_spill:
+                    slot.types = [MISC if x == SPILL else x for x in slot.types]
+                    slot.spilled = None
+                slot.types[(-addr - 1) % BPF_REG_SIZE] = MISC
+        env.update_stack_depth(-base)  # bytes a helper writes count, as update_stack_depth does
+        return
+    if t == PTR_TO_MAP_VALUE and not reg.maybe_null:
+        check_map_access(regno, reg, reg.off, max(size, 1), write)
+        return
+    if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+        if reg.off + size > reg.range:
+            raise Reject(f"invalid access to packet, off={reg.off} size={size}, R{regno}(id={reg.id},"
+                         f"off={reg.off},r={reg.range})")
+        return
+    if t == PTR_TO_MEM and not reg.maybe_null:
+        return
+    raise Reject(f"R{regno} type={format_type(reg)} expected={HELPER_MEM_EXPECTED}")
+
+
+def constant_key(state: State, reg: Reg, size: int) -> int | None:
+    """The key's value when the stack holds it as a known constant (zeroed bytes or a spilled constant)."""
+    if reg.type != PTR_TO_STACK or not reg.s.var_off.is_const:
+        return None
+    base = reg.off + s64(reg.s.value)
+    frame = state.frames[reg.frameno] if reg.frameno < len(state.frames) else state.frame
+    spi = (-base - 1) // BPF_REG_SIZE
+    slot = frame.stack.get(spi)
+    if slot is None:
+        return None
+    if base % BPF_REG_SIZE == 0 and slot.is_spill and slot.spilled is not None and slot.spilled.type == SCALAR \
+            and slot.spilled.s.var_off.is_const:
+        return slot.spilled.s.value & ((1 << (8 * size)) - 1)
+    kinds = [frame.stack.get((-a - 1) // BPF_REG_SIZE, Slot()).types[(-a - 1) % BPF_REG_SIZE]
+             for a in range(base, base + size)]
+    return 0 if all(k == ZERO for k in kinds) else None
+
+
+def check_func_call(env, state: State, insn: Insn, i: int) -> int:
+    target = i + insn.imm + 1
+    if len(state.frames) >= MAX_CALL_FRAMES:
+        raise Reject(f"the call stack of {len(state.frames)} frames is too deep")
+    caller = state.frame
+    subprogs = env.subprogs
+    if subprogs.is_global(target):
+        env.log.verbose(f"Func#{subprogs.index(target)} ('{subprogs.name(target)}') is global and assumed valid.")
+        for r in CALLER_SAVED:
+            caller.regs[r] = Reg()
+        caller.regs[0] = scalar_reg()
+        env.log.scratch_regs.add(0)
+        env.record(state, i, "call", f"global function {subprogs.name(target)}")
+        return i + 1
+    btf_check_subprog_call(env, caller, target)
+    callee = type(caller)(frameno=caller.frameno + 1, callsite=i)
+    for r in CALLER_SAVED:
+        callee.regs[r] = caller.regs[r].copy()
+        caller.regs[r] = Reg()
+    callee.regs[BPF_REG_FP] = Reg(PTR_TO_STACK, Scalar.const(0), frameno=callee.frameno)
+    state.frames.append(callee)
+    if env.log.level >= 2:
+        env.log.verbose("caller:")
+        env.log.verbose(format_frame(caller))
+        env.log.verbose("callee:")
+        env.log.verbose(format_frame(callee))
+    env.record(state, i, "call", f"call to insn {target}")
+    env.log.scratch_regs = set(CALLER_SAVED) | {BPF_REG_FP}
+    env.log.scratch_slots = set()
+    return target
+
+
+def btf_check_subprog_call(env, caller, target: int) -> None:
+    """The kernel compares a static function's arguments with its BTF prototype
+    and says so when they do not match (verification goes on)."""
+    proto = env.subprogs.proto(target)
+    if proto is None:
+        return
+    btf = env.prog.btf
+    for k, param in enumerate(proto.params):
+        t = btf.type(btf.resolve(param.type))
+        if t.kind in ("int", "enum", "enum64") and caller.regs[k + 1].type != SCALAR:
+            env.log.verbose(f"R{k + 1} is not a scalar")
+            return
+
+
+def check_exit(env, state: State, i: int) -> int | None:
+    """``BPF_EXIT``: back to the caller (``prepare_func_exit``) or the program's end
+    (``check_return_code``); the next instruction, or None when the path ended."""
+    if len(state.frames) > 1:  # R0 goes back as it is, even unset (the caller may not read it)
+        env.log.scratch_regs.add(0)
+        return prepare_func_exit(env, state, i, state.regs[0])
+    r0 = env.read_reg(state, 0)
+    check_return_code(env, r0)
+    env.record(state, i, "exit")
+    return None
+
+
+def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:
+    if r0.type == PTR_TO_STACK:
+        # the kernel is conservative: even a caller's stack pointer may not go back
+        raise Reject("cannot return stack pointer to the caller")
+    callee = state.frames.pop()
+    caller = state.frame
+    log = env.log
+    if log.level >= 2:
+        log.verbose("returning from callee:")
+        log.verbose(format_frame(callee))
+        log.verbose(f"to caller at {callee.callsite + 1}:")
+    for r in CALLER_SAVED:
+        caller.regs[r] = Reg()
+    caller.regs[0] = r0.copy()
+    if log.level >= 2:
+        log.verbose(format_frame(caller))
+    env.record(state, i, "return", f"to caller at {callee.callsite + 1}")
+    log.mark_verifier_state_clean()
+    env.force_print_state = True
+    return callee.callsite + 1
+
+
+def check_return_code(env, r0: Reg) -> None:
+    if env.prog.type == "cgroup_skb" and r0.type == SCALAR:
+        if r0.s.smin < 0 or r0.s.smax > 1:
+            raise Reject(f"At program exit the register R0 has smin={r0.s.smin} smax={r0.s.smax} "
+                         "should have been in [0, 1]")
+
+
+def check_call(env, state: State, insn: Insn, i: int) -> int:
+    if insn.src == op.BPF_PSEUDO_CALL:
+        return check_func_call(env, state, insn, i)
+    if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
+        raise Reject("calling kernel functions is not supported by bpfnb yet")
+    return check_helper_call(env, state, insn, i)

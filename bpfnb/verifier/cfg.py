@@ -1,0 +1,145 @@
+"""The program's shape before any value is tracked, in the kernel's order:
+``add_subprog``/``check_subprogs`` (where functions start, which are global, every
+jump inside its function, every function ending in an exit or a jump),
+``resolve_pseudo_ldimm64`` (reserved fields of loads, 64-bit immediate loads and
+the maps they name, known opcodes) and ``check_cfg`` (no unreachable
+instruction, no jump into the middle of a 64-bit load)."""
+
+from __future__ import annotations
+
+from ..isa import opcodes as op
+from ..isa.flow import function_starts, jump_target, successors
+from ..isa.valid import unknown_opcode
+
+BTF_FUNC_GLOBAL = 1  # linkage of a global function in BTF
+BPF_MAX_VAR_OFF = 1 << 29
+MAP_PSEUDO_KINDS = (op.BPF_PSEUDO_MAP_FD, op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE)
+
+
+class Subprogs:
+    """``env->subprog_info``: the functions of a program, by their first slot."""
+
+    def __init__(self, prog):
+        self.prog = prog
+        self.starts: list[int] = function_starts(prog.insns)
+
+    def of(self, insn: int) -> int:
+        """The first slot of the function holding ``insn``."""
+        return max((s for s in self.starts if s <= insn), default=0)
+
+    def index(self, start: int) -> int:
+        return self.starts.index(start)
+
+    def func_info(self, start: int):
+        btf = getattr(self.prog, "btf", None)
+        for fi in getattr(self.prog, "func_info", ()):
+            if fi.insn == start:
+                return fi, btf
+        return None, btf
+
+    def name(self, start: int) -> str:
+        fi, _ = self.func_info(start)
+        return fi.name if fi is not None else f"func#{self.index(start)}"
+
+    def is_global(self, start: int) -> bool:
+        fi, btf = self.func_info(start)
+        return fi is not None and btf is not None and btf.type(fi.type_id).linkage == BTF_FUNC_GLOBAL
+
+    def proto(self, start: int):
+        """The BTF ``func_proto`` of the function at ``start``, or None."""
+        fi, btf = self.func_info(start)
+        if fi is None or btf is None:
+            return None
+        return btf.type(btf.type(fi.type_id).type)
+
+
+def check_subprogs(insns, subprogs: Subprogs, reject) -> None:
+    """Every jump lands inside the program and its own function; every function
+    ends in an exit or a jump."""
+    n = len(insns)
+    if n == 0:
+        raise reject("last insn is not an exit or jmp")
+    for i, insn in enumerate(insns):
+        target = jump_target(insn, i)
+        if target is None:
+            continue
+        if not 0 <= target < n:
+            raise reject(f"jump out of range from insn {i} to {target}")
+        if not insn.is_call and subprogs.of(target) != subprogs.of(i):
+            raise reject(f"jump out of range from insn {i} to {target}")  # into another function
+    ends = subprogs.starts[1:] + [n]
+    for end in ends:
+        if insns[end - 1].code not in (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP | op.BPF_JA, op.BPF_JMP32 | op.BPF_JA):
+            raise reject("last insn is not an exit or jmp")
+
+
+def resolve_pseudo_ldimm64(insns, maps, reject) -> None:
+    """The pass over every instruction before the walk: reserved fields of loads,
+    well-formed 64-bit immediate loads naming maps that exist, known opcodes."""
+    n = len(insns)
+    i = 0
+    while i < n:
+        insn = insns[i]
+        if insn.cls == op.BPF_LDX and (insn.mode not in (op.BPF_MEM, op.BPF_MEMSX) or insn.imm):
+            raise reject("BPF_LDX uses reserved fields")
+        if insn.is_ld_imm64:
+            second = insns[i + 1] if i + 1 < n else None
+            if second is None or second.code or second.dst or second.src or second.off:
+                raise reject("invalid bpf_ld_imm64 insn")
+            if insn.src not in (0, op.BPF_PSEUDO_BTF_ID, op.BPF_PSEUDO_FUNC):
+                if insn.src in (op.BPF_PSEUDO_MAP_FD, op.BPF_PSEUDO_MAP_IDX) and second.imm:
+                    raise reject("unrecognized bpf_ld_imm64 insn")
+                if insn.src not in MAP_PSEUDO_KINDS:
+                    raise reject("unrecognized bpf_ld_imm64 insn")
+                if not 0 <= insn.imm < len(maps):
+                    raise reject(f"fd {insn.imm} is not pointing to valid bpf_map")
+                if insn.src in (op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE):
+                    off = second.imm & 0xFFFFFFFF
+                    if off >= BPF_MAX_VAR_OFF:
+                        raise reject(f"direct value offset of {off} is not allowed")
+                    if off >= maps[insn.imm].value_size:
+                        raise reject(f"invalid access to map value pointer, value_size={maps[insn.imm].value_size} "
+                                     f"off={off}")
+            i += 2
+            continue
+        message = unknown_opcode(insn.code)
+        if message:
+            raise reject(message)
+        i += 1
+
+
+def check_cfg(insns, reject) -> None:
+    """Every slot reachable over the flow graph, callees included (calls also fall
+    through), and no jump into the second slot of a 64-bit immediate load."""
+    n = len(insns)
+    seen = [False] * n
+    work = [0]
+    while work:
+        i = work.pop()
+        if not 0 <= i < n or seen[i]:
+            continue
+        seen[i] = True
+        insn = insns[i]
+        if insn.is_ld_imm64 and i + 1 >= n:
+            raise reject("invalid BPF_LD_IMM insn")
+        work += successors(insns, i)
+        if insn.is_pseudo_call:
+            work.append(jump_target(insn, i))
+    i = 0
+    while i < n:
+        if not seen[i]:
+            raise reject(f"unreachable insn {i}")
+        if insns[i].is_ld_imm64:
+            if i + 1 < n and seen[i + 1]:
+                raise reject(f"jump into the middle of ldimm64 insn {i}")
+            i += 1
+        i += 1
+
+
+def check_ldimm64_targets(insns, reject) -> None:
+    """No jump lands on the second slot of a 64-bit immediate load (without the
+    reachability walk: for engines that run a program the verifier did not see)."""
+    targets = {jump_target(insn, j) for j, insn in enumerate(insns) if not insn.is_call}
+    for i, insn in enumerate(insns):
+        if insn.is_ld_imm64 and i + 1 in targets:
+            raise reject(f"jump into the middle of ldimm64 insn {i}")

@@ -1,0 +1,140 @@
+"""``struct bpf_verifier_env``: what one verification knows across the whole walk
+(the program, the log, the explored states, the counters, the trace), and the
+register-argument checks every rule uses (``check_reg_arg``)."""
+
+from __future__ import annotations
+
+from ..errors import InternalError
+from ..isa import Insn
+from .cfg import Subprogs
+from .log import Reject, VerifierLog
+from .prune import ExploredStates
+from .regstate import NOT_INIT, PTR_TO_STACK, SCALAR, Reg, format_reg
+from .state import INVALID, State, format_slot
+from .trace import Step, Trace
+
+BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
+MAX_BPF_REG = 11
+BPF_REG_FP = 10
+
+
+class VerifierEnv:
+    def __init__(self, prog, *, log_level: int = 2, limit: int = BPF_COMPLEXITY_LIMIT_INSNS,
+                 record_states: bool = True):
+        self.prog = prog
+        self.insns: tuple[Insn, ...] = prog.insns
+        self.log = VerifierLog(log_level)
+        self.limit = limit
+        self.record_states = record_states  # False: no trace (verdicts and facts only, faster)
+        self.subprogs = Subprogs(prog)
+        self.insn_processed = 0
+        self.id_gen = 0
+        self.explored = ExploredStates(self.insns)
+        self.jmps_processed = 0
+        self.stack_depth = 0
+        self.sub_stack_depth: dict[int, int] = {}  # function start -> its stack depth
+        self.probe_mem: set[int] = set()  # loads the kernel turns into PROBE_MEM loads
+        # bpf_tail_call sites: (map, constant key) while every visit agrees, None once not
+        # (the kernel's map_key_state: such a call becomes a direct, patchable jump)
+        self.tail_call_keys: dict[int, tuple | None] = {}
+        self.trace = Trace()
+        self.error: str | None = None
+        self.insn_idx: int | None = None  # the instruction being checked (the error's, on a reject)
+        self.cur_state: State | None = None
+        self.insn_log_pos: int | None = None  # where the current instruction's messages start in the log
+        self.line_at = {li.insn: li for li in getattr(prog, "line_info", ())}
+        self.prev_linfo = None
+        self.stack: list[tuple] = []  # pushed paths: state, insn, from insn, log position, prev step, checkpoints
+        self.force_print_state = False  # the next instruction prints the whole state (after a return)
+        self.time_us = 0
+        self.liveness = None  # liveness.Liveness, computed once per program
+        # what the next recorded step carries from the branch that pushed its path
+        self.cur_prev_step: int | None = None
+        self.entry_note = ""
+        self.entry_state: tuple[dict, dict | None] | None = None
+
+    # -- check_reg_arg ------------------------------------------------------------------
+    def read_reg(self, state: State, regno: int) -> Reg:
+        """``check_reg_arg(.., SRC_OP)``: a register the instruction reads must be set."""
+        if regno >= MAX_BPF_REG:
+            raise Reject(f"R{regno} is invalid")
+        self.log.scratch_regs.add(regno)
+        reg = state.regs[regno]
+        if reg.type == NOT_INIT:
+            raise Reject(f"R{regno} !read_ok")
+        return reg
+
+    @staticmethod
+    def check_reg_write(regno: int) -> None:
+        """``check_reg_arg(.., DST_OP)``: a register the instruction writes, never the frame pointer."""
+        if regno >= MAX_BPF_REG:
+            raise Reject(f"R{regno} is invalid")
+        if regno == BPF_REG_FP:
+            raise Reject("frame pointer is read only")
+
+    def write_reg(self, state: State, regno: int, reg: Reg) -> None:
+        self.check_reg_write(regno)
+        self.log.scratch_regs.add(regno)
+        reg.frameno = reg.frameno if reg.type == PTR_TO_STACK else 0
+        state.regs[regno] = reg
+
+    def new_id(self) -> int:
+        self.id_gen += 1
+        return self.id_gen
+
+    def assign_scalar_id_before_mov(self, reg: Reg) -> None:
+        if reg.type == SCALAR and not reg.id and not reg.s.var_off.is_const:
+            reg.id = self.new_id()
+
+    def update_stack_depth(self, depth: int) -> None:
+        """The program's and the current function's stack reach ``depth`` bytes (rounded to 8)."""
+        depth = (depth + 7) // 8 * 8
+        self.stack_depth = max(self.stack_depth, depth)
+        sub = self.subprogs.of(self.insn_idx or 0)
+        self.sub_stack_depth[sub] = max(self.sub_stack_depth.get(sub, 0), depth)
+
+    def stack_depths(self) -> list[int]:
+        """Per function, main program first (the log's ``stack depth``)."""
+        return [self.sub_stack_depth.get(start, 0) for start in self.subprogs.starts]
+
+    def internal_error(self, exc: Exception) -> InternalError:
+        return InternalError(f"{type(exc).__name__}: {exc}", self.insn_idx)
+
+    # -- the paths still to explore ------------------------------------------------------
+    def push_stack(self, state: State, insn: int, from_insn: int) -> None:
+        self.stack.append((state, insn, from_insn, len(self.log.lines), self.cur_prev_step,
+                           self.explored.checkpoints))
+
+    def pop_stack(self) -> tuple[State, int, int] | None:
+        """The next pushed path (state, insn, the branch it came from), or None when done."""
+        if not self.stack:
+            return None
+        state, insn, from_insn, log_pos, prev_step, self.explored.checkpoints = self.stack.pop()
+        if self.log.level == 1:
+            self.log.truncate(log_pos)
+        self.cur_prev_step = prev_step
+        self.entry_note = f"from {from_insn} to {insn}"
+        regs = {f"R{i}": format_reg(r, state.frame.frameno) for i, r in enumerate(state.regs) if r.type != NOT_INIT}
+        self.entry_state = (regs, None)
+        self.log.mark_verifier_state_clean()
+        return state, insn, from_insn
+
+    # -- the trace ----------------------------------------------------------------------
+    def record(self, state: State, insn: int, event: str | None = None, note: str = "") -> None:
+        """One ``Step`` of the trace: the state after ``insn`` (no-op without a trace)."""
+        if not self.record_states:
+            self.entry_note, self.entry_state = "", None
+            return
+        frame = state.frame
+        regs = {f"R{i}": format_reg(r, frame.frameno) for i, r in enumerate(state.regs) if r.type != NOT_INIT}
+        stack = {}
+        for spi in range(frame.allocated_slots):
+            slot = frame.stack.get(spi)
+            if slot is not None and any(t != INVALID for t in slot.types):
+                stack[f"fp{-(spi + 1) * 8}"] = format_slot(slot, frame.frameno)
+        entry_regs, entry_stack = self.entry_state if self.entry_state else (None, None)
+        step = Step(len(self.trace.steps), insn, self.cur_prev_step, regs, stack, event,
+                    note or self.entry_note, entry_regs, entry_stack, frame.frameno)
+        self.trace.steps.append(step)
+        self.cur_prev_step = step.step
+        self.entry_note, self.entry_state = "", None

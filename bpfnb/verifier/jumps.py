@@ -1,0 +1,206 @@
+"""Conditional jumps: ``check_cond_jmp_op`` decides a branch when it can
+(``is_branch_taken``, ``is_pkt_ptr_branch_taken``) and otherwise pushes the
+other side, each side learning what its condition implies
+(``reg_set_min_max``, ``sync_linked_regs``, ``mark_ptr_or_null_regs``,
+``try_match_pkt_pointers``/``find_good_pkt_pointers``)."""
+
+from __future__ import annotations
+
+from ..isa import Insn
+from ..isa import opcodes as op
+from .alu import BPF_ADD_CONST
+from .log import Reject
+from .precision import mark_chain_precision
+from .regstate import (
+    PTR_TO_BTF_ID,
+    PTR_TO_MAP_KEY,
+    PTR_TO_MAP_VALUE,
+    PTR_TO_MEM,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_END,
+    SCALAR,
+    Reg,
+    const_reg,
+)
+from .scalar import FLIP, REVERSE, Scalar, branch_taken, refine
+from .state import State
+from .tnum import U64
+
+# a pointer compared with the packet end: what the failing side learns (the kernel's
+# AT_PKT_END and BEYOND_PKT_END ranges)
+AT_PKT_END, BEYOND_PKT_END = -1, -2
+MAX_PACKET_OFF = 0xFFFF
+UNKNOWN = -1  # is_branch_taken: the outcome depends on the values
+
+
+def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
+    is_jmp32 = insn.cls == op.BPF_JMP32
+    opcode = insn.op
+    dst = env.read_reg(state, insn.dst)
+    if insn.uses_src_reg:
+        if insn.imm:
+            raise Reject("BPF_JMP/JMP32 uses reserved fields")
+        src = env.read_reg(state, insn.src)
+    else:
+        if insn.src:
+            raise Reject("BPF_JMP/JMP32 uses reserved fields")
+        src = const_reg(insn.imm)  # the immediate sign-extended, for either width
+    target = i + insn.off + 1
+    pred = is_branch_taken(dst, src, opcode, is_jmp32)
+    if pred >= 0:  # the outcome hangs on these values: they become precise
+        regnos = (insn.dst, insn.src) if insn.uses_src_reg else (insn.dst,)
+        for regno in regnos:
+            mark_chain_precision(env, state, regno, i)
+    if pred == 1:
+        env.record(state, i, "branch", "always taken")
+        env.log.print_insn_state(state, i)
+        return target
+    if pred == 0:
+        env.record(state, i, "branch", "never taken")
+        env.log.print_insn_state(state, i)
+        return i + 1
+    other = state.copy()
+    o_dst = other.regs[insn.dst]
+    o_src = other.regs[insn.src] if insn.uses_src_reg else src.copy()
+    t_src_reg = src if insn.uses_src_reg else src.copy()
+    if dst.type == SCALAR and src.type == SCALAR:
+        reg_set_min_max(other, state, insn, o_dst, o_src, dst, t_src_reg, is_jmp32)
+    elif dst.maybe_null and src.type == SCALAR and src.s.var_off.equals_const(0) and \
+            opcode in (op.BPF_JEQ, op.BPF_JNE):
+        null_side, ok_side = (other, state) if opcode == op.BPF_JEQ else (state, other)
+        pid = dst.id  # read before either side is marked: marking ``state`` changes ``dst``
+        mark_ptr_or_null_regs(null_side, pid, is_null=True)
+        mark_ptr_or_null_regs(ok_side, pid, is_null=False)
+    elif dst.is_pkt and src.is_pkt and not is_jmp32:
+        try_match_pkt_pointers(insn, state, other)
+    env.record(state, i, "branch")
+    env.push_stack(other, target, i)
+    env.log.print_insn_state(state, i)
+    return i + 1
+
+
+def reg_set_min_max(other: State, this: State, insn: Insn, o_dst: Reg, o_src: Reg, dst: Reg, src: Reg,
+                    is_jmp32: bool) -> None:
+    """Both sides of a scalar comparison learn its outcome (``other``: taken)."""
+    opcode = insn.op
+    refine(o_dst.s, o_src.s, opcode, is_jmp32)
+    o_dst.s.sync()
+    o_src.s.sync()
+    refine(dst.s, src.s, REVERSE[opcode], is_jmp32)
+    dst.s.sync()
+    src.s.sync()
+    sync_linked_regs(other, o_dst)
+    if insn.uses_src_reg:
+        sync_linked_regs(other, o_src)
+    sync_linked_regs(this, dst)
+    if insn.uses_src_reg:
+        sync_linked_regs(this, src)
+
+
+def is_branch_taken(dst: Reg, src: Reg, opcode: int, is_jmp32: bool) -> int:
+    """1 taken, 0 not taken, -1 unknown."""
+    if dst.is_pointer or src.is_pointer:
+        if dst.is_pkt and src.is_pkt:
+            return is_pkt_ptr_branch_taken(dst, src, opcode) if not is_jmp32 else UNKNOWN
+        ptr, k = (dst, src) if dst.is_pointer else (src, dst)
+        if ptr.maybe_null or k.is_pointer or not k.s.is_const_for(is_jmp32) or k.s.const_value(is_jmp32):
+            return UNKNOWN
+        if not reg_not_null(ptr):
+            return UNKNOWN
+        return {op.BPF_JEQ: 0, op.BPF_JNE: 1}.get(opcode, UNKNOWN)
+    return branch_taken(dst.s, src.s, opcode, is_jmp32)
+
+
+def _regs_and_spills(frame) -> list[Reg]:
+    return list(frame.regs) + [s.spilled for s in frame.stack.values() if s.is_spill and s.spilled]
+
+
+def sync_linked_regs(state: State, known: Reg) -> None:
+    """Scalars sharing ``known``'s id (copies, or copies plus a constant) learn its range."""
+    if known.type != SCALAR or not known.id:
+        return
+    base_id = known.id & ~BPF_ADD_CONST
+    for frame in state.frames:
+        for reg in _regs_and_spills(frame):
+            if reg is None or reg is known or reg.type != SCALAR or (reg.id & ~BPF_ADD_CONST) != base_id:
+                continue
+            if not (reg.id & BPF_ADD_CONST) and not (known.id & BPF_ADD_CONST) or reg.off == known.off:
+                reg.s = known.s.copy()
+            else:
+                delta = Scalar.const((reg.off - known.off) & U64)
+                moved = known.s.copy()
+                moved.alu(op.BPF_ADD | op.BPF_X, delta, False)
+                reg.s = moved
+
+
+def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:
+    for frame in state.frames:
+        for reg in _regs_and_spills(frame):
+            if reg is None or not reg.maybe_null or reg.id != pid:
+                continue
+            if is_null:
+                reg.type, reg.s, reg.id, reg.map, reg.maybe_null = SCALAR, Scalar.const(0), 0, None, False
+            else:
+                reg.maybe_null = False
+                reg.id = 0
+
+
+def try_match_pkt_pointers(insn: Insn, this: State, other: State) -> None:
+    """After ``pkt (op) pkt_end`` the side where the access is proven gets its range;
+    the other side learns the pointer is at or beyond the end."""
+    opcode = insn.op
+    dst, src = this.regs[insn.dst], this.regs[insn.src]
+    if dst.type == PTR_TO_PACKET and src.type == PTR_TO_PACKET_END:
+        pkt_regno, table = insn.dst, {
+            op.BPF_JGT: ("this", False, "other", True), op.BPF_JLT: ("other", True, "this", False),
+            op.BPF_JGE: ("this", True, "other", False), op.BPF_JLE: ("other", False, "this", True)}
+    elif dst.type == PTR_TO_PACKET_END and src.type == PTR_TO_PACKET:
+        pkt_regno, table = insn.src, {
+            op.BPF_JGT: ("other", True, "this", False), op.BPF_JLT: ("this", False, "other", True),
+            op.BPF_JGE: ("other", False, "this", True), op.BPF_JLE: ("this", True, "other", False)}
+    else:
+        return
+    if opcode not in table:
+        return
+    good_side, right_open, end_side, beyond = table[opcode]
+    sides = {"this": this, "other": other}
+    find_good_pkt_pointers(sides[good_side], sides[good_side].regs[pkt_regno], right_open)
+    sides[end_side].regs[pkt_regno].range = BEYOND_PKT_END if beyond else AT_PKT_END
+
+
+def find_good_pkt_pointers(state: State, pkt: Reg, right_open: bool) -> None:
+    if pkt.off < 0 or (pkt.off == 0 and right_open):
+        return
+    if pkt.s.umax > MAX_PACKET_OFF or pkt.s.umax + pkt.off > MAX_PACKET_OFF:
+        return
+    new_range = pkt.off + (1 if right_open else 0)
+    for frame in state.frames:
+        for reg in _regs_and_spills(frame):
+            if reg is not None and reg.type == pkt.type and reg.id == pkt.id:
+                reg.range = max(reg.range, new_range)
+
+
+def is_pkt_ptr_branch_taken(dst: Reg, src: Reg, opcode: int) -> int:
+    """Decided once a pointer is known at/beyond the end."""
+    if src.type == PTR_TO_PACKET_END:
+        pkt = dst
+    elif dst.type == PTR_TO_PACKET_END:
+        pkt, opcode = src, FLIP[opcode]
+    else:
+        return UNKNOWN
+    if pkt.range >= 0:
+        return UNKNOWN
+    if opcode in (op.BPF_JLE, op.BPF_JGT) and pkt.range == BEYOND_PKT_END:
+        return int(opcode == op.BPF_JGT)
+    if opcode in (op.BPF_JLT, op.BPF_JGE):
+        return int(opcode == op.BPF_JGE)
+    return UNKNOWN
+
+
+def reg_not_null(reg: Reg) -> bool:
+    """The pointer kinds the kernel knows cannot be NULL."""
+    if reg.maybe_null:
+        return False
+    if reg.type == PTR_TO_BTF_ID:
+        return reg.trusted or reg.rcu
+    return reg.type in (PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_MAP_KEY)

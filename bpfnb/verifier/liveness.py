@@ -1,0 +1,81 @@
+"""Register liveness before each instruction (the kernel's ``compute_live_registers``,
+printed at log level 2 as ``Live regs before insn:``), and whether the stack may
+still be read after an instruction (what pruning may ignore)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..isa import opcodes as op
+from ..isa.disasm import format_insn
+from ..isa.effects import effects
+from ..isa.flow import successors
+from .helper_protos import PROTOS
+from .log import VerifierLog
+
+BPF_REG_FP = 10
+MAX_ARGS = 5
+
+
+@dataclass(frozen=True)
+class Liveness:
+    live: list[set[int]]  # registers live before each slot
+    stack_read_after: list[bool]  # whether any instruction reachable from a slot may read memory
+
+
+def _helper_args(insn) -> int:
+    proto = PROTOS.get(insn.imm) if insn.is_helper_call else None
+    return len(proto.args) if proto is not None else MAX_ARGS
+
+
+def _reads_memory(insn) -> bool:
+    return (insn.cls == op.BPF_LDX or insn.code == op.BPF_JMP | op.BPF_CALL
+            or (insn.cls == op.BPF_STX and insn.mode == op.BPF_ATOMIC))
+
+
+def compute_live_registers(insns) -> Liveness:
+    """Backward data flow to a fixed point over the function-local flow graph."""
+    n = len(insns)
+    live: list[set[int]] = [set() for _ in range(n + 1)]
+    succ = [successors(insns, i) for i in range(n)]
+    reads = [_reads_memory(insn) for insn in insns]
+    stack_read_after = [False] * (n + 1)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):
+            value = reads[i] or any(stack_read_after[x] for x in succ[i] if 0 <= x < n)
+            if value != stack_read_after[i]:
+                stack_read_after[i] = value
+                changed = True
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):
+            insn = insns[i]
+            if i > 0 and insns[i - 1].is_ld_imm64:
+                continue
+            fx = effects(insn, helper_args=_helper_args(insn))
+            out: set[int] = set()
+            for s in succ[i]:
+                if 0 <= s < n:
+                    out |= live[s]
+            written = {int(r[1:]) for r in fx.registers_written}
+            read = {int(r[1:]) for r in fx.registers_read}
+            new = (out - written) | read
+            new.discard(BPF_REG_FP)
+            if new != live[i]:
+                live[i] = new
+                changed = True
+    return Liveness(live, stack_read_after)
+
+
+def print_liveness(log: VerifierLog, insns, live: list[set[int]]) -> None:
+    log.verbose("Live regs before insn:")
+    i = 0
+    while i < len(insns):
+        insn = insns[i]
+        nxt = insns[i + 1] if insn.is_ld_imm64 and i + 1 < len(insns) else None
+        marks = "".join(str(r) if r in live[i] else "." for r in range(BPF_REG_FP))
+        log.verbose(f"{i:>7}: {marks} {format_insn(insn, nxt)}")
+        i += 2 if insn.is_ld_imm64 else 1

@@ -1,0 +1,419 @@
+"""Memory instructions: ``check_mem_access`` and the checks per pointer kind
+(``check_stack_read``/``check_stack_write``, ``check_map_access``,
+``check_packet_access``, ``check_ctx_access``, ``check_mem_region_access``),
+the loads and stores that use them (``check_load_mem``, ``check_store_reg``,
+``check_atomic``), 64-bit immediate loads (``check_ld_imm``) and the legacy
+packet loads (``check_ld_abs``)."""
+
+from __future__ import annotations
+
+from ..isa import Insn
+from ..isa import opcodes as op
+from .alu import coerce_reg_to_size_sx
+from .btf_access import check_ptr_to_btf_access
+from .ctx import ctx_access
+from .log import Reject
+from .regstate import (
+    CONST_PTR_TO_MAP,
+    PTR_TO_BTF_ID,
+    PTR_TO_CTX,
+    PTR_TO_MAP_KEY,
+    PTR_TO_MAP_VALUE,
+    PTR_TO_MEM,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_END,
+    PTR_TO_PACKET_META,
+    PTR_TO_STACK,
+    SCALAR,
+    Reg,
+    const_reg,
+    scalar_reg,
+)
+from .scalar import Scalar
+from .state import INVALID, MAX_BPF_STACK, MISC, SPILL, ZERO, Slot, State
+from .tnum import U64, Tnum, s64
+
+BPF_F_RDONLY_PROG = 1 << 7
+BPF_F_WRONLY_PROG = 1 << 8
+NET_IP_ALIGN = 2  # the kernel checks packet alignment as if an IP header were 2 bytes in
+BPF_MAX_VAR_OFF = 1 << 29
+S64_MIN = -(1 << 63)
+POINTER_DESC = {PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ", PTR_TO_CTX: "context ", PTR_TO_STACK: "stack "}
+# the program types that may write into the packet (``may_access_direct_pkt_data``)
+PKT_WRITERS = ("sched_cls", "sched_act", "xdp", "lwt_xmit", "sk_skb", "sk_msg")
+BPF_REG_SIZE = 8
+
+
+def _fits_s32(value: int) -> bool:
+    return -(1 << 31) <= value < (1 << 31)
+CTX_REG = 6  # legacy packet loads read the skb from r6
+CALLER_SAVED = range(1, 6)
+CTX_KIND = {"pkt": PTR_TO_PACKET, "pkt_end": PTR_TO_PACKET_END, "pkt_meta": PTR_TO_PACKET_META}
+
+
+def check_load_mem(env, state: State, insn: Insn, i: int) -> None:
+    """``BPF_LDX``: the source must be readable, the destination writable (reserved
+    fields were checked before the walk)."""
+    base = env.read_reg(state, insn.src)
+    env.check_reg_write(insn.dst)
+    result = check_mem_access(env, state, insn.src, base, insn.off, insn.size, write=False, insn_idx=i,
+                              is_ldsx=insn.mode == op.BPF_MEMSX)
+    env.write_reg(state, insn.dst, result)
+
+
+def check_store_reg(env, state: State, insn: Insn, i: int) -> None:
+    """``BPF_STX``: the value, then the pointer."""
+    src = env.read_reg(state, insn.src)
+    base = env.read_reg(state, insn.dst)
+    check_mem_access(env, state, insn.dst, base, insn.off, insn.size, write=True, value=src, insn_idx=i,
+                     value_regno=insn.src)
+
+
+def check_st_mem(env, state: State, insn: Insn, i: int) -> None:
+    """``BPF_ST``: an immediate stored through a pointer."""
+    base = env.read_reg(state, insn.dst)
+    value = const_reg(insn.imm)
+    check_mem_access(env, state, insn.dst, base, insn.off, insn.size, write=True, value=value, insn_idx=i, st=True)
+
+
+ATOMIC_OPS = (op.BPF_ADD, op.BPF_AND, op.BPF_OR, op.BPF_XOR)
+ATOMIC_SIZES = (4, 8)
+
+
+def check_atomic(env, state: State, insn: Insn, i: int) -> None:
+    if insn.imm not in ATOMIC_OPS and insn.imm not in tuple(o | op.BPF_FETCH for o in ATOMIC_OPS) + (
+            op.BPF_XCHG, op.BPF_CMPXCHG):
+        raise Reject(f"BPF_ATOMIC uses invalid atomic opcode {insn.imm & 0xFF:02x}")
+    if insn.size not in ATOMIC_SIZES:
+        raise Reject("invalid atomic operand size")
+    env.read_reg(state, insn.src)
+    base = env.read_reg(state, insn.dst)
+    if insn.imm == op.BPF_CMPXCHG:
+        env.read_reg(state, 0)
+    if base.type in (PTR_TO_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META):
+        raise Reject(f"BPF_ATOMIC stores into R{insn.dst} {base.type_name()} is not allowed")
+    load_reg = -1
+    if insn.imm & op.BPF_FETCH:
+        load_reg = 0 if insn.imm == op.BPF_CMPXCHG else insn.src
+        env.check_reg_write(load_reg)
+    check_mem_access(env, state, insn.dst, base, insn.off, insn.size, write=False, insn_idx=i, strict=True)
+    if load_reg >= 0:
+        loaded = check_mem_access(env, state, insn.dst, base, insn.off, insn.size, write=False, insn_idx=i,
+                                  strict=True)
+        env.write_reg(state, load_reg, loaded if loaded.type == SCALAR else scalar_reg())
+    check_mem_access(env, state, insn.dst, base, insn.off, insn.size, write=True, value=None, insn_idx=i,
+                     strict=True)
+
+
+def check_ptr_alignment(reg: Reg, off: int, size: int, strict: bool) -> None:
+    """Stack accesses are always aligned; others only where asked (atomics). Packet
+    pointers count the two bytes ``NET_IP_ALIGN`` puts before an IP header."""
+    if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+        if not strict or size == 1:
+            return
+        at = reg.s.var_off.add(Tnum.const((NET_IP_ALIGN + reg.off + off) & U64))
+        if not at.is_aligned(size):
+            raise Reject(f"misaligned packet access off {NET_IP_ALIGN}+{str(reg.s.var_off)}+{reg.off}+"
+                         f"{off} size {size}")
+        return
+    desc = POINTER_DESC.get(reg.type, "")
+    if reg.type == PTR_TO_STACK:
+        strict = True  # spill tracking relies on aligned stack accesses
+    if not strict or size == 1:
+        return
+    at = reg.s.var_off.add(Tnum.const((reg.off + off) & U64))
+    if not at.is_aligned(size):
+        raise Reject(f"misaligned {desc}access off {str(reg.s.var_off)}+{reg.off}+{off} size {size}")
+
+
+def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: int, *, write: bool,
+                     insn_idx: int, value: Reg | None = None, value_regno: int = -1, st: bool = False,
+                     strict: bool = False, is_ldsx: bool = False) -> Reg:
+    """The register a load produces (or the stored value), the checks in the kernel's order."""
+    check_ptr_alignment(base, off, size, strict)
+    off += base.off  # for the access checks the pointer's fixed offset is part of the offset
+    t = base.type
+    if base.maybe_null or t == SCALAR:
+        raise Reject(f"R{regno} invalid mem access '{base.type_name()}'")
+    if t == PTR_TO_MAP_VALUE:
+        result = check_map_access(regno, base, off, size, write, is_ldsx)
+    elif t == PTR_TO_MEM:
+        if write and base.rdonly:
+            raise Reject(f"R{regno} cannot write into {base.type_name()}")
+        check_mem_region_access(regno, base, off, size, base.mem_size)
+        result = scalar_reg()
+    elif t == PTR_TO_CTX:
+        result = check_ctx_access(env, regno, base, off, size, write)
+    elif t == PTR_TO_STACK:
+        check_stack_access_within_bounds(env, state, regno, base, off, size, write)
+        if write:
+            return check_stack_write(env, state, regno, base, off, size, value, st)
+        result = check_stack_read(env, state, regno, base, off, size)
+    elif t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+        if write and env.prog.type not in PKT_WRITERS:
+            raise Reject("cannot write into packet")
+        check_packet_access(regno, base, off, size)
+        result = scalar_reg()
+    elif t == PTR_TO_BTF_ID:
+        if write:
+            raise Reject("only read is supported")
+        result = check_ptr_to_btf_access(env, regno, base, off - base.off, size, insn_idx)
+    else:
+        raise Reject(f"R{regno} invalid mem access '{base.type_name()}'")
+    if write:
+        return value if value is not None else scalar_reg()
+    if result.type == SCALAR and size < BPF_REG_SIZE:
+        if is_ldsx:
+            result.s = coerce_reg_to_size_sx(result.s, size)
+        else:
+            result.s.coerce_to_size(size)
+    return result
+
+
+def check_ctx_pointer_unmodified(base: Reg, regno: int) -> None:
+    """``check_ptr_off_reg``: only the pointer as the program got it."""
+    if base.off < 0:
+        raise Reject(f"negative offset {base.type_name()} ptr R{regno} off={base.off} disallowed")
+    if base.off:
+        raise Reject(f"dereference of modified {base.type_name()} ptr R{regno} off={base.off} disallowed")
+    if not base.s.var_off.equals_const(0):
+        raise Reject(f"variable {base.type_name()} access var_off={base.s.var_off} disallowed")
+
+
+def check_ctx_access(env, regno: int, base: Reg, off: int, size: int, write: bool) -> Reg:
+    """``check_ptr_off_reg``, then the program type's rule."""
+    check_ctx_pointer_unmodified(base, regno)
+    access = ctx_access(env.prog, off, size, write)
+    for line in access.log:
+        env.log.verbose(line)
+    if access.kind is None:
+        raise Reject(f"invalid bpf_context access off={off} size={size}")
+    if write or access.kind == "scalar":
+        return scalar_reg()
+    if access.kind in CTX_KIND:
+        return Reg(CTX_KIND[access.kind], Scalar.const(0))
+    return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=env.prog.kernel_btf, btf_id=access.btf_id,
+               trusted=access.trusted)
+
+
+def _check_mem_bounds(regno: int, reg: Reg, off: int, size: int, mem_size: int, zero_size_ok: bool = False) -> None:
+    """``__check_mem_access``: [off, off + size) inside [0, mem_size)."""
+    if off >= 0 and (size > 0 or (size == 0 and zero_size_ok)) and off + size <= mem_size:
+        return
+    if reg.type == PTR_TO_MAP_KEY:
+        raise Reject(f"invalid access to map key, key_size={mem_size} off={off} size={size}")
+    if reg.type == PTR_TO_MAP_VALUE:
+        raise Reject(f"invalid access to map value, value_size={mem_size} off={off} size={size}")
+    if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END):
+        raise Reject(f"invalid access to packet, off={off} size={size}, R{regno}(id={reg.id},off={off},r={mem_size})")
+    raise Reject(f"invalid access to memory, mem_size={mem_size} off={off} size={size}")
+
+
+def _also(exc: Reject, line: str) -> Reject:
+    """The kernel prints a second line after the first message."""
+    return Reject(f"{exc}\n{line}")
+
+
+def check_mem_region_access(regno: int, reg: Reg, off: int, size: int, mem_size: int,
+                            zero_size_ok: bool = False) -> None:
+    """A region that the pointer's variable part moves within: its lowest and highest
+    positions must both be inside."""
+    smin = reg.s.smin
+    if smin < 0 and (smin == S64_MIN or not _fits_s32(off + smin) or smin + off < 0):
+        raise Reject(f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.")
+    try:
+        _check_mem_bounds(regno, reg, smin + off, size, mem_size, zero_size_ok)
+    except Reject as exc:
+        raise _also(exc, f"R{regno} min value is outside of the allowed memory range") from None
+    if reg.s.umax >= BPF_MAX_VAR_OFF:
+        raise Reject(f"R{regno} unbounded memory access, make sure to bounds check any such access")
+    try:
+        _check_mem_bounds(regno, reg, reg.s.umax + off, size, mem_size, zero_size_ok)
+    except Reject as exc:
+        raise _also(exc, f"R{regno} max value is outside of the allowed memory range") from None
+
+
+def check_packet_access(regno: int, base: Reg, off: int, size: int, zero_size_ok: bool = False) -> None:
+    """The range proven by a comparison with the packet's end is measured from the
+    pointer's variable part: only the fixed offset is checked against it."""
+    if base.s.smin < 0:
+        raise Reject(f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.")
+    if base.range < 0:
+        raise Reject(f"R{regno} offset is outside of the packet")
+    try:
+        _check_mem_bounds(regno, base, off, size, base.range, zero_size_ok)
+    except Reject as exc:
+        raise _also(exc, f"R{regno} offset is outside of the packet") from None
+
+
+def check_map_access(regno: int, base: Reg, off: int, size: int, write: bool, is_ldsx: bool = False,
+                     zero_size_ok: bool = False) -> Reg:
+    """``check_map_access_type`` then the value's region; a read-only map's contents are known."""
+    m = base.map
+    total = off + s64(base.s.value) if base.s.var_off.is_const else off
+    if write and m.flags & BPF_F_RDONLY_PROG:
+        raise Reject(f"write into map forbidden, value_size={m.value_size} off={total} size={size}")
+    if not write and m.flags & BPF_F_WRONLY_PROG:
+        raise Reject(f"read from map forbidden, value_size={m.value_size} off={total} size={size}")
+    check_mem_region_access(regno, base, off, size, m.value_size, zero_size_ok)
+    if not write and base.s.var_off.is_const and m.flags & BPF_F_RDONLY_PROG and m.initial is not None:
+        value = int.from_bytes(m.initial[total:total + size], "little", signed=is_ldsx)
+        return const_reg(value)
+    return scalar_reg()
+
+
+def stack_frame(state: State, reg: Reg):
+    """The frame a stack pointer points into."""
+    return state.frames[reg.frameno] if reg.frameno < len(state.frames) else state.frame
+
+
+def check_stack_access_within_bounds(env, state: State, regno: int, base: Reg, off: int, size: int, write: bool,
+                                     helper: bool = False) -> None:
+    what = " indirect access to" if helper else (" write to" if write else " read from")
+    s = base.s
+    if s.var_off.is_const:
+        min_off = s64(s.var_off.value) + off
+        max_off = min_off + size
+    else:
+        if s.smax >= BPF_MAX_VAR_OFF or s.smin <= -BPF_MAX_VAR_OFF:
+            raise Reject(f"invalid unbounded variable-offset{what} stack R{regno}")
+        min_off = s.smin + off
+        max_off = s.smax + off + size
+    # writes and, as root, reads of stack never written may reach the whole frame
+    if min_off < -MAX_BPF_STACK or min_off > -1 or max_off > 0 or size < 0:
+        if s.var_off.is_const:
+            raise Reject(f"invalid{what} stack R{regno} off={off} size={size}")
+        raise Reject(f"invalid variable-offset{what} stack R{regno} var_off={str(s.var_off)} "
+                     f"off={off} size={size}")
+    env.update_stack_depth(-min_off)
+
+
+def _stack_var_off_access(env, frame, base: Reg, off: int, size: int, write: bool) -> Reg:
+    """Every byte a variable-offset stack access may touch."""
+    lo, hi = off + base.s.smin, off + base.s.smax
+    for addr in range(lo, hi + size):
+        spi = (-addr - 1) // BPF_REG_SIZE
+        slot = frame.stack.setdefault(spi, Slot())
+        if write:
+            slot.types[(-addr - 1) % BPF_REG_SIZE] = MISC
+            slot.spilled = None
+        env.log.scratch_slots.add(spi)
+    return scalar_reg()
+
+
+def check_stack_write(env, state: State, regno: int, base: Reg, off: int, size: int, value: Reg | None,
+                      st: bool) -> Reg:
+    frame = stack_frame(state, base)
+    if not base.s.var_off.is_const:
+        return _stack_var_off_access(env, frame, base, off, size, True)
+    total = off + s64(base.s.value)
+    slot_index = -total - 1
+    spi = slot_index // BPF_REG_SIZE
+    env.log.scratch_slots.add(spi)
+    slot = frame.stack.setdefault(spi, Slot())
+    aligned = total % BPF_REG_SIZE == 0
+    if value is not None and value.type == SCALAR and aligned and not st:
+        spilled = value.copy()
+        fits = value.s.var_off.is_const or value.s.umax < (1 << (8 * size)) or size == BPF_REG_SIZE
+        if fits:
+            env.assign_scalar_id_before_mov(value)
+            spilled.id = value.id
+        else:
+            spilled.id = 0
+        save_register_state(slot, spilled, size)
+    elif value is not None and st and aligned:
+        save_register_state(slot, value.copy(), size)
+    elif value is not None and value.is_pointer:
+        if size != BPF_REG_SIZE:
+            raise Reject("invalid size of register spill")
+        if frame is not state.frame and value.type == PTR_TO_STACK:
+            raise Reject("cannot spill pointers to stack into stack frame of the caller")
+        save_register_state(slot, value.copy(), size)
+    else:
+        kind = ZERO if value is not None and value.type == SCALAR and value.s.var_off.equals_const(0) else MISC
+        if slot.is_spill:  # a plain write over a spill scrubs the whole slot
+            slot.types = [MISC if t != INVALID else t for t in slot.types]
+        slot.spilled = None
+        for k in range(size):
+            slot.types[(slot_index - k) % BPF_REG_SIZE] = kind
+    return value if value is not None else scalar_reg()
+
+
+def check_stack_read(env, state: State, regno: int, base: Reg, off: int, size: int) -> Reg:
+    frame = stack_frame(state, base)
+    if not base.s.var_off.is_const:
+        return _stack_var_off_access(env, frame, base, off, size, False)
+    total = off + s64(base.s.value)
+    slot_index = -total - 1
+    spi = slot_index // BPF_REG_SIZE
+    env.log.scratch_slots.add(spi)
+    slot = frame.stack.setdefault(spi, Slot())
+    if slot.is_spill and slot.spilled is not None:
+        spilled = slot.spilled
+        if size == BPF_REG_SIZE:
+            return spilled.copy()
+        if spilled.type == SCALAR:
+            spill_size = sum(1 for t in slot.types if t == SPILL)
+            if size >= spill_size or spilled.s.var_off.is_const:
+                return spilled.copy()
+            return scalar_reg()
+        raise Reject("invalid size of register fill")
+    kinds = [slot.types[(slot_index - k) % BPF_REG_SIZE] for k in range(size)]
+    if all(k == ZERO for k in kinds):
+        return const_reg(0)
+    return scalar_reg()
+
+
+def save_register_state(slot: Slot, reg: Reg, size: int) -> None:
+    slot.spilled = reg
+    for k in range(BPF_REG_SIZE, BPF_REG_SIZE - size, -1):
+        slot.types[k - 1] = SPILL
+    for k in range(BPF_REG_SIZE - size, 0, -1):
+        if slot.types[k - 1] not in (ZERO, INVALID):
+            slot.types[k - 1] = MISC
+
+
+def check_ld_imm(env, state: State, insn: Insn, i: int) -> None:
+    if insn.size != BPF_REG_SIZE:
+        raise Reject("invalid BPF_LD_IMM insn")
+    if insn.off:
+        raise Reject("BPF_LD_IMM64 uses reserved fields")
+    env.check_reg_write(insn.dst)
+    second = env.insns[i + 1]
+    if insn.src == 0:
+        value = (insn.imm & 0xFFFFFFFF) | ((second.imm & 0xFFFFFFFF) << 32)
+        env.write_reg(state, insn.dst, const_reg(value))
+        return
+    maps = getattr(env.prog, "maps", ())
+    if insn.src in (op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE, op.BPF_PSEUDO_MAP_FD,
+                    op.BPF_PSEUDO_MAP_VALUE):
+        definition = maps[insn.imm]
+        if insn.src in (op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_FD):
+            reg = Reg(CONST_PTR_TO_MAP, Scalar.const(0), map=definition, map_index=insn.imm)
+        else:
+            reg = Reg(PTR_TO_MAP_VALUE, Scalar.const(0), off=second.imm, map=definition, map_index=insn.imm)
+        env.write_reg(state, insn.dst, reg)
+        return
+    raise Reject("bpfnb does not model 64-bit immediate loads of BTF objects or functions")
+
+
+# the program types whose programs may use the legacy packet loads (``may_access_skb``)
+LD_ABS_TYPES = ("socket_filter", "sched_cls", "sched_act")
+
+
+def check_ld_abs(env, state: State, insn: Insn) -> None:
+    if env.prog.type not in LD_ABS_TYPES:
+        raise Reject("BPF_LD_[ABS|IND] instructions not allowed for this program type")
+    if insn.dst or insn.off or insn.size == BPF_REG_SIZE or (insn.mode == op.BPF_ABS and insn.src):
+        raise Reject("BPF_LD_[ABS|IND] uses reserved fields")
+    ctx = env.read_reg(state, CTX_REG)
+    if ctx.type != PTR_TO_CTX:
+        raise Reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb")
+    if insn.mode == op.BPF_IND:
+        env.read_reg(state, insn.src)
+    check_ctx_pointer_unmodified(ctx, CTX_REG)
+    for r in CALLER_SAVED:
+        state.regs[r] = Reg()
+    s = Scalar.unknown()
+    s.coerce_to_size(insn.size)
+    env.write_reg(state, 0, scalar_reg(s))

@@ -1,0 +1,172 @@
+"""Hand-written programs, by rule family, for the verifier's tests.
+
+Each ``Case`` is a program type, its instructions and its maps; ``CASES`` maps a
+name to one. Their kernel verdicts and error lines are kept in
+``golden/kernel.json`` (with the kernel version), so machines without root
+still check ours against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bpfnb.isa import Insn
+from bpfnb.isa import opcodes as op
+from bpfnb.isa.helpers import BpfFunc
+from bpfnb.isa.insn import ld_imm64
+from bpfnb.program import MapDef, Program
+
+HASH = MapDef("h", "hash", 4, 8, 16)
+ARRAY = MapDef("a", "array", 4, 8, 4)
+PROG_ARRAY = MapDef("p", "prog_array", 4, 4, 4)
+
+
+def mov(dst, imm, cls=op.BPF_ALU64):
+    return Insn(cls | op.BPF_MOV | op.BPF_K, dst, 0, 0, imm)
+
+
+def movr(dst, src, cls=op.BPF_ALU64):
+    return Insn(cls | op.BPF_MOV | op.BPF_X, dst, src, 0, 0)
+
+
+def alu(operation, dst, imm, cls=op.BPF_ALU64):
+    return Insn(cls | operation | op.BPF_K, dst, 0, 0, imm)
+
+
+def alur(operation, dst, src, cls=op.BPF_ALU64):
+    return Insn(cls | operation | op.BPF_X, dst, src, 0, 0)
+
+
+def ldx(size, dst, src, off):
+    return Insn(op.BPF_LDX | op.BPF_MEM | size, dst, src, off, 0)
+
+
+def stx(size, dst, src, off):
+    return Insn(op.BPF_STX | op.BPF_MEM | size, dst, src, off, 0)
+
+
+def st(size, dst, off, imm):
+    return Insn(op.BPF_ST | op.BPF_MEM | size, dst, 0, off, imm)
+
+
+def jmp(operation, dst, imm, off, cls=op.BPF_JMP):
+    return Insn(cls | operation | op.BPF_K, dst, 0, off, imm)
+
+
+def jmpr(operation, dst, src, off, cls=op.BPF_JMP):
+    return Insn(cls | operation | op.BPF_X, dst, src, off, 0)
+
+
+def ja(off):
+    return Insn(op.BPF_JMP | op.BPF_JA, 0, 0, off, 0)
+
+
+def call(helper):
+    return Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, int(helper))
+
+
+def call_local(off):
+    return Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_CALL, 0, off)
+
+
+def ld_map(dst, index):
+    return ld_imm64(dst, index, op.BPF_PSEUDO_MAP_IDX)
+
+
+EXIT = Insn(op.BPF_JMP | op.BPF_EXIT)
+RET0 = (mov(0, 0), EXIT)
+R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, FP = range(11)
+
+
+def lookup(map_index=0, key_slot=-4):
+    """key = 0 at fp+key_slot; r0 = map_lookup_elem(map, &key)."""
+    return (st(op.BPF_W, FP, key_slot, 0), movr(R2, FP), alu(op.BPF_ADD, R2, key_slot), *ld_map(R1, map_index),
+            call(BpfFunc.map_lookup_elem))
+
+
+@dataclass(frozen=True)
+class Case:
+    type: str
+    insns: tuple[Insn, ...]
+    maps: tuple[MapDef, ...] = ()
+
+    def program(self, name: str) -> Program:
+        attach = "cgroup_inet_ingress" if self.type == "cgroup_skb" else None
+        return Program(name[:15].replace("-", "_"), tuple(self.insns), type=self.type, maps=self.maps,
+                       expected_attach_type=attach)
+
+
+def _null_checks() -> dict[str, Case]:
+    deref = ldx(op.BPF_DW, R1, R0, 0)
+    cases = {
+        # the taken side of "!= 0" is the non-NULL one
+        "null-jne-main": (*lookup(), jmp(op.BPF_JNE, R0, 0, 2), *RET0, deref, *RET0),
+        "null-jeq-main": (*lookup(), jmp(op.BPF_JEQ, R0, 0, 3), deref, *RET0, *RET0),
+        "null-jne-wrong-side": (*lookup(), jmp(op.BPF_JNE, R0, 0, 3), deref, *RET0, *RET0),
+        # a copy made before the check learns it too
+        "null-copy-learns": (*lookup(), movr(R6, R0), jmp(op.BPF_JEQ, R0, 0, 3), ldx(op.BPF_DW, R1, R6, 0),
+                             *RET0, *RET0),
+        # and so does a spilled copy
+        "null-spill-learns": (*lookup(), stx(op.BPF_DW, FP, R0, -16), jmp(op.BPF_JEQ, R0, 0, 4),
+                              ldx(op.BPF_DW, R3, FP, -16), ldx(op.BPF_DW, R1, R3, 0), *RET0, *RET0),
+        # a check inside a subprogram
+        "null-jne-subprog": (call_local(2), *RET0, *lookup(), jmp(op.BPF_JNE, R0, 0, 2), *RET0, deref,
+                             *RET0),
+        "null-unchecked": (*lookup(), deref, *RET0),
+        # a pointer checked in the callee, the copy in the caller's stack learns it
+        "null-caller-stack": (*lookup(), stx(op.BPF_DW, FP, R0, -16), movr(R1, FP), alu(op.BPF_ADD, R1, -16),
+                              call_local(4), ldx(op.BPF_DW, R2, FP, -16), ldx(op.BPF_DW, R0, R2, 0), *RET0,
+                              ldx(op.BPF_DW, R2, R1, 0), jmp(op.BPF_JNE, R2, 0, 2), mov(R0, 0), *RET0[1:],
+                              mov(R0, 0), EXIT),
+    }
+    return {name: Case("socket_filter", insns, (HASH,)) for name, insns in cases.items()}
+
+
+def _subprograms() -> dict[str, Case]:
+    cases = {
+        # a static function may return any pointer but one into a stack
+        "subprog-returns-map-value": (call_local(4), jmp(op.BPF_JEQ, R0, 0, 1), ldx(op.BPF_DW, R1, R0, 0), *RET0,
+                                      *lookup(), EXIT),
+        "subprog-returns-ctx": (call_local(3), ldx(op.BPF_W, R0, R0, 0), *RET0, movr(R0, R1), EXIT),
+        "subprog-returns-own-stack": (call_local(2), *RET0, movr(R0, FP), alu(op.BPF_ADD, R0, -8), EXIT),
+        "subprog-returns-callers-stack": (movr(R1, FP), alu(op.BPF_ADD, R1, -8), call_local(2), *RET0,
+                                          movr(R0, R1), EXIT),
+        "subprog-r0-unset": (call_local(2), *RET0, EXIT),
+        "subprog-clobbers-r1-r5": (call_local(2), movr(R0, R1), EXIT, *RET0),
+    }
+    return {name: Case("socket_filter", insns, (HASH,)) for name, insns in cases.items()}
+
+
+def _tail_calls() -> dict[str, Case]:
+    def tail(map_index, key=0):
+        return (movr(R1, R6), *ld_map(R2, map_index), mov(R3, key), call(BpfFunc.tail_call))
+
+    cases = {
+        "tail-call": (movr(R6, R1), *tail(2), *RET0),
+        "tail-call-r0-after": (movr(R6, R1), *tail(2), EXIT),
+        "tail-call-r1-after": (movr(R6, R1), *tail(2), movr(R0, R1), EXIT),
+        "tail-call-hash-map": (movr(R6, R1), *tail(0), *RET0),
+        "tail-call-array-map": (movr(R6, R1), *tail(1), *RET0),
+        "lookup-in-prog-array": (*lookup(2), *RET0),
+        "tail-call-key-out-of-range": (movr(R6, R1), *tail(2, 9), *RET0),
+    }
+    return {name: Case("socket_filter", insns, (HASH, ARRAY, PROG_ARRAY)) for name, insns in cases.items()}
+
+
+SIZES = {1: op.BPF_B, 2: op.BPF_H, 4: op.BPF_W, 8: op.BPF_DW}
+CTX_OFFSETS = {"perf_event": (0, 4, 8, 160, 164, 168, 170, 172, 176, 180, 184),
+               "kprobe": (0, 4, 160, 164, 168)}
+
+
+def _ctx_accesses() -> dict[str, Case]:
+    """Every size read and written at offsets around each field of a context."""
+    out = {}
+    for prog_type, offsets in CTX_OFFSETS.items():
+        for off in offsets:
+            for size, code in SIZES.items():
+                out[f"ctx-{prog_type}-r{off}-{size}"] = Case(prog_type, (ldx(code, R0, R1, off), *RET0))
+                out[f"ctx-{prog_type}-w{off}-{size}"] = Case(prog_type, (st(code, R1, off, 0), *RET0))
+    return out
+
+
+CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls()}

@@ -1,0 +1,76 @@
+"""bpfnb's verifier against the kernel's verdicts and error lines kept in golden
+files (hand-written programs by rule family, generated programs), and the golden
+files against the running kernel where there is one."""
+
+import os
+import random
+
+import pytest
+
+from bpfnb.verifier.randprog import random_program, wide_program
+
+from . import golden
+from .programs import CASES
+
+RANDOM_SEED, RANDOM_COUNT = 4242, 300
+WIDE_SEED, WIDE_COUNT = 1, 2000
+# measured against Linux 6.18: the error lines of the wide generator's programs that still differ
+WIDE_ERRORS_DIFFERING = 7
+
+
+def _random_programs() -> dict:
+    rng = random.Random(RANDOM_SEED)
+    return {f"random-{k}": random_program(rng) for k in range(RANDOM_COUNT)}
+
+
+def _wide_programs() -> dict:
+    rng = random.Random(WIDE_SEED)
+    return {f"wide-{k}": wide_program(rng) for k in range(WIDE_COUNT)}
+
+
+SETS = {
+    "cases": lambda: {name: case.program(name) for name, case in CASES.items()},
+    "random": _random_programs,
+    "wide": _wide_programs,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hand_written_programs_get_the_kernels_verdict_and_error(name):
+    expected = golden.read("cases")["programs"][name]
+    assert golden.our_judgement(CASES[name].program(name)) == expected
+
+
+def test_generated_programs_get_the_kernels_verdicts_and_error_lines():
+    expected = golden.read("random")["programs"]
+    progs = _random_programs()
+    ours = {name: golden.our_judgement(prog) for name, prog in progs.items()}
+    verdicts = sum(ours[n]["verdict"] == expected[n]["verdict"] for n in progs)
+    rejects = [n for n in progs if expected[n]["verdict"] == "reject"]
+    errors = sum(ours[n] == expected[n] for n in rejects)
+    assert verdicts == len(progs)
+    assert len(rejects) == 172 and errors == len(rejects)
+
+
+def test_wide_generated_programs_get_the_kernels_verdicts_and_error_lines():
+    expected = golden.read("wide")["programs"]
+    progs = _wide_programs()
+    ours = {name: golden.our_judgement(prog) for name, prog in progs.items()}
+    verdicts = sum(ours[n]["verdict"] == expected[n]["verdict"] for n in progs)
+    rejects = [n for n in progs if expected[n]["verdict"] == "reject"]
+    errors = sum(ours[n]["error"] == expected[n]["error"] for n in rejects)
+    assert verdicts == len(progs)
+    assert len(rejects) - errors <= WIDE_ERRORS_DIFFERING
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("which", sorted(SETS))
+def test_golden_files_are_the_running_kernels(which):
+    progs = SETS[which]()
+    live = {name: golden.kernel_judgement(prog) for name, prog in progs.items()}
+    if golden.UPDATE:
+        golden.write(which, live)
+    stored = golden.read(which)
+    if stored["kernel"] != os.uname().release:
+        pytest.skip(f"golden/{which}.json is from kernel {stored['kernel']}, this is {os.uname().release}")
+    assert stored["programs"] == live
