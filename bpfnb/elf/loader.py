@@ -466,10 +466,24 @@ class _Loader:
 
     def _resolve_externs(self) -> None:
         """``.kconfig``/``.ksyms`` externs (bpfnb.elf.externs): their values, and the
-        .kconfig map appended after the object's own maps, as libbpf places it."""
-        found = externs.collect(self.btf, self.symbols, where=self.path)
-        self.extern_list, kconfig_data = externs.resolve(found, self.btf, self.kernel_btf, self.extern_sources,
-                                                        where=self.path, notes=self.notes) if found else ([], b"")
+        .kconfig map appended after the object's own maps, as libbpf places it. An
+        extern that cannot be resolved fails only the programs that use it
+        (``broken_externs``), where libbpf would refuse the whole object."""
+        self.broken_externs: dict[str, RelocationError] = {}
+        try:
+            found = externs.collect(self.btf, self.symbols, where=self.path)
+        except RelocationError:
+            for sym in self.symbols:
+                if externs.is_extern_symbol(sym) and sym.name:
+                    try:
+                        externs.collect(self.btf, [sym], where=self.path)
+                    except RelocationError as exc:
+                        self.broken_externs[sym.name] = exc
+            found = externs.collect(self.btf, [s for s in self.symbols if s.name not in self.broken_externs],
+                                    where=self.path)
+        self.extern_list, kconfig_data = self._resolved(found) if found else ([], b"")
+        for name, exc in self.broken_externs.items():
+            self._note(f"extern {name!r}: {str(exc).removeprefix(self.path + ': ')}", warn=False)
         self.extern_by_name = {r.extern.name: r for r in self.extern_list}
         self.kconfig_map_index = None
         self.kconfig_values = externs.kconfig_values(self.extern_list, kconfig_data)
@@ -477,6 +491,37 @@ class _Loader:
             self.kconfig_map_index = len(self.maps)
             self.maps.append(externs.kconfig_map(os.path.basename(self.path), kconfig_data))
         self.btf = externs.kernel_ready_btf(self.btf, self.extern_list)
+
+    def _resolved(self, found: list) -> tuple[list, bytes]:
+        """``externs.resolve`` of ``found``, leaving out (into ``broken_externs``)
+        the ones it cannot resolve."""
+        def resolve(subset, notes):
+            return externs.resolve(subset, self.btf, self.kernel_btf, self.extern_sources, where=self.path,
+                                   notes=notes)
+
+        notes: list[str] = []
+        try:
+            resolved = resolve(found, notes)
+        except RelocationError:
+            good = []
+            for e in found:
+                try:
+                    resolve([e], [])
+                    good.append(e)
+                except RelocationError as exc:
+                    self.broken_externs[e.name] = exc
+            notes = []
+            resolved = resolve(good, notes) if good else ([], b"")
+        self.notes += notes
+        return resolved
+
+    def _broken_extern(self, sym, where: str) -> RelocationError | None:
+        """The error of a program that uses an extern bpfnb could not resolve."""
+        exc = self.broken_externs.get(sym.name)
+        if exc is None:
+            return None
+        return RelocationError(f"{where}: uses extern {sym.name!r}, which cannot be resolved "
+                               f"({str(exc).removeprefix(self.path + ': ')})")
 
     def _extern_of(self, section: int, slot: int):
         sym = self.relocs.get(section, {}).get(slot)
@@ -612,6 +657,8 @@ class _Loader:
         if sym is None:
             return self._func_at(func.section, slot + insn.imm + 1, where)
         shndx = sym["st_shndx"]
+        if (broken := self._broken_extern(sym, where)) is not None:
+            raise broken
         if not isinstance(shndx, int) or shndx == 0:
             raise RelocationError(f"{where}: call to {sym.name!r}, an extern (a kernel function declared "
                                   "__ksym, or a function of an object not linked in): externs are not "
@@ -666,6 +713,8 @@ class _Loader:
             if not insn.is_ld_imm64:
                 raise RelocationError(f"{where}: relocation against {sym.name!r} on an instruction that is "
                                       f"not a 64-bit load or call (opcode {insn.code:#04x})")
+            if (broken := self._broken_extern(sym, where)) is not None:
+                raise broken
             if not isinstance(shndx, int) or shndx == 0:
                 raise RelocationError(f"{where}: relocation against undefined symbol {sym.name!r} "
                                       "(externs such as .kconfig/.ksyms are not supported)")
