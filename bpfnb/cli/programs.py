@@ -24,8 +24,8 @@ def add_options(p: argparse.ArgumentParser, *, type_help: str | None = None) -> 
                        help=type_help or "program type (xdp, sched_cls, ...) of --prog, or of every program "
                                          "whose section names none bpfnb knows")
     given.add_argument("--section", metavar="NAME",
-                       help="read --prog (or every program of unknown type) as if in this section "
-                            "(tp_btf/kfree_skb, tc, ...)")
+                       help="read --prog (or every program of unknown type; for verify, --raw files) as "
+                            "if in this section (tp_btf/kfree_skb, tc, ...)")
 
 
 @dataclass
