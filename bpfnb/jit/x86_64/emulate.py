@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from ...errors import JitError
-from ...vm.memory import BASE
+from ...vm.memory import BASE, READ, WRITE
 from . import execution, runtime
 from .encode import GREG, NAMES
 
@@ -88,7 +88,12 @@ def run_emulated(result, ctx_addr: int, r2: int, stack_top: int):
     uc.mem_map(HOOK_PAGE, runtime.PAGE, UC_PROT_ALL)
     uc.mem_write(HOOK_PAGE, b"\xc3")
     uc.mem_map(HOST_STACK, HOST_STACK_SIZE, UC_PROT_READ | UC_PROT_WRITE)
-    uc.mem_map_ptr(BASE, len(window), UC_PROT_READ | UC_PROT_WRITE, window.ctypes.data)
+    # the region pages only, with their permissions; guard pages stay unmapped
+    perms = vm.memory.page_perms()
+    uc_prot = {READ: UC_PROT_READ, WRITE: UC_PROT_READ | UC_PROT_WRITE, READ | WRITE: UC_PROT_READ | UC_PROT_WRITE}
+    for first, count, perm in _runs(perms):
+        at = first * runtime.PAGE
+        uc.mem_map_ptr(BASE + at, count * runtime.PAGE, uc_prot[perm], window.ctypes.data + at)
 
     regs = _uc_registers()
     args = [x86.UC_X86_REG_RDI, x86.UC_X86_REG_RSI, x86.UC_X86_REG_RDX, x86.UC_X86_REG_RCX, x86.UC_X86_REG_R8,
@@ -154,8 +159,19 @@ def run_emulated(result, ctx_addr: int, r2: int, stack_top: int):
             raise JitError(f"{_where(result)}: no exit after {TIMEOUT_S:.0f} s under Unicorn")
         break
     seconds = time.perf_counter() - start
+    execution.check_slack(vm, window, result)
     arena[:] = window[: len(arena)]
     return execution.result(vm, session, uc.reg_read(x86.UC_X86_REG_RAX), probe_faults, seconds)
+
+
+def _runs(perms: np.ndarray):
+    """(first page, page count, permission) of each run of mapped pages with one permission."""
+    if not len(perms):
+        return []
+    edges = np.flatnonzero(np.diff(perms)) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [len(perms)]))
+    return [(int(a), int(b - a), int(perms[a])) for a, b in zip(starts, ends, strict=True) if perms[a]]
 
 
 def _where(result) -> str:

@@ -96,6 +96,19 @@ def prepare(vm: Vm, ctx, packet: bytes | None, r1: int | None, r2: int | None):
     return ctx_addr, r2 or 0, (stack + JIT_STACK) & ~15, mark
 
 
+def check_slack(vm: Vm, view: np.ndarray, image) -> None:
+    """After a run of ``image``: a write on a region's page but outside the region (where no
+    guard page reaches) is refused like a fault, though no instruction can be named."""
+    hit = vm.memory.slack_writes(view)
+    if hit is not None:
+        addr, region = hit
+        where = "before" if addr < region.base else "after"
+        raise JitError(f"{vm.prog.where or vm.prog.name}: a write outside every region at address {addr:#x}, "
+                       f"{abs(addr - region.base) if addr < region.base else addr - region.base - region.size} "
+                       f"bytes {where} {region.name!r} (on its page, where no guard page can catch it; "
+                       f"the run cannot name the instruction)")
+
+
 def result(vm: Vm, session: Session, r0: int, probe_faults: int, seconds: float) -> RunResult:
     if session.error:
         raise JitError(f"{vm.prog.where or vm.prog.name}: {session.error}")

@@ -180,20 +180,27 @@ class JitResult:
         from .native import ArenaWindow
 
         vm = self.vm
-        arena = vm.memory.arena
-        used = vm.memory.used  # the rest of the arena is unallocated zeros
-        window = ArenaWindow.ensure(len(arena))
-        window[:used] = arena[:used]
-        session = execution.Session(vm, window[: len(arena)])
+        memory = vm.memory
+        arena = memory.arena
+        used = memory.used  # the rest of the arena is unallocated zeros
+        view = ArenaWindow.ensure(len(arena))
+        view[:used] = arena[:used]
+        view[used:len(arena)] = 0
+        ArenaWindow.protect(memory)  # guard pages: the region table's, as the interpreter checks it
+        session = execution.Session(vm, view[: len(arena)])
         self._native_image()
         context = session.native_context()
+        stack = execution.ensure_stack(vm)
         start = time.perf_counter()
-        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data)
+        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data,
+                                                    stack_bounds=(stack, stack + execution.JIT_STACK))
         session.collect_native_status()
         seconds = time.perf_counter() - start
-        arena[:used] = window[:used]
         if fault is not None:
+            arena[:used] = view[:used]
             raise JitError(self._fault_message(*fault))
+        execution.check_slack(vm, view, self)
+        arena[:used] = view[:used]
         return execution.result(vm, session, r0, probe_faults, seconds)
 
     def insn_at(self, offset: int) -> int | None:

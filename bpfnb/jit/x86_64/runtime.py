@@ -17,9 +17,11 @@ image in one mapping so every ``call rel32`` reaches:
   the previous actions back afterwards, so a call costs a few system calls;
 - the handler: looks the faulting RIP up in the exception table;
   found: zero the register in the saved context and set RIP to the fixup (the
-  kernel's mechanism); inside the image but not in the table: record the fault
-  and resume at ``fault_exit``, which unwinds to the host and returns; outside
-  the image: hand the signal to the previous handler (or the default action);
+  kernel's mechanism); inside the image, or anywhere while the stack pointer is
+  on the program's stack (a jump to a corrupted return address), but not in the
+  table: record the fault and resume at ``fault_exit``, which unwinds to the
+  host and returns; anything else (a helper, this process): hand the signal to
+  the previous handler (or the default action);
 - data (read-write, its own pages): the saved host stack pointer, the dispatcher
   address, the fault record, counters and the table itself.
 """
@@ -36,6 +38,7 @@ PAGE = 4096
 HOST_RSP, DISPATCH, FAULTED, FAULT_RIP, FAULT_ADDR, PROBE_FAULTS, FAULT_SIGNO = 0, 8, 16, 24, 32, 40, 48
 IMAGE_START, IMAGE_END, EXTABLE_COUNT, CONTEXT = 64, 72, 80, 88
 ZERO_SIGACTION = 96  # 32 zero bytes: a kernel sigaction with SIG_DFL
+STACK_LOW, STACK_HIGH = 128, 136  # the program's stack (in the VM's memory): a fault with rsp there is its own
 OLD_HANDLERS = 256  # the previous handler of each signal number (8 bytes each, 32 signals)
 OUR_ACTION = 512  # the kernel's struct sigaction for our handler (handler, flags, restorer, mask)
 SAVED_ACTIONS = 544  # the actions ours replaced during a run, one per entry of SIGNALS
@@ -43,7 +46,7 @@ KSIGACTION = 32
 SIGNALS = (11, 7, 8, 4)  # SIGSEGV, SIGBUS, SIGFPE, SIGILL: what a run takes over
 EXTABLE = 1024  # entries of (fault rip, fixup rip, gregs index), 8 bytes each
 EXTABLE_ENTRY = 24
-UC_GREGS, REG_RIP = 40, 16
+UC_GREGS, REG_RSP, REG_RIP = 40, 15, 16
 SYS_RT_SIGACTION = 13
 
 
@@ -189,9 +192,16 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     a.emit(b"\xc3")
     a.label("notfound")
     a.rip_data(b"\x48\x3b\x05", IMAGE_START)  # cmp rax, [image_start]
-    a.jcc8(0x72, "foreign")
+    a.jcc8(0x72, "onstack")
     a.rip_data(b"\x48\x3b\x05", IMAGE_END)  # cmp rax, [image_end]
+    a.jcc8(0x72, "record")
+    a.label("onstack")  # outside the image: the program's all the same if it runs on its stack
+    a.emit(b"\x4c\x8b\x8a" + s32(UC_GREGS + 8 * REG_RSP))  # mov r9, [rdx + rsp]
+    a.rip_data(b"\x4c\x3b\x0d", STACK_LOW)  # cmp r9, [stack_low]
+    a.jcc8(0x72, "foreign")
+    a.rip_data(b"\x4c\x3b\x0d", STACK_HIGH)  # cmp r9, [stack_high]
     a.jcc8(0x73, "foreign")
+    a.label("record")
     a.rip_data(b"\x48\x89\x05", FAULT_RIP)  # mov [fault_rip], rax
     a.emit(b"\x4c\x8b\x4e\x10")  # mov r9, [rsi + 16]   (si_addr)
     a.rip_data(b"\x4c\x89\x0d", FAULT_ADDR)
