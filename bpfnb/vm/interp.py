@@ -262,6 +262,8 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
                 elif aop == 0xE1:  # xchg
                     _store(arena, addr, size, v)
                     regs[s] = old
+                elif aop & ~0xF1 != 0:  # Vm refuses these before a run
+                    return BAD_OPCODE, pc, U64(0), steps, probe_faults
                 else:
                     base_op = aop & 0xF0
                     if base_op == 0x00:
@@ -330,6 +332,7 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
                     tail_calls += 1
                     pc = target
                     continue
+                regs[0] = U64(0)  # bpf_tail_call returns nothing: every engine leaves r0 = 0 after a miss
                 pc += 1
                 continue
             status = _helper(imm[pc], regs, arena, rbase, rsize, rperm, map_kind, map_ks, map_vs, map_max,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import VmError
+from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..program import MAP_TYPES
 from . import interp
@@ -18,6 +19,7 @@ STATUS = {interp.FAULT: "invalid memory access", interp.BAD_OPCODE: "unknown opc
           interp.BAD_HELPER: "unknown helper", interp.STEP_LIMIT: "step limit reached",
           interp.CALL_DEPTH: "call stack too deep", interp.BAD_JUMP: "jump out of the program",
           interp.BAD_MAP: "not a map"}
+TAIL_CALL = 12  # the helper id of bpf_tail_call
 SK_BUFF_SIZE = 192  # struct __sk_buff
 XDP_MD_SIZE = 24
 
@@ -62,6 +64,45 @@ class RunResult:
     def __str__(self) -> str:
         return (f"r0={self.r0:#x} after {self.insns} insns, {len(self.samples)} events, "
                 f"{self.probe_mem_faults} PROBE_MEM faults")
+
+
+ATOMIC_OPS = frozenset({op.BPF_ADD, op.BPF_OR, op.BPF_AND, op.BPF_XOR}
+                       | {a | op.BPF_FETCH for a in (op.BPF_ADD, op.BPF_OR, op.BPF_AND, op.BPF_XOR)}
+                       | {op.BPF_XCHG, op.BPF_CMPXCHG})
+LOAD_MODES = frozenset({op.BPF_MEM, op.BPF_MEMSX, op.BPF_PROBE_MEM, op.BPF_PROBE_MEMSX})
+MOVSX_WIDTHS = {op.BPF_ALU: (0, 8, 16), op.BPF_ALU64: (0, 8, 16, 32)}
+SIZE_BITS = {op.BPF_B: 8, op.BPF_H: 16, op.BPF_W: 32, op.BPF_DW: 64}
+RESOLVED_PSEUDO = (0, op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE)
+
+
+def engine_refusal(insn) -> str | None:
+    """Why no bpfnb engine runs ``insn`` (an opcode the kernel knows, in a shape the
+    engines would run differently or not at all), else None. The interpreter, the
+    native JIT and Unicorn all refuse through here (a JIT run makes a ``Vm``)."""
+    cls, mode, size = insn.code & 0x07, insn.code & 0xE0, insn.code & 0x18
+    if cls == op.BPF_STX and mode == op.BPF_ATOMIC:
+        if size not in (op.BPF_W, op.BPF_DW):
+            return f"atomic operation {insn.imm:#x} on {SIZE_BITS[size]}-bit memory is not run by bpfnb's engines"
+        if insn.imm not in ATOMIC_OPS:
+            return (f"unknown atomic operation imm={insn.imm:#x} (known: "
+                    f"{', '.join(f'{a:#x}' for a in sorted(ATOMIC_OPS))})")
+    if cls == op.BPF_LDX and mode not in LOAD_MODES:
+        return f"load mode {mode:#x} is reserved"
+    if cls in (op.BPF_ALU, op.BPF_ALU64) and insn.off:
+        operation = insn.code & 0xF0
+        if operation == op.BPF_MOV and insn.code & op.BPF_X and insn.off in MOVSX_WIDTHS[cls]:
+            return None
+        if operation in (op.BPF_DIV, op.BPF_MOD) and insn.off == 1:
+            return None
+        return f"reserved off={insn.off} of an ALU instruction"
+    if insn.code == op.BPF_JMP | op.BPF_CALL:
+        if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
+            return "kfunc calls are not run by bpfnb's engines"
+        if insn.src not in (0, op.BPF_PSEUDO_CALL):
+            return f"call with reserved src={insn.src}"
+    if insn.is_ld_imm64 and insn.src not in RESOLVED_PSEUDO:
+        return f"64-bit load of pseudo kind {insn.src} is not resolved by bpfnb's engines"
+    return None
 
 
 def _decode(insns):
@@ -113,7 +154,10 @@ class Vm:
 
     @staticmethod
     def _validate(prog) -> None:
-        """What the compiled loop does not check: registers, opcodes, 64-bit loads' second halves."""
+        """What the compiled loop does not check: registers, opcodes, 64-bit loads' second
+        halves, and every shape an engine cannot run the same way as the others (unknown
+        atomic operations, kfunc calls, unresolved pseudo loads …), even where the verifier
+        let it through."""
         from ..isa.valid import unknown_opcode
 
         where = prog.where or prog.name
@@ -124,9 +168,9 @@ class Vm:
             for reg in (insn.dst, insn.src) if insn.code & 0x07 not in (0x00,) or insn.is_ld_imm64 else (insn.dst,):
                 if reg > 10 and not (insn.is_ld_imm64 and reg == insn.src):
                     raise VmError(f"{where}: insn {i}: R{reg} is invalid")
-            message = unknown_opcode(insn.code)
+            message = unknown_opcode(insn.code) or engine_refusal(insn)
             if message:
-                raise VmError(f"{where}: insn {i}: {message}")
+                raise VmError(f"{where}: insn {i} ({format_insn(insn)}): {message}")
             if insn.is_ld_imm64 and i + 1 >= len(insns):
                 raise VmError(f"{where}: insn {i}: incomplete 64-bit load at the end of the program")
             if insn.is_ld_imm64:
@@ -310,6 +354,9 @@ class Vm:
         detail = f" at address {int(addr):#x}" if status == interp.FAULT else ""
         if status == interp.BAD_HELPER:
             detail = f": helper #{prog.insns[local].imm} is not implemented by the VM"
+        if status == interp.BAD_MAP and prog.insns[local].code == op.BPF_JMP | op.BPF_CALL \
+                and prog.insns[local].imm == TAIL_CALL:
+            detail = f": bpf_tail_call's r2 ({int(addr):#x}) is not a prog array"
         return f"{where}: insn {local}{text}: {STATUS.get(status, status)}{detail}"
 
     def _result(self, r0, steps, faults, out, meta, seconds, total) -> RunResult:

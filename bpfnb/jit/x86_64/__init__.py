@@ -3,7 +3,7 @@ makes it, shown (listing, exception table) and run natively or under Unicorn."""
 
 from __future__ import annotations
 
-from ...errors import JitError
+from ...errors import JitError, VmError
 from ...isa import opcodes as op
 from . import fixups, runtime
 from .compiler import Compiler, ExtableEntry, ProbeGuard, Target
@@ -69,7 +69,11 @@ def jit(prog, *, probe_mem=None, stack_depths=None, verify: bool = True, bmi2: b
         direct_tail_calls = checked.direct_tail_calls if direct_tail_calls is None else direct_tail_calls
     all_direct = dict(direct_tail_calls or {})
     probe_mem = frozenset(probe_mem or getattr(prog, "probe_mem", None) or ())
-    vm = vm if vm is not None else Vm(prog, probe_mem=probe_mem)
+    if vm is None:
+        try:
+            vm = Vm(prog, probe_mem=probe_mem)  # every engine refuses through Vm what none can run
+        except VmError as exc:
+            raise JitError(str(exc)) from None
     # the program, then its tail-call targets: one stream, one image
     stream, entries = list(prog.insns), [0]
     all_probe, all_depths = set(probe_mem), list(stack_depths) if stack_depths is not None else None
@@ -102,7 +106,7 @@ def jit(prog, *, probe_mem=None, stack_depths=None, verify: bool = True, bmi2: b
 
     target = Target(base=stubs.image, helper_address=lambda h: stubs.thunks[h], guard=_user_guard(),
                     bmi2=_has_bmi2() if bmi2 is None else bmi2, map_value=map_value, tail_calls=layout_tc,
-                    tail_call_target=arrays.target if arrays is not None else None)
+                    tail_call_target=arrays.target if arrays is not None else None, zero_r0_after_tail_call=True)
     patched = fixups.patch(tuple(stream))
     compiler = Compiler(patched.insns, probe_mem={patched.last[i] for i in all_probe}, stack_depths=all_depths,
                         target=target, where=where, entries=[patched.first[e] for e in entries],

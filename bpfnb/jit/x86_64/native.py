@@ -130,6 +130,7 @@ class ArenaWindow:
 
     RESERVE_BELOW = 64 << 20
     RESERVE_ABOVE = 16 << 30
+    RESERVE_HANDLES = 1 << 20
     size = 0
     fd = -1
     alias = 0
@@ -152,6 +153,12 @@ class ArenaWindow:
         got = _libc.mmap(below, cls.RESERVE_BELOW, PROT_NONE, flags, -1, 0)
         if got not in (None, ctypes.c_void_p(-1).value) and got != below:
             _libc.munmap(got, cls.RESERVE_BELOW)  # something lives below BASE: leave it be
+        from ...vm.interp import MAP_HANDLE
+
+        # map handles are no addresses: what a program reads through one must fault
+        got = _libc.mmap(MAP_HANDLE, cls.RESERVE_HANDLES, PROT_NONE, flags, -1, 0)
+        if got not in (None, ctypes.c_void_p(-1).value) and got != MAP_HANDLE:
+            _libc.munmap(got, cls.RESERVE_HANDLES)
         cls.reserved = True
 
     @classmethod

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ...errors import JitError
+from ...isa import opcodes as op
 from ...isa.disasm import format_insn
-from .compiler import ExtableEntry, Layout
+from .compiler import TAIL_CALL, ExtableEntry, Layout
 
 
 @dataclass
@@ -222,4 +223,6 @@ class JitResult:
         nxt = insns[i + 1] if insns[i].is_ld_imm64 else None
         why = ("not a PROBE_MEM load, so no exception table entry" if signo in (signal.SIGSEGV, signal.SIGBUS)
                else "the code is wrong here: a BPF program cannot trap")
+        if insns[i].code == op.BPF_JMP | op.BPF_CALL and insns[i].src == 0 and insns[i].imm == TAIL_CALL:
+            why = "bpf_tail_call's r2 is not a prog array"
         return f"{where}: insn {i} ({format_insn(insns[i], nxt)}): {what} (x86 +{offset:#x}; {why})"
