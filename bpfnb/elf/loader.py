@@ -27,6 +27,7 @@ from ..btf.ext import BtfExt, parse_ext
 from ..errors import BpfnbError, BtfError, ElfError, RelocationError
 from ..isa import Insn, decode
 from ..isa import opcodes as op
+from ..limits import check_size
 from ..program import UNKNOWN_TYPE, FuncInfo, LineInfo, MapDef, Program
 from . import core, externs
 from .maps import btf_maps, global_data_map, is_global_data, legacy_maps, with_init
@@ -459,6 +460,7 @@ class _Loader:
                     maps.append(m)
         for idx, sec in enumerate(self.sections):
             if is_global_data(sec.name) and sec["sh_size"] > 0 and sec.name != ".maps":
+                check_size(f"{self.where(sec.name)}: section {sec.name}", sec["sh_size"], None, ElfError)
                 data = b"\0" * sec["sh_size"] if sec["sh_type"] == "SHT_NOBITS" else sec.data()
                 at[(idx, -1)] = len(maps)
                 maps.append(global_data_map(obj_name, sec.name, data))

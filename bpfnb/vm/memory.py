@@ -226,12 +226,18 @@ class KernelObjects:
             self.memory.write(addr, (int(value) & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
 
 
-def _members_flat(btf, type_id: int, base: int = 0):
-    """Members of a struct, with anonymous struct/union members opened in place."""
+def _members_flat(btf, type_id: int, base: int = 0, within: tuple[int, ...] = ()):
+    """Members of a struct, with anonymous struct/union members opened in place (an
+    anonymous member that contains its own struct is malformed BTF: refused)."""
+    from ..errors import BtfError
+
+    resolved = btf.resolve(type_id)
+    if resolved in within:
+        raise BtfError(f"{btf.name}: malformed BTF: {btf.name_of(resolved)} (type {resolved}) contains itself")
     for m in btf.members(type_id):
         if not m.name:
             inner = btf.type(btf.resolve(m.type))
             if inner.kind in ("struct", "union"):
-                yield from _members_flat(btf, m.type, base + m.bit_offset // 8)
+                yield from _members_flat(btf, m.type, base + m.bit_offset // 8, (*within, resolved))
                 continue
         yield m, base
