@@ -37,6 +37,7 @@ class JitResult:
     entry_offsets: tuple[int, ...] = (0,)  # where each program's code starts in the image
     prog_arrays: object = field(repr=False, default=None)
     _native: object = field(repr=False, default=None)
+    _emulator: object = field(repr=False, default=None)  # the Unicorn instance, made on the first such run
 
     @property
     def insns(self) -> tuple:
