@@ -46,7 +46,7 @@ class Region:
     base: int
     size: int
     perm: int
-    kind: str  # "stack", "ctx", "packet", "map", "global", "kernel", "mem"
+    kind: str  # "stack", "ctx", "packet", "map", "global", "kernel", "mem", "jit" (the JIT's own structures)
 
 
 class Memory:

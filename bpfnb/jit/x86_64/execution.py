@@ -16,6 +16,9 @@ from ...vm import interp
 from ...vm.vm import RunResult, Vm
 
 JIT_STACK = 64 * 1024  # the image's stack (BPF frames and signal frames) inside the arena
+# below the stack's region, a stack pointer is still the program's (a run-away recursion
+# faults on the guard page with rsp up to a frame below it)
+STACK_SLOP = 64 * 1024
 
 
 class Session:

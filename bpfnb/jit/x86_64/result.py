@@ -195,7 +195,8 @@ class JitResult:
         stack = execution.ensure_stack(vm)
         start = time.perf_counter()
         r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data,
-                                                    stack_bounds=(stack, stack + execution.JIT_STACK))
+                                                    stack_bounds=(stack - execution.STACK_SLOP,
+                                                                  stack + execution.JIT_STACK))
         session.collect_native_status()
         seconds = time.perf_counter() - start
         if fault is not None:

@@ -38,6 +38,7 @@ PAGE = 4096
 HOST_RSP, DISPATCH, FAULTED, FAULT_RIP, FAULT_ADDR, PROBE_FAULTS, FAULT_SIGNO = 0, 8, 16, 24, 32, 40, 48
 IMAGE_START, IMAGE_END, EXTABLE_COUNT, CONTEXT = 64, 72, 80, 88
 ZERO_SIGACTION = 96  # 32 zero bytes: a kernel sigaction with SIG_DFL
+ARG_R1, ARG_R2, ARG_STACK, RUNS_LEFT = 144, 152, 160, 168  # entry()'s arguments, kept for each run
 STACK_LOW, STACK_HIGH = 128, 136  # the program's stack (in the VM's memory): a fault with rsp there is its own
 OLD_HANDLERS = 256  # the previous handler of each signal number (8 bytes each, 32 signals)
 OUR_ACTION = 512  # the kernel's struct sigaction for our handler (handler, flags, restorer, mask)
@@ -121,6 +122,9 @@ class _Asm:
         return bytes(self.code)
 
 
+# xor eax, eax; edx; ecx; ebx; r8d-r15d: every register but r1 (rdi), r2 (rsi) and the stack
+ZERO_OTHERS = (b"\x31\xc0\x31\xd2\x31\xc9\x31\xdb\x45\x31\xc0\x45\x31\xc9\x45\x31\xd2\x45\x31\xdb"
+               b"\x45\x31\xe4\x45\x31\xed\x45\x31\xf6\x45\x31\xff")
 POP_HOST = b"\x41\x5f\x41\x5e\x41\x5d\x41\x5c\x5d\x5b"  # pop r15, r14, r13, r12, rbp, rbx
 
 
@@ -145,19 +149,26 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     a.label("entry")
     a.emit(b"\x53\x55\x41\x54\x41\x55\x41\x56\x41\x57")  # push rbx, rbp, r12–r15
     a.rip_data(b"\x48\x89\x25", HOST_RSP)  # mov [host_rsp], rsp
-    # mov r12, rdi; mov r13, rsi; mov r14, rdx; mov r15, rcx   (r1, r2, stack top, runs)
-    a.emit(b"\x49\x89\xfc\x49\x89\xf5\x49\x89\xd6\x49\x89\xcf")
+    # r1, r2, the stack top and the run count wait in the data page: no register carries a
+    # host value into the program (an unverified one reading r6 must not get a host pointer)
+    a.rip_data(b"\x48\x89\x3d", ARG_R1)  # mov [arg_r1], rdi
+    a.rip_data(b"\x48\x89\x35", ARG_R2)  # mov [arg_r2], rsi
+    a.rip_data(b"\x48\x89\x15", ARG_STACK)  # mov [arg_stack], rdx
+    a.rip_data(b"\x48\x89\x0d", RUNS_LEFT)  # mov [runs_left], rcx
     for k, signo in enumerate(SIGNALS):  # our handler in, the previous actions kept
         a.rt_sigaction(signo, OUR_ACTION, SAVED_ACTIONS + KSIGACTION * k)
         a.rip_data(b"\x48\x8b\x05", SAVED_ACTIONS + KSIGACTION * k)  # mov rax, [saved handler]
         a.rip_data(b"\x48\x89\x05", OLD_HANDLERS + 8 * signo)  # mov [old handlers + 8 * signo], rax
     a.label("again")  # the program, r15 times (its epilogue gives back r12-r15)
     a.rip_data(b"\x48\xc7\x05", PROBE_FAULTS, s32(0))  # mov qword [probe_faults], 0   (the last run's, as Vm)
-    a.emit(b"\x4c\x89\xe7\x4c\x89\xee\x4c\x89\xf4")  # mov rdi, r12; mov rsi, r13; mov rsp, r14
+    a.rip_data(b"\x48\x8b\x3d", ARG_R1)  # mov rdi, [arg_r1]
+    a.rip_data(b"\x48\x8b\x35", ARG_R2)  # mov rsi, [arg_r2]
+    a.rip_data(b"\x48\x8b\x25", ARG_STACK)  # mov rsp, [arg_stack]
+    a.emit(ZERO_OTHERS)
     call_at = len(a.code)
     a.emit(b"\xe8" + s32(image_at + main_offset - (call_at + 5)))
     a.rip_data(b"\x48\x8b\x25", HOST_RSP)  # mov rsp, [host_rsp]
-    a.emit(b"\x49\xff\xcf")  # dec r15
+    a.rip_data(b"\x48\xff\x0d", RUNS_LEFT)  # dec qword [runs_left]
     a.jcc8(0x75, "again")
     a.label("restore")
     a.emit(b"\x49\x89\xc4")  # mov r12, rax   (r0)
