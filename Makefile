@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 CLANG  ?= clang-19
 
-.PHONY: setup lab test fixtures examples bundled-btf bench lint clean
+.PHONY: setup lab test fixtures examples bundled-btf bench lint clean fuzz
 
 # Idempotent: redone only when pyproject.toml changes.
 $(STAMP): pyproject.toml scripts/system-deps.sh
@@ -61,6 +61,12 @@ fixtures: $(TRACER) $(EXAMPLES)
 
 bench: setup
 	$(PY) -m benchmarks
+
+# Mutated objects, BTF and instruction streams in a worker process (bpfnb/fuzz.py):
+# FUZZ_MINUTES long, counts printed and written to fuzz-counts.json; exit 1 on anything bad.
+FUZZ_MINUTES ?= 10
+fuzz: setup
+	$(PY) -m bpfnb.fuzz --minutes $(FUZZ_MINUTES) --json fuzz-counts.json
 
 lint: setup
 	$(VENV)/bin/ruff check bpfnb tests benchmarks

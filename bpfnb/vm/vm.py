@@ -69,7 +69,7 @@ class RunResult:
 ATOMIC_OPS = frozenset({op.BPF_ADD, op.BPF_OR, op.BPF_AND, op.BPF_XOR}
                        | {a | op.BPF_FETCH for a in (op.BPF_ADD, op.BPF_OR, op.BPF_AND, op.BPF_XOR)}
                        | {op.BPF_XCHG, op.BPF_CMPXCHG})
-LOAD_MODES = frozenset({op.BPF_MEM, op.BPF_MEMSX, op.BPF_PROBE_MEM, op.BPF_PROBE_MEMSX})
+LOAD_MODES = frozenset({op.BPF_MEM, op.BPF_MEMSX})  # PROBE_MEM is a mark (probe_mem), never an opcode here
 MOVSX_WIDTHS = {op.BPF_ALU: (0, 8, 16), op.BPF_ALU64: (0, 8, 16, 32)}
 SIZE_BITS = {op.BPF_B: 8, op.BPF_H: 16, op.BPF_W: 32, op.BPF_DW: 64}
 RESOLVED_PSEUDO = (0, op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE)

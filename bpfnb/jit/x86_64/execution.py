@@ -16,8 +16,10 @@ from ...vm import interp
 from ...vm.vm import RunResult, Vm
 
 JIT_STACK = 64 * 1024  # the image's stack (BPF frames and signal frames) inside the arena
-# below the stack's region, a stack pointer is still the program's (a run-away recursion
-# faults on the guard page with rsp up to a frame below it)
+FRAME_LINKAGE = 16  # the saved rbp and the return address above the main function's frame
+# around the stack's region, a stack pointer is still the program's (a run-away recursion
+# faults on the guard page with rsp up to a frame below it; a ``ret`` to a corrupted
+# return address faults with rsp at the region's end)
 STACK_SLOP = 64 * 1024
 
 
@@ -29,7 +31,7 @@ class Session:
         self.arena = arena
         self.out = np.zeros(1 << 20, dtype=np.uint8)
         self.meta = np.zeros((4096, 8), dtype=np.int64)
-        self.tables = vm.memory.tables()
+        self.tables = helper_tables(vm)
         self.error: str | None = None
         self.regs = np.zeros(11, dtype=np.uint64)
         self._context = None
@@ -73,6 +75,18 @@ class Session:
             self.error = f"helper #{helper}: {interp_status(status)} (r1={r1:#x})"
             return 0
         return int(regs[0])
+
+
+def helper_tables(vm: Vm):
+    """The region table the helpers check, as the interpreter's, except that the top
+    ``FRAME_LINKAGE`` bytes of the image's stack (the main function's saved frame pointer
+    and return address, above its r10) are no memory a helper may touch."""
+    base, size, perm = vm.memory.tables()
+    stack = getattr(vm, "_jit_stack", None)
+    if stack is not None:
+        size = size.copy()
+        size[base == stack] -= FRAME_LINKAGE
+    return base, size, perm
 
 
 def interp_status(status: int) -> str:

@@ -196,7 +196,7 @@ class JitResult:
         start = time.perf_counter()
         r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data,
                                                     stack_bounds=(stack - execution.STACK_SLOP,
-                                                                  stack + execution.JIT_STACK))
+                                                                  stack + execution.JIT_STACK + execution.STACK_SLOP))
         session.collect_native_status()
         seconds = time.perf_counter() - start
         if fault is not None:
