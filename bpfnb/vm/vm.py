@@ -177,6 +177,10 @@ class Vm:
                 second = insns[i + 1]
                 if second.code or second.dst or second.src or second.off:
                     raise VmError(f"{where}: insn {i + 1}: invalid second half of a 64-bit load")
+                maps = len(getattr(prog, "maps", ()))
+                if insn.src in (op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE) and not 0 <= insn.imm < maps:
+                    raise VmError(f"{where}: insn {i}: map index {insn.imm} out of range (the program has "
+                                  f"{maps} maps)")
             if insn.code & 0x07 in (0x04, 0x07) and insn.code & 0xF0 == 0xD0 and insn.imm not in (16, 32, 64):
                 raise VmError(f"{where}: insn {i}: invalid endian width {insn.imm}")
 

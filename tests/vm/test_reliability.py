@@ -203,3 +203,14 @@ def test_unicorn_runs_reuse_one_emulator_and_keep_no_memory():
     gc.collect()
     assert image._emulator is emulator
     assert _rss() - before < GROWTH_LIMIT
+
+
+def test_a_map_index_past_the_programs_maps_is_refused_by_every_engine():
+    # found by make fuzz (an IndexError inside the JIT before)
+    prog = Program("idx", (Insn(op.BPF_LD | op.BPF_IMM | op.BPF_DW, 1, op.BPF_PSEUDO_MAP_IDX_VALUE, 0, 256), Insn(0),
+                           Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0), Insn(op.BPF_JMP | op.BPF_EXIT)),
+                   maps=(MapDef("m", "array", 4, 8, 1),))
+    with pytest.raises(VmError, match="insn 0: map index 256 out of range"):
+        Vm(prog)
+    with pytest.raises(JitError, match="insn 0: map index 256 out of range"):
+        jit(prog, verify=False, probe_mem=())

@@ -202,6 +202,7 @@ class Emulator:
             break
         seconds = time.perf_counter() - start
         execution.check_slack(vm, window, result)
+        execution.check_frame_linkage(vm, window, stack_top, CODE_BASE + lay.returns_to)
         arena[:] = window[: len(arena)]
         return execution.result(vm, session, uc.reg_read(x86.UC_X86_REG_RAX), probe_faults, seconds)
 

@@ -126,6 +126,19 @@ def check_slack(vm: Vm, view: np.ndarray, image) -> None:
                        f"the run cannot name the instruction)")
 
 
+def check_frame_linkage(vm: Vm, view: np.ndarray, stack_top: int, returns_to: int) -> None:
+    """After a run: the saved frame pointer (0: entry() zeroes rbp) and the return address
+    above the main function's r10 are as entry() left them; a program that wrote there
+    (memory no region gives it, mapped because the CPU needs it) is refused like a fault."""
+    from ...vm.memory import BASE
+
+    at = stack_top - FRAME_LINKAGE - BASE
+    saved_rbp, ret = (int.from_bytes(view[at + k:at + k + 8].tobytes(), "little") for k in (0, 8))
+    if (saved_rbp, ret) != (0, returns_to):
+        raise JitError(f"{vm.prog.where or vm.prog.name}: a write above the stack frame (r10 +0..+15, the "
+                       f"saved frame pointer and return address): the run cannot name the instruction")
+
+
 def result(vm: Vm, session: Session, r0: int, probe_faults: int, seconds: float) -> RunResult:
     if session.error:
         raise JitError(f"{vm.prog.where or vm.prog.name}: {session.error}")

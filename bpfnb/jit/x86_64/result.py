@@ -203,6 +203,7 @@ class JitResult:
             arena[:used] = view[:used]
             raise JitError(self._fault_message(*fault))
         execution.check_slack(vm, view, self)
+        execution.check_frame_linkage(vm, view, stack_top, self._native.base + self._native.layout.returns_to)
         arena[:used] = view[:used]
         return execution.result(vm, session, r0, probe_faults, seconds)
 

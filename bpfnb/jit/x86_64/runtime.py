@@ -56,6 +56,7 @@ class StubLayout:
     """Offsets inside the mapping (stubs first, then the image, then the data page)."""
 
     entry: int
+    returns_to: int  # where the program's ``ret`` lands in entry(): the return address above its frame
     fault_exit: int
     handler: int
     thunks: dict
@@ -250,6 +251,7 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     a.code += b"\xcc" * (stub_size - len(a.code))
     stubs = a.finish(data_at)
     layout = StubLayout(entry=a.labels["entry"], fault_exit=a.labels["fault_exit"], handler=a.labels["handler"],
+                        returns_to=call_at + 5,
                         thunks=thunks, image=image_at, data=data_at, size=data_at + data_size(extable_len))
     return stubs, layout
 
