@@ -27,6 +27,12 @@ OK, FAULT, BAD_OPCODE, BAD_HELPER, STEP_LIMIT, CALL_DEPTH, BAD_JUMP, BAD_MAP = r
 OUT_PERF, OUT_PRINTK, OUT_RINGBUF = 1, 2, 3
 STACK_SIZE = 512
 MAX_FRAMES = 8
+# The stack region every engine shares: the interpreter's frames hang below r10 at its end;
+# a JIT image runs its x86 stack there too (calls, saved registers), its main function's
+# r10 (rbp) at the same address, with the return address and saved rbp above it: the
+# FRAME_LINKAGE bytes after the region, mapped but no BPF memory.
+STACK_REGION = 64 * 1024 - 16
+FRAME_LINKAGE = 16
 MAX_TAIL_CALL_CNT = 33  # the kernel's limit on tail calls in one run
 
 

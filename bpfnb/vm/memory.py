@@ -47,6 +47,7 @@ class Region:
     size: int
     perm: int
     kind: str  # "stack", "ctx", "packet", "map", "global", "kernel", "mem", "jit" (the JIT's own structures)
+    trailer: int = 0  # bytes after the region on its last page that are no one's memory (the stack's frame linkage)
 
 
 class Memory:
@@ -62,14 +63,17 @@ class Memory:
         self.token = next(_tokens)
         self.version = 0  # changes whenever the region table does (engines cache their page maps on it)
 
-    def add(self, name: str, data: bytes | int, *, perm: int = READ | WRITE, kind: str = "mem") -> int:
+    def add(self, name: str, data: bytes | int, *, perm: int = READ | WRITE, kind: str = "mem",
+            trailer: int = 0) -> int:
+        """``trailer``: bytes kept between the region's end and its page's end (mapped, but
+        no one's memory: the stack keeps its frame linkage there)."""
         size = data if isinstance(data, int) else len(data)
         if size < 0:
             raise VmError(f"region {name!r}: negative size {size}")
-        pages = max((size + PAGE - 1) // PAGE, 1)
+        pages = max((size + trailer + PAGE - 1) // PAGE, 1)
         end = self.used + GUARD + pages * PAGE
         limits.check_size(f"region {name!r}", end, self.budget, VmError)
-        start = end - size if kind == "packet" else (end - size) & ~(ALIGN - 1)
+        start = end - trailer - size if kind == "packet" else (end - trailer - size) & ~(ALIGN - 1)
         if end > len(self.arena):
             grown = np.zeros(min(max(end * 2, len(self.arena) * 2), max(self.budget, end)), dtype=np.uint8)
             grown[: self.used] = self.arena[: self.used]
@@ -77,7 +81,7 @@ class Memory:
         if not isinstance(data, int):
             self.arena[start:start + size] = np.frombuffer(bytes(data), dtype=np.uint8)
         self.used = end
-        region = Region(name, BASE + start, size, perm, kind)
+        region = Region(name, BASE + start, size, perm, kind, trailer)
         self.regions.append(region)
         self.version += 1
         return region.base
@@ -131,7 +135,7 @@ class Memory:
         perms = np.zeros(self.used // PAGE, dtype=np.uint8)
         for r in self.regions:
             first = (r.base - BASE) // PAGE
-            last = max((r.base - BASE + r.size + PAGE - 1) // PAGE, first + 1)
+            last = max((r.base - BASE + r.size + r.trailer + PAGE - 1) // PAGE, first + 1)
             perms[first:last] = r.perm
         return perms
 
@@ -142,8 +146,8 @@ class Memory:
         for r in self.regions:
             off = r.base - BASE
             head = off - off // PAGE * PAGE
-            tail_end = max((off + r.size + PAGE - 1) // PAGE * PAGE, off // PAGE * PAGE + PAGE)
-            for lo, hi in ((off - head, off), (off + r.size, tail_end)):
+            tail_end = max((off + r.size + r.trailer + PAGE - 1) // PAGE * PAGE, off // PAGE * PAGE + PAGE)
+            for lo, hi in ((off - head, off), (off + r.size + r.trailer, tail_end)):
                 if hi > lo:
                     hit = np.flatnonzero(view[lo:hi])
                     if hit.size:

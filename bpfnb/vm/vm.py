@@ -144,7 +144,8 @@ class Vm:
             for slot in marks:
                 self.probe[start + slot] = 1
         self.decoded = _decode(self.insns)
-        self.stack_base = self.memory.add("stack", interp.STACK_SIZE * interp.MAX_FRAMES, kind="stack")
+        self.stack_base = self.memory.add("stack", interp.STACK_REGION, kind="stack", trailer=interp.FRAME_LINKAGE)
+        self.frame_top = self.stack_base + interp.STACK_REGION  # the main function's r10, on every engine
         self._maps(getattr(prog, "maps", ()))
         for map_ref, slots in (tail_calls or {}).items():
             self._fill_prog_array(map_ref, slots)
@@ -186,9 +187,9 @@ class Vm:
 
     def _check_target(self, target) -> None:
         where = self.prog.where or self.prog.name
-        self._validate(target)
         if [m.name for m in getattr(target, "maps", ())] != [m.name for m in getattr(self.prog, "maps", ())]:
             raise VmError(f"{where}: tail-call target {target.name} is not from the same object (its maps differ)")
+        self._validate(target)
         if target.type != self.prog.type:
             raise VmError(f"{where}: tail-call target {target.name} is a {target.type} program, not a "
                           f"{self.prog.type} one (the kernel refuses mixed prog arrays)")
@@ -336,7 +337,7 @@ class Vm:
             regs[1] = ctx_addr
             if r2 is not None:
                 regs[2] = r2
-            regs[10] = self.stack_base + interp.STACK_SIZE * interp.MAX_FRAMES
+            regs[10] = self.frame_top
             status, pc, addr, steps, faults = interp.run(
                 *self.decoded, self.memory.arena, base, size, perm, self.probe, regs, self.max_steps,
                 self.map_kind, self.map_ks, self.map_vs, self.map_max, self.map_addr, out, meta, self.state,

@@ -112,9 +112,6 @@ def jit(prog, *, probe_mem=None, stack_depths=None, verify: bool = True, bmi2: b
                         target=target, where=where, entries=[patched.first[e] for e in entries],
                         direct_tail_calls={patched.last[i]: key for i, key in all_direct.items()})
     image, layout = compiler.run()
-    from .execution import ensure_stack
-
-    ensure_stack(vm)  # before anything a run makes and frees
     entry_offsets = tuple(layout.function_starts[compiler.starts.index(patched.first[e])] for e in entries)
     layout = _in_program_terms(layout, patched)
     return JitResult(prog=prog, image=image, layout=layout, passes=compiler.passes,

@@ -13,10 +13,9 @@ import numpy as np
 
 from ...errors import JitError
 from ...vm import interp
+from ...vm.interp import FRAME_LINKAGE
 from ...vm.vm import RunResult, Vm
 
-JIT_STACK = 64 * 1024  # the image's stack (BPF frames and signal frames) inside the arena
-FRAME_LINKAGE = 16  # the saved rbp and the return address above the main function's frame
 # around the stack's region, a stack pointer is still the program's (a run-away recursion
 # faults on the guard page with rsp up to a frame below it; a ``ret`` to a corrupted
 # return address faults with rsp at the region's end)
@@ -31,7 +30,7 @@ class Session:
         self.arena = arena
         self.out = np.zeros(1 << 20, dtype=np.uint8)
         self.meta = np.zeros((4096, 8), dtype=np.int64)
-        self.tables = helper_tables(vm)
+        self.tables = vm.memory.tables()
         self.error: str | None = None
         self.regs = np.zeros(11, dtype=np.uint64)
         self._context = None
@@ -77,40 +76,25 @@ class Session:
         return int(regs[0])
 
 
-def helper_tables(vm: Vm):
-    """The region table the helpers check, as the interpreter's, except that the top
-    ``FRAME_LINKAGE`` bytes of the image's stack (the main function's saved frame pointer
-    and return address, above its r10) are no memory a helper may touch."""
-    base, size, perm = vm.memory.tables()
-    stack = getattr(vm, "_jit_stack", None)
-    if stack is not None:
-        size = size.copy()
-        size[base == stack] -= FRAME_LINKAGE
-    return base, size, perm
-
-
 def interp_status(status: int) -> str:
     from ...vm.vm import STATUS
 
     return STATUS.get(status, str(status))
 
 
-def ensure_stack(vm: Vm) -> int:
-    """The image's stack region in the VM's memory (added once, when the image is made)."""
-    stack = getattr(vm, "_jit_stack", None)
-    if stack is None:
-        stack = vm.memory.add("jit stack", JIT_STACK, kind="stack")
-        vm._jit_stack = stack
-    return stack
-
-
 def prepare(vm: Vm, ctx, packet: bytes | None, r1: int | None, r2: int | None):
-    """(ctx address, r2, stack top, mark): the image's stack region is added to the arena
-    once, then the run's ctx and packet, which ``vm.memory.release(mark)`` frees."""
-    stack = ensure_stack(vm)
+    """(ctx address, r2, stack top, mark): the image runs on the VM's stack region (its
+    ``call`` pushes the return address at the top of the frame linkage, so the main
+    function's rbp is the interpreter's r10); the run's ctx and packet are made here and
+    ``vm.memory.release(mark)`` frees them."""
     mark = vm.memory.mark()
     ctx_addr = vm._context(ctx, packet) if r1 is None else r1
-    return ctx_addr, r2 or 0, (stack + JIT_STACK) & ~15, mark
+    return ctx_addr, r2 or 0, vm.frame_top + FRAME_LINKAGE, mark
+
+
+def stack_bounds(vm: Vm) -> tuple[int, int]:
+    """Where a stack pointer belongs to the program (for the native fault handler)."""
+    return vm.stack_base - STACK_SLOP, vm.frame_top + FRAME_LINKAGE + STACK_SLOP
 
 
 def check_slack(vm: Vm, view: np.ndarray, image) -> None:

@@ -186,17 +186,14 @@ class JitResult:
         arena = memory.arena
         used = memory.used  # the rest of the arena is unallocated zeros
         view = ArenaWindow.ensure(len(arena))
-        view[:used] = arena[:used]
-        view[used:len(arena)] = 0
+        view[:used] = arena[:used]  # past used: pages no region has, PROT_NONE (never read)
         ArenaWindow.protect(memory)  # guard pages: the region table's, as the interpreter checks it
         session = execution.Session(vm, view[: len(arena)])
         self._native_image()
         context = session.native_context()
-        stack = execution.ensure_stack(vm)
         start = time.perf_counter()
         r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data,
-                                                    stack_bounds=(stack - execution.STACK_SLOP,
-                                                                  stack + execution.JIT_STACK + execution.STACK_SLOP))
+                                                    stack_bounds=execution.stack_bounds(vm))
         session.collect_native_status()
         seconds = time.perf_counter() - start
         if fault is not None:
