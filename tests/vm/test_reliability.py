@@ -214,3 +214,10 @@ def test_a_map_index_past_the_programs_maps_is_refused_by_every_engine():
         Vm(prog)
     with pytest.raises(JitError, match="insn 0: map index 256 out of range"):
         jit(prog, verify=False, probe_mem=())
+
+
+def test_a_leaked_stack_pointer_is_the_same_on_every_engine():
+    # found by make fuzz: r0 = r10 (root may return a pointer) differed between engines
+    prog = Program("leak", (Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_X, 0, 10), Insn(op.BPF_JMP | op.BPF_EXIT)))
+    out = _engines(prog)
+    assert len(set(out.values())) == 1 and out["interp"] == Vm(prog).frame_top
