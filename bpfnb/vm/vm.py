@@ -169,7 +169,10 @@ class Vm:
             for reg in (insn.dst, insn.src) if insn.code & 0x07 not in (0x00,) or insn.is_ld_imm64 else (insn.dst,):
                 if reg > 10 and not (insn.is_ld_imm64 and reg == insn.src):
                     raise VmError(f"{where}: insn {i}: R{reg} is invalid")
-            message = unknown_opcode(insn.code) or engine_refusal(insn)
+            message = unknown_opcode(insn.code)
+            if message:
+                raise VmError(f"{where}: insn {i}: {message}")
+            message = engine_refusal(insn)
             if message:
                 raise VmError(f"{where}: insn {i} ({format_insn(insn)}): {message}")
             if insn.is_ld_imm64 and i + 1 >= len(insns):
