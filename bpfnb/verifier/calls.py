@@ -339,11 +339,45 @@ def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:
     return callee.callsite + 1
 
 
+BINARY_VERDICT = (0, 1)
+# the value a program of each type must return, where the kernel enforces one
+RETVAL_RANGES = {"cgroup_skb": BINARY_VERDICT, "cgroup_sock": BINARY_VERDICT, "sock_ops": BINARY_VERDICT,
+                 "cgroup_device": BINARY_VERDICT, "cgroup_sysctl": BINARY_VERDICT, "cgroup_sockopt": BINARY_VERDICT,
+                 "sk_lookup": BINARY_VERDICT, "netfilter": BINARY_VERDICT, "cgroup_sock_addr": BINARY_VERDICT}
+ATTACH_RETVAL_RANGES = {
+    "cgroup_inet_egress": (0, 3), "cgroup_inet4_bind": (0, 3), "cgroup_inet6_bind": (0, 3),
+    **{a: (1, 1) for a in ("cgroup_udp4_recvmsg", "cgroup_udp6_recvmsg", "cgroup_unix_recvmsg",
+                           "cgroup_inet4_getpeername", "cgroup_inet6_getpeername", "cgroup_unix_getpeername",
+                           "cgroup_inet4_getsockname", "cgroup_inet6_getsockname", "cgroup_unix_getsockname")},
+    "trace_fentry": (0, 0), "trace_fexit": (0, 0), "trace_iter": BINARY_VERDICT,
+}
+
+
+def retval_range(prog) -> tuple[int, int] | None:
+    """What ``check_return_code`` enforces for this program, or None."""
+    attach = prog.expected_attach_type or ""
+    if prog.type == "tracing":
+        return ATTACH_RETVAL_RANGES.get(attach) if attach in ("trace_fentry", "trace_fexit", "trace_iter") else None
+    if prog.type in ("cgroup_skb", "cgroup_sock_addr") and attach in ATTACH_RETVAL_RANGES:
+        return ATTACH_RETVAL_RANGES[attach]
+    return RETVAL_RANGES.get(prog.type)
+
+
 def check_return_code(env, r0: Reg) -> None:
-    if env.prog.type == "cgroup_skb" and r0.type == SCALAR:
-        if r0.s.smin < 0 or r0.s.smax > 1:
-            raise Reject(f"At program exit the register R0 has smin={r0.s.smin} smax={r0.s.smax} "
-                         "should have been in [0, 1]")
+    if env.validating_subprog:
+        if r0.type != SCALAR:
+            raise Reject(f"At subprogram exit the register R0 is not a scalar value ({r0.type_name()})")
+        return
+    wanted = retval_range(env.prog)
+    if wanted is None:
+        return
+    if r0.type != SCALAR:
+        raise Reject(f"At program exit the register R0 is not a known value ({r0.type_name()})")
+    r0.precise = True
+    lo, hi = wanted
+    if r0.s.smin < lo or r0.s.smax > hi:
+        raise Reject(f"At program exit the register R0 has smin={r0.s.smin} smax={r0.s.smax} "
+                     f"should have been in [{lo}, {hi}]")
 
 
 def check_call(env, state: State, insn: Insn, i: int) -> int:
