@@ -11,7 +11,7 @@ from ..isa import Insn
 from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .helper_availability import AVAILABLE
-from .helper_protos import PROTOS
+from .helper_protos import helper_proto
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
 from .mem import BPF_F_RDONLY_PROG, check_map_access
@@ -41,7 +41,10 @@ BPF_MAX_VAR_SIZ = 1 << 29
 BPF_REG_SIZE = 8
 PROG_ARRAY = "prog_array"
 UNMODELLED = "unmodelled:"
-NULLABLE = {"mem_or_null": "mem", "value_or_null": "value"}  # argument kinds that also take NULL
+# argument kinds that also take NULL
+NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common"}
+SOCK_COMMON = "sock_common"
+MAX_FIRST_MEMBER_DEPTH = 8
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
@@ -57,6 +60,7 @@ class CallArgMeta:
     const_key: int | None = None  # the key's value, when the stack holds a known constant
     alloc_size: int = 0
     size_max: int | None = None  # the largest value of the last size argument
+    release_ref: int = 0  # the reference an argument gives back (ringbuf submit/discard)
 
 
 def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
@@ -67,7 +71,7 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     allowed = AVAILABLE.get(env.prog.type)
     if allowed is not None and func_id not in allowed:
         raise Reject(f"program of this type cannot use helper {name}#{func_id}")
-    proto = PROTOS.get(func_id)
+    proto = helper_proto(env.prog.type, func_id)
     if proto is None:
         raise Reject(f"bpfnb does not model helper {name}#{func_id}")
     meta = CallArgMeta(func_id)
@@ -75,6 +79,8 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
         check_func_arg(env, state, k + 1, kind, meta)
     record_func_map(meta)
     check_map_func_compatibility(meta.map, func_id)
+    if meta.release_ref:
+        release_reference(state, meta.release_ref)
     r0 = helper_return(env, proto, meta)
     if func_id == BpfFunc.tail_call:
         record_func_key(env, state, i)
@@ -94,6 +100,17 @@ MAP_WRITERS = (BpfFunc.map_delete_elem, BpfFunc.map_update_elem, BpfFunc.map_pus
 def record_func_map(meta: CallArgMeta) -> None:
     if meta.map is not None and meta.map.flags & BPF_F_RDONLY_PROG and meta.func_id in MAP_WRITERS:
         raise Reject("write into map forbidden")
+
+
+def release_reference(state: State, ref_obj_id: int) -> None:
+    """Every copy of a released pointer becomes a plain number (root may keep the address)."""
+    for frame in state.frames:
+        for k, reg in enumerate(frame.regs):
+            if reg.ref_obj_id == ref_obj_id:
+                frame.regs[k] = scalar_reg()
+        for slot in frame.stack.values():
+            if slot.spilled is not None and slot.spilled.ref_obj_id == ref_obj_id:
+                slot.spilled = scalar_reg()
 
 
 def record_func_key(env, state: State, i: int) -> None:
@@ -128,7 +145,10 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
             return Reg("sock", Scalar.const(0), maybe_null=True, id=env.new_id())
         return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=env.new_id())
     if proto.ret == "ringbuf_mem_or_null":
-        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, id=env.new_id(), mem_size=meta.alloc_size)
+        env.new_id()  # the id a maybe-NULL result gets, replaced by the reference's own (acquire_reference_state)
+        ref = env.new_id()
+        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, ringbuf=True, id=ref, ref_obj_id=ref,
+                   mem_size=meta.alloc_size)
     if meta.func_id in STR_HELPERS and meta.size_max is not None:  # [-MAX_ERRNO, size]
         s = Scalar.unknown()
         s.smin, s.smax, s.s32_min, s.s32_max = -MAX_ERRNO, meta.size_max, -MAX_ERRNO, meta.size_max
@@ -195,6 +215,10 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if kind == "alloc_size":
             meta.alloc_size = reg.s.umax
         meta.size_max = reg.s.umax
+    elif kind == SOCK_COMMON:  # a BTF socket: struct sock_common or one that starts with it
+        if reg.type != PTR_TO_BTF_ID or reg.untrusted or not _starts_with(reg.btf, reg.btf_id, SOCK_COMMON):
+            raise Reject(f"R{regno} type={format_type(reg)} expected=sock_common, sock, tcp_sock, xdp_sock, "
+                         "ptr_, trusted_ptr_")
     elif kind == "ctx":
         if reg.type != PTR_TO_CTX:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")
@@ -206,8 +230,21 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if got != wanted:
             raise Reject(f"R{regno} is of type {got} but {wanted} is expected")
     elif kind == "ringbuf_mem":
-        if reg.type != PTR_TO_MEM or reg.maybe_null:
+        if reg.type != PTR_TO_MEM or reg.maybe_null or not reg.ringbuf:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ringbuf_mem")
+        meta.release_ref = reg.ref_obj_id
+
+
+def _starts_with(btf, type_id: int, name: str) -> bool:
+    """Whether struct ``type_id`` is ``name`` or begins with it, first member by first member."""
+    for _ in range(MAX_FIRST_MEMBER_DEPTH):
+        t = btf.type(btf.resolve(type_id))
+        if t.name == name:
+            return True
+        if t.kind not in ("struct", "union") or not t.members or t.members[0].bit_offset:
+            return False
+        type_id = t.members[0].type
+    return False
 
 
 def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, *, write: bool) -> None:

@@ -141,6 +141,7 @@ def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:
                 continue
             if is_null:
                 reg.type, reg.s, reg.id, reg.map, reg.maybe_null = SCALAR, Scalar.const(0), 0, None, False
+                reg.ref_obj_id, reg.ringbuf, reg.mem_size = 0, False, 0
             else:
                 reg.maybe_null = False
                 reg.id = 0
