@@ -39,7 +39,7 @@ from .scalar import Scalar
 from .state import State, format_frame, initial_state
 
 USEC_PER_SEC = 1_000_000
-UNMODELLED_TYPES = ("struct_ops", "ext", "lsm", "syscall")
+UNMODELLED_TYPES = ("ext", "lsm", "syscall")
 SCALAR_KINDS = ("int", "enum", "enum64")
 
 
