@@ -151,3 +151,14 @@ PROTOS: dict[int, HelperProto] = {
     195: HelperProto(("map", "key", "any"), "map_value_or_null"),  # map_lookup_percpu_elem
     208: HelperProto(()),  # ktime_get_tai_ns
 }
+
+# where a program type gets another prototype for the same helper id (the kernel's
+# ``*_func_proto`` switches): tracing programs pass BTF socket pointers, not a context
+TYPE_PROTOS: dict[tuple[str, int], HelperProto] = {
+    ("tracing", 46): HelperProto(("sock_common_or_null",)),  # get_socket_cookie (bpf_get_socket_ptr_cookie)
+}
+
+
+def helper_proto(prog_type: str, func_id: int) -> HelperProto | None:
+    """The prototype a program of ``prog_type`` gets for helper ``func_id``, or None."""
+    return TYPE_PROTOS.get((prog_type, func_id)) or PROTOS.get(func_id)
