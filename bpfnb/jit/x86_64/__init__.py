@@ -150,17 +150,28 @@ def _raw(insns, mem: bytes):
     return jit(prog, verify=False, probe_mem=(), stack_depths=None, vm=vm), addr
 
 
-def execute_raw(insns, mem: bytes = b"") -> int:
-    """The conformance engine ``jit``: natively, r1 = ``mem``'s address, r2 its length."""
+def load_raw(insns, mem: bytes = b""):
+    """The conformance engine ``jit``: the program checked and translated; returns
+    ``run() -> r0`` running the image natively, r1 = ``mem``'s address, r2 its length."""
     result, addr = _raw(insns, mem)
-    return result.run(r1=addr, r2=len(mem)).r0
+    return lambda: result.run(r1=addr, r2=len(mem)).r0
+
+
+def load_raw_unicorn(insns, mem: bytes = b""):
+    """The conformance engine ``jit-unicorn``: the same image under the Unicorn emulator."""
+    result, addr = _raw(insns, mem)
+    return lambda: result.run(r1=addr, r2=len(mem), engine="unicorn").r0
+
+
+def execute_raw(insns, mem: bytes = b"") -> int:
+    """Load and run natively (see :func:`load_raw`): r0."""
+    return load_raw(insns, mem)()
 
 
 def execute_raw_unicorn(insns, mem: bytes = b"") -> int:
-    """The conformance engine ``jit-unicorn``: the same image under the Unicorn emulator."""
-    result, addr = _raw(insns, mem)
-    return result.run(r1=addr, r2=len(mem), engine="unicorn").r0
+    """Load and run under Unicorn (see :func:`load_raw_unicorn`): r0."""
+    return load_raw_unicorn(insns, mem)()
 
 
 __all__ = ["Compiler", "ExtableEntry", "JitError", "JitResult", "ProbeGuard", "Target", "execute_raw",
-           "execute_raw_unicorn", "jit"]
+           "execute_raw_unicorn", "jit", "load_raw", "load_raw_unicorn"]
