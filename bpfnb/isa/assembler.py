@@ -135,9 +135,9 @@ def _operands(rest: str) -> list[str]:
 
 def _split(text: str) -> tuple[str | None, str]:
     """A line's label (``name:`` as its first word) and the instruction after it."""
-    first, _, rest = text.partition(" ")
+    first, *rest = text.split(None, 1)
     m = LABEL.match(first)
-    return (m[1], rest.strip()) if m else (None, text)
+    return (m[1], rest[0].strip() if rest else "") if m else (None, text)
 
 
 def _slots(code: str) -> int:
@@ -227,7 +227,8 @@ def _atomic(line: _Line, rest: str) -> Insn:
 
 
 def _one(line: _Line, here: int, labels: dict[str, int]) -> list[Insn]:
-    mnemonic, _, rest = line.text.partition(" ")
+    mnemonic, *more = line.text.split(None, 1)
+    rest = more[0] if more else ""
     args = _operands(rest)
 
     def want(n: int) -> None:

@@ -129,3 +129,9 @@ def test_every_vector_assembles_and_its_raw_section_is_what_it_encodes(conforman
     assert len(pairs) >= 7
     for v in pairs:
         assert raw_words(assemble(v.asm)) == list(v.raw), v.path
+
+
+def test_tabs_separate_like_spaces():
+    assert assemble("mov\t%r0,\t1\nl1:\tja\tl1\nexit") == (
+        Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0, 0, 0, 1), Insn(op.BPF_JMP | op.BPF_JA, 0, 0, -1, 0),
+        Insn(op.BPF_JMP | op.BPF_EXIT))
