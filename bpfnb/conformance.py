@@ -67,28 +67,31 @@ SKIP_RULES = (
 # -- what a vector's error means for bpfnb ---------------------------------------------------
 LOAD, RUN = "load", "run"
 UBPF_ERROR = re.compile(r"(?:Failed to load code: (?P<load>.+?)|uBPF error: (?P<run>.+?)) at PC (?P<pc>\d+)")
-# uBPF's words (a prefix of its message) -> the stage and what bpfnb says (the Linux verifier's
-# message where bpfnb's raw path has it); {pc}: the vector's instruction, {next}: the one after,
-# {target}: where the jump at {pc} lands, {imm}: its immediate.
+# uBPF's words (a prefix of its message) -> the stage and what bpfnb says; {pc}: the vector's
+# instruction, {next}: the one after, {target}: where the jump at {pc} lands, {imm}: its
+# immediate. Linux 6.18 refuses every one of these at load (its words, loaded as a socket
+# filter, are in tests/test_conformance.py); where bpfnb's raw path has no verifier, its words
+# differ and are given here.
 UBPF_TO_BPFNB = {
-    "jump out of bounds": (LOAD, r"jump out of range from insn {pc} to "),
+    "jump out of bounds": (LOAD, r"jump out of range from insn {pc} to "),  # Linux's words
+    "sub-program does not end with EXIT or unconditional jump": (LOAD, r"last insn is not an exit or jmp$"),  # Linux's
+    "invalid destination register": (LOAD, r"insn {pc}: R1[1-5] is invalid"),  # Linux's
+    "invalid source register": (LOAD, r"insn {pc}: R1[1-5] is invalid"),  # Linux's
+    "unknown opcode": (LOAD, r"insn {pc}: unknown opcode"),  # Linux's
+    # Linux: "unreachable insn 1" for these two (its walk of the flow graph comes first)
     "infinite loop": (LOAD, r"infinite loop detected at insn {pc}$"),
-    # Linux names the slot jumped into, not the jump
     "jump to middle of lddw": (LOAD, r"jump into the middle of ldimm64 insn {target}$"),
-    # Linux's message names no instruction
-    "sub-program does not end with EXIT or unconditional jump": (LOAD, r"last insn is not an exit or jmp$"),
+    # Linux: "BPF_END uses reserved fields"
     "invalid endian immediate": (LOAD, r"insn {pc}: invalid endian width"),
-    # the 64-bit load at {pc}: its second slot ({next}) is not one
+    # Linux: "invalid bpf_ld_imm64 insn"; the 64-bit load at {pc} whose second slot is not one
     "incomplete lddw": (LOAD, r"insn {next}: invalid second half of a 64-bit load"),
     "invalid lddw second half": (LOAD, r"insn {pc}: invalid second half of a 64-bit load"),
-    # a map by fd (src 1) with no map behind it: Linux says "fd N is not pointing to valid bpf_map"
+    # a map by fd (src 1), which raw engines cannot resolve; Linux first finds no exit at the end
     "invalid source register for LDDW": (LOAD, r"insn {pc} .*: 64-bit load of pseudo kind \d+ is not resolved"),
-    "invalid destination register": (LOAD, r"insn {pc}: R1[1-5] is invalid"),
-    "invalid source register": (LOAD, r"insn {pc}: R1[1-5] is invalid"),
-    "unknown opcode": (LOAD, r"insn {pc}: unknown opcode"),
-    # bpfnb's raw engines find a helper missing when it is called (no verifier runs on a raw
-    # program); Linux's verifier refuses it at load ("program of this type cannot use helper")
+    # Linux's verifier: "program of this type cannot use helper bpf_bind#64" at load; bpfnb's
+    # raw engines find a helper missing when it is called
     "call to nonexistent function": (RUN, r"(insn {pc} .*unknown helper: helper #{imm} |helper #{imm}: unknown helper)"),
+    # Linux's verifier: "R6 invalid mem access 'scalar'" / "invalid write to stack R10 off=0 size=1"
     "address overflow": (RUN, r"insn {pc} \(.*\): invalid memory access at address"),
     "address underflow": (RUN, r"insn {pc} \(.*\): invalid memory access at address"),
     "integer overflow": (RUN, r"insn {pc} \(.*\): invalid memory access at address"),

@@ -5,6 +5,7 @@ suite's own runner starts, run exactly as that runner starts it."""
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tomllib
@@ -187,3 +188,50 @@ def test_the_subcommand_speaks_the_same_protocol(conformance_dir):
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     assert int(done.stdout, 16) == v.result
+
+
+# The running kernel's refusal of each uBPF error vector that applies, loaded as a socket
+# filter (Linux 6.18): the error line and the instruction its log names (None: none).
+LINUX_6_18 = {
+    "err-address-overflow-offset": ("R6 invalid mem access 'scalar'", 1),
+    "err-address-underflow": ("R6 invalid mem access 'scalar'", 1),
+    "err-call-bad-imm": ("program of this type cannot use helper bpf_bind#64", 5),
+    "err-call-invalid-jump": ("jump out of range from insn 4 to 0", None),
+    "err-call-unreg": ("program of this type cannot use helper bpf_msg_pull_data#63", 5),
+    "err-call0": ("last insn is not an exit or jmp", None),
+    "err-endian-size": ("BPF_END uses reserved fields", 0),
+    "err-incomplete-lddw": ("invalid bpf_ld_imm64 insn", None),
+    "err-incomplete-lddw2": ("invalid bpf_ld_imm64 insn", None),
+    "err-infinite-loop": ("unreachable insn 1", None),
+    "err-integer-overflow-bounds": ("R6 invalid mem access 'scalar'", 2),
+    "err-invalid-reg-dst": ("R11 is invalid", 0),
+    "err-invalid-reg-src": ("R11 is invalid", 0),
+    "err-jmp-lddw": ("unreachable insn 1", None),
+    "err-jmp-out": ("jump out of range from insn 0 to 3", None),
+    "err-lddw-invalid-src": ("last insn is not an exit or jmp", None),
+    "err-lddw-second-half-invalid-all": ("invalid bpf_ld_imm64 insn", None),
+    "err-lddw-second-half-invalid-dst-offset": ("invalid bpf_ld_imm64 insn", None),
+    "err-lddw-second-half-invalid-offset": ("invalid bpf_ld_imm64 insn", None),
+    "err-lddw-second-half-invalid-src-offset": ("invalid bpf_ld_imm64 insn", None),
+    "err-lddw-second-half-invalid-src": ("invalid bpf_ld_imm64 insn", None),
+    "err-lddw-second-half-invalid": ("invalid bpf_ld_imm64 insn", None),
+    "err-stack-oob": ("invalid write to stack R10 off=0 size=1", 0),
+}
+
+
+@pytest.mark.kernel
+def test_linux_refuses_every_ubpf_error_vector_at_load(conformance_dir):
+    from bpfnb.kernel.compare import kernel_verdict
+    from bpfnb.program import Program
+
+    seen = {}
+    for v in vectors(conformance_dir / "ubpf" / "errors"):
+        if v.not_applicable() is None:
+            k = kernel_verdict(Program("conformance", v.insns(), type="socket_filter"))
+            assert k["verdict"] == "reject", v.name
+            seen[v.name] = (k["error"], k["error_insn"])
+    assert seen == LINUX_6_18
+    # where bpfnb's raw load has Linux's words, they are the same words
+    for name in ("err-call-invalid-jump", "err-call0", "err-jmp-out"):
+        expected = parse(conformance_dir / "ubpf" / "errors" / f"{name}.data").expected()
+        assert re.search(expected.pattern, LINUX_6_18[name][0]), name
