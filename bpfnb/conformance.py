@@ -68,8 +68,8 @@ SKIP_RULES = (
 LOAD, RUN = "load", "run"
 UBPF_ERROR = re.compile(r"(?:Failed to load code: (?P<load>.+?)|uBPF error: (?P<run>.+?)) at PC (?P<pc>\d+)")
 # uBPF's words (a prefix of its message) -> the stage and what bpfnb says; {pc}: the vector's
-# instruction, {next}: the one after, {target}: where the jump at {pc} lands, {imm}: its
-# immediate. Linux 6.18 refuses every one of these at load (its words, loaded as a socket
+# instruction, {next}: the one after, {lddw}: the 64-bit load whose second slot the jump at
+# {pc} lands on, {imm}: its immediate. Linux 6.18 refuses every one of these at load (its words, loaded as a socket
 # filter, are in tests/test_conformance.py); where bpfnb's raw path has no verifier, its words
 # differ and are given here.
 UBPF_TO_BPFNB = {
@@ -80,7 +80,7 @@ UBPF_TO_BPFNB = {
     "unknown opcode": (LOAD, r"insn {pc}: unknown opcode"),  # Linux's
     # Linux: "unreachable insn 1" for these two (its walk of the flow graph comes first)
     "infinite loop": (LOAD, r"infinite loop detected at insn {pc}$"),
-    "jump to middle of lddw": (LOAD, r"jump into the middle of ldimm64 insn {target}$"),
+    "jump to middle of lddw": (LOAD, r"jump into the middle of ldimm64 insn {lddw}$"),
     # Linux: "BPF_END uses reserved fields"
     "invalid endian immediate": (LOAD, r"insn {pc}: invalid endian width"),
     # Linux: "invalid bpf_ld_imm64 insn"; the 64-bit load at {pc} whose second slot is not one
@@ -167,7 +167,7 @@ class Vector:
         insns = self.insns()
         insn = insns[pc] if pc < len(insns) else Insn(0)
         jump_at = insn.imm if insn.code == op.BPF_JMP32 | op.BPF_JA else insn.off
-        fields = {"pc": pc, "next": pc + 1, "target": pc + jump_at + 1, "imm": insn.imm}
+        fields = {"pc": pc, "next": pc + 1, "lddw": pc + jump_at, "imm": insn.imm}
         return Expected(stage, pattern.format(**fields), text)
 
 
