@@ -69,7 +69,7 @@ def test_the_ubpf_vectors_that_apply_pass(conformance_dir, engine):
     # err-call-invalid-jump fails at load for the reason it states, not "call stack too deep" at run
     assert passed["err-call-invalid-jump"] == "failed as expected at load: conformance: jump out of range from insn 4 to 0"
     assert passed["err-call0"].endswith("at load: conformance: last insn is not an exit or jmp")
-    assert "insn 0: 64-bit load of map fd" in passed["err-lddw-invalid-src"]
+    assert "64-bit load of pseudo kind 1 is not resolved" in passed["err-lddw-invalid-src"]
 
 
 def test_every_skip_is_in_the_one_table():
