@@ -9,7 +9,7 @@ from bpfnb.widgets.fromlog import decode_line, program_from_log
 from bpfnb.widgets.stepper import VerifierStepper
 
 LOGS = pathlib.Path(__file__).parent / "logs"
-LEVEL1 = LOGS / "count_protocols_nocheck.level1.log"
+LEVEL1 = pathlib.Path(__file__).parents[2] / "bpfnb" / "data" / "logs" / "count_protocols_nocheck.level1.log"
 LEVEL2 = LOGS / "count_protocols_nocheck.level2.log"
 ERROR = "R0 invalid mem access 'map_value_or_null'"
 
