@@ -238,7 +238,11 @@ class CfgView:
     def _cells(self, insn: int, part: str) -> str:
         return f"#a_{self.scope}i{insn} {part},#a_{self.scope}t{insn} {part}"
 
-    def svg(
+    def svg(self, **highlight) -> str:
+        """The SVG with a step's highlighting (``rules``) in a ``<style>`` block, nothing re-laid."""
+        return self._head + "<style>" + self.rules(**highlight) + "</style>" + self._rest
+
+    def rules(
         self,
         *,
         current: int | None = None,
@@ -249,7 +253,7 @@ class CfgView:
         taken_edges: Iterable[tuple[int, int]] = (),
         chain: Iterable[int] = (),
     ) -> str:
-        """The SVG with a step's highlighting: a ``<style>`` block, nothing re-laid.
+        """CSS rules highlighting a step; they address only this view's ids.
 
         ``chain``: instructions of a def-use chain; every other row is dimmed."""
         p = self.scope
@@ -274,18 +278,17 @@ class CfgView:
             rules.append(f"#{p}graph .node text{{opacity:{DIMMED_OPACITY}}}")
             for i in chain:
                 rules.append(f"{self._cells(i, 'polygon')}{{fill:{CHAIN}}}")
-                rules.append(f"{self._cells(i, 'text')}{{opacity:1}}")
+                rules.append(f"#{p}graph #a_{p}i{i} text,#{p}graph #a_{p}t{i} text{{opacity:1}}")
         if error is not None:
             rules.append(f"{self._cells(error, 'polygon')}{{fill:{ERROR_FILL}}}")
             rules.append(f"#a_{p}t{error} text{{fill:{ERROR_TEXT};font-weight:bold}}")
         if current is not None:
             rules.append(f"{self._cells(current, 'polygon')}{{fill:{CURRENT}}}")
-            rules.append(f"{self._cells(current, 'text')}{{opacity:1}}")
+            rules.append(f"#{p}graph #a_{p}i{current} text,#{p}graph #a_{p}t{current} text{{opacity:1}}")
             b = self._block_of.get(current)
             if b is not None:
                 rules.append(f"#{p}b{b}>polygon{{stroke:{CURRENT_BLOCK};stroke-width:3}}")
-        style = "<style>" + "".join(rules) + "</style>"
-        return self._head + style + self._rest
+        return "".join(rules)
 
     def _repr_svg_(self) -> str:
         return self.base_svg

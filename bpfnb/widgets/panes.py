@@ -24,10 +24,10 @@ function keepInView(box, target) {
   // scroll ``box`` (only it, never the page) so ``target`` sits in its middle
   if (!box || !target) return;
   const b = box.getBoundingClientRect(), t = target.getBoundingClientRect();
-  if (t.top < b.top || t.bottom > b.bottom)
-    box.scrollTop += (t.top - b.top) - (box.clientHeight - t.height) / 2;
-  if (t.left < b.left || t.right > b.right)
-    box.scrollLeft += (t.left - b.left) - (box.clientWidth - Math.min(t.width, box.clientWidth)) / 2;
+  if (!b.height) return;  // not laid out (yet): the resize observer calls again
+  box.scrollTop += (t.top - b.top) - (box.clientHeight - t.height) / 2;
+  if (t.left < b.left || t.left > b.right - 40)  // rows are wide: bring their start in view
+    box.scrollLeft += t.left - b.left - 8;
 }
 
 function render({ model, el }) {
@@ -76,6 +76,9 @@ function render({ model, el }) {
     model.on("change:" + name, () => { fn(); later(); });
   }
   model.on("change:cfg_follow", later);
+  // an output scrolled into view, or a notebook tab shown, lays the panes out late
+  const resized = new ResizeObserver(later);
+  resized.observe(root);
   later();
 
   root.addEventListener("click", (event) => {
@@ -111,7 +114,7 @@ function render({ model, el }) {
     model.send({ kind: "key", key: event.key });
   };
   window.addEventListener("keydown", onKey, true);
-  return () => window.removeEventListener("keydown", onKey, true);
+  return () => { window.removeEventListener("keydown", onKey, true); resized.disconnect(); };
 }
 
 export default { render };

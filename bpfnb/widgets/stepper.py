@@ -45,6 +45,7 @@ def _css(scope: str) -> str:
 {s} .step tr.differs td{{background:{DIFFERS}}}
 {s} .step tr.picked td{{outline:1px solid #0969da}}
 {s} .step .mark{{color:#0969da;font-weight:bold}}
+{s} .step .btf{{color:#8250df}}
 {s} .step .src{{color:#6a737d;overflow-wrap:anywhere}}
 {s} .step .err{{color:#a40e26;font-weight:bold;white-space:pre-wrap;overflow-wrap:anywhere}}
 {s} .step pre{{white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0}}
@@ -67,6 +68,12 @@ def _css(scope: str) -> str:
 
 def _esc(text) -> str:
     return html.escape("" if text is None else str(text))
+
+
+def _type_cell(text: str) -> str:
+    """The register's type, and under it the BTF type a typed pointer points to."""
+    btf = btf_type_of(text)
+    return _esc(type_name(text)) + (f'<br><span class="btf">{_esc(btf)}</span>' if btf else "")
 
 
 class VerifierStepper(w.VBox):
@@ -332,13 +339,12 @@ class VerifierStepper(w.VBox):
             rows.append(
                 f'<tr class="{" ".join(classes)}" data-name="{name}" data-step="{step}" '
                 f'title="click: the def-use chain of {name}"><td>{name}</td><td class="mark">{marks}</td>'
-                f"<td>{_esc(type_name(text or ''))}</td><td>{_esc(btf_type_of(text or '') or '')}</td>"
-                f"<td>{value}</td>{kernel_cell}</tr>"
+                f"<td>{_type_cell(text or '')}</td><td>{value}</td>{kernel_cell}</tr>"
             )
         kernel = theirs is not None
-        cols = ('<colgroup><col style="width:34px"><col style="width:30px"><col style="width:17%">'
-                f'<col style="width:17%"><col>{"<col style=width:28%>" if kernel else ""}</colgroup>')
-        return (f"<table>{cols}<tr><th>reg</th><th>r/w</th><th>type</th><th>BTF type</th><th>value</th>"
+        cols = ('<colgroup><col style="width:34px"><col style="width:30px"><col style="width:25%">'
+                f'<col>{"<col style=width:30%>" if kernel else ""}</colgroup>')
+        return (f"<table>{cols}<tr><th>reg</th><th>r/w</th><th>type / BTF type</th><th>value</th>"
                 f"{'<th>kernel</th>' if kernel else ''}</tr>{''.join(rows)}</table>")
 
     def stack_html(self, step: int) -> str:
@@ -365,7 +371,9 @@ class VerifierStepper(w.VBox):
         head = (f"<div>visit <b>{step}</b> of {len(walk)} · insn <b>{visit.insn}</b>"
                 + (f" · frame {frame}" if frame else "")
                 + f" · path from {_esc(walk.history(step)[0])} · {self._verdict()}</div>")
-        note = f"<div><i>{_esc(visit.event or '')} {_esc(visit.note)}</i></div>" if visit.event or visit.note else ""
+        # the error has its own block below (its note is the same message)
+        note = "" if visit.event == "error" or not (visit.event or visit.note) else \
+            f"<div><i>{_esc(visit.event or '')} {_esc(visit.note)}</i></div>"
         text = "(not in the log)" if visit.insn in self._unknown else format_insn(insns[visit.insn], nxt)
         insn = f"<pre>{visit.insn}: {_esc(text)}</pre>" + self.call_html(step)
         error = ""

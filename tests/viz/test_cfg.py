@@ -62,7 +62,7 @@ def test_rendered_svg_has_blocks_rows_and_edges_and_highlighting_needs_no_relayo
     assert "#a_s_t3 polygon{fill:#fff8c5}" in lit and "#s_b3>polygon{stroke:#bf8700" in lit
     assert "#a_s_t4 text{fill:#a40e26" in lit
     chained = view.svg(current=3, chain=[0, 3])
-    assert "#s_graph .node text{opacity:0.3}" in chained and "#a_s_t0 text{opacity:1}" in chained
+    assert "#s_graph .node text{opacity:0.3}" in chained and "#s_graph #a_s_t0 text{opacity:1}" in chained
 
 
 def test_two_views_of_one_program_share_no_id():

@@ -123,7 +123,7 @@ def test_clicking_an_operand_selects_its_chain_through_the_fill_and_the_spill(wa
     listing = s.panes.listing
     assert 'class="ln def" data-step="2"' in listing and 'class="ln cur dim" data-step="5"' in listing
     assert 'class="ln sel" data-step="4"' in listing
-    assert all(f"#a_{s.scope}t{i} text{{opacity:1}}" in s.panes.cfg_style for i in (0, 1, 2, 4))
+    assert all(f"#{s.scope}graph #a_{s.scope}t{i} text{{opacity:1}}" in s.panes.cfg_style for i in (0, 1, 2, 4))
     s.show(0)
     s.along_chain(+1)
     assert s.step == 1
