@@ -20,11 +20,13 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 WIDTH, HEIGHT = 1280, 1300
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CURRENT_FILL = "rgb(255, 248, 197)"  # bpfnb.viz.cfg.CURRENT
+# the notebook on show (JupyterLab reopens the tabs of the last session, hidden)
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
 
 def _open_and_run(page, base, token, name):
     page.goto(f"{base}/lab/tree/{name}?token={token}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
     # a fresh environment starts its kernel slowly: run only once it is idle
     page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
     page.get_by_role("menuitem", name="Run", exact=True).click()
@@ -34,28 +36,24 @@ def _open_and_run(page, base, token, name):
         news.first.click()
 
 
-def _code_cells(path) -> int:
-    import nbformat
-
-    return sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
-
-
-def _wait_idle(page, cells: int):
+def _wait_idle(page):
     """Every code cell has run: the last one has its execution count, none is
     queued (``[*]``) and the kernel is idle (cells off screen may not be in the
     DOM: JupyterLab renders a window of the notebook)."""
     page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+        """(selector) => {
+            const panel = document.querySelector(selector);
+            if (!panel) return false;
+            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
             const last = prompts[prompts.length - 1];
             return last && /\\[\\d+\\]/.test(last.innerText)
                 && !prompts.some(p => p.innerText.includes('[*]'))
                 && document.body.innerText.includes('| Idle');
-        }""", timeout=300_000)
+        }""", arg=PANEL, timeout=300_000)
 
 
 def _screenshots(page, stem: str):
-    for k, cell in enumerate(page.locator(".jp-Notebook .jp-Cell").all()):
+    for k, cell in enumerate(page.locator(f"{PANEL} .jp-Cell").all()):
         if cell.locator(".jp-OutputArea-output").count():
             cell.scroll_into_view_if_needed()
             cell.screenshot(path=str(ARTIFACTS / f"{stem}-cell{k:02d}.png"))
@@ -104,9 +102,9 @@ def test_steppers_on_one_page_are_independent_and_interactive(lab):
     page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
     name = "01_verifier_walkthrough.ipynb"
     _open_and_run(page, base, token, name)
-    steppers = page.locator(".bpfnb-stepper")
+    steppers = page.locator(f"{PANEL} .bpfnb-stepper")
     try:
-        _wait_idle(page, _code_cells(ROOT / "notebooks" / name))
+        _wait_idle(page)
         steppers.nth(2).wait_for(timeout=60_000)
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "01-steppers-missing.png"), full_page=True)
@@ -194,13 +192,17 @@ def test_notebook_renders_at_1280px(lab, path):
     browser, base, token = lab
     page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
     _open_and_run(page, base, token, path.name)
-    _wait_idle(page, _code_cells(path))
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-    assert not page.locator(".jp-OutputArea-output .ansi-red-fg").count(), errors.all_inner_texts()
+    try:
+        _wait_idle(page)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / f"{path.stem[:2]}-not-idle.png"))
+        raise
+    errors = page.locator(f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert not page.locator(f"{PANEL} .jp-OutputArea-output .ansi-red-fg").count(), errors.all_inner_texts()
     _screenshots(page, path.stem[:2])
     # nothing is wider than the notebook: wide content scrolls inside its own cell
     overflow = page.evaluate(
-        """() => [...document.querySelectorAll('.jp-OutputArea-output')]
-                  .filter(o => o.scrollWidth > o.clientWidth + 2).length""")
-    assert overflow == 0
+        """(panel) => [...document.querySelectorAll(panel + ' .jp-OutputArea-output')]
+                  .filter(o => o.scrollWidth > o.clientWidth + 2).map(o => o.innerText.slice(0, 80))""", PANEL)
+    assert overflow == []
     page.close()
