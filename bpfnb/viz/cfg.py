@@ -135,7 +135,8 @@ def cfg_graph(prog, *, source: bool = True, title: str | None = None, scope: str
             if li is not None and li.text.strip():
                 text = html.escape(f"; {li.text.strip()[:70]}")
                 rows.append(
-                    f'<TR><TD ALIGN="LEFT" COLSPAN="2"><FONT COLOR="#6a737d">{text}</FONT></TD></TR>'
+                    # in the instruction column: the number column stays as narrow as its numbers
+                    f'<TR><TD></TD><TD ALIGN="LEFT"><FONT COLOR="#6a737d">{text}</FONT></TD></TR>'
                 )
             body = html.escape(UNKNOWN_ROW if i in unknown else _row_text(prog, insns, i))
             # HREF makes graphviz wrap the cell in <g id="a_ID"><a>: what the CSS
