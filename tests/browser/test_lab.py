@@ -166,6 +166,12 @@ def test_steppers_on_one_page_are_independent_and_interactive(lab):
     assert float(dimmed) < 1  # insn 0 (r6 = r1) is not in R0's chain
     page.screenshot(path=str(ARTIFACTS / "01-chain.png"))
 
+    # clicking a CFG row jumps to that instruction
+    rejected.locator(f"#a_{_scope(rejected)}t19").click()
+    page.wait_for_function(
+        "(s) => /insn 19\\b/.test(document.querySelector('.' + s + ' .bpfnb-panes .state').textContent)",
+        arg=_scope(rejected), timeout=20_000)
+
     # the pasted kernel log steps, with the keyboard once the stepper has focus
     pasted.scroll_into_view_if_needed()
     assert "(log)" in _state(pasted) and "insn 25" in _state(pasted)

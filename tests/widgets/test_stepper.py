@@ -1,5 +1,7 @@
 """VerifierStepper on a hand-made walk of a small program with two paths."""
 
+import pathlib
+
 import pytest
 
 from bpfnb.isa import Insn
@@ -199,3 +201,17 @@ def test_source_lines_and_helper_arguments_on_a_compiled_program():
     assert "bpf_skb_load_bytes(" in stepper.panes.state
     assert '</span> = bpf_skb_load_bytes(skb: <span class="op"' in stepper.panes.listing  # named in the stream
     assert stepper.call_html(0) == ""  # not a call
+
+
+def test_subprogram_calls_are_indented_by_frame():
+    import re
+
+    import bpfnb
+
+    prog = bpfnb.load(pathlib.Path(__file__).parents[1] / "fixtures" / "bpf2bpf.bpf.o").program()
+    s = VerifierStepper(prog, cfg=False)
+    depths = [s.walk.depth(v.step) for v in s.walk.visits]
+    assert depths[:11] == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0]  # call at insn 2, the callee 9-15, back at 3
+    assert re.findall(r"padding-left:(\d+)px", s.panes.listing)[2:4] == ["0", "18"]
+    s.show(4)
+    assert "frame 1" in s.panes.state
