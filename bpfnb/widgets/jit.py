@@ -21,7 +21,8 @@ def _css(scope: str) -> str:
     return (f"<style>{s} table{{font-size:12px;border-collapse:collapse}}"
             f"{s} td,{s} th{{vertical-align:top;text-align:left;padding:1px 6px;border-bottom:1px solid #eee}}"
             f"{s} td:first-child code{{white-space:nowrap}}"
-            f"{s} .x86{{font-family:monospace;white-space:nowrap}}</style>")
+            f"{s} code{{padding:0;background:none}}"
+            f"{s} .x86{{font-family:monospace;white-space:nowrap;line-height:16px}}</style>")
 
 
 def _rows_html(result, selected: int | None, only_extable: bool) -> str:
@@ -85,7 +86,9 @@ def kernel_rows_html(comparison, selected: int | None) -> str:
         elif not r.equal:
             style = f' style="background:{DIFFERS}"'
         mark = ("=" if r.equal else "≠") + (" (map address masked)" if r.masked else "")
-        rows.append(f"<tr{style}><td><code>{r.insn}: {html.escape(r.bpf)}</code></td>"
+        # the map's address changes at every load: masked in the text as in the bytes
+        bpf = re.sub(r"= 0x[0-9a-f]+$", f"= {MASKED_IMMEDIATE}", r.bpf) if r.masked else r.bpf
+        rows.append(f"<tr{style}><td><code>{r.insn}: {html.escape(bpf)}</code></td>"
                     f"<td class='x86'>{'<br>'.join(_x86_lines(r.ours, r.masked))}</td>"
                     f"<td class='x86'>{'<br>'.join(_x86_lines(r.kernel, r.masked))}</td><td>{mark}</td></tr>")
     return (f'<table class="bpfnb-jit-kernel"><caption>{html.escape(str(comparison))}</caption>'
@@ -121,12 +124,13 @@ class JitViewer(w.VBox):
         self.side = w.HTML()
         for control in (self.insn, self.only_extable):
             control.observe(self._update, "value")
-        pane = w.Layout(overflow="auto", max_height="560px", flex="1 1 0", min_width="0")
+        # one above the other: side by side, neither fits a 1280-px notebook
+        pane = w.Layout(overflow="auto", max_height="420px" if self.kernel else "560px", width="100%")
         panes = [w.Box([self.listing], layout=pane)]
         if self.kernel:
             panes.append(w.Box([self.side], layout=pane))
-        super().__init__([w.HTML(_css(self.scope)), w.HBox([self.insn, self.only_extable]),
-                          w.HBox(panes, layout=w.Layout(width="100%", grid_gap="10px"))])
+        super().__init__([w.HTML(_css(self.scope)), w.HBox([self.insn, self.only_extable]), *panes],
+                         layout=w.Layout(width="100%"))
         self.add_class(self.scope)
         self._update()
 
