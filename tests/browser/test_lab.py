@@ -29,11 +29,20 @@ def _open_and_run(page, base, token, name):
     page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
     # a fresh environment starts its kernel slowly: run only once it is idle
     page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
-    page.get_by_role("menuitem", name="Run", exact=True).click()
-    page.get_by_text("Run All Cells", exact=True).click()
-    news = page.get_by_role("button", name="No", exact=True)  # "notified about Jupyter news?"
-    if news.count():
-        news.first.click()
+    for _attempt in range(3):  # a menu opened while the lab still lays out can miss the click
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        news = page.get_by_role("button", name="No", exact=True)  # "notified about Jupyter news?"
+        if news.count():
+            news.first.click()
+        try:
+            page.wait_for_function(
+                """(panel) => [...document.querySelectorAll(panel + ' .jp-InputPrompt')]
+                              .some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))""", arg=PANEL, timeout=15_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"{name}: Run All Cells did not start")
 
 
 def _wait_idle(page):
