@@ -19,6 +19,7 @@ EXPECTED = {
         "kernel: R0 invalid mem access 'map_value_or_null'",
         "A pointer that may be NULL was dereferenced",
         "(85) call bpf_map_lookup_elem#1",
+        "from the log alone: 26 instructions, 25 visits, error: R0 invalid mem access 'map_value_or_null'",
     ],
     "02_btf_type_tracking": [
         "CO-RE insn 1: field_byte_offset sk_buff.dev: 0 -> 16",
