@@ -21,13 +21,14 @@ INDENT_PX = 18
 WINDOW = 1500
 
 
-def operands_html(text: str, step: int) -> str:
-    """``text`` (an instruction as the log prints it) with its operands as clickable spans."""
+def operands_html(text: str) -> str:
+    """``text`` (an instruction as the log prints it) with its operands as clickable
+    spans (``data-name``; the line they are on gives the visit)."""
     out, last = [], 0
     for m in OPERAND.finditer(text):
         out.append(html.escape(text[last:m.start()]))
         name = f"R{m['reg']}" if m["reg"] is not None else stack_slot(int(m["off"]))
-        out.append(f'<span class="op" data-step="{step}" data-name="{name}">{html.escape(m[0])}</span>')
+        out.append(f'<span class="op" data-name="{name}">{html.escape(m[0])}</span>')
         last = m.end()
     out.append(html.escape(text[last:]))
     return "".join(out)
@@ -45,41 +46,54 @@ def insn_text(prog, insn: int) -> str:
     return format_insn(i, nxt).split(") ", 1)[1]
 
 
-def listing_html(walk: Walk, current: int, chain: Chain | None = None, *, unknown=frozenset()) -> str:
-    """The visit stream, the current visit marked (``cur``); with a ``chain``,
-    its visits marked (``def``/``use``/``refined``, the clicked one ``sel``)
-    and the others dimmed (``dim``)."""
-    n = len(walk)
-    lo = max(0, min(current - WINDOW // 2, n - WINDOW))
-    hi = min(n, lo + WINDOW)
-    marks: dict[int, str] = {}
-    if chain is not None:
-        marks.update({s: "def" for s in chain.defs})
-        marks.update({s: "refined" for s in chain.refined})
-        marks.update({s: "use" for s in chain.uses})
-        marks[chain.step] = "sel"
-    rows = []
-    if lo:
-        rows.append(f'<div class="gap">… {lo} earlier visits</div>')
-    for v in walk.visits[lo:hi]:
-        if v.note and v.note.startswith("from "):
-            rows.append(f'<div class="path">{html.escape(v.note)}</div>')
-        classes = ["ln"]
-        if v.step == current:
-            classes.append("cur")
+class StreamListing:
+    """The stream of one walk: each visit's line made once, only its marks per step."""
+
+    def __init__(self, walk: Walk, *, unknown=frozenset()):
+        self.walk = walk
+        bodies: dict[int, str] = {}
+        self._lines: list[tuple[str, str, str]] = []  # (before the classes, classes, after)
+        for v in walk.visits:
+            head = f'<div class="path">{html.escape(v.note)}</div>' if v.note.startswith("from ") else ""
+            if v.event == "pruned":
+                body = "safe (pruned: a state already verified here covers this one)"
+            elif v.insn in unknown:
+                body = "(not in the log)"
+            else:
+                if v.insn not in bodies:
+                    bodies[v.insn] = operands_html(insn_text(walk.prog, v.insn))
+                body = bodies[v.insn]
+            pad = walk.depth(v.step) * INDENT_PX
+            self._lines.append((f'{head}<div class="ln', " err" if v.event == "error" else "",
+                                f'" data-step="{v.step}" style="padding-left:{pad}px"><span class="no">{v.step}'
+                                f'</span><span class="pc">{v.insn}:</span>{body}</div>'))
+
+    def html(self, current: int, chain: Chain | None = None) -> str:
+        """The stream with the current visit marked (``cur``); with a ``chain``, its
+        visits marked (``def``/``use``/``refined``, the selected one ``sel``) and the
+        others dimmed (``dim``). Only ``WINDOW`` lines around the current one."""
+        n = len(self._lines)
+        lo = max(0, min(current - WINDOW // 2, n - WINDOW))
+        hi = min(n, lo + WINDOW)
+        marks: dict[int, str] = {}
         if chain is not None:
-            classes.append(marks.get(v.step, "dim"))
-        if v.event == "error":
-            classes.append("err")
-        if v.event == "pruned":
-            body = "safe (pruned: a state already verified here covers this one)"
-        elif v.insn in unknown:
-            body = "(not in the log)"
-        else:
-            body = operands_html(insn_text(walk.prog, v.insn), v.step)
-        pad = walk.depth(v.step) * INDENT_PX
-        rows.append(f'<div class="{" ".join(classes)}" data-step="{v.step}" style="padding-left:{pad}px">'
-                    f'<span class="no">{v.step}</span><span class="pc">{v.insn}:</span>{body}</div>')
-    if hi < n:
-        rows.append(f'<div class="gap">… {n - hi} later visits</div>')
-    return "".join(rows)
+            marks.update({s: " def" for s in chain.defs})
+            marks.update({s: " refined" for s in chain.refined})
+            marks.update({s: " use" for s in chain.uses})
+            marks[chain.step] = " sel"
+        rows = [f'<div class="gap">… {lo} earlier visits</div>'] if lo else []
+        for step in range(lo, hi):
+            before, classes, after = self._lines[step]
+            if step == current:
+                classes += " cur"
+            if chain is not None:
+                classes += marks.get(step, " dim")
+            rows.append(before + classes + after)
+        if hi < n:
+            rows.append(f'<div class="gap">… {n - hi} later visits</div>')
+        return "".join(rows)
+
+
+def listing_html(walk: Walk, current: int, chain: Chain | None = None, *, unknown=frozenset()) -> str:
+    """The stream of ``walk`` at visit ``current`` (see ``StreamListing.html``)."""
+    return StreamListing(walk, unknown=unknown).html(current, chain)

@@ -85,7 +85,8 @@ function render({ model, el }) {
     const target = event.target;
     const operand = target.closest("[data-name]");
     if (operand && root.contains(operand)) {
-      model.send({ kind: "operand", step: Number(operand.dataset.step), name: operand.dataset.name });
+      const step = operand.closest("[data-step]");  // a stream line, or a register row
+      model.send({ kind: "operand", step: Number(step.dataset.step), name: operand.dataset.name });
       return;
     }
     const line = target.closest("[data-step]");

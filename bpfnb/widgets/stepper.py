@@ -25,7 +25,7 @@ from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.helpers import HELPER_PARAMS, helper_name
 from ..viz.cfg import CfgView, legend_html, new_scope
-from .listing import listing_html
+from .listing import StreamListing
 from .panes import StepperPanes
 from .walk import Chain, Walk, btf_type_of, type_name
 
@@ -102,6 +102,7 @@ class VerifierStepper(w.VBox):
         self.scope = new_scope("s")
         self.cfg = CfgView(self.prog, scope=self.scope) if cfg else None
         self._unknown = frozenset(getattr(self.prog, "meta", {}).get("unknown_slots", ()))
+        self.stream = StreamListing(walk, unknown=self._unknown)
         self._syncing = False
         n = len(walk)
 
@@ -196,7 +197,7 @@ class VerifierStepper(w.VBox):
         step = self.step
         with self.panes.hold_sync():
             self.panes.state = self.panel_html(step)
-            self.panes.listing = listing_html(self.walk, step, self.chain, unknown=self._unknown)
+            self.panes.listing = self.stream.html(step, self.chain)
             if self.cfg is not None:
                 self.panes.cfg_style = self.cfg.rules(**self._highlight(step))
                 self.panes.cfg_follow = self.cfg.row_id(self.walk.visits[step].insn)
