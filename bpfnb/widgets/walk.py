@@ -152,8 +152,8 @@ class Walk:
         alive = {definition if definition is not None else -1}
         uses: list[int] = []
         for v in self.visits[(definition if definition is not None else -1) + 1:]:
-            if (v.prev if v.prev is not None else -1) not in alive:
-                continue
+            if (v.prev if v.prev is not None else -1) not in alive or v.event == "pruned":
+                continue  # another path, or a state pruned before the instruction ran
             r, w = self.effects_at(v.step)
             if name in r:
                 uses.append(v.step)
