@@ -26,8 +26,9 @@ function keepInView(box, target) {
   const b = box.getBoundingClientRect(), t = target.getBoundingClientRect();
   if (!b.height) return;  // not laid out (yet): the resize observer calls again
   box.scrollTop += (t.top - b.top) - (box.clientHeight - t.height) / 2;
-  if (t.left < b.left || t.left > b.right - 40)  // rows are wide: bring their start in view
-    box.scrollLeft += t.left - b.left - 8;
+  // rows are wide: bring as much of the row in view as fits, its start first
+  if (t.left < b.left) box.scrollLeft += t.left - b.left - 8;
+  else if (t.right > b.right) box.scrollLeft += Math.min(t.right - b.right + 8, t.left - b.left - 8);
 }
 
 function render({ model, el }) {
