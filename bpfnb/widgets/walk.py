@@ -106,14 +106,12 @@ class Walk:
         return {_canon(x) for x in fx.reads}, {_canon(x) for x in fx.writes}
 
     def depth(self, step: int) -> int:
-        """The call depth of visit ``step`` (0 in the main program, 1 in a subprogram it called...)."""
+        """The call depth visit ``step``'s instruction ran at (0 in the main program,
+        1 in a subprogram it called...), counted along the path from the calls and
+        exits before it: the same for a log's walk and bpfnb's."""
         if self._depths is None:
             depths: list[int] = []
             for v in self.visits:
-                frame = getattr(v, "frame", 0)  # the verifier's trace records it
-                if frame:
-                    depths.append(frame)
-                    continue
                 if v.prev is None:
                     depths.append(0)
                     continue
