@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 
 setup: $(STAMP)
 
-# as root (the development machines), JupyterLab must be told it may run
+# as root (the development machines), JupyterLab must be told it may run; the shipped
+# notebooks are saved without their outputs (the tree stays clean)
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) \
+		--FileContentsManager.pre_save_hook=bpfnb.examples.strip_outputs
 
 test: setup
 	$(PY) -m pytest -q
