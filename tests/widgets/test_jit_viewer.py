@@ -17,7 +17,8 @@ def test_the_second_slot_of_a_64_bit_load_selects_the_load():
     viewer.insn.value = 6  # 5: r2 = 0x0 (lddw), 6 is its second slot
     assert viewer.selected == 5
     assert 'background:#d6eaff"><td><code>5: (18) r2 = 0x0' in viewer.listing.value
-    assert viewer.selected_code() == ["mov esi, 0x10001000"]  # r2 is esi; the map address fits 32 bits
+    (code,) = viewer.selected_code()  # r2 is esi; the VM's map address fits 32 bits
+    assert code.startswith("mov esi, 0x")
     assert viewer.scope in viewer._dom_classes and f".{viewer.scope} td" in viewer._repr_html_()
 
 
