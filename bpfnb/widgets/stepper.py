@@ -132,7 +132,7 @@ class VerifierStepper(w.VBox):
             return
         insns = {i for i in range(len(self.prog.insns))
                  if (li := source_line(i)) is not None and li.line == line}
-        visits = sorted(v.step for v in self.walk.visits if v.insn in insns)
+        visits = self.walk.visits_of_any(insns)
         if visits:
             later = [s for s in visits if s >= self.step]
             self.show(later[0] if later else visits[0])
@@ -155,7 +155,7 @@ class VerifierStepper(w.VBox):
 
     def follow_branch(self) -> None:
         """Jump to where the branch at the current visit continues on its other path."""
-        children = [v.step for v in self.walk.visits if v.prev == self.step]
+        children = self.walk.children(self.step)
         if len(children) > 1:
             self.show(children[-1])
 
@@ -228,7 +228,7 @@ class VerifierStepper(w.VBox):
         block = self.cfg.block_of
         edges = [(walk.visits[a].insn, walk.visits[b].insn) for a, b in zip(history, history[1:], strict=False)
                  if block(walk.visits[a].insn) != block(walk.visits[b].insn)]
-        pruned = [v.insn for v in walk.visits[: step + 1] if v.event == "pruned"]
+        pruned = walk.pruned_until(step)
         error_step = walk.error_step
         return self.cfg.svg(
             current=walk.visits[step].insn, path=path, visits=walk.visit_counts(), pruned=pruned,
