@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 
-from .regstate import NOT_INIT, format_reg
+from .regstate import NOT_INIT, SCALAR, Reg, format_reg
 from .state import INVALID, format_slot
 
 MAX_BPF_REG = 11
@@ -25,8 +26,12 @@ MAX_SLOTS = 64  # MAX_BPF_STACK / 8
 NAMES = tuple(f"R{i}" for i in range(MAX_BPF_REG)) + tuple(f"fp{-(spi + 1) * 8}" for spi in range(MAX_SLOTS))
 FIRST_SLOT = MAX_BPF_REG
 ABSENT = -1  # a register not initialised, a slot never written
+NEVER_WRITTEN = (INVALID,) * 8  # a slot's byte types when it prints nothing
+UNSEEN = object()  # a name's key before any step (equal to no key, not even None)
 NO_ENTRY = -1
-SNAPSHOT_EVERY = 256
+SNAPSHOT_EVERY = 64
+KEYS_KEPT = 8192  # keys of registers/slots remembered for interning; more, and the oldest are forgotten
+RECENT_STEPS = 64  # steps built lately, kept for the reader that asks again (the stepper)
 EVENTS = (None, "branch", "exit", "pruned", "error", "call", "return")
 EVENT_CODE = {e: k for k, e in enumerate(EVENTS)}
 
@@ -53,19 +58,36 @@ class Step:
     frame: int = 0  # the call frame the instruction ran in
 
 
-def _scalar_key(s) -> tuple:
-    return (s.var_off, s.smin, s.smax, s.umin, s.umax, s.s32_min, s.s32_max, s.u32_min, s.u32_max)
+# every field of Reg but its scalar (a new field is part of a pointer's key by itself)
+_other_fields = attrgetter(*(f.name for f in fields(Reg) if f.name != "s"))
+
+
+def _scalar_key(reg) -> tuple:
+    """What a scalar register prints from (``format_scalar``): its numbers, precision,
+    id and offset."""
+    s = reg.s
+    v = s.var_off
+    return (v.value, v.mask, s.smin, s.smax, s.umin, s.umax, s.s32_min, s.s32_max, s.u32_min, s.u32_max,
+            reg.precise, reg.id, reg.off)
+
+
+def _pointer_key(reg) -> tuple:
+    """What any other register prints from: every field."""
+    s = reg.s
+    v = s.var_off
+    return (v.value, v.mask, s.smin, s.smax, s.umin, s.umax, s.s32_min, s.s32_max, s.u32_min, s.u32_max,
+            _other_fields(reg))
 
 
 def reg_key(reg) -> tuple:
-    """Every field of a register (its scalar's too): equal keys print alike."""
-    values = tuple(reg.__dict__.values())
-    return (values[0], _scalar_key(reg.s)) + values[2:] if values[1] is reg.s else \
-        tuple(_scalar_key(v) if v is reg.s else v for v in values)
+    """What a register prints from: equal keys print alike."""
+    return _scalar_key(reg) if reg.type == SCALAR else _pointer_key(reg)
 
 
 class Trace(Sequence):
     """Steps in the order the verifier made them, over every explored path."""
+
+    EVENTS = EVENTS  # what the ``event`` column's codes stand for
 
     def __init__(self) -> None:
         self.insn = array("i")
@@ -86,7 +108,10 @@ class Trace(Sequence):
         self._key_ids: dict[tuple, int] = {}  # (frameno, reg/slot key) -> text id
         self._current = array("i", [ABSENT] * len(NAMES))  # the text ids after the last step
         self._slot_limit = 0  # the slots the last step had
+        self._last_keys: list = [UNSEEN] * len(NAMES)
+        self._last_frameno = 0
         self._cache: tuple[int, array] | None = None  # (step, its text ids) of the last read
+        self._recent: dict[int, Step] = {}
 
     # -- recording ----------------------------------------------------------------------
     def _intern(self, text: str) -> int:
@@ -103,14 +128,6 @@ class Trace(Sequence):
             tid = self._key_ids[key] = self._intern(format_reg(reg, frameno))
         return tid
 
-    def _slot_id(self, slot, frameno: int) -> int:
-        spilled = slot.spilled
-        key = (frameno, tuple(slot.types), reg_key(spilled) if spilled is not None else None)
-        tid = self._key_ids.get(key)
-        if tid is None:
-            tid = self._key_ids[key] = self._intern(format_slot(slot, frameno))
-        return tid
-
     def entry_of(self, frame) -> int:
         """Keep the registers a path starts with (``from X to Y``): their index."""
         pairs = tuple((i, self._reg_id(r, frame.frameno)) for i, r in enumerate(frame.regs) if r.type != NOT_INIT)
@@ -123,18 +140,60 @@ class Trace(Sequence):
         frameno = frame.frameno
         current = self._current
         names, texts = self.change_name, self.change_text
-        for i, reg in enumerate(frame.regs):
-            tid = ABSENT if reg.type == NOT_INIT else self._reg_id(reg, frameno)
-            if current[i] != tid:
-                current[i] = tid
-                names.append(i)
-                texts.append(tid)
+        key_ids = self._key_ids
+        last = self._last_keys  # the key each name had at the last step: unchanged names cost one compare
+        if frameno != self._last_frameno:  # another frame: compare every name afresh
+            last[:] = [UNSEEN] * len(NAMES)
+            self._last_frameno = frameno
+        changed = []
+        i = 0
+        for reg in frame.regs:
+            kind = reg.type
+            if kind == SCALAR:  # _scalar_key, inlined: this loop runs for every register of every step
+                sc = reg.s
+                v = sc.var_off
+                key = (v.value, v.mask, sc.smin, sc.smax, sc.umin, sc.umax, sc.s32_min, sc.s32_max, sc.u32_min,
+                       sc.u32_max, reg.precise, reg.id, reg.off)
+            else:
+                key = None if kind == NOT_INIT else _pointer_key(reg)
+            if key != last[i]:
+                last[i] = key
+                changed.append((i, key, reg))
+            i += 1
         stack = frame.stack
         allocated = max(stack, default=-1) + 1
+        name = FIRST_SLOT
         for spi in range(max(allocated, self._slot_limit)):  # the slots now, and those printed before
             slot = stack.get(spi)
-            tid = ABSENT if slot is None or all(t == INVALID for t in slot.types) else self._slot_id(slot, frameno)
-            name = FIRST_SLOT + spi
+            if slot is None:
+                key = None
+            else:
+                spilled = slot.spilled
+                if spilled is None:
+                    key = tuple(slot.types)
+                    if key == NEVER_WRITTEN:
+                        key = None
+                elif spilled.type == SCALAR:
+                    sc = spilled.s
+                    v = sc.var_off
+                    key = (tuple(slot.types), v.value, v.mask, sc.smin, sc.smax, sc.umin, sc.umax, sc.s32_min,
+                           sc.s32_max, sc.u32_min, sc.u32_max, spilled.precise, spilled.id, spilled.off)
+                else:
+                    key = (tuple(slot.types), _pointer_key(spilled))
+            if key != last[name]:
+                last[name] = key
+                changed.append((name, key, slot))
+            name += 1
+        for name, key, obj in changed:
+            if key is None:
+                tid = ABSENT
+            else:
+                tid = key_ids.get((frameno, key))
+                if tid is None:
+                    if len(key_ids) >= KEYS_KEPT:  # a long walk makes new values all along: bound the keys
+                        key_ids.clear()
+                    text = format_reg(obj, frameno) if name < FIRST_SLOT else format_slot(obj, frameno)
+                    tid = key_ids[(frameno, key)] = self._intern(text)
             if current[name] != tid:
                 current[name] = tid
                 names.append(name)
@@ -172,7 +231,12 @@ class Trace(Sequence):
             index += n
         if not 0 <= index < n:
             raise IndexError(f"step {index} out of range ({n} steps)")
-        return self._step(index, self._ids_at(index))
+        step = self._recent.get(index)
+        if step is None:
+            if len(self._recent) >= RECENT_STEPS:
+                self._recent.clear()
+            step = self._recent[index] = self._step(index, self._ids_at(index))
+        return step
 
     def __iter__(self):
         ids = array("i", [ABSENT] * len(NAMES))

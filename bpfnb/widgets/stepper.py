@@ -211,7 +211,7 @@ class VerifierStepper(w.VBox):
         src = f'<div class="src">; {_esc(line.text.strip())} @ {_esc(line.file.rsplit("/", 1)[-1])}:{line.line}</div>' \
             if line is not None and line.text else ""
         head = (f"<div>visit <b>{step}</b> of {len(walk)} · insn <b>{visit.insn}</b> · path from "
-                f"{_esc(walk.history(step)[0])} · {self._verdict()}</div>")
+                f"{_esc(walk.path_start(step))} · {self._verdict()}</div>")
         note = f"<div><i>{_esc(visit.event or '')} {_esc(visit.note)}</i></div>" if visit.event or visit.note else ""
         insn = f"<pre>{visit.insn}: {_esc(format_insn(insns[visit.insn], nxt))}</pre>" + self.call_html(step)
         error = ""
@@ -223,11 +223,7 @@ class VerifierStepper(w.VBox):
 
     def graph_svg(self, step: int) -> str:
         walk = self.walk
-        history = walk.history(step)
-        path = [walk.visits[s].insn for s in history]
-        block = self.cfg.block_of
-        edges = [(walk.visits[a].insn, walk.visits[b].insn) for a, b in zip(history, history[1:], strict=False)
-                 if block(walk.visits[a].insn) != block(walk.visits[b].insn)]
+        path, edges = self._path_on_cfg(step)
         pruned = walk.pruned_until(step)
         error_step = walk.error_step
         return self.cfg.svg(
@@ -235,6 +231,29 @@ class VerifierStepper(w.VBox):
             error=walk.visits[error_step].insn if error_step is not None else None,
             taken_edges=edges,
         )
+
+    def _path_on_cfg(self, step: int) -> tuple[list[int], list[tuple[int, int]]]:
+        """The instructions of the path to ``step`` and the edges it took between blocks
+        (each once; read from the trace's columns when the walk has them)."""
+        walk, block = self.walk, self.cfg.block_of
+        if walk.columns is None:
+            history = walk.history(step)
+            path = [walk.visits[s].insn for s in history]
+            edges = [(walk.visits[a].insn, walk.visits[b].insn) for a, b in zip(history, history[1:], strict=False)
+                     if block(walk.visits[a].insn) != block(walk.visits[b].insn)]
+            return path, edges
+        import numpy as np
+
+        insns = walk.columns["insn"][walk.history_steps(step)]
+        blocks = getattr(self, "_blocks", None)
+        if blocks is None:
+            blocks = self._blocks = np.array([_block_or_none(block, i) for i in range(len(self.prog.insns))])
+        crossing = blocks[insns[:-1]] != blocks[insns[1:]]
+        count = len(self.prog.insns)
+        # each edge once: a pair coded as one integer, so the sort is one-dimensional
+        codes = np.unique(insns[:-1][crossing].astype(np.int64) * count + insns[1:][crossing])
+        on_path = np.flatnonzero(np.bincount(insns, minlength=count))
+        return on_path.tolist(), [(int(c // count), int(c % count)) for c in codes]
 
     def origin_html(self, name: str, step: int | None = None) -> str:
         step = self.step if step is None else step
@@ -290,6 +309,13 @@ class VerifierStepper(w.VBox):
     def _repr_html_(self) -> str:
         graph = f'<div style="flex:1;overflow:auto">{self.graph.value}</div>' if self.cfg else ""
         return f'<div style="display:flex;gap:12px"><div style="flex:1">{self.info.value}</div>{graph}</div>'
+
+
+def _block_or_none(block_of, insn: int) -> int:
+    try:
+        return block_of(insn)
+    except KeyError:  # the second half of a 16-byte load: in no block
+        return -1
 
 
 def _walk_of(prog) -> Walk:

@@ -116,6 +116,8 @@ class Walk:
 
     def history(self, step: int) -> list[int]:
         """Steps of the path that led to ``step``, from the entry."""
+        if self.columns is not None:
+            return self.history_steps(step).tolist()
         out = []
         s: int | None = step
         while s is not None:
@@ -123,13 +125,43 @@ class Walk:
             s = self.visits[s].prev
         return out[::-1]
 
+    def history_steps(self, step: int):
+        """``history`` as a numpy array, read from the trace's columns run by run (a run
+        is a stretch of consecutive steps on one path), so a path of a million steps
+        through a loop costs a few array slices."""
+        import numpy as np
+
+        cols = self.columns
+        if "run_start" not in cols:
+            prev = cols["prev"]
+            index = np.arange(len(prev), dtype=np.int64)
+            breaks = np.ones(len(prev), dtype=bool)
+            breaks[1:] = prev[1:] != index[1:] - 1
+            cols["run_start"] = np.maximum.accumulate(np.where(breaks, index, 0))
+        run_start, prev = cols["run_start"], cols["prev"]
+        runs = []
+        s = step
+        while s >= 0:
+            start = int(run_start[s])
+            runs.append(np.arange(start, s + 1))
+            s = int(prev[start])
+        return np.concatenate(runs[::-1]) if runs else np.zeros(0, dtype=np.int64)
+
+    def path_start(self, step: int) -> int:
+        """The first step of the path that led to ``step``."""
+        if self.columns is not None:
+            return int(self.history_steps(step)[0])
+        return self.history(step)[0]
+
     def visit_counts(self) -> Counter:
         """How often the verifier looked at each instruction (the heat map)."""
         if self.columns is not None:
             import numpy as np
 
-            counts = np.bincount(self.columns["insn"])
-            return Counter({int(i): int(counts[i]) for i in np.flatnonzero(counts)})
+            if "visit_counts" not in self.columns:
+                counts = np.bincount(self.columns["insn"])
+                self.columns["visit_counts"] = Counter({int(i): int(counts[i]) for i in np.flatnonzero(counts)})
+            return Counter(self.columns["visit_counts"])
         return Counter(v.insn for v in self.visits)
 
     def visits_of(self, insn: int) -> list[int]:
