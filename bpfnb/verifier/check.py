@@ -66,7 +66,7 @@ def bpf_check(env: VerifierEnv) -> None:
     except Reject as exc:
         _reject(env, exc)
     except KeyboardInterrupt:
-        raise interrupted(env.prog.name, env.insn_idx, env.insn_processed) from None
+        raise interrupted(env.prog.name, env.walk_insn, env.insn_processed) from None
     except BpfnbError:
         raise
     except Exception as exc:  # a bug in bpfnb, never a verdict on the program
@@ -134,6 +134,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
     env.cur_prev_step = None
     while True:
         env.insn_processed += 1
+        env.walk_insn = insn_idx
         if env.insn_processed > env.limit:
             raise Reject(f"BPF program is too large. Processed {env.insn_processed} insn")
         if not env.insn_processed % CHECK_EVERY:

@@ -42,6 +42,7 @@ class VerifierEnv:
         self.tail_call_keys: dict[int, tuple | None] = {}
         self.trace = Trace()
         self.error: str | None = None
+        self.walk_insn: int | None = None  # the instruction the walk is at (for an interruption)
         self.insn_idx: int | None = None  # the instruction being checked (the error's, on a reject)
         self.cur_state: State | None = None
         self.insn_log_pos: int | None = None  # where the current instruction's messages start in the log
