@@ -3,7 +3,8 @@
 For every program: the kernel's own ``verification time`` (best of 3 loads, log
 level 1) and the CPU time of its load syscall, and, measured in the same run, bpfnb's wall time with
 ``verify(trace=False)`` and ``verify(trace=True)``; before timing, bpfnb's verdict
-and processed count are checked equal to the kernel's. Programs: the bounded
+and processed count are checked equal to the kernel's (a program where they differ is
+listed, not timed). Programs: the bounded
 loops of tests/fixtures/loops.bpf.o (1k/4k/16k iterations), the largest
 fixtures, and the largest programs of the corpora in $BPFNB_CORPORA (default
 /work/scratch/corpora: libbpf-tools, cilium-ebpf; built by hand, never
@@ -119,9 +120,10 @@ def speed() -> list[tuple]:
     for label, prog, kernel in programs:
         kernel = kernel or _kernel(prog)
         first = verify(prog, log_level=0, trace=False, progress=False)
-        if kernel is not None:
-            assert (first.ok, first.processed) == kernel[:2], \
-                f"{label}: bpfnb {first.ok} {first.processed}, kernel {kernel[:2]}"
+        if kernel is not None and (first.ok, first.processed) != kernel[:2]:
+            skipped.append(f"{label} ({len(prog.insns)} insns): bpfnb {first.verdict} {first.processed} processed, "
+                           f"kernel {'accept' if kernel[0] else 'reject'} {kernel[1]}")
+            continue
         repeat = 1 if first.processed > LONG_WALK else 3
         bare = best(lambda prog=prog: verify(prog, log_level=0, trace=False, progress=False), repeat, CPU)
         full = best(lambda prog=prog: verify(prog, log_level=0, progress=False), repeat, CPU)
