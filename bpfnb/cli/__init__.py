@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if str(exc):
+            print(f"bpfnb: {exc}", file=sys.stderr)
         return 130
     return int(status or 0)
 

@@ -33,6 +33,7 @@ from .mem import (
     check_st_mem,
     check_store_reg,
 )
+from .progress import CHECK_EVERY, interrupted
 from .prune import is_state_visited
 from .regstate import PTR_TO_CTX, Reg, scalar_reg
 from .scalar import Scalar
@@ -64,10 +65,14 @@ def bpf_check(env: VerifierEnv) -> None:
         do_check_subprogs(env)
     except Reject as exc:
         _reject(env, exc)
+    except KeyboardInterrupt:
+        raise interrupted(env.prog.name, env.walk_insn, env.insn_processed) from None
     except BpfnbError:
         raise
     except Exception as exc:  # a bug in bpfnb, never a verdict on the program
         raise env.internal_error(exc) from exc
+    finally:
+        env.progress.close()
     env.time_us = int((time.perf_counter() - started) * USEC_PER_SEC)
     print_verification_stats(env)
 
@@ -80,8 +85,8 @@ def _reject(env: VerifierEnv, exc: Reject) -> None:
     printed = [ln for ln in log.lines[start:] if ln.strip()]
     env.error = printed[0] if printed else (str(exc).splitlines()[0] if str(exc) else "rejected")
     log.glue_next = exc.continues
-    if env.insn_idx is None and env.trace.steps:
-        env.insn_idx = env.trace.steps[-1].insn
+    if env.insn_idx is None and len(env.trace):
+        env.insn_idx = env.trace.insn[-1]
     if env.cur_state is not None and env.insn_idx is not None:
         env.record(env.cur_state, env.insn_idx, "error", env.error)
 
@@ -124,12 +129,16 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
     state = state or initial_state()
     log.mark_verifier_state_scratched()
     insn_idx, prev_insn = start, -1
+    env.explored.checkpoints = None  # a new walk: no state kept on its path yet
     do_print_state = False
     env.cur_prev_step = None
     while True:
         env.insn_processed += 1
+        env.walk_insn = insn_idx
         if env.insn_processed > env.limit:
             raise Reject(f"BPF program is too large. Processed {env.insn_processed} insn")
+        if not env.insn_processed % CHECK_EVERY:
+            env.progress.update(env.insn_processed)
         if env.prune and env.explored.is_prune_point(insn_idx) and is_state_visited(env, state, insn_idx):
             if log.level:
                 if do_print_state:

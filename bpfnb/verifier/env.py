@@ -8,10 +8,11 @@ from ..errors import InternalError
 from ..isa import Insn
 from .cfg import Subprogs
 from .log import Reject, VerifierLog
+from .progress import WalkProgress
 from .prune import ExploredStates
-from .regstate import NOT_INIT, PTR_TO_STACK, SCALAR, Reg, format_reg
-from .state import INVALID, State, format_slot
-from .trace import Step, Trace
+from .regstate import NOT_INIT, PTR_TO_STACK, SCALAR, Reg
+from .state import State
+from .trace import NO_ENTRY, Trace
 
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
 MAX_BPF_REG = 11
@@ -20,8 +21,9 @@ BPF_REG_FP = 10
 
 class VerifierEnv:
     def __init__(self, prog, *, log_level: int = 2, limit: int = BPF_COMPLEXITY_LIMIT_INSNS,
-                 record_states: bool = True, prune: bool = True):
+                 record_states: bool = True, prune: bool = True, progress: bool | None = None):
         self.prog = prog
+        self.progress = WalkProgress(getattr(prog, "name", "program"), progress)
         self.insns: tuple[Insn, ...] = prog.insns
         self.log = VerifierLog(log_level)
         self.limit = limit
@@ -40,6 +42,7 @@ class VerifierEnv:
         self.tail_call_keys: dict[int, tuple | None] = {}
         self.trace = Trace()
         self.error: str | None = None
+        self.walk_insn: int | None = None  # the instruction the walk is at (for an interruption)
         self.insn_idx: int | None = None  # the instruction being checked (the error's, on a reject)
         self.cur_state: State | None = None
         self.insn_log_pos: int | None = None  # where the current instruction's messages start in the log
@@ -53,7 +56,7 @@ class VerifierEnv:
         # what the next recorded step carries from the branch that pushed its path
         self.cur_prev_step: int | None = None
         self.entry_note = ""
-        self.entry_state: tuple[dict, dict | None] | None = None
+        self.entry_state = NO_ENTRY  # the trace's entry registers of the path just popped
 
     # -- check_reg_arg ------------------------------------------------------------------
     def read_reg(self, state: State, regno: int) -> Reg:
@@ -104,11 +107,14 @@ class VerifierEnv:
 
     # -- the paths still to explore ------------------------------------------------------
     def push_stack(self, state: State, insn: int, from_insn: int) -> None:
+        self.explored.branch_pushed()
         self.stack.append((state, insn, from_insn, len(self.log.lines), self.cur_prev_step,
                            self.explored.checkpoints))
 
     def pop_stack(self) -> tuple[State, int, int] | None:
-        """The next pushed path (state, insn, the branch it came from), or None when done."""
+        """The current path ended: the next pushed path (state, insn, the branch it came
+        from), or None when done."""
+        self.explored.path_ended()
         if not self.stack:
             return None
         state, insn, from_insn, log_pos, prev_step, self.explored.checkpoints = self.stack.pop()
@@ -116,27 +122,14 @@ class VerifierEnv:
             self.log.truncate(log_pos)
         self.cur_prev_step = prev_step
         self.entry_note = f"from {from_insn} to {insn}"
-        regs = {f"R{i}": format_reg(r, state.frame.frameno) for i, r in enumerate(state.regs) if r.type != NOT_INIT}
-        self.entry_state = (regs, None)
+        self.entry_state = self.trace.entry_of(state.frame) if self.record_states else NO_ENTRY
         self.log.mark_verifier_state_clean()
         return state, insn, from_insn
 
     # -- the trace ----------------------------------------------------------------------
     def record(self, state: State, insn: int, event: str | None = None, note: str = "") -> None:
         """One ``Step`` of the trace: the state after ``insn`` (no-op without a trace)."""
-        if not self.record_states:
-            self.entry_note, self.entry_state = "", None
-            return
-        frame = state.frame
-        regs = {f"R{i}": format_reg(r, frame.frameno) for i, r in enumerate(state.regs) if r.type != NOT_INIT}
-        stack = {}
-        for spi in range(frame.allocated_slots):
-            slot = frame.stack.get(spi)
-            if slot is not None and any(t != INVALID for t in slot.types):
-                stack[f"fp{-(spi + 1) * 8}"] = format_slot(slot, frame.frameno)
-        entry_regs, entry_stack = self.entry_state if self.entry_state else (None, None)
-        step = Step(len(self.trace.steps), insn, self.cur_prev_step, regs, stack, event,
-                    note or self.entry_note, entry_regs, entry_stack, frame.frameno)
-        self.trace.steps.append(step)
-        self.cur_prev_step = step.step
-        self.entry_note, self.entry_state = "", None
+        if self.record_states:
+            self.cur_prev_step = self.trace.record(state.frame, insn, self.cur_prev_step, event,
+                                                   note or self.entry_note, self.entry_state)
+        self.entry_note, self.entry_state = "", NO_ENTRY

@@ -16,9 +16,6 @@ def mark_chain_precision(env, state: State, regno: int, insn_idx: int) -> None:
     if reg.type != SCALAR:
         return
     reg.precise = True
-    explored = env.explored
-    if explored.checkpoints is not None:
-        kept_id = explored.checkpoints[0]
-        for kept in explored.at.get(insn_idx, ()):
-            if id(kept) == kept_id and kept.regs[regno].type == SCALAR:
-                kept.regs[regno].precise = True
+    kept = env.explored.checkpoints
+    if kept is not None and kept.insn_idx == insn_idx and kept.state.regs[regno].type == SCALAR:
+        kept.state.regs[regno].precise = True

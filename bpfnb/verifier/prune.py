@@ -6,21 +6,28 @@ its own path is an infinite loop."""
 from __future__ import annotations
 
 from ..isa import opcodes as op
-from ..isa.flow import jump_offset, jump_target
+from ..isa.flow import jump_target
 from .log import Reject
 from .regstate import NOT_INIT, SCALAR, Reg
 from .state import INVALID, MISC, SPILL, ZERO, Slot, State, format_frame
 
-# the kernel's heuristic for keeping a state: after this many jumps and instructions
-# since the last kept one (or always at a loop head)
+# is_state_visited's heuristics for keeping the current state: not before 2 jumps and
+# 8 instructions since the last kept one; inside a loop (a state on the current path
+# at this instruction) not before 20 jumps or 100 instructions; and a kept state that
+# missed more than EVICT_AFTER_MISSES * (hits + 1) times is dropped from its list
+# (64 for the force checkpoints of may_goto while on the path)
 KEEP_AFTER_JMPS, KEEP_AFTER_INSNS = 2, 8
+LOOP_KEEP_AFTER_JMPS, LOOP_KEEP_AFTER_INSNS = 20, 100
+EVICT_AFTER_MISSES, CHECKPOINT_EVICT_AFTER_MISSES = 3, 64
 ALL_REGS = range(10)
+U32_MASK = 0xFFFFFFFF
 
 
 def prune_points(insns) -> tuple[set[int], set[int]]:
-    """``mark_prune_point`` as ``check_cfg`` places them: (prune points, loop heads)."""
+    """``mark_prune_point`` and ``mark_force_checkpoint`` as ``check_cfg`` places them:
+    (prune points, force checkpoints: the may_goto instructions)."""
     points: set[int] = set()
-    loop_heads: set[int] = set()
+    force: set[int] = set()
     for i, insn in enumerate(insns):
         if not insn.is_jmp_class or insn.is_exit:
             continue
@@ -35,87 +42,133 @@ def prune_points(insns) -> tuple[set[int], set[int]]:
         else:  # a conditional jump, and the target of its branch edge
             points.add(i)
             points.add(target)
-        if jump_offset(insn) < 0:
-            loop_heads.add(target)
-    return points, loop_heads
+            if insn.op == op.BPF_JCOND:
+                force.add(i)
+    return points, force
+
+
+class StateList:
+    """``struct bpf_verifier_state_list``: a kept state, where it was kept, its hit and
+    miss counts, and ``branches``: how many paths still being explored descend from it
+    (``parent`` is the state kept before it on its path). A state with branches is on
+    the path being explored (exploration is depth first), so it cannot prune yet."""
+
+    __slots__ = ("state", "insn_idx", "parent", "branches", "miss_cnt", "hit_cnt", "in_free_list", "key")
+
+    def __init__(self, state: State, insn_idx: int, parent: StateList | None):
+        self.state, self.insn_idx, self.parent = state, insn_idx, parent
+        self.branches = 1
+        self.miss_cnt = self.hit_cnt = 0
+        self.in_free_list = False
+        self.key = quick_key(state)
 
 
 class ExploredStates:
-    """``env->explored_states``: states kept per instruction, the ones kept on the
-    current path (a linked list of ids), and the counters the log prints."""
+    """``env->explored_states``: a list of kept states per hash of (instruction, call
+    site), newest first; the last state kept on the current path (``checkpoints``,
+    the chain of its ``parent`` links); and the counters the log prints
+    (``peak_states`` counts the dropped states still on a path, as the kernel's free
+    list does)."""
 
     def __init__(self, insns):
-        self.points, self.loop_heads = prune_points(insns)
-        self.at: dict[int, list[State]] = {}
-        self.checkpoints: tuple | None = None  # (id of a kept state, the rest of the path)
-        self._path_cache: tuple | None = None  # (checkpoints node, the ids on it)
-        self.quick_keys: dict[int, tuple] = {}  # kept state id -> quick_key (fixed once kept)
+        self.points, self.force_checkpoints = prune_points(insns)
+        self.size = max(len(insns), 1)  # state_htab_size
+        self.buckets: dict[int, list[StateList]] = {}
+        self.checkpoints: StateList | None = None
         self.total_states = self.peak_states = self.max_states_per_insn = 0
+        self.explored_states_size = self.free_list_size = 0
         self.prev_jmps_processed = self.prev_insn_processed = 0
 
     def is_prune_point(self, insn_idx: int) -> bool:
         return insn_idx in self.points
 
-    def on_path(self) -> set[int]:
-        """The ids of the states kept on the current path; extended in place while the
-        path only grows (a long loop), rebuilt when exploration switches paths."""
-        node = self.checkpoints
-        if self._path_cache is not None:
-            cached_node, ids = self._path_cache
-            if cached_node is node:
-                return ids
-            if node is not None and node[1] is cached_node:
-                ids.add(node[0])
-                self._path_cache = (node, ids)
-                return ids
-        ids = set()
-        walk = node
-        while walk:
-            ids.add(walk[0])
-            walk = walk[1]
-        self._path_cache = (node, ids)
-        return ids
+    def bucket(self, state: State, insn_idx: int) -> list[StateList]:
+        """``explored_state``: the list for this instruction in this call frame."""
+        key = ((insn_idx ^ state.frame.callsite) & U32_MASK) % self.size
+        seen = self.buckets.get(key)
+        if seen is None:
+            seen = self.buckets[key] = []
+        return seen
 
-    def keep(self, state: State, insn_idx: int, jmps_processed: int, insn_processed: int) -> None:
-        seen = self.at.setdefault(insn_idx, [])
-        kept = state.copy()
-        seen.append(kept)
-        self.quick_keys[id(kept)] = quick_key(kept)
-        self.checkpoints = (id(kept), self.checkpoints)
-        self.prev_jmps_processed, self.prev_insn_processed = jmps_processed, insn_processed
+    def keep(self, state: State, insn_idx: int, head: list[StateList], jmps_processed: int,
+             insn_processed: int) -> None:
+        kept = StateList(state.copy(), insn_idx, self.checkpoints)
+        head.insert(0, kept)
+        self.checkpoints = kept
         self.total_states += 1
-        self.peak_states = max(self.peak_states, self.total_states)
-        self.max_states_per_insn = max(self.max_states_per_insn, len(seen))
+        self.explored_states_size += 1
+        self.peak_states = max(self.peak_states, self.explored_states_size + self.free_list_size)
+        self.prev_jmps_processed, self.prev_insn_processed = jmps_processed, insn_processed
+
+    def branch_pushed(self) -> None:
+        """``push_stack``: one more path descends from the current checkpoint."""
+        if self.checkpoints is not None:
+            self.checkpoints.branches += 1
+
+    def path_ended(self) -> None:
+        """``update_branch_counts``: the current path ended (exit or pruned); a kept state
+        no path descends from any more leaves the path (and the free list)."""
+        sl = self.checkpoints
+        while sl is not None:
+            sl.branches -= 1
+            if sl.branches:
+                break
+            if sl.in_free_list:
+                sl.in_free_list = False
+                self.free_list_size -= 1
+            sl = sl.parent
+
+    def evict(self, head: list[StateList], sl: StateList) -> None:
+        head.remove(sl)
+        self.explored_states_size -= 1
+        if sl.branches:  # still on the path: freed when its paths end
+            sl.in_free_list = True
+            self.free_list_size += 1
 
 
 def is_state_visited(env, state: State, insn_idx: int) -> bool:
-    """Prune when an explored state at this insn covers the current one; a
-    state still being explored on this very path that equals the current one
-    exactly is an infinite loop. The current state is kept for later
-    comparisons under the kernel's heuristic (after at least 2 jumps and 8
-    instructions since the last kept state, or at a loop head)."""
+    """Prune when a kept state at this instruction (no longer on the path) covers
+    the current one; a state on the path that equals the current one exactly is
+    an infinite loop. States that keep missing are dropped from the list. The
+    current state is kept for later comparisons after at least 2 jumps and 8
+    instructions since the last kept state (20 jumps or 100 instructions inside
+    a loop), or always at a may_goto."""
     explored = env.explored
-    seen = explored.at.setdefault(insn_idx, [])
+    force_new_state = insn_idx in explored.force_checkpoints
+    add_new_state = force_new_state or (
+        env.jmps_processed - explored.prev_jmps_processed >= KEEP_AFTER_JMPS
+        and env.insn_processed - explored.prev_insn_processed >= KEEP_AFTER_INSNS)
+    head = explored.bucket(state, insn_idx)
     liveness = env.liveness
     live = liveness.live[insn_idx] if insn_idx < len(liveness.live) else set(ALL_REGS)
     stack_matters = liveness.stack_read_after[insn_idx] if insn_idx < len(liveness.stack_read_after) else True
-    on_path = explored.on_path()
     current = None
-    for old in seen:
-        if id(old) in on_path:
+    states_cnt = 0
+    for sl in tuple(head):
+        states_cnt += 1
+        if sl.insn_idx != insn_idx:
+            continue
+        old = sl.state
+        if sl.branches:
             # identical states on one path: a loop that cannot end (compare cheaply first)
-            if explored.quick_keys[id(old)] == (current or (current := quick_key(state))) and \
-                    format_state(old) == format_state(state):
+            if sl.key == (current or (current := quick_key(state))) and format_state(old) == format_state(state):
                 raise Reject(f"infinite loop detected at insn {insn_idx}\ncur state:{format_frame(state.frame)}"
                              f"\nold state:{format_frame(old.frame)}")
-            continue
-        if states_equal(old, state, live, stack_matters):
+            if not force_new_state and \
+                    env.jmps_processed - explored.prev_jmps_processed < LOOP_KEEP_AFTER_JMPS and \
+                    env.insn_processed - explored.prev_insn_processed < LOOP_KEEP_AFTER_INSNS:
+                add_new_state = False
+        elif states_equal(old, state, live, stack_matters):
+            sl.hit_cnt += 1
             return True
-    add = insn_idx in explored.loop_heads or (
-        env.jmps_processed - explored.prev_jmps_processed >= KEEP_AFTER_JMPS
-        and env.insn_processed - explored.prev_insn_processed >= KEEP_AFTER_INSNS)
-    if add:
-        explored.keep(state, insn_idx, env.jmps_processed, env.insn_processed)
+        if add_new_state:
+            sl.miss_cnt += 1
+        n = CHECKPOINT_EVICT_AFTER_MISSES if force_new_state and sl.branches else EVICT_AFTER_MISSES
+        if sl.miss_cnt > sl.hit_cnt * n + n:
+            explored.evict(head, sl)
+    explored.max_states_per_insn = max(explored.max_states_per_insn, states_cnt)
+    if add_new_state:
+        explored.keep(state, insn_idx, head, env.jmps_processed, env.insn_processed)
     return False
 
 
@@ -187,4 +240,4 @@ def states_equal(old: State, cur: State, live: set[int], stack_matters: bool = T
     return True
 
 
-__all__ = ["ExploredStates", "is_state_visited", "regsafe", "stacksafe", "states_equal"]
+__all__ = ["ExploredStates", "StateList", "is_state_visited", "regsafe", "stacksafe", "states_equal"]

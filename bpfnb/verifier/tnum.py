@@ -97,18 +97,26 @@ class Tnum:
         return Tnum(v & ~mu & U64, mu)
 
     def mul(self, b: Tnum) -> Tnum:
-        """Long multiplication over partially known bits (the kernel's tnum_mul)."""
-        a = self
-        acc_v = (self.value * b.value) & U64
-        acc_m = Tnum(0, 0)
-        while a.value or a.mask:
-            if a.value & 1:
-                acc_m = acc_m.add(Tnum(0, b.mask))
-            elif a.mask & 1:
-                acc_m = acc_m.add(Tnum(0, b.value | b.mask))
-            a = a.rshift(1)
-            b = b.lshift(1)
-        return Tnum(acc_v, 0).add(acc_m)
+        """Long multiplication over partially known bits (the kernel's tnum_mul), on
+        plain integers: ``tnum_add`` of the partial products inlined, no Tnum per bit."""
+        av, am, bv, bm = self.value, self.mask, b.value, b.mask
+        acc_v = (av * bv) & U64
+        mv = mm = 0  # acc_m
+        while av or am:
+            if av & 1:
+                addend = bm
+            elif am & 1:
+                addend = bv | bm
+            else:
+                addend = None
+            if addend is not None:  # acc_m = tnum_add(acc_m, TNUM(0, addend))
+                sm = (mm + addend) & U64
+                sigma = (sm + mv) & U64
+                mu = (sigma ^ mv) | mm | addend
+                mv, mm = mv & ~mu & U64, mu
+            av, am = av >> 1, am >> 1
+            bv, bm = (bv << 1) & U64, (bm << 1) & U64
+        return Tnum(acc_v, 0).add(Tnum(mv, mm))
 
     def lshift(self, shift: int) -> Tnum:
         return Tnum((self.value << shift) & U64, (self.mask << shift) & U64)

@@ -52,13 +52,16 @@ class VerifierResult:
 
 
 def verify(prog, *, log_level: int = 2, limit: int | None = None, trace: bool = True,
-           prune: bool = True) -> VerifierResult:
+           prune: bool = True, progress: bool | None = None) -> VerifierResult:
     """Verify ``prog`` as Linux would (root, this kernel's rules). ``trace=False``
     skips recording every state (the verdict, log and facts are the same; faster);
-    ``prune=False`` walks every path to its end (slow: for testing pruning)."""
+    ``prune=False`` walks every path to its end (slow: for testing pruning).
+    A walk that runs longer than a second shows a progress bar (``progress=True``:
+    from the start, ``False``: never); Ctrl-C stops it with a ``KeyboardInterrupt``
+    saying where it was."""
     if hasattr(prog, "require_type"):
         prog.require_type()  # a program of unknown type: say how to give one
-    env = VerifierEnv(prog, log_level=log_level, record_states=trace, prune=prune,
+    env = VerifierEnv(prog, log_level=log_level, record_states=trace, prune=prune, progress=progress,
                       **({"limit": limit} if limit else {}))
     bpf_check(env)
     ok = env.error is None

@@ -107,5 +107,5 @@ def walk_from_kernel(prog) -> Walk:
 
 def walk_from_result(result) -> Walk:
     """The walk bpfnb's verifier recorded (``bpfnb.verify(prog).trace``)."""
-    visits = list(result.trace.steps)  # a visit is the verifier's Step
-    return Walk(result.program, visits, error=None if result.ok else result.error, source="bpfnb")
+    # a visit is the verifier's Step; the trace builds each when it is read
+    return Walk(result.program, result.trace, error=None if result.ok else result.error, source="bpfnb")

@@ -224,7 +224,7 @@ class VerifierStepper(w.VBox):
             return
         insns = {i for i in range(len(self.prog.insns))
                  if (li := source_line(i)) is not None and li.line == line}
-        visits = sorted(v.step for v in self.walk.visits if v.insn in insns)
+        visits = self.walk.visits_of_any(insns)
         if visits:
             later = [s for s in visits if s >= self.step]
             self.show(later[0] if later else visits[0])
@@ -234,7 +234,7 @@ class VerifierStepper(w.VBox):
 
     def follow_branch(self) -> None:
         """Jump to where the branch at the current visit continues on its other path."""
-        children = [v.step for v in self.walk.visits if v.prev == self.step]
+        children = self.walk.children(self.step)
         if len(children) > 1:
             self.show(children[-1])
 
@@ -371,7 +371,7 @@ class VerifierStepper(w.VBox):
         frame = walk.depth(step)
         head = (f"<div>visit <b>{step}</b> of {len(walk)} · insn <b>{visit.insn}</b>"
                 + (f" · frame {frame}" if frame else "")
-                + f" · path from {_esc(walk.history(step)[0])} · {self._verdict()}</div>")
+                + f" · path from {_esc(walk.path_start(step))} · {self._verdict()}</div>")
         # the error has its own block below (its note is the same message)
         note = "" if visit.event == "error" or not (visit.event or visit.note) else \
             f"<div><i>{_esc(visit.event or '')} {_esc(visit.note)}</i></div>"
@@ -386,12 +386,8 @@ class VerifierStepper(w.VBox):
 
     def _highlight(self, step: int) -> dict:
         walk = self.walk
-        history = walk.history(step)
-        path = [walk.visits[s].insn for s in history]
-        block = self.cfg.block_of
-        edges = [(walk.visits[a].insn, walk.visits[b].insn) for a, b in zip(history, history[1:], strict=False)
-                 if block(walk.visits[a].insn) != block(walk.visits[b].insn)]
-        pruned = [v.insn for v in walk.visits[: step + 1] if v.event == "pruned"]
+        path, edges = self._path_on_cfg(step)
+        pruned = walk.pruned_until(step)
         error_step = walk.error_step
         chain = [walk.visits[s].insn for s in self.chain.steps] if self.chain is not None else ()
         return dict(current=walk.visits[step].insn, path=path, visits=walk.visit_counts(), pruned=pruned,
@@ -401,6 +397,29 @@ class VerifierStepper(w.VBox):
     def graph_svg(self, step: int) -> str:
         """The CFG as an SVG with visit ``step``'s highlighting."""
         return self.cfg.svg(**self._highlight(step))
+
+    def _path_on_cfg(self, step: int) -> tuple[list[int], list[tuple[int, int]]]:
+        """The instructions of the path to ``step`` and the edges it took between blocks
+        (each once; read from the trace's columns when the walk has them)."""
+        walk, block = self.walk, self.cfg.block_of
+        if walk.columns is None:
+            history = walk.history(step)
+            path = [walk.visits[s].insn for s in history]
+            edges = [(walk.visits[a].insn, walk.visits[b].insn) for a, b in zip(history, history[1:], strict=False)
+                     if block(walk.visits[a].insn) != block(walk.visits[b].insn)]
+            return path, edges
+        import numpy as np
+
+        insns = walk.columns["insn"][walk.history_steps(step)]
+        blocks = getattr(self, "_blocks", None)
+        if blocks is None:
+            blocks = self._blocks = np.array([_block_or_none(block, i) for i in range(len(self.prog.insns))])
+        crossing = blocks[insns[:-1]] != blocks[insns[1:]]
+        count = len(self.prog.insns)
+        # each edge once: a pair coded as one integer, so the sort is one-dimensional
+        codes = np.unique(insns[:-1][crossing].astype(np.int64) * count + insns[1:][crossing])
+        on_path = np.flatnonzero(np.bincount(insns, minlength=count))
+        return on_path.tolist(), [(int(c // count), int(c % count)) for c in codes]
 
     def origin_html(self, name: str, step: int | None = None) -> str:
         step = self.step if step is None else step
@@ -435,6 +454,13 @@ class VerifierStepper(w.VBox):
         return (f'<div class="{self.scope}" style="display:flex;gap:12px">'
                 f'<div style="flex:1;min-width:0">{p.state}</div>'
                 f'<div style="flex:1;min-width:0;max-height:600px;overflow:auto">{p.listing}</div>{graph}</div>')
+
+
+def _block_or_none(block_of, insn: int) -> int:
+    try:
+        return block_of(insn)
+    except KeyError:  # the second half of a 16-byte load: in no block
+        return -1
 
 
 def _walk_of(prog) -> Walk:

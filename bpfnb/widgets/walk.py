@@ -86,10 +86,21 @@ class Walk:
     def __init__(self, prog, visits: Sequence[Visit], *, error: str | None = None,
                  entry: Mapping[str, str] | None = None, source: str = "bpfnb"):
         self.prog = prog
-        self.visits = tuple(visits)
         self.error = error
         self.entry = dict(entry or ENTRY_REGS)
         self.source = source  # "bpfnb" or "kernel"
+        # the verifier's columnar trace stays as it is (steps built when read); its columns
+        # answer the questions over every visit without building them
+        self.columns = visits.columns() if hasattr(visits, "columns") else None
+        if self.columns is not None:
+            import numpy as np
+
+            self.visits = visits
+            prev = self.columns["prev"]
+            if len(prev) and not (prev < np.arange(len(prev))).all():
+                raise ValueError("steps must be numbered in order with earlier prev")
+            return
+        self.visits = tuple(visits)
         for i, v in enumerate(self.visits):
             if v.step != i or (v.prev is not None and not 0 <= v.prev < i):
                 raise ValueError(f"visit {i}: steps must be numbered in order with earlier prev")
@@ -164,6 +175,13 @@ class Walk:
 
     @property
     def error_step(self) -> int | None:
+        if self.columns is not None:
+            import numpy as np
+
+            from ..verifier.trace import EVENT_CODE
+
+            hits = np.flatnonzero(self.columns["event"] == EVENT_CODE["error"])
+            return int(hits[-1]) if len(hits) else None
         return next((v.step for v in reversed(self.visits) if v.event == "error"), None)
 
     def before(self, step: int) -> dict[str, str]:
@@ -189,6 +207,8 @@ class Walk:
 
     def history(self, step: int) -> list[int]:
         """Steps of the path that led to ``step``, from the entry."""
+        if self.columns is not None:
+            return self.history_steps(step).tolist()
         out = []
         s: int | None = step
         while s is not None:
@@ -196,15 +216,85 @@ class Walk:
             s = self.visits[s].prev
         return out[::-1]
 
+    def history_steps(self, step: int):
+        """``history`` as a numpy array, read from the trace's columns run by run (a run
+        is a stretch of consecutive steps on one path), so a path of a million steps
+        through a loop costs a few array slices."""
+        import numpy as np
+
+        cols = self.columns
+        if "run_start" not in cols:
+            prev = cols["prev"]
+            index = np.arange(len(prev), dtype=np.int64)
+            breaks = np.ones(len(prev), dtype=bool)
+            breaks[1:] = prev[1:] != index[1:] - 1
+            cols["run_start"] = np.maximum.accumulate(np.where(breaks, index, 0))
+        run_start, prev = cols["run_start"], cols["prev"]
+        runs = []
+        s = step
+        while s >= 0:
+            start = int(run_start[s])
+            runs.append(np.arange(start, s + 1))
+            s = int(prev[start])
+        return np.concatenate(runs[::-1]) if runs else np.zeros(0, dtype=np.int64)
+
+    def path_start(self, step: int) -> int:
+        """The first step of the path that led to ``step``."""
+        if self.columns is not None:
+            return int(self.history_steps(step)[0])
+        return self.history(step)[0]
+
     def visit_counts(self) -> Counter:
         """How often the verifier looked at each instruction (the heat map)."""
+        if self.columns is not None:
+            import numpy as np
+
+            if "visit_counts" not in self.columns:
+                counts = np.bincount(self.columns["insn"])
+                self.columns["visit_counts"] = Counter({int(i): int(counts[i]) for i in np.flatnonzero(counts)})
+            return Counter(self.columns["visit_counts"])
         return Counter(v.insn for v in self.visits)
 
     def visits_of(self, insn: int) -> list[int]:
+        if self.columns is not None:
+            import numpy as np
+
+            return np.flatnonzero(self.columns["insn"] == insn).tolist()
         return [v.step for v in self.visits if v.insn == insn]
+
+    def visits_of_any(self, insns) -> list[int]:
+        """The visits of any of ``insns``, in order."""
+        if self.columns is not None:
+            import numpy as np
+
+            return np.flatnonzero(np.isin(self.columns["insn"], list(insns))).tolist()
+        return [v.step for v in self.visits if v.insn in insns]
+
+    def children(self, step: int) -> list[int]:
+        """The visits that continue ``step``'s path (several after a branch)."""
+        if self.columns is not None:
+            import numpy as np
+
+            return np.flatnonzero(self.columns["prev"] == step).tolist()
+        return [v.step for v in self.visits if v.prev == step]
+
+    def pruned_until(self, step: int) -> list[int]:
+        """The instructions where a path was pruned at or before ``step``."""
+        if self.columns is not None:
+            from ..verifier.trace import EVENT_CODE
+
+            cols = self.columns
+            return cols["insn"][: step + 1][cols["event"][: step + 1] == EVENT_CODE["pruned"]].tolist()
+        return [v.insn for v in self.visits[: step + 1] if v.event == "pruned"]
 
     def next_visit(self, step: int) -> int | None:
         """The next visit of the same instruction after ``step``, if any."""
+        if self.columns is not None:
+            import numpy as np
+
+            insns = self.columns["insn"]
+            later = np.flatnonzero(insns[step + 1:] == insns[step])
+            return int(later[0]) + step + 1 if len(later) else None
         insn = self.visits[step].insn
         return next((v.step for v in self.visits[step + 1:] if v.insn == insn), None)
 

@@ -15,8 +15,9 @@ from bpfnb.verifier import verify
 from bpfnb.verifier.randprog import random_program
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-OBJECTS = sorted((ROOT / "tests/fixtures").glob("*.bpf.o")) + sorted((ROOT / "bpfnb/data/examples").glob("*.bpf.o")) \
-    + [ROOT / "bpfnb/data/drops.bpf.o"]
+# loops.bpf.o walks up to 224k instructions: its figures are checked in test_explored_states.py
+OBJECTS = sorted(p for p in (ROOT / "tests/fixtures").glob("*.bpf.o") if p.name != "loops.bpf.o") \
+    + sorted((ROOT / "bpfnb/data/examples").glob("*.bpf.o")) + [ROOT / "bpfnb/data/drops.bpf.o"]
 
 
 # fixture programs using what the verifier does not model yet (issue 15's verifier part):
