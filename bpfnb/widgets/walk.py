@@ -89,6 +89,7 @@ class Walk:
         self.error = error
         self.entry = dict(entry or ENTRY_REGS)
         self.source = source  # "bpfnb" or "kernel"
+        self._depths: list[int] | None = None
         # the verifier's columnar trace stays as it is (steps built when read); its columns
         # answer the questions over every visit without building them
         self.columns = visits.columns() if hasattr(visits, "columns") else None
@@ -104,7 +105,6 @@ class Walk:
         for i, v in enumerate(self.visits):
             if v.step != i or (v.prev is not None and not 0 <= v.prev < i):
                 raise ValueError(f"visit {i}: steps must be numbered in order with earlier prev")
-        self._depths: list[int] | None = None
 
     def effects_at(self, step: int):
         """What visit ``step``'s instruction reads and writes, names as the log
