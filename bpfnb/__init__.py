@@ -18,7 +18,7 @@ _LAZY = {
     "Object": ("bpfnb.elf", "Object"),
     "Btf": ("bpfnb.btf", "Btf"),
     "verify": ("bpfnb.verifier", "verify"),
-    "stats": ("bpfnb.verifier.stats", "stats"),
+    "stats": ("bpfnb.stats", None),  # callable: bpfnb.stats(paths)
     "Vm": ("bpfnb.vm", "Vm"),
     "KernelObjects": ("bpfnb.vm", "KernelObjects"),
     # the package, callable as the x86-64 compiler (bpfnb/jit/__init__.py): the
