@@ -200,9 +200,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.compare:
             frame = corpus.compare(*args.compare, filter=args.filter, client=client)
+            print(compare_table(frame, fields))
             if args.out:
                 corpus.write(frame, args.out)
-            print(compare_table(frame, fields))
+                print(f"every field written to {args.out}")
             flips = frame.attrs["flips"]
             print(f"{len(frame)} programs compared, {flips} verdict flip(s)")
             return 1 if flips else 0
@@ -213,7 +214,9 @@ def run(args: argparse.Namespace) -> int:
         corpus.write(frame, args.out)
     shown = corpus.apply_filters(frame, args.filter)
     print(stats_table(shown, fields))
-    print(summary(frame) + (f" (written to {args.out})" if args.out else ""))
+    print(summary(frame))
+    if args.out:
+        print(f"every field written to {args.out}")
     if frame["program"].isna().any():
         print(load_errors(frame))
     return 0
