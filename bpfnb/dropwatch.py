@@ -87,10 +87,16 @@ def tracer_program(filters: DropFilters):
 
 def watch_drops(seconds: float = 5.0, *, reason=None, ifindex=None, proto=None, port=None, snap_len: int = 64,
                 on_progress: Callable[[Counter, int, float], None] | None = None,
-                attached: threading.Event | None = None, stop: threading.Event | None = None) -> pd.DataFrame:
+                attached: threading.Event | None = None, stop: threading.Event | None = None,
+                sink: Callable[[pd.DataFrame], None] | None = None, keep: bool = True) -> pd.DataFrame:
     """Trace drops for ``seconds`` (or until Ctrl-C, or ``stop`` is set) and return them as a
     DataFrame. ``attached`` is set once the tracer is on ``kfree_skb`` and its rings are
-    open: traffic sent after it is traced (the time counts from there)."""
+    open: traffic sent after it is traced (the time counts from there).
+
+    ``sink``: called with the drops of each read of the rings (a drops frame) while the
+    trace runs (``bpfnb.frames.DropDataset.append`` writes them to disk). With
+    ``keep=False`` nothing is kept in memory: the frame returned has no rows and
+    ``attrs["drops"]`` counts them."""
     from .btf import kernel_btf
     from .frames.drops import drops, reason_names
     from .kernel import attach, available, load
@@ -106,6 +112,15 @@ def watch_drops(seconds: float = 5.0, *, reason=None, ifindex=None, proto=None, 
     counts: Counter = Counter()
     reason_at = obj.btf.members(obj.btf.find("drop_event", "struct"))
     reason_off = next(m.bit_offset // 8 for m in reason_at if m.name == "reason")
+
+    def take(batch: list[tuple[int, bytes]]) -> None:
+        if keep:
+            samples.extend(batch)
+        for _cpu, raw in batch:
+            code = int.from_bytes(raw[reason_off:reason_off + 4], "little")
+            counts[names.get(code, str(code))] += 1
+        if sink is not None and batch:
+            sink(drops(batch, obj.btf, kernel_btf()))
     with load(prog, log_level=0) as loaded:
         if not loaded.ok:
             raise BpfnbError(f"the kernel rejected the drop tracer: {loaded.error}")
@@ -116,19 +131,15 @@ def watch_drops(seconds: float = 5.0, *, reason=None, ifindex=None, proto=None, 
             try:
                 while time.monotonic() - start < seconds and not (stop is not None and stop.is_set()):
                     rings.poll(min(0.25, max(0.0, seconds - (time.monotonic() - start))))
-                    batch = rings.read()
-                    samples += batch
-                    for _cpu, raw in batch:
-                        code = int.from_bytes(raw[reason_off:reason_off + 4], "little")
-                        counts[names.get(code, str(code))] += 1
+                    take(rings.read())
                     if on_progress is not None:
                         on_progress(counts, rings.lost, time.monotonic() - start)
             except KeyboardInterrupt:
                 pass
-            samples += rings.read()
+            take(rings.read())
             lost = rings.lost
     frame = drops(samples, obj.btf, kernel_btf(), lost=lost)
-    frame.attrs["filters"] = asdict(filters)
+    frame.attrs.update(filters=asdict(filters), drops=sum(counts.values()), reasons=dict(counts.most_common()))
     return frame
 
 
@@ -145,11 +156,13 @@ class SyntheticDrop:
 
 
 def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None, snap_len: int = 64,
-                   kernel_btf=None, engine: str = "interp") -> pd.DataFrame:
+                   kernel_btf=None, engine: str = "interp", out=None) -> pd.DataFrame:
     """The same tracer, run by bpfnb on synthetic skbs: the same schema as ``watch_drops``.
 
     ``engine``: ``"interp"`` (the VM), ``"jit"`` (bpfnb's x86-64 JIT, natively, faults
-    recovered through its exception table) or ``"jit-unicorn"`` (the same image emulated)."""
+    recovered through its exception table) or ``"jit-unicorn"`` (the same image emulated).
+    ``out``: a directory the drops are added to as a dataset partitioned by minute and
+    CPU, as ``bpfnb trace drops --out DIR/`` writes (``bpfnb.frames.open_drops``)."""
     from .btf import kernel_btf as default_btf
     from .frames.drops import drops, reason_names
     from .verifier import verify
@@ -188,4 +201,8 @@ def simulate_drops(drops_in, *, reason=None, ifindex=None, proto=None, port=None
         samples += run.samples
     frame = drops(samples, obj.btf, btf)
     frame.attrs.update(filters=asdict(filters), probe_mem_faults=faults, simulated=True, engine=engine)
+    if out is not None:
+        from .frames.dataset import write_drops
+
+        write_drops(frame, out)
     return frame
