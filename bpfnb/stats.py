@@ -55,7 +55,7 @@ MATCH, MISMATCH, NOT_AVAILABLE = "MATCH", "MISMATCH", "N/A"
 ELF_MAGIC = b"\x7fELF"
 E_MACHINE_OFFSET = 18  # Elf64_Ehdr.e_machine
 EM_NONE, EM_BPF = 0, 247
-OBJECT_SUFFIX = ".o"
+OBJECT_SUFFIXES = (".o", ".elf")  # cilium/ebpf names its objects *.elf
 KERNEL_RESOURCE = "kernel"
 PROGRESS_MIN_OBJECTS = 20  # a bar below this many objects is noise
 
@@ -86,7 +86,7 @@ def _is_foreign_elf(path: str) -> bool:
 
 def find_objects(paths: Iterable[str | os.PathLike]) -> list[ObjectFile]:
     """The objects under ``paths``: files as given, directories walked (sorted) for
-    ``*.o`` BPF objects."""
+    ``*.o`` (and ``*.elf``) BPF objects."""
     found: list[ObjectFile] = []
     for given in paths:
         given = os.fspath(given)
@@ -99,7 +99,7 @@ def find_objects(paths: Iterable[str | os.PathLike]) -> list[ObjectFile]:
             dirs.sort()
             for name in sorted(files):
                 path = os.path.join(root, name)
-                if name.endswith(OBJECT_SUFFIX) and not _is_foreign_elf(path):
+                if name.endswith(OBJECT_SUFFIXES) and not _is_foreign_elf(path):
                     found.append(ObjectFile(os.path.relpath(path, given), path))
     return found
 

@@ -156,8 +156,12 @@ def summary(frame) -> str:
 
 def load_errors(frame, width: int = WIDTH) -> str:
     """One line per object that did not load: its error."""
-    failed = frame[frame["program"].isna()]
-    return "\n".join(_shorten(f"{rec.file}: {rec.error}", width) for rec in failed.itertuples())
+    lines = []
+    for rec in frame[frame["program"].isna()].itertuples():
+        at = str(rec.error).find(rec.file)  # the message names the file by its full path
+        text = str(rec.error)[at:] if at >= 0 else f"{rec.file}: {rec.error}"
+        lines.append(text if len(text) <= width else text[:width - len(ELLIPSIS)] + ELLIPSIS)
+    return "\n".join(lines)
 
 
 def _client_arg(args):

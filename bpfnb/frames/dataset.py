@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 import pandas as pd
 
 from ..errors import BpfnbError
@@ -147,3 +148,55 @@ def open_drops(path: str | os.PathLike, *, lazy: bool | None = None, columns: li
         frame = pd.read_parquet(path, columns=wanted, partitioning="hive")
     frame = _typed(frame)
     return frame if columns is None else frame[columns]
+
+
+# -- made-up drops at scale (demos and benchmarks of the dataset, not of the tracer) ---------
+SYNTHETIC_REASONS = {"NO_SOCKET": 3, "SOCKET_RCVBUFF": 5, "TCP_CSUM": 7, "NETFILTER_DROP": 17, "OTHERHOST": 9,
+                     "PKT_TOO_SMALL": 4}
+SYNTHETIC_SHARES = (0.55, 0.2, 0.1, 0.08, 0.05, 0.02)
+SYNTHETIC_IFACES = ("lo", "eth0", "eth1", "veth0a1b", "cilium_host")
+SYNTHETIC_HOSTS = tuple(f"10.0.{k // 250}.{k % 250 + 1}" for k in range(1000))
+SYNTHETIC_PORTS = (53, 80, 443, 8080, 9)
+SYNTHETIC_CPUS = 8
+IPV4, ETH_P_IP, TCP_FLAG_SYN, TTL = 4, 0x0800, 0x02, 64
+KERNEL_TEXT, KERNEL_HEAP = 0xFFFFFFFF81000000, 0xFFFF888000000000
+
+
+def synthetic_drops(rows: int, *, seed: int = 0, start_ns: int = 0) -> pd.DataFrame:
+    """``rows`` made-up drops within one minute from ``start_ns``, with the drops frame's
+    schema and dtypes: skewed reasons, a few busy hosts, 8 CPUs. For trying datasets
+    and aggregations at sizes a trace reaches (``simulate_drops`` runs the real tracer,
+    a few thousand drops a second)."""
+    rng = np.random.default_rng(seed)
+    names = tuple(SYNTHETIC_REASONS)
+    reason = rng.choice(len(names), rows, p=SYNTHETIC_SHARES)
+    tcp = rng.random(rows) < 0.4
+    length = rng.integers(40, 1500, rows).astype(np.uint32)
+    hosts = np.asarray(SYNTHETIC_HOSTS, object)
+    iface = rng.integers(0, len(SYNTHETIC_IFACES), rows)
+    frame = pd.DataFrame({
+        "time_ns": np.uint64(start_ns) + np.sort(rng.integers(0, NS_PER_MINUTE, rows)).astype(np.uint64),
+        "cpu": rng.integers(0, SYNTHETIC_CPUS, rows).astype(np.int32),
+        "reason": pd.Categorical.from_codes(reason, names),
+        "reason_code": np.asarray(list(SYNTHETIC_REASONS.values()), np.uint32)[reason],
+        "len": length,
+        "ifindex": (iface + 1).astype(np.int32),
+        "ifname": pd.Categorical.from_codes(iface, SYNTHETIC_IFACES),
+        "protocol": np.full(rows, ETH_P_IP, np.uint16),
+        "ip_version": np.full(rows, IPV4, np.uint8),
+        "l4proto": pd.Categorical.from_codes(tcp.astype(np.int8), ["udp", "tcp"]),
+        "saddr": pd.array(hosts[rng.zipf(1.5, rows) % len(hosts)], dtype="string"),
+        "daddr": pd.array(hosts[rng.integers(0, 50, rows)], dtype="string"),
+        "sport": rng.integers(1024, 65535, rows).astype(np.uint16),
+        "dport": np.asarray(SYNTHETIC_PORTS, np.uint16)[rng.integers(0, len(SYNTHETIC_PORTS), rows)],
+        "ttl": np.full(rows, TTL, np.uint8),
+        "ip_len": length,
+        "tcp_flags": np.where(tcp, TCP_FLAG_SYN, 0).astype(np.uint8),
+        "icmp_type": np.zeros(rows, np.uint8),
+        "icmp_code": np.zeros(rows, np.uint8),
+        "captured": np.zeros(rows, np.uint32),
+        "packet": [b""] * rows,
+        "location": np.uint64(KERNEL_TEXT) + rng.integers(0, 64, rows).astype(np.uint64) * np.uint64(0x40),
+        "skb": np.uint64(KERNEL_HEAP) + rng.integers(0, 1 << 30, rows).astype(np.uint64) * np.uint64(0x100),
+    })
+    return frame[list(SCHEMA)]

@@ -211,7 +211,7 @@ def test_cli_table_fits_120_columns_and_out_keeps_every_field(corpus, tmp_path, 
     assert lines[0].split() == ["File", "Program", "Verdict", "Insns", "Processed", "States", "Peak", "Time", "(us)"]
     assert max(len(line) for line in lines) <= 120
     assert "41 programs in 14 objects: 26 accepted, 15 rejected; 1 objects did not load" in text
-    assert f"broken/bad.o: {corpus / 'broken' / 'bad.o'}: not an ELF file" in text
+    assert "broken/bad.o: not an ELF file" in text
     assert list(pd.read_parquet(out).columns) == list(stats([corpus / "examples"], progress=False).columns)
 
 
