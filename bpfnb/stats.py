@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import types
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -252,12 +253,13 @@ def _run_on_cluster(client, objects: Sequence[ObjectFile], vs_kernel: bool, step
     from distributed import as_completed
 
     on_workers = vs_kernel and _has_kernel_workers(client)
+    run = uuid.uuid4().hex[:12]  # keys of one run: a key reused while known would get the old result
     futures = {}
     for k, obj in enumerate(objects):
         # our verifier anywhere; the kernel's only where the kernel is (or here, below)
         options = {"resources": {KERNEL_RESOURCE: 1}} if on_workers else {}
         future = client.submit(object_rows, obj, _read(obj), vs_kernel=on_workers,
-                               key=f"bpfnb-stats-{k}-{obj.name}", pure=False, **options)
+                               key=f"bpfnb-stats-{run}-{k}-{obj.name}", pure=False, **options)
         futures[future] = k
     out: list[list[dict]] = [[] for _ in objects]
     for done, future in enumerate(as_completed(futures), start=1):

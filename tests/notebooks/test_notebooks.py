@@ -49,6 +49,18 @@ EXPECTED = {
         "live: 10 drops to port",
         "one schema: True",
     ],
+    "05_corpus_and_scale": [
+        "objects, e.g.",
+        "dashboard: http://",
+        "same rows as in this process: True",
+        "File",
+        "programs compared,",
+        "changed by the same number of instructions in both verifiers",
+        "6 rows: {'NO_SOCKET': 3, 'SOCKET_RCVBUFF': 3}",
+        "1,000,000 rows in 80 partitions",
+        "drops by reason: {'NO_SOCKET':",
+        "done",
+    ],
 }
 
 

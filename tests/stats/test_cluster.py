@@ -89,3 +89,29 @@ def test_cli_workers_prints_the_dashboard_and_the_same_table(corpus, capsys):
     there = capsys.readouterr()
     assert there.out == here.out
     assert "dask: 2 workers, dashboard http://" in there.err
+
+
+def test_cli_scheduler_runs_on_an_existing_cluster(corpus, client, capsys):
+    address = client.scheduler.address
+    assert main(["stats", str(corpus / "examples"), "--scheduler", address, "--fields", "program,verdict"]) == 0
+    out = capsys.readouterr()
+    assert "4 programs in 4 objects: 2 accepted, 2 rejected" in out.out
+    assert f"dask: {WORKERS} workers, dashboard http://" in out.err
+    assert client.scheduler_info()["workers"]  # the cluster is not the CLI's to close
+
+
+@pytest.mark.kernel
+def test_kernel_figures_come_from_workers_with_the_kernel_resource_or_from_here(corpus, client):
+    from distributed import Client, LocalCluster
+
+    here = stats([corpus / "examples", corpus / "fixtures" / "fentry.bpf.o"], vs_kernel=True, progress=False)
+    without = stats([corpus / "examples", corpus / "fixtures" / "fentry.bpf.o"], client=client, vs_kernel=True,
+                    progress=False)  # no worker declares the resource: this process asks its kernel
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=50,
+                      resources={"kernel": 1}) as cluster, Client(cluster) as kernel_client:
+        on_workers = stats([corpus / "examples", corpus / "fixtures" / "fentry.bpf.o"], client=kernel_client,
+                           vs_kernel=True, progress=False)
+    for frame in (without, on_workers):
+        pd.testing.assert_frame_equal(_without_time(frame), _without_time(here))
+    assert here["kernel_verdict"].tolist() == ["accept", "reject", "reject", "accept", "refused"]
+    assert here["kernel_processed"].tolist()[:4] == [76, 25, 3, 11]
