@@ -21,6 +21,7 @@ can load programs), else this process.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import math
@@ -117,9 +118,12 @@ def _loaded(obj: ObjectFile, data: bytes | None):
         with open(local, "wb") as f:
             f.write(data)
         try:
-            return load(local)
+            loaded = load(local)
         except BpfnbError as exc:  # name the user's file, not the worker's copy
             raise type(exc)(str(exc).replace(local, obj.path)) from None
+    # later messages (the verifier's, the kernel's) name the user's file too
+    programs = {name: dataclasses.replace(prog, path=obj.path) for name, prog in loaded.programs.items()}
+    return dataclasses.replace(loaded, path=obj.path, programs=programs)
 
 
 def object_rows(obj: ObjectFile, data: bytes | None = None, *, vs_kernel: bool = False) -> list[dict]:
