@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import functools
+import logging
 import math
 import operator
 import os
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .errors import BpfnbError
+from .errors import BpfnbError, KernelError
 
 # Every field of a stats frame, in order (``kernel_*`` only with ``vs_kernel``).
 FIELDS = ("file", "program", "section", "type", "verdict", "error", "error_insn", "insns",
@@ -179,7 +180,6 @@ def _kernel_unavailable() -> str | None:
 
 
 def _kernel_figures(prog) -> dict:
-    from .errors import KernelError
     from .kernel import load
 
     try:
@@ -225,7 +225,7 @@ def connect(client=None):
     if isinstance(client, int) and not isinstance(client, bool) and client > 0:
         resources = {KERNEL_RESOURCE: 1} if _kernel_unavailable() is None else {}
         cluster = LocalCluster(n_workers=client, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", resources=resources, silence_logs=40)
+                               dashboard_address=":0", resources=resources, silence_logs=logging.ERROR)
         return Client(cluster), True
     raise BpfnbError(f"client {client!r}: a dask.distributed Client, a scheduler address "
                      f"or a positive number of local workers")
