@@ -200,10 +200,11 @@ def run(args: argparse.Namespace) -> int:
         raise BpfnbError("--compare takes BASE and NEW only; no other paths")
     if not args.compare and not args.paths:
         raise BpfnbError("give objects or directories of objects (or --compare BASE NEW)")
+    filters = [corpus.parse_filter(f, comparison=bool(args.compare)) for f in args.filter or ()]  # before a long run
     client = _open_client(args)
     try:
         if args.compare:
-            frame = corpus.compare(*args.compare, filter=args.filter, client=client)
+            frame = corpus.compare(*args.compare, filter=filters, client=client)
             print(compare_table(frame, fields))
             if args.out:
                 corpus.write(frame, args.out)
@@ -216,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         _close(client)
     if args.out:
         corpus.write(frame, args.out)
-    shown = corpus.apply_filters(frame, args.filter)
+    shown = corpus.apply_filters(frame, filters)
     print(stats_table(shown, fields))
     print(summary(frame))
     if args.out:
