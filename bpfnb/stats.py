@@ -149,6 +149,9 @@ def object_rows(obj: ObjectFile, data: bytes | None = None, *, vs_kernel: bool =
                        processed=result.processed, states=result.states, peak_states=result.peak_states,
                        stack_depth=result.stack_depth, time_us=result.time_us)
         rows.append(row)
+    for failed in loaded.failed.values():  # programs the loader could not prepare (the others could)
+        rows.append({"file": obj.name, "program": failed.name, "section": failed.section, "verdict": ERROR,
+                     "error": str(failed.error)})
     if vs_kernel:
         kernel = kernel_rows(obj, data, loaded=loaded)
         for row in rows:
@@ -181,14 +184,19 @@ def _kernel_unavailable() -> str | None:
 
 def _kernel_figures(prog) -> dict:
     from .kernel import load
+    from .kernel.compare import refusal, verdict_of
 
     try:
         with load(prog, log_level=1) as loaded:
-            log = loaded.kernel_log
-            return {"kernel_verdict": ACCEPT if loaded.ok else REJECT, "kernel_error": loaded.error,
-                    "kernel_processed": log.processed, "kernel_time_us": log.verification_time_us}
-    except KernelError as exc:  # refused before its verifier ran: not a verifier reject
-        return {"kernel_verdict": REFUSED, "kernel_error": str(exc)}
+            seen = verdict_of(prog, loaded)
+            ran = seen["verdict"] != REFUSED  # its verifier ran: a time in its log
+            time_us = loaded.kernel_log.verification_time_us if ran else None
+    except KernelError as exc:
+        seen, time_us = refusal(exc), None
+    except BpfnbError as exc:  # bpfnb cannot prepare the load (no program type): nothing asked
+        return {"kernel_note": str(exc)}
+    return {"kernel_verdict": seen["verdict"], "kernel_error": seen.get("error") or seen.get("reason"),
+            "kernel_processed": seen.get("processed_insns"), "kernel_time_us": time_us}
 
 
 # -- the run ---------------------------------------------------------------------------------

@@ -142,6 +142,9 @@ def summary(frame) -> str:
     counts = frame["verdict"].value_counts()
     words = [f"{counts.get(v, 0)} {w}" for v, w in (("accept", "accepted"), ("reject", "rejected"))]
     failed = frame["program"].isna().sum()
+    unprepared = int(((frame["verdict"] == "error") & frame["program"].notna()).sum())
+    if unprepared:
+        words.append(f"{unprepared} not verified (errors)")
     text = f"{programs} programs in {objects} objects: {', '.join(words)}"
     if failed:
         text += f"; {failed} objects did not load"

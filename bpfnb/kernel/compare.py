@@ -22,28 +22,39 @@ def kernel_verdict(prog, *, log_level: int = 1) -> dict:
     where the kernel cannot be asked. ``notes`` lists what the bridge filled in
     (sizes left to the loader, maps the program does not use and the kernel refused)."""
     from . import available, load
-    from .log import KernelLog
 
     reason = available()
     if reason:
         return {"unavailable": reason}
     try:
         with load(prog, log_level=log_level or 1) as loaded:
-            log = KernelLog(loaded.log)
-            if not loaded.ok and error_line(loaded.log) is None:
-                return {"verdict": "refused", "errno": errno_name(loaded.errno),
-                        "reason": f"{prog.where or prog.name}: the kernel refused the program before verifying "
-                                  f"an instruction ({errno_name(loaded.errno)}, no message)"
-                                  + _refusal_hint(prog)}
-            record = {
-                "verdict": "accept" if loaded.ok else "reject",
-                "error": loaded.error,
-                "error_insn": log.error_insn if not loaded.ok else None,
-                "processed_insns": log.processed,
-            }
-            if loaded.notes:
-                record["notes"] = list(loaded.notes)
-            return record
+            return verdict_of(prog, loaded)
     except KernelError as exc:
-        return {"verdict": "refused", "reason": str(exc),
-                "errno": errno_name(exc.errno) if exc.errno else None}
+        return refusal(exc)
+
+
+def verdict_of(prog, loaded) -> dict:
+    """``kernel_verdict``'s record for a program ``load`` returned (the caller may read
+    more of ``loaded``, e.g. its log's verification time)."""
+    from .log import KernelLog
+
+    log = KernelLog(loaded.log)
+    if not loaded.ok and error_line(loaded.log) is None:
+        return {"verdict": "refused", "errno": errno_name(loaded.errno),
+                "reason": f"{prog.where or prog.name}: the kernel refused the program before verifying "
+                          f"an instruction ({errno_name(loaded.errno)}, no message)"
+                          + _refusal_hint(prog)}
+    record = {
+        "verdict": "accept" if loaded.ok else "reject",
+        "error": loaded.error,
+        "error_insn": log.error_insn if not loaded.ok else None,
+        "processed_insns": log.processed,
+    }
+    if loaded.notes:
+        record["notes"] = list(loaded.notes)
+    return record
+
+
+def refusal(exc: KernelError) -> dict:
+    """``kernel_verdict``'s record when ``load`` raised: the kernel would not load it."""
+    return {"verdict": "refused", "reason": str(exc), "errno": errno_name(exc.errno) if exc.errno else None}
