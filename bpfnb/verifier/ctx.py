@@ -110,23 +110,22 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     if btf is None or not prog.attach_name:
         return CtxAccess(None)
     name = prog.attach_name
-    if write:
+    # tracing_prog_is_valid_access first: inside the argument array, a read, aligned to its size
+    if write or off < 0 or off >= MAX_BPF_FUNC_ARGS * U64_SIZE or off % size:
         return CtxAccess(None)
-    if off % 8:
+    if off % U64_SIZE:
         return CtxAccess(None, log=[f"func '{name}' offset {off} is not multiple of 8"])
-    arg = off // 8
-    hidden = 0
+    arg = off // U64_SIZE
     try:
         if prog.expected_attach_type == "trace_raw_tp":
-            _typedef, params = btf.trace_proto(name)
-            hidden = 1  # the prototype's first parameter is the tracepoint's own context
+            _typedef, params = btf.trace_proto(name)  # without the hidden 'void *__data'
         else:  # fentry/fexit/fmod_ret/lsm: the function's own prototype
             func = btf.type(prog.attach_btf_id or btf.find(name, "func"))
             params = btf.type(func.type).params
     except Exception:
         return CtxAccess(None)
     if arg >= len(params):
-        return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + hidden + 1}-th argument"])
+        return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + 1}-th argument"])
     type_id = btf.strip_modifiers(params[arg].type)
     t = btf.type(btf.resolve(type_id))
     if t.kind != "ptr":
