@@ -12,6 +12,7 @@ from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .helper_availability import AVAILABLE
 from .helper_protos import PROTOS
+from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
 from .mem import BPF_F_RDONLY_PROG, check_map_access
@@ -311,6 +312,7 @@ def check_exit(env, state: State, i: int) -> int | None:
     if len(state.frames) > 1:  # R0 goes back as it is, even unset (the caller may not read it)
         env.log.scratch_regs.add(0)
         return prepare_func_exit(env, state, i, state.regs[0])
+    check_reference_leak(state)
     r0 = env.read_reg(state, 0)
     check_return_code(env, r0)
     env.record(state, i, "exit")
@@ -350,5 +352,5 @@ def check_call(env, state: State, insn: Insn, i: int) -> int:
     if insn.src == op.BPF_PSEUDO_CALL:
         return check_func_call(env, state, insn, i)
     if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
-        raise Reject("calling kernel functions is not supported by bpfnb yet")
+        return check_kfunc_call(env, state, insn, i)
     return check_helper_call(env, state, insn, i)

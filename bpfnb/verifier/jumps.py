@@ -134,12 +134,15 @@ def sync_linked_regs(state: State, known: Reg) -> None:
 
 
 def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:
+    if is_null:  # an acquired pointer that is NULL holds no reference (release_reference_nomark)
+        state.refs = tuple(ref for ref in state.refs if ref[0] != pid)
     for frame in state.frames:
         for reg in _regs_and_spills(frame):
             if reg is None or not reg.maybe_null or reg.id != pid:
                 continue
             if is_null:
                 reg.type, reg.s, reg.id, reg.map, reg.maybe_null = SCALAR, Scalar.const(0), 0, None, False
+                reg.ref_obj_id = 0
             else:
                 reg.maybe_null = False
                 reg.id = 0
