@@ -1,15 +1,43 @@
 """Loads through BTF-typed kernel pointers: ``check_ptr_to_btf_access`` (offset
-checks, and which loads become fault-tolerant PROBE_MEM loads) and
-``btf_struct_access`` (what the member at an offset is, and the register a
-load of it yields)."""
+checks, the trust the loaded pointer gets, and which loads become
+fault-tolerant PROBE_MEM loads) and ``btf_struct_walk`` (which member an
+access at an offset reads: a scalar, or a pointer to a struct).
+
+Trust as Linux 6.18 gives it to a pointer loaded from a struct member:
+
+- walking an untrusted pointer gives untrusted pointers;
+- from a trusted or RCU pointer, a member listed in the kernel BTF's
+  ``<struct>__safe_trusted`` is trusted, one in ``__safe_trusted_or_null``
+  trusted but possibly NULL, one in ``__safe_rcu`` RCU-protected, one in
+  ``__safe_rcu_or_null`` RCU-protected and possibly NULL (a non-sleepable
+  program is always inside an RCU read section);
+- anything else is a plain ``ptr_`` (the kernel's "old compat").
+
+A pointer member whose target is not a struct (``unsigned char *data``) reads
+as a scalar; an access that crosses a pointer member is refused.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .log import Reject
-from .regstate import PTR_TO_BTF_ID, PTR_TO_MEM, Reg, scalar_reg
+from .regstate import PTR_TO_BTF_ID, Reg, scalar_reg
 from .scalar import Scalar
 
 POINTER_SIZE = 8
+MAX_WALK_DEPTH = 32
+ANON = "(anon)"
+SAFE_TRUSTED, SAFE_TRUSTED_OR_NULL = "__safe_trusted", "__safe_trusted_or_null"
+SAFE_RCU, SAFE_RCU_OR_NULL = "__safe_rcu", "__safe_rcu_or_null"
+
+
+@dataclass
+class Walked:
+    """``btf_struct_walk``'s answer: a scalar, or a pointer member (its name and target struct)."""
+
+    target: int = 0  # 0: a scalar
+    field: str = ""
 
 
 def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, insn_idx: int) -> Reg:
@@ -20,24 +48,115 @@ def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, ins
         raise Reject(f"R{regno} is ptr_{name} invalid variable offset: off={total}, var_off={base.s.var_off}")
     if total < 0:
         raise Reject(f"R{regno} is ptr_{name} invalid negative access: off={total}")
-    reg = btf_struct_access(base, total, size)
-    if not (base.trusted or base.rcu):
+    walked = btf_struct_walk(btf, base.btf_id, total, size)
+    if not (base.trusted or base.rcu or base.ref_obj_id):
         # like convert_ctx_accesses: loads through trusted and RCU pointers stay
         # plain loads, only the others become fault-tolerant PROBE_MEM loads
         env.probe_mem.add(insn_idx)
+    if not walked.target:
+        return scalar_reg()
+    reg = Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=walked.target, untrusted=base.untrusted)
+    if not base.untrusted and (base.trusted or base.rcu or base.ref_obj_id) and not base.maybe_null:
+        if _listed(btf, base.btf_id, walked, SAFE_TRUSTED):
+            reg.trusted = True
+        elif _listed(btf, base.btf_id, walked, SAFE_TRUSTED_OR_NULL):
+            reg.trusted = reg.maybe_null = True
+        elif _listed(btf, base.btf_id, walked, SAFE_RCU):
+            reg.rcu = True
+        elif _listed(btf, base.btf_id, walked, SAFE_RCU_OR_NULL):
+            reg.rcu = reg.maybe_null = True
+    if reg.maybe_null:
+        reg.id = env.new_id()
     return reg
 
 
-def btf_struct_access(base: Reg, off: int, size: int) -> Reg:
-    btf = base.btf
-    found = btf.find_member(base.btf_id, off, size)
-    if found.how == "beyond":
-        raise Reject(f"access beyond struct {btf.type(base.btf_id).name} at off {off} size {size}")
-    member = btf.type(btf.resolve(found.type_id))
-    if found.how == "exact" and member.kind == "ptr" and size == POINTER_SIZE:
-        target = btf.resolve(member.type)
-        if btf.type(target).kind in ("struct", "union"):
-            return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=target, untrusted=True)
-        # a pointer to plain kernel memory: readable only through probe reads
-        return Reg(PTR_TO_MEM, Scalar.const(0), rdonly=True, untrusted=True, mem_size=0)
-    return scalar_reg()
+def _listed(btf, struct_id: int, walked: Walked, suffix: str) -> bool:
+    """``btf_nested_type_is_trusted``: the kernel lists the member in ``struct <name><suffix>``."""
+    ids = btf.find_all(btf.type(struct_id).name + suffix, "struct")
+    if not ids:
+        return False
+    for m in btf.members(ids[0]):
+        if m.name == walked.field:
+            t = btf.type(btf.resolve(m.type))
+            return t.kind == "ptr" and btf.resolve(btf.strip_modifiers(t.type)) == walked.target
+    return False
+
+
+def btf_struct_walk(btf, struct_id: int, off: int, size: int) -> Walked:
+    t_id = btf.resolve(struct_id)
+    for _ in range(MAX_WALK_DEPTH):
+        t = btf.type(t_id)
+        tname = t.name or ANON
+        if t.kind not in ("struct", "union"):
+            raise Reject(f"Type '{tname}' is not a struct")
+        if off + size > t.size:
+            flex = _flexible_array(btf, t, off)
+            if flex is None:
+                raise Reject(f"access beyond struct {tname} at off {off} size {size}")
+            elem_id, moff = flex
+            elem = btf.type(elem_id)
+            if elem.kind == "int":
+                return Walked()
+            if elem.kind not in ("struct", "union"):
+                raise Reject(f"access beyond struct {tname} at off {off} size {size}")
+            t_id, off = elem_id, (off - moff) % elem.size
+            continue
+        nxt = None
+        for m in t.members:
+            moff = m.bit_offset // 8
+            if m.bitfield_size:
+                end = (m.bit_offset + m.bitfield_size + 7) // 8
+                if off <= moff and end <= off + size:
+                    return Walked()
+                continue
+            if off < moff:
+                break
+            m_id = btf.resolve(m.type)
+            mtype = btf.type(m_id)
+            msize = btf.sizeof(m_id)
+            mend = moff + msize
+            if off >= mend:
+                continue
+            mname = m.name or ANON
+            if mtype.kind == "array":  # to the element the offset lands in
+                elem_id = btf.resolve(mtype.elem_type)
+                while btf.type(elem_id).kind == "array":
+                    elem_id = btf.resolve(btf.type(elem_id).elem_type)
+                esize = btf.sizeof(elem_id)
+                if esize:
+                    moff += (off - moff) // esize * esize
+                    if btf.type(elem_id).kind in ("struct", "union", "ptr"):
+                        m_id, mtype, msize = elem_id, btf.type(elem_id), esize
+            if mtype.kind in ("struct", "union"):
+                nxt = (m_id, off - moff)
+                break
+            if mtype.kind == "ptr":
+                if msize != size or off != moff:
+                    raise Reject(f"cannot access ptr member {mname} with moff {moff} in struct {tname} "
+                                 f"with off {off} size {size}")
+                target = btf.resolve(btf.strip_modifiers(mtype.type))
+                if btf.type(target).kind in ("struct", "union"):
+                    return Walked(target, m.name)
+            if off + size > mend:
+                raise Reject(f"access beyond the end of member {mname} (mend:{mend}) in struct {tname} "
+                             f"with off {off} size {size}")
+            return Walked()
+        if nxt is None:
+            raise Reject(f"struct {tname} doesn't have field at offset {off}")
+        t_id, off = nxt
+    raise Reject(f"struct {btf.type(struct_id).name} is nested too deeply")
+
+
+def _flexible_array(btf, t, off: int):
+    """The element type and offset of a struct's last member when it is a
+    flexible array the access lands in (``elem[]``), else None."""
+    if not t.members:
+        return None
+    last = t.members[-1]
+    arr = btf.type(btf.resolve(last.type))
+    if arr.kind != "array" or arr.nelems:
+        return None
+    moff = last.bit_offset // 8
+    if off < moff:
+        return None
+    return btf.resolve(btf.strip_modifiers(arr.elem_type)), moff

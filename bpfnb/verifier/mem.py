@@ -154,7 +154,7 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
             raise Reject("cannot write into packet")
         check_packet_access(regno, base, off, size)
         result = scalar_reg()
-    elif t == PTR_TO_BTF_ID:
+    elif t == PTR_TO_BTF_ID and not base.maybe_null:
         if write:
             raise Reject("only read is supported")
         result = check_ptr_to_btf_access(env, regno, base, off - base.off, size, insn_idx)

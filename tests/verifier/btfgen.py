@@ -18,8 +18,8 @@ import random
 
 from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
-from bpfnb.program import program as make_program
 from bpfnb.isa.insn import encode
+from bpfnb.program import program as make_program
 
 TRACEPOINTS = ("kfree_skb", "consume_skb", "net_dev_xmit", "netif_receive_skb", "inet_sock_set_state",
                "tcp_retransmit_skb", "sched_switch", "sched_process_exec", "task_newtask", "sched_wakeup",
@@ -163,7 +163,7 @@ class _Gen:
         params, args = self.struct_args(tp)
         self.insns.append(_mov(6, 1))
         regs = []
-        for (idx, struct_id), reg in zip(rng.sample(args, min(len(args), 2)), (7, 8)):
+        for (idx, struct_id), reg in zip(rng.sample(args, min(len(args), 2)), (7, 8), strict=False):
             off = idx * POINTER_SIZE
             if self.inject("ctx_off"):
                 off = rng.choice((off + 4, len(params) * POINTER_SIZE))
