@@ -11,10 +11,11 @@ Trust as Linux 6.18 gives it to a pointer loaded from a struct member:
   trusted but possibly NULL, one in ``__safe_rcu`` RCU-protected, one in
   ``__safe_rcu_or_null`` RCU-protected and possibly NULL (a non-sleepable
   program is always inside an RCU read section);
-- anything else is a plain ``ptr_`` (the kernel's "old compat").
+- anything else is untrusted (``untrusted_ptr_``).
 
-A pointer member whose target is not a struct (``unsigned char *data``) reads
-as a scalar; an access that crosses a pointer member is refused.
+A pointer member whose target is not a struct (``unsigned char *data``) loads
+as ``rdonly_untrusted_mem(sz=0)``: memory read through PROBE_MEM loads without
+bounds; an access that crosses a pointer member is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .log import Reject
-from .regstate import PTR_TO_BTF_ID, Reg, scalar_reg
+from .regstate import PTR_TO_BTF_ID, PTR_TO_MEM, Reg, scalar_reg
 from .scalar import Scalar
 
 POINTER_SIZE = 8
@@ -38,6 +39,7 @@ class Walked:
 
     target: int = 0  # 0: a scalar
     field: str = ""
+    mem: bool = False  # a pointer to something that is not a struct
 
 
 def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, insn_idx: int) -> Reg:
@@ -53,10 +55,13 @@ def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, ins
         # like convert_ctx_accesses: loads through trusted and RCU pointers stay
         # plain loads, only the others become fault-tolerant PROBE_MEM loads
         env.probe_mem.add(insn_idx)
+    if walked.mem:
+        return Reg(PTR_TO_MEM, Scalar.const(0), rdonly=True, untrusted=True, mem_size=0)
     if not walked.target:
         return scalar_reg()
-    reg = Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=walked.target, untrusted=base.untrusted)
+    reg = Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=walked.target, untrusted=True)
     if not base.untrusted and (base.trusted or base.rcu or base.ref_obj_id) and not base.maybe_null:
+        reg.untrusted = False
         if _listed(btf, base.btf_id, walked, SAFE_TRUSTED):
             reg.trusted = True
         elif _listed(btf, base.btf_id, walked, SAFE_TRUSTED_OR_NULL):
@@ -65,6 +70,8 @@ def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, ins
             reg.rcu = True
         elif _listed(btf, base.btf_id, walked, SAFE_RCU_OR_NULL):
             reg.rcu = reg.maybe_null = True
+        else:
+            reg.untrusted = True
     if reg.maybe_null:
         reg.id = env.new_id()
     return reg
@@ -137,6 +144,7 @@ def btf_struct_walk(btf, struct_id: int, off: int, size: int) -> Walked:
                 target = btf.resolve(btf.strip_modifiers(mtype.type))
                 if btf.type(target).kind in ("struct", "union"):
                     return Walked(target, m.name)
+                return Walked(mem=True)
             if off + size > mend:
                 raise Reject(f"access beyond the end of member {mname} (mend:{mend}) in struct {tname} "
                              f"with off {off} size {size}")

@@ -140,7 +140,10 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
     elif t == PTR_TO_MEM:
         if write and base.rdonly:
             raise Reject(f"R{regno} cannot write into {base.type_name()}")
-        check_mem_region_access(regno, base, off, size, base.mem_size)
+        if base.rdonly and base.untrusted:  # memory behind a walked pointer: no bounds, PROBE_MEM loads
+            env.probe_mem.add(insn_idx)
+        else:
+            check_mem_region_access(regno, base, off, size, base.mem_size)
         result = scalar_reg()
     elif t == PTR_TO_CTX:
         result = check_ctx_access(env, regno, base, off, size, write)
@@ -154,7 +157,7 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
             raise Reject("cannot write into packet")
         check_packet_access(regno, base, off, size)
         result = scalar_reg()
-    elif t == PTR_TO_BTF_ID and not base.maybe_null:
+    elif t == PTR_TO_BTF_ID:
         if write:
             raise Reject("only read is supported")
         result = check_ptr_to_btf_access(env, regno, base, off - base.off, size, insn_idx)
