@@ -38,6 +38,7 @@ class Walked:
     """``btf_struct_walk``'s answer: a scalar, or a pointer member (its name and target struct)."""
 
     target: int = 0  # 0: a scalar
+    untrusted: bool = False  # the walk went through a union of more than one member
     field: str = ""
     mem: bool = False  # a pointer to something that is not a struct
 
@@ -60,7 +61,7 @@ def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, ins
     if not walked.target:
         return scalar_reg()
     reg = Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=walked.target, untrusted=True)
-    if not base.untrusted and (base.trusted or base.rcu or base.ref_obj_id) and not base.maybe_null:
+    if not base.untrusted and not walked.untrusted and (base.trusted or base.rcu or base.ref_obj_id) and not base.maybe_null:
         reg.untrusted = False
         if _listed(btf, base.btf_id, walked, SAFE_TRUSTED):
             reg.trusted = True
@@ -91,11 +92,14 @@ def _listed(btf, struct_id: int, walked: Walked, suffix: str) -> bool:
 
 def btf_struct_walk(btf, struct_id: int, off: int, size: int) -> Walked:
     t_id = btf.resolve(struct_id)
+    untrusted = False
     for _ in range(MAX_WALK_DEPTH):
         t = btf.type(t_id)
         tname = t.name or ANON
         if t.kind not in ("struct", "union"):
             raise Reject(f"Type '{tname}' is not a struct")
+        if t.kind == "union" and len(t.members) != 1:
+            untrusted = True
         if off + size > t.size:
             flex = _flexible_array(btf, t, off)
             if flex is None:
@@ -103,7 +107,7 @@ def btf_struct_walk(btf, struct_id: int, off: int, size: int) -> Walked:
             elem_id, moff = flex
             elem = btf.type(elem_id)
             if elem.kind == "int":
-                return Walked()
+                return Walked(untrusted=untrusted)
             if elem.kind not in ("struct", "union"):
                 raise Reject(f"access beyond struct {tname} at off {off} size {size}")
             t_id, off = elem_id, (off - moff) % elem.size
@@ -111,10 +115,12 @@ def btf_struct_walk(btf, struct_id: int, off: int, size: int) -> Walked:
         nxt = None
         for m in t.members:
             moff = m.bit_offset // 8
+            if off + size <= moff:
+                break
             if m.bitfield_size:
                 end = (m.bit_offset + m.bitfield_size + 7) // 8
                 if off <= moff and end <= off + size:
-                    return Walked()
+                    return Walked(untrusted=untrusted)
                 continue
             if off < moff:
                 break
@@ -143,12 +149,12 @@ def btf_struct_walk(btf, struct_id: int, off: int, size: int) -> Walked:
                                  f"with off {off} size {size}")
                 target = btf.resolve(btf.strip_modifiers(mtype.type))
                 if btf.type(target).kind in ("struct", "union"):
-                    return Walked(target, m.name)
+                    return Walked(target, m.name, untrusted)
                 return Walked(mem=True)
-            if off + size > mend:
+            if off + size > mend and not untrusted:
                 raise Reject(f"access beyond the end of member {mname} (mend:{mend}) in struct {tname} "
                              f"with off {off} size {size}")
-            return Walked()
+            return Walked(untrusted=untrusted)
         if nxt is None:
             raise Reject(f"struct {tname} doesn't have field at offset {off}")
         t_id, off = nxt

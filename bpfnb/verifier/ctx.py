@@ -104,6 +104,27 @@ def _xdp(off: int, size: int, write: bool) -> CtxAccess:
     return CtxAccess({0: "pkt", 4: "pkt_end", 8: "pkt_meta"}.get(off, "scalar"))
 
 
+# Tracepoint arguments Linux 6.18 knows may be NULL (kernel/bpf/btf.c, raw_tp_null_args): a
+# tp_btf program gets them as *_or_null_ pointers. Arguments that may hold an ERR_PTR become
+# scalars. The core-kernel and networking entries; drivers and filesystems beyond these are
+# not listed (their arguments load as non-NULL here).
+TP_NULLABLE_ARGS = {
+    "sched_pi_setprio": (1,), "sched_stick_numa": (2,), "sched_swap_numa": (2,),
+    "fib_table_lookup": (2,), "qdisc_dequeue": (3,), "kfree_skb": (3,), "neigh_update": (1,),
+    "tcp_send_reset": (0, 1), "tcp_sendmsg_locked": (2,),
+    "mm_page_alloc": (0,), "mm_page_pcpu_drain": (0,), "mm_page_alloc_zone_locked": (0,),
+    "mm_khugepaged_scan_pmd": (1,), "mm_collapse_huge_page_isolate": (0,), "mm_khugepaged_scan_file": (1,),
+    "mm_khugepaged_collapse_file": (1,), "writeback_dirty_folio": (1,), "folio_wait_writeback": (1,),
+    "posix_lock_inode": (1,), "fcntl_setlk": (1,), "locks_remove_posix": (1,), "flock_lock_inode": (1,),
+    "break_lease_noblock": (1,), "break_lease_block": (1,), "break_lease_unblock": (1,),
+    "generic_delete_lease": (1,), "time_out_leases": (1,), "device_pm_callback_start": (1,),
+    "tmigr_update_events": (0,), "xs_stream_read_data": (0,), "xprt_reserve_cong": (1,),
+    "xprt_release_cong": (1,), "xprt_get_cong": (1,), "xprt_put_cong": (1,), "netfs_failure": (1,),
+    "cachefiles_lookup": (0,), "hugetlbfs_alloc_inode": (1,), "mr_integ_alloc": (3,),
+}
+TP_ERR_PTR_ARGS = {"cachefiles_lookup": (2,)}
+
+
 def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     """``btf_ctx_access`` for tp_btf (and fentry-style) programs."""
     btf = prog.kernel_btf
@@ -137,8 +158,12 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     if size != 8:
         return CtxAccess(None)
     kind = "STRUCT" if tt.kind == "struct" else "UNION"
-    return CtxAccess("btf", btf_id=target, trusted=True,
-                     log=[f"func '{name}' arg{arg} has btf_id {target} type {kind} '{tt.name}'"])
+    log = [f"func '{name}' arg{arg} has btf_id {target} type {kind} '{tt.name}'"]
+    raw_tp = prog.expected_attach_type == "trace_raw_tp"
+    if raw_tp and arg in TP_ERR_PTR_ARGS.get(name, ()):
+        return CtxAccess("scalar", log=[*log, f"marking pointer arg{arg} as scalar as it may encode error"])
+    return CtxAccess("btf", btf_id=target, trusted=True, log=log,
+                     maybe_null=raw_tp and arg in TP_NULLABLE_ARGS.get(name, ()))
 
 
 def _perf_event(off: int, size: int, write: bool) -> CtxAccess:

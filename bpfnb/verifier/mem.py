@@ -196,7 +196,7 @@ def check_ctx_access(env, regno: int, base: Reg, off: int, size: int, write: boo
     if access.kind in CTX_KIND:
         return Reg(CTX_KIND[access.kind], Scalar.const(0))
     return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=env.prog.kernel_btf, btf_id=access.btf_id,
-               trusted=access.trusted)
+               trusted=access.trusted, maybe_null=access.maybe_null, id=env.new_id() if access.maybe_null else 0)
 
 
 def _check_mem_bounds(regno: int, reg: Reg, off: int, size: int, mem_size: int, zero_size_ok: bool = False) -> None:
