@@ -60,19 +60,25 @@ def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, ins
         return Reg(PTR_TO_MEM, Scalar.const(0), rdonly=True, untrusted=True, mem_size=0)
     if not walked.target:
         return scalar_reg()
-    reg = Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=walked.target, untrusted=True)
-    if not base.untrusted and not walked.untrusted and (base.trusted or base.rcu or base.ref_obj_id) and not base.maybe_null:
+    # what the walk went through (a union of several members) stays untrusted, except
+    # for the kernel's RCU-or-NULL fields ("we always trust them")
+    reg = Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=walked.target,
+              untrusted=base.untrusted or walked.untrusted)
+    if base.untrusted or not (base.trusted or base.rcu or base.ref_obj_id):
+        return reg
+    if _listed(btf, base.btf_id, walked, SAFE_TRUSTED):
+        reg.trusted = True
+    elif _listed(btf, base.btf_id, walked, SAFE_TRUSTED_OR_NULL):
+        reg.trusted = reg.maybe_null = True
+    elif base.maybe_null:
+        reg.untrusted = True
+    elif _listed(btf, base.btf_id, walked, SAFE_RCU):
+        reg.rcu = True
+    elif _listed(btf, base.btf_id, walked, SAFE_RCU_OR_NULL):
+        reg.rcu = reg.maybe_null = True
         reg.untrusted = False
-        if _listed(btf, base.btf_id, walked, SAFE_TRUSTED):
-            reg.trusted = True
-        elif _listed(btf, base.btf_id, walked, SAFE_TRUSTED_OR_NULL):
-            reg.trusted = reg.maybe_null = True
-        elif _listed(btf, base.btf_id, walked, SAFE_RCU):
-            reg.rcu = True
-        elif _listed(btf, base.btf_id, walked, SAFE_RCU_OR_NULL):
-            reg.rcu = reg.maybe_null = True
-        else:
-            reg.untrusted = True
+    else:  # an unlisted field: 6.18 marks it untrusted
+        reg.untrusted = True
     if reg.maybe_null:
         reg.id = env.new_id()
     return reg
@@ -174,3 +180,58 @@ def _flexible_array(btf, t, off: int):
     if off < moff:
         return None
     return btf.resolve(btf.strip_modifiers(arr.elem_type)), moff
+
+
+def btf_struct_ids_match(btf, type_id: int, off: int, need_id: int) -> tuple[bool, str | None]:
+    """Is the struct at ``off`` of ``type_id`` the struct ``need_id``, directly or as a first
+    member of first members? Also what the walk complained about, as the kernel logs it."""
+    type_id = btf.resolve(type_id)
+    if off == 0 and type_id == need_id:
+        return True, None
+    while True:
+        try:
+            nested = _walk_to_struct(btf, type_id, off)
+        except Reject as exc:
+            return False, str(exc)
+        if nested is None:
+            return False, None
+        if nested == need_id:
+            return True, None
+        type_id, off = nested, 0
+
+
+def _walk_to_struct(btf, type_id: int, off: int) -> int | None:
+    """The nested struct starting exactly at ``off`` (a 1-byte walk's WALK_STRUCT), or None."""
+    t = btf.type(type_id)
+    if t.kind not in ("struct", "union"):
+        raise Reject(f"Type '{t.name or ANON}' is not a struct")
+    if off + 1 > t.size:
+        raise Reject(f"access beyond struct {t.name or ANON} at off {off} size 1")
+    for m in t.members:
+        moff = m.bit_offset // 8
+        if off + 1 <= moff:
+            break
+        if m.bitfield_size:
+            continue
+        if off < moff:
+            break
+        m_id = btf.resolve(m.type)
+        mtype = btf.type(m_id)
+        if off >= moff + btf.sizeof(m_id):
+            continue
+        if mtype.kind == "array":
+            elem_id = btf.resolve(mtype.elem_type)
+            esize = btf.sizeof(elem_id)
+            if not esize:
+                continue
+            moff += (off - moff) // esize * esize
+            m_id, mtype = elem_id, btf.type(elem_id)
+        if mtype.kind in ("struct", "union"):
+            if off == moff:
+                return m_id
+            return _walk_to_struct(btf, m_id, off - moff)
+        if mtype.kind == "ptr" and (off != moff or btf.sizeof(m_id) != 1):
+            raise Reject(f"cannot access ptr member {m.name or ANON} with moff {moff} in struct "
+                         f"{t.name or ANON} with off {off} size 1")
+        return None
+    return None

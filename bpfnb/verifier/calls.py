@@ -12,6 +12,7 @@ from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .helper_availability import AVAILABLE
 from .helper_protos import PROTOS
+from .btf_access import btf_struct_ids_match
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
@@ -46,6 +47,9 @@ NULLABLE = {"mem_or_null": "mem", "value_or_null": "value"}  # argument kinds th
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
+BTF_ID_EXPECTED = "ptr_, trusted_ptr_, rcu_ptr_"
+SOCK_COMMON_EXPECTED = "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"
+SOCK_COMMON = "sock_common"
 HELPER_MEM_EXPECTED = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
 
 
@@ -143,6 +147,10 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
     if proto.ret.startswith("btf:"):
         btf = env.prog.kernel_btf
         return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=btf.find(proto.ret[4:], "struct"), trusted=True)
+    if proto.ret.startswith("btf_or_null:"):  # RET_PTR_TO_BTF_ID_OR_NULL: neither trusted nor untrusted
+        btf = env.prog.kernel_btf
+        return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=btf.find(proto.ret[12:], "struct"),
+                   maybe_null=True, id=env.new_id())
     return scalar_reg()
 
 
@@ -200,15 +208,28 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if reg.type != PTR_TO_CTX:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")
     elif kind.startswith("btf:"):
-        wanted = kind[4:]
-        if reg.type != PTR_TO_BTF_ID or reg.untrusted:
-            raise Reject(f"R{regno} type={format_type(reg)} expected=ptr_, trusted_ptr_, rcu_ptr_")
-        got = reg.btf.type(reg.btf_id).name
-        if got != wanted:
-            raise Reject(f"R{regno} is of type {got} but {wanted} is expected")
+        if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null:
+            raise Reject(f"R{regno} type={format_type(reg)} expected={BTF_ID_EXPECTED}")
+        check_btf_id_arg(env, regno, reg, kind[4:])
+    elif kind == "btf_sock_common":
+        if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu:
+            raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_COMMON_EXPECTED}")
+        check_btf_id_arg(env, regno, reg, SOCK_COMMON)
     elif kind == "ringbuf_mem":
         if reg.type != PTR_TO_MEM or reg.maybe_null:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ringbuf_mem")
+
+
+def check_btf_id_arg(env, regno: int, reg: Reg, wanted: str) -> None:
+    """``check_reg_type``'s struct match for a BTF-typed argument: the pointer's struct, or
+    one found by walking first members (``btf_struct_ids_match``); the walk's complaint, if
+    any, comes first in the log."""
+    btf = reg.btf
+    found, complaint = btf_struct_ids_match(btf, reg.btf_id, reg.off, btf.find(wanted, "struct"))
+    if not found:
+        got = btf.type(reg.btf_id).name
+        lines = [complaint] if complaint else []
+        raise Reject("\n".join([*lines, f"R{regno} is of type {got} but {wanted} is expected"]))
 
 
 def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, *, write: bool) -> None:
