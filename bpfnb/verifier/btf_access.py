@@ -155,7 +155,7 @@ def btf_struct_walk(btf, struct_id: int, off: int, size: int) -> Walked:
                                  f"with off {off} size {size}")
                 target = btf.resolve(btf.strip_modifiers(mtype.type))
                 if btf.type(target).kind in ("struct", "union"):
-                    return Walked(target, m.name, untrusted)
+                    return Walked(target, field=m.name, untrusted=untrusted)
                 return Walked(mem=True)
             if off + size > mend and not untrusted:
                 raise Reject(f"access beyond the end of member {mname} (mend:{mend}) in struct {tname} "
@@ -234,4 +234,4 @@ def _walk_to_struct(btf, type_id: int, off: int) -> int | None:
             raise Reject(f"cannot access ptr member {m.name or ANON} with moff {moff} in struct "
                          f"{t.name or ANON} with off {off} size 1")
         return None
-    return None
+    raise Reject(f"struct {t.name or ANON} doesn't have field at offset {off}")
