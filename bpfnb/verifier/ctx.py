@@ -125,6 +125,26 @@ TP_NULLABLE_ARGS = {
 TP_ERR_PTR_ARGS = {"cachefiles_lookup": (2,)}
 
 
+def _arg_slot(btf, type_id: int) -> int:
+    """Bytes an argument takes in a tracing context: 8 for a pointer, else its size rounded up to 8."""
+    t = btf.type(btf.resolve(type_id))
+    if t.kind == "ptr":
+        return U64_SIZE
+    return -(-btf.sizeof(type_id) // U64_SIZE) * U64_SIZE
+
+
+def _ctx_arg_idx(slots: list[int], ret_slot: int, off: int) -> int:
+    """``btf_ctx_arg_idx``: the argument (of the whole prototype) the context offset falls in;
+    past them the return value's slot (index ``len(slots)``), past that ``len(slots) + 1``.
+    A tracepoint's hidden ``__data`` counts, so its index is the visible argument's."""
+    end = 0
+    for i, slot in enumerate(slots):
+        end += slot
+        if off < end:
+            return i
+    return len(slots) if off < end + ret_slot else len(slots) + 1
+
+
 def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     """``btf_ctx_access`` for tp_btf (and fentry-style) programs."""
     btf = prog.kernel_btf
@@ -136,15 +156,20 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
         return CtxAccess(None)
     if off % U64_SIZE:
         return CtxAccess(None, log=[f"func '{name}' offset {off} is not multiple of 8"])
-    arg = off // U64_SIZE
     try:
         if prog.expected_attach_type == "trace_raw_tp":
             _typedef, params = btf.trace_proto(name)  # without the hidden 'void *__data'
+            slots = [U64_SIZE] + [_arg_slot(btf, p.type) for p in params]
+            ret_slot = 0  # btf_trace_<tp> returns void
         else:  # fentry/fexit/fmod_ret/lsm: the function's own prototype
             func = btf.type(prog.attach_btf_id or btf.find(name, "func"))
-            params = btf.type(func.type).params
+            proto = btf.type(func.type)
+            params = proto.params
+            slots = [_arg_slot(btf, p.type) for p in params]
+            ret_slot = _arg_slot(btf, proto.type) if proto.type else 0
     except Exception:
         return CtxAccess(None)
+    arg = _ctx_arg_idx(slots, ret_slot, off)
     if arg >= len(params):
         return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + 1}-th argument"])
     type_id = btf.strip_modifiers(params[arg].type)

@@ -23,7 +23,6 @@ OBJECTS = sorted((ROOT / "tests/fixtures").glob("*.bpf.o")) + sorted((ROOT / "bp
 # remove an entry when its feature lands
 NOT_YET_MODELLED = {
     ("externs.bpf.o", "typed_ksym"): "ld_imm64 of a kernel variable (BPF_PSEUDO_BTF_ID)",
-    ("externs.bpf.o", "ksyms"): "kfunc calls (BPF_PSEUDO_KFUNC_CALL)",
 }
 
 
