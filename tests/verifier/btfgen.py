@@ -97,11 +97,11 @@ class _Gen:
             if self.inject("beyond"):
                 self.insns.append(_ldx(0, reg, size_of, rng.choice((4, 8))))
                 return
+            if self.inject("ptr_arith"):  # before any NULL check: on an *_or_null_ pointer, refused
+                self.insns.append(Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, reg, 0, 0, 8))
             if not checked and rng.random() < 0.5:
                 self.insns.append(_null_exit(reg))
                 checked = True
-            if self.inject("ptr_arith"):
-                self.insns.append(Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, reg, 0, 0, 8))
             if self.inject("store"):
                 self.insns.append(Insn(op.BPF_ST | op.BPF_MEM | op.BPF_DW, reg, 0, 0, 0))
                 return
