@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from ..isa import Insn
 from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
+from .btf_access import btf_struct_ids_match
 from .helper_availability import AVAILABLE
 from .helper_protos import PROTOS
-from .btf_access import btf_struct_ids_match
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility

@@ -23,8 +23,8 @@ from .calls import check_call, check_exit
 from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .jumps import check_cond_jmp_op
-from .liveness import compute_live_registers, print_liveness
 from .kfuncs import kfunc_call_name
+from .liveness import compute_live_registers, print_liveness
 from .log import Reject
 from .mem import (
     check_atomic,
