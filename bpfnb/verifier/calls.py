@@ -12,7 +12,7 @@ from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
 from .helper_availability import AVAILABLE
-from .helper_protos import PROTOS
+from .helper_protos import PROTOS, HelperProto
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
@@ -47,6 +47,10 @@ NULLABLE = {"mem_or_null": "mem", "value_or_null": "value"}  # argument kinds th
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
+# tracing_prog_func_proto: helpers whose tracing version takes kernel pointers typed by BTF
+TRACING_PROTOS = {
+    BpfFunc.get_socket_cookie: HelperProto(("btf_sock_common_or_null",)),  # bpf_get_socket_ptr_cookie_proto
+}
 BTF_ID_EXPECTED = "ptr_, trusted_ptr_, rcu_ptr_"
 SOCK_COMMON_EXPECTED = "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"
 SOCK_COMMON = "sock_common"
@@ -72,7 +76,8 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     allowed = AVAILABLE.get(env.prog.type)
     if allowed is not None and func_id not in allowed:
         raise Reject(f"program of this type cannot use helper {name}#{func_id}")
-    proto = PROTOS.get(func_id)
+    proto = TRACING_PROTOS.get(func_id) if env.prog.type == "tracing" else None
+    proto = proto or PROTOS.get(func_id)
     if proto is None:
         raise Reject(f"bpfnb does not model helper {name}#{func_id}")
     meta = CallArgMeta(func_id)
@@ -211,8 +216,11 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null:
             raise Reject(f"R{regno} type={format_type(reg)} expected={BTF_ID_EXPECTED}")
         check_btf_id_arg(env, regno, reg, kind[4:])
-    elif kind == "btf_sock_common":
-        if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu:
+    elif kind in ("btf_sock_common", "btf_sock_common_or_null"):
+        nullable = kind.endswith("_or_null")
+        if nullable and reg.type == SCALAR and reg.s.var_off.equals_const(0):  # NULL
+            return
+        if reg.type != PTR_TO_BTF_ID or reg.untrusted or (reg.maybe_null and not nullable) or reg.rcu:
             raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_COMMON_EXPECTED}")
         check_btf_id_arg(env, regno, reg, SOCK_COMMON)
     elif kind == "ringbuf_mem":
