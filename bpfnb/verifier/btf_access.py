@@ -239,3 +239,43 @@ def _walk_to_struct(btf, type_id: int, off: int) -> int | None:
                          f"{t.name or ANON} with off {off} size 1")
         return None
     raise Reject(f"struct {t.name or ANON} doesn't have field at offset {off}")
+
+
+PERCPU_SECTION = ".data..percpu"
+
+
+def check_pseudo_btf_id(env, btf_id: int, btf_fd: int) -> Reg:
+    """``ld_imm64`` of a kernel object by BTF id (``BPF_PSEUDO_BTF_ID``, a typed ``__ksym``):
+    a kfunc's address is ``rdonly_mem(sz=0)``; a variable must be in kallsyms, and is
+    ``rdonly_mem(sz=<its size>)`` or, for a struct, ``ptr_<struct>``."""
+    from ..elf.externs import KALLSYMS, _kallsyms
+
+    btf = env.prog.kernel_btf
+    if btf_fd:
+        raise Reject(f"bpfnb does not model ldimm64 of module BTF objects (btf fd {btf_fd})")
+    if btf is None:
+        raise Reject("ldimm64 of a kernel BTF object needs the kernel BTF (pass kernel_btf)")
+    try:
+        t = btf.type(btf_id)
+    except Exception:
+        t = None
+    if t is None or btf_id <= 0:
+        raise Reject(f"ldimm64 insn specifies invalid btf_id {btf_id}.")
+    if t.kind not in ("var", "func"):
+        raise Reject(f"pseudo btf_id {btf_id} in ldimm64 isn't KIND_VAR or KIND_FUNC")
+    if t.kind == "func":
+        return Reg(PTR_TO_MEM, Scalar.const(0), rdonly=True, mem_size=0)
+    try:
+        with open(KALLSYMS) as f:
+            symbols = _kallsyms(f.read())
+    except OSError:
+        raise Reject(f"bpfnb cannot look up kernel symbol '{t.name}' without {KALLSYMS}") from None
+    if t.name not in symbols:  # data symbols are there only with CONFIG_KALLSYMS_ALL
+        raise Reject(f"ldimm64 failed to find the address for kernel symbol '{t.name}'.")
+    if any(sec.kind == "datasec" and sec.name == PERCPU_SECTION and any(v.type == btf_id for v in sec.vars)
+           for sec in btf):
+        raise Reject(f"bpfnb does not model per-CPU kernel variables (ldimm64 of '{t.name}')")
+    target = btf.resolve(t.type)
+    if btf.type(target).kind in ("struct", "union"):
+        return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=target)
+    return Reg(PTR_TO_MEM, Scalar.const(0), rdonly=True, mem_size=btf.sizeof(target))

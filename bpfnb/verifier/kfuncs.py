@@ -9,6 +9,8 @@ naming it:
   that were RCU-protected become untrusted (``clear_rcu``).
 - ``bpf_task_acquire`` (KF_ACQUIRE | KF_RCU | KF_RET_NULL): a trusted or RCU
   ``task_struct`` in, a referenced ``ptr_or_null_task_struct`` out.
+- ``bpf_task_from_pid(pid)`` (KF_ACQUIRE | KF_RET_NULL): a scalar in, a referenced
+  ``ptr_or_null_task_struct`` out.
 - ``bpf_task_release`` (KF_RELEASE): the reference goes; every copy of the
   pointer is invalidated (``release_reference``).
 - ``bpf_rdonly_cast(obj, btf_id)``: an ``untrusted_ptr_<struct>`` of a constant type.
@@ -30,7 +32,7 @@ KERN_CTX = {"socket_filter": "sk_buff", "sched_cls": "sk_buff", "sched_act": "sk
             "cgroup_skb": "sk_buff", "xdp": "xdp_buff"}
 KERN_CTX_TRACING = "u64"  # a tracing program's context is an array of u64 arguments
 TASK_STRUCT = "task_struct"
-MODELLED = ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_task_acquire", "bpf_task_release",
+MODELLED = ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_task_acquire", "bpf_task_release", "bpf_task_from_pid",
             "bpf_rdonly_cast", "bpf_cast_to_kern_ctx")
 
 
@@ -81,11 +83,12 @@ def check_kfunc_call(env, state, insn, i: int) -> int:
                     reg.rcu, reg.untrusted = False, True
     elif name == "bpf_task_acquire":
         arg = _btf_arg(env, state, 1, name, TASK_STRUCT, rcu_ok=True)
-        env.new_id()  # KF_RET_NULL takes an id first; acquire_reference the next
-        ref_id = env.new_id()
-        state.refs = (*state.refs, (ref_id, i))
-        r0 = Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=arg.btf, btf_id=arg.btf_id, maybe_null=True,
-                 id=ref_id, ref_obj_id=ref_id)
+        r0 = _acquired(env, state, i, arg.btf, arg.btf_id)
+    elif name == "bpf_task_from_pid":
+        pid = env.read_reg(state, 1)
+        if pid.type != SCALAR:
+            raise Reject(f"arg#0 is {pid.type_name()} but expected scalar")
+        r0 = _acquired(env, state, i, btf, btf.find(TASK_STRUCT, "struct"))
     elif name == "bpf_task_release":
         reg = env.read_reg(state, 1)
         if reg.type != PTR_TO_BTF_ID or not reg.ref_obj_id:
@@ -118,6 +121,15 @@ def check_kfunc_call(env, state, insn, i: int) -> int:
     env.log.scratch_regs.add(0)
     env.record(state, i, "call", name)
     return i + 1
+
+
+def _acquired(env, state, i: int, btf, btf_id: int) -> Reg:
+    """A KF_ACQUIRE | KF_RET_NULL return: ``ptr_or_null_<struct>(id=N,ref_obj_id=N)``, N held."""
+    env.new_id()  # KF_RET_NULL takes an id first; acquire_reference the next
+    ref_id = env.new_id()
+    state.refs = (*state.refs, (ref_id, i))
+    return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=btf_id, maybe_null=True, id=ref_id,
+               ref_obj_id=ref_id)
 
 
 def _btf_arg(env, state, regno: int, func: str, struct: str, *, rcu_ok: bool) -> Reg:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..isa import Insn
 from ..isa import opcodes as op
 from .alu import coerce_reg_to_size_sx
-from .btf_access import check_ptr_to_btf_access
+from .btf_access import check_pseudo_btf_id, check_ptr_to_btf_access
 from .ctx import ctx_access
 from .log import Reject
 from .regstate import (
@@ -397,7 +397,10 @@ def check_ld_imm(env, state: State, insn: Insn, i: int) -> None:
             reg = Reg(PTR_TO_MAP_VALUE, Scalar.const(0), off=second.imm, map=definition, map_index=insn.imm)
         env.write_reg(state, insn.dst, reg)
         return
-    raise Reject("bpfnb does not model 64-bit immediate loads of BTF objects or functions")
+    if insn.src == op.BPF_PSEUDO_BTF_ID:
+        env.write_reg(state, insn.dst, check_pseudo_btf_id(env, insn.imm, second.imm))
+        return
+    raise Reject("bpfnb does not model 64-bit immediate loads of functions (BPF_PSEUDO_FUNC)")
 
 
 # the program types whose programs may use the legacy packet loads (``may_access_skb``)

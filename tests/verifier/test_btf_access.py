@@ -10,7 +10,7 @@ import pytest
 from bpfnb.btf import kernel_btf
 from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
-from bpfnb.isa.insn import encode
+from bpfnb.isa.insn import encode, ld_imm64
 from bpfnb.program import program
 from bpfnb.verifier import verify
 
@@ -72,6 +72,11 @@ def _cases(btf):
                                  "release kernel function bpf_task_release expects refcounted PTR_TO_BTF_ID", []),
         "rcu_section_open": ("tp_btf/sched_switch", [_kfunc(btf, "bpf_rcu_read_lock")],
                              "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region", []),
+        "task_from_pid": ("tp_btf/sched_switch", [*ld_imm64(1, btf.find("bpf_task_from_pid", "func"),
+                                                            op.BPF_PSEUDO_BTF_ID), _null_skip(1, 4), _movi(1, 1),
+                                                  _kfunc(btf, "bpf_task_from_pid"), _null_skip(0, 2), _mov(1, 0),
+                                                  _kfunc(btf, "bpf_task_release")],
+                          None, ["R1=rdonly_mem(sz=0)", "ptr_or_null_task_struct(id=2,ref_obj_id=2) refs=2"]),
         "rdonly_cast": ("tp_btf/sched_switch", [_ldx(1, 1, 8), _movi(2, btf.find("sock", "struct")),
                                                 _kfunc(btf, "bpf_rdonly_cast"), _ldx(0, 0, 0, 4)],
                         None, ["untrusted_ptr_sock()"]),
@@ -92,7 +97,7 @@ def btf():
 NAMES = ("nullable_arg", "nullable_arith", "null_checked", "rcu_or_null_walk", "beyond_struct", "fifth_arg",
          "past_the_return_slot", "misaligned_for_its_size", "not_multiple_of_8", "char_pointer", "rcu_field",
          "skc_to_skb", "skc_to_null", "skc_to_sock", "acquire_release", "leak", "release_unreferenced",
-         "rcu_section_open", "rdonly_cast")
+         "rcu_section_open", "rdonly_cast", "task_from_pid")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -105,8 +110,8 @@ def test_btf_case_has_the_kernels_error_and_types(btf, name):
 
 
 def test_a_kfunc_bpfnb_does_not_model_is_refused_by_name(btf):
-    ours = verify(_program(btf, "other", "tp_btf/sched_switch", [_movi(1, 1), _kfunc(btf, "bpf_task_from_pid")]))
-    assert ours.error == f"bpfnb does not model kfunc bpf_task_from_pid#{btf.find('bpf_task_from_pid', 'func')} (insn 1)"
+    ours = verify(_program(btf, "other", "tp_btf/sched_switch", [_movi(1, 1), _kfunc(btf, "bpf_cgroup_from_id")]))
+    assert ours.error == f"bpfnb does not model kfunc bpf_cgroup_from_id#{btf.find('bpf_cgroup_from_id', 'func')} (insn 1)"
 
 
 def test_skc_to_on_a_sk_buff_names_the_types_after_the_walks_complaint(btf):
