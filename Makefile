@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 CLANG  ?= clang-19
 
-.PHONY: setup lab test fixtures examples bundled-btf bench lint clean
+.PHONY: setup lab test fixtures examples bundled-btf bench lint clean fuzz
 
 # Idempotent: redone only when pyproject.toml changes.
 $(STAMP): pyproject.toml scripts/system-deps.sh
@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 
 setup: $(STAMP)
 
-# as root (the development machines), JupyterLab must be told it may run
+# as root (the development machines), JupyterLab must be told it may run; the shipped
+# notebooks are saved without their outputs (the tree stays clean)
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) \
+		--FileContentsManager.pre_save_hook=bpfnb.examples.strip_outputs
 
 test: setup
 	$(PY) -m pytest -q
@@ -61,6 +63,12 @@ fixtures: $(TRACER) $(EXAMPLES)
 
 bench: setup
 	$(PY) -m benchmarks
+
+# Mutated objects, BTF and instruction streams in a worker process (bpfnb/fuzz.py):
+# FUZZ_MINUTES long, counts printed and written to fuzz-counts.json; exit 1 on anything bad.
+FUZZ_MINUTES ?= 10
+fuzz: setup
+	$(PY) -m bpfnb.fuzz --minutes $(FUZZ_MINUTES) --json fuzz-counts.json
 
 lint: setup
 	$(VENV)/bin/ruff check bpfnb tests benchmarks

@@ -25,8 +25,11 @@ def main() -> None:
     port = traffic.closed_port()
     sent = {"n": 0, "seconds": 0.0}
 
+    attached = threading.Event()
+
     def sender() -> None:
-        time.sleep(0.5)
+        if not attached.wait(60):  # the tracer's signal, not a guess at its set-up time
+            return
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             start = time.perf_counter()
             while time.perf_counter() - start < 2.0:
@@ -40,8 +43,11 @@ def main() -> None:
 
     thread = threading.Thread(target=sender)
     thread.start()
-    frame = watch_drops(3.2, proto="udp", port=port)
-    thread.join()
+    try:
+        frame = watch_drops(2.7, proto="udp", port=port, attached=attached)
+    finally:
+        attached.set()
+        thread.join()
     rate_sent = sent["n"] / sent["seconds"]
     print(f"sent (reference) : {rate_sent:10,.0f} datagrams/s ({sent['n']:,})")
     print(f"traced           : {len(frame) / sent['seconds']:10,.0f} drops/s ({len(frame):,}), "

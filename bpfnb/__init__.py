@@ -21,7 +21,9 @@ _LAZY = {
     "stats": ("bpfnb.verifier.stats", "stats"),
     "Vm": ("bpfnb.vm", "Vm"),
     "KernelObjects": ("bpfnb.vm", "KernelObjects"),
-    "jit": ("bpfnb.jit.x86_64", "jit"),
+    # the package, callable as the x86-64 compiler (bpfnb/jit/__init__.py): the
+    # same object whether or not ``bpfnb.jit.x86_64`` was imported first
+    "jit": ("bpfnb.jit", None),
     "widgets": ("bpfnb.widgets", None),
     "kernel": ("bpfnb.kernel", None),
     "frames": ("bpfnb.frames", None),

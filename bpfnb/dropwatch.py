@@ -10,6 +10,7 @@ frame (``bpfnb.frames.drops``).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -85,8 +86,11 @@ def tracer_program(filters: DropFilters):
 
 
 def watch_drops(seconds: float = 5.0, *, reason=None, ifindex=None, proto=None, port=None, snap_len: int = 64,
-                on_progress: Callable[[Counter, int, float], None] | None = None) -> pd.DataFrame:
-    """Trace drops for ``seconds`` (or until Ctrl-C) and return them as a DataFrame."""
+                on_progress: Callable[[Counter, int, float], None] | None = None,
+                attached: threading.Event | None = None, stop: threading.Event | None = None) -> pd.DataFrame:
+    """Trace drops for ``seconds`` (or until Ctrl-C, or ``stop`` is set) and return them as a
+    DataFrame. ``attached`` is set once the tracer is on ``kfree_skb`` and its rings are
+    open: traffic sent after it is traced (the time counts from there)."""
     from .btf import kernel_btf
     from .frames.drops import drops, reason_names
     from .kernel import attach, available, load
@@ -107,8 +111,10 @@ def watch_drops(seconds: float = 5.0, *, reason=None, ifindex=None, proto=None, 
             raise BpfnbError(f"the kernel rejected the drop tracer: {loaded.error}")
         with attach(loaded, prog), PerfBuffer(loaded.map("drops")) as rings:
             start = time.monotonic()
+            if attached is not None:
+                attached.set()
             try:
-                while time.monotonic() - start < seconds:
+                while time.monotonic() - start < seconds and not (stop is not None and stop.is_set()):
                     rings.poll(min(0.25, max(0.0, seconds - (time.monotonic() - start))))
                     batch = rings.read()
                     samples += batch

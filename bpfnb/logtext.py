@@ -11,7 +11,7 @@ TRAILER = ("processed ", "verification time", "stack depth", "max_states_per_ins
 NOISE = re.compile(
     r"^(?:func#\d+ @\d+|Live regs before insn:|\s+\d+(?:\s+\d+)?: [.0-9]{10} \(|mark_precise: |"
     r"SCC (?:enter|exit)|\(\d+\) frame \d+ insn|\(\d+\) live stack update|"
-    r"returning from callee:|to caller at \d+:|caller:|callee:|\s*frame\d+: |"
+    r"returning from callee:|to caller at \d+:|caller:|callee:|\s*frame\d+: |\s+R\d+\S*=|frame \d+: propagating |"
     r"func '\w+' arg\d+ has btf_id|Func#\d+ \('\w+'\) is (?:safe for any args|global and assumed valid)|"
     r"Validating \w+\(\) func#\d+\.\.\.)"
 )

@@ -31,6 +31,9 @@ PROG_TYPES: dict[str, int] = {
     "tracing": 26, "struct_ops": 27, "ext": 28, "lsm": 29, "sk_lookup": 30,
     "syscall": 31, "netfilter": 32,
 }
+# The type of a program whose section names none bpfnb knows: it can be shown,
+# not verified, run or loaded until a type is given (``load(path, types=...)``).
+UNKNOWN_TYPE = "unknown"
 
 # ``enum bpf_attach_type`` without ``BPF_``, lower-case.
 ATTACH_TYPES: dict[str, int] = {
@@ -47,7 +50,13 @@ ATTACH_TYPES: dict[str, int] = {
     "cgroup_inet4_getsockname": 31, "cgroup_inet6_getsockname": 32, "xdp_devmap": 33,
     "cgroup_inet_sock_release": 34, "xdp_cpumap": 35, "sk_lookup": 36, "xdp": 37,
     "sk_skb_verdict": 38, "sk_reuseport_select": 39, "sk_reuseport_select_or_migrate": 40,
-    "perf_event": 41, "trace_kprobe_multi": 42, "lsm_cgroup": 43,
+    "perf_event": 41, "trace_kprobe_multi": 42, "lsm_cgroup": 43, "struct_ops": 44,
+    "netfilter": 45, "tcx_ingress": 46, "tcx_egress": 47, "trace_uprobe_multi": 48,
+    "cgroup_unix_connect": 49, "cgroup_unix_sendmsg": 50, "cgroup_unix_recvmsg": 51,
+    "cgroup_unix_getpeername": 52, "cgroup_unix_getsockname": 53, "netkit_primary": 54,
+    "netkit_peer": 55, "trace_kprobe_session": 56, "trace_uprobe_session": 57,
+    "trace_fsession": 58, "trace_fentry_multi": 59, "trace_fexit_multi": 60,
+    "trace_fsession_multi": 61,
 }
 
 
@@ -61,7 +70,7 @@ MAP_TYPES: dict[str, int] = {
     "percpu_cgroup_storage": 21, "queue": 22, "stack": 23, "sk_storage": 24,
     "devmap_hash": 25, "struct_ops": 26, "ringbuf": 27, "inode_storage": 28,
     "task_storage": 29, "bloom_filter": 30, "user_ringbuf": 31, "cgrp_storage": 32,
-    "arena": 33,
+    "arena": 33, "insn_array": 34,
 }
 MAP_TYPE_NAMES: dict[int, str] = {v: k for k, v in MAP_TYPES.items()}
 
@@ -88,7 +97,12 @@ class FuncInfo:
 
 @dataclass(frozen=True)
 class MapDef:
-    """A map as the object defines it (legacy ``maps``, BTF ``.maps`` or global data)."""
+    """A map as the object defines it (legacy ``maps``, BTF ``.maps`` or global data).
+
+    A map of maps has its inner map's template in ``inner``; ``init`` lists the
+    slots the object fills (``__array(values, ...)`` initialisers): the name of
+    a map of the object (maps of maps) or of a program (prog arrays).
+    """
 
     name: str
     type: str  # ``enum bpf_map_type`` without ``BPF_MAP_TYPE_``, lower-case: "array", "hash", ...
@@ -100,7 +114,12 @@ class MapDef:
     value_type_id: int = 0
     section: str = ""
     initial: bytes | None = None  # global data (.data/.rodata/.bss) contents
-    pinning: int = 0
+    pinning: int = 0  # LIBBPF_PIN_BY_NAME (1) or iproute2's PIN_* values
+    map_extra: int = 0  # bloom filter hashes, arena address, ...
+    numa_node: int = 0
+    inner: MapDef | None = None
+    init: tuple[tuple[int, str], ...] = ()  # (slot, map or program name)
+    id: int = 0  # iproute2's map id (struct bpf_elf_map), which "ID/KEY" tail-call sections name
 
 
 @dataclass(frozen=True)
@@ -126,9 +145,11 @@ class Program:
     # Set by the verifier: slots whose loads are PROBE_MEM (fault-safe).
     probe_mem: frozenset[int] | None = None
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    prog_flags: int = 0  # BPF_F_SLEEPABLE, BPF_F_XDP_HAS_FRAGS (from the section name)
+    type_note: str = ""  # how the type was decided when not by libbpf's naming, or why it is unknown
 
     def __post_init__(self):
-        if self.type not in PROG_TYPES:
+        if self.type not in PROG_TYPES and self.type != UNKNOWN_TYPE:
             from .errors import BpfnbError
 
             raise BpfnbError(
@@ -137,7 +158,18 @@ class Program:
 
     @property
     def prog_type_id(self) -> int:
+        self.require_type()
         return PROG_TYPES[self.type]
+
+    def require_type(self) -> None:
+        """Raise a ``BpfnbError`` saying how to give a type when it is ``unknown``."""
+        if self.type == UNKNOWN_TYPE:
+            from .errors import BpfnbError
+
+            raise BpfnbError(
+                f"{self.where}: program {self.name} has no known program type ({self.type_note}); "
+                f"give one: bpfnb.load(path, types={{{self.name!r}: TYPE}}) or --type TYPE / --section NAME"
+            )
 
     @property
     def where(self) -> str:

@@ -44,15 +44,21 @@ def find_member(btf, struct_id: int, offset: int, size: int) -> MemberAccess:
     label = btf.name_of(root)
     if offset < 0 or offset + size > (top.size or 0):
         return MemberAccess((), root, offset, "beyond", label)
-    found = _walk(btf, root, offset, size, ())
+    found = _walk(btf, root, offset, size, (), ())
     if found is None:
         return MemberAccess((), root, offset, "padding", label)
     path, type_id, inner, how = found
     return MemberAccess(path, type_id, inner, how, label)
 
 
-def _walk(btf, type_id: int, offset: int, size: int, path: tuple[str, ...]):
-    t = btf.type(btf.resolve(type_id))
+def _walk(btf, type_id: int, offset: int, size: int, path: tuple[str, ...], within: tuple[int, ...]):
+    """``within``: the struct/union/array types the walk is inside; one of them again is a
+    loop (malformed BTF), refused rather than followed."""
+    resolved = btf.resolve(type_id)
+    if resolved in within:
+        raise BtfError(f"{btf.name}: malformed BTF: {btf.name_of(resolved)} (type {resolved}) contains itself")
+    within = (*within, resolved)
+    t = btf.type(resolved)
     if t.kind == "array":
         elem = t.elem_type
         elem_size = btf.sizeof(elem)
@@ -63,7 +69,8 @@ def _walk(btf, type_id: int, offset: int, size: int, path: tuple[str, ...]):
             return None
         if inner + size > elem_size:
             return path, type_id, offset, "inside"
-        return _walk(btf, elem, inner, size, (*path[:-1], f"{path[-1]}[{index}]") if path else (f"[{index}]",))
+        return _walk(btf, elem, inner, size, (*path[:-1], f"{path[-1]}[{index}]") if path else (f"[{index}]",),
+                     within)
     if t.kind not in ("struct", "union"):
         if offset == 0 and size == btf.sizeof(type_id):
             return path, type_id, 0, "exact"
@@ -84,7 +91,7 @@ def _walk(btf, type_id: int, offset: int, size: int, path: tuple[str, ...]):
         inner_path = (*path, m.name) if m.name else path
         inner = btf.type(btf.resolve(m.type))
         if inner.kind in ("struct", "union", "array"):
-            found = _walk(btf, m.type, offset - start, size, inner_path)
+            found = _walk(btf, m.type, offset - start, size, inner_path, within)
             if found is not None and found[3] in ("exact", "inside") and (best is None or best[3] != "exact"):
                 if found[3] == "exact":
                     return found

@@ -1,4 +1,5 @@
-"""``bpfnb disasm OBJ [--prog NAME] [--raw]``: instructions in the kernel's log syntax."""
+"""``bpfnb disasm OBJ [--prog NAME] [--type T | --section S] [--raw]``: instructions
+in the kernel's log syntax."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ..isa.disasm import format_insn
 def program_listing(prog, *, source: bool = True) -> str:
     """A program's relocated instructions, with its source lines as ``;`` comments."""
     lines = [f"{prog.name}: section {prog.section or '-'}, type {prog.type}, {len(prog.insns)} insns"
-             + (f", attach {prog.attach_name}" if prog.attach_name else "")]
+             + (f", attach {prog.attach_name}" if prog.attach_name else "")
+             + (f" ({prog.type_note})" if prog.type_note else "")]
     lines += [f"; warning: {w}" for w in prog.warnings]
     shown_line = None
     i = 0
@@ -40,6 +42,9 @@ def section_listing(path: str) -> str:
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
+            if not elf.little_endian:
+                raise ElfError(f"{path}: a big-endian object (clang -target bpfeb); bpfnb reads little-endian "
+                               "BPF objects only")
             for sec in elf.iter_sections():
                 if sec["sh_type"] != "SHT_PROGBITS" or not sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR:
                     continue
@@ -65,20 +70,22 @@ def run(args: argparse.Namespace) -> int:
     if args.raw:
         print(section_listing(args.obj))
         return 0
-    from ..elf import load
+    from .programs import select
 
-    obj = load(args.obj)
-    progs = [obj.program(args.prog)] if args.prog else list(obj)
-    print("\n\n".join(program_listing(p, source=not args.no_source) for p in progs))
-    return 0
+    chosen = select([args.obj], args)
+    if chosen.programs:
+        print("\n\n".join(program_listing(p, source=not args.no_source) for p in chosen.programs))
+    return chosen.report()
 
 
 def add_parser(sub) -> None:
+    from .programs import add_options
+
     p = sub.add_parser("disasm", help="disassemble an object's programs in the kernel's log syntax",
                        description="Print each program of OBJ as the kernel's verifier log shows it "
                                    "(relocated; source lines from BTF line info).")
     p.add_argument("obj", help="a BPF ELF object (.bpf.o)")
-    p.add_argument("--prog", help="only this program (function or section name)")
+    add_options(p)
     p.add_argument("--raw", action="store_true", help="the code sections as stored, unrelocated")
     p.add_argument("--no-source", action="store_true", help="omit the source lines")
     p.set_defaults(func=run)

@@ -32,6 +32,7 @@ class KernelProgram:
     maps: tuple[KernelMap, ...] = ()
     btf_fd: int | None = None
     notes: tuple[str, ...] = ()
+    tail_targets: tuple[KernelProgram, ...] = ()  # the programs loaded into its prog arrays
 
     @property
     def error(self) -> str | None:
@@ -97,6 +98,8 @@ class KernelProgram:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        for target in self.tail_targets:
+            target.close()
         for m in self.maps:
             m.close()
         if self.btf_fd is not None:
@@ -113,13 +116,52 @@ class KernelProgram:
         self.close()
 
 
-def _uses_maps(prog: Program) -> bool:
-    return any(i.is_ld_imm64 and i.src in (op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE)
-               for i in prog.insns)
+def _used_maps(prog: Program) -> set[int]:
+    """Indices into ``prog.maps`` of the maps the program references."""
+    return {i.imm for i in prog.insns
+            if i.is_ld_imm64 and i.src in (op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE)}
+
+
+def create_maps(prog: Program, *, btf_fd: int | None = None) -> tuple[list[KernelMap], list[str]]:
+    """One kernel map per ``prog.maps`` entry, and notes on what was filled in.
+
+    A map the program uses must be created (else ``KernelError``, the others
+    closed); one it does not use may be refused (it then has no fd and says
+    why). The slots a map of maps is initialised with are filled with the
+    object's maps; a prog array's programs are not loaded (noted)."""
+    used = _used_maps(prog)
+    created: list[KernelMap] = []
+    notes: list[str] = []
+    try:
+        for index, definition in enumerate(prog.maps):
+            try:
+                kmap = create_map(definition, btf_fd=btf_fd)
+            except KernelError as exc:
+                if index in used:
+                    raise KernelError(f"{prog.where or prog.name}: {exc}", exc.errno) from None
+                created.append(KernelMap(definition, None, refused=str(exc)))
+                notes.append(f"{exc} (not used by {prog.name})")
+                continue
+            created.append(kmap)
+            notes += kmap.notes
+        by_name = {m.name: m for m in created}
+        for kmap in created:
+            for slot, name in kmap.definition.init:
+                if kmap.fd is None:
+                    continue
+                if kmap.definition.type == "prog_array":
+                    notes.append(f"map {kmap.name}: slot {slot} ({name}) left empty: the program is not loaded")
+                elif by_name.get(name) is not None and by_name[name].fd is not None:
+                    kmap.update(slot.to_bytes(4, "little"), by_name[name].fd.to_bytes(4, "little"))
+    except BaseException:
+        for m in created:
+            m.close()
+        raise
+    return created, notes
 
 
 def load(prog: Program, *, log_level: int = 2, maps: list[KernelMap] | None = None,
-         with_btf: bool = True) -> KernelProgram:
+         with_btf: bool = True, tail_calls: dict[str, dict[int, Program]] | None = None) -> KernelProgram:
     """Load ``prog`` with a verifier log that grows until the whole log fits.
 
     The program's maps are created first (or ``maps``, one per ``prog.maps``
@@ -128,32 +170,30 @@ def load(prog: Program, *, log_level: int = 2, maps: list[KernelMap] | None = No
     the verifier's (no permission, bad attributes) raises ``KernelError``.
     With ``with_btf`` the object's BTF and func/line info go along, so the
     log shows source lines and the JIT image maps lines to addresses.
+    ``tail_calls`` (``{prog array: {slot: Program}}``, e.g. ``obj.tail_calls()``)
+    loads those programs with the same maps and puts them in their slots, as
+    libbpf does for an object's initialised prog arrays.
     """
+    prog.require_type()
     kernel_maps: list[KernelMap] = []
     insns = prog.insns
-    if _uses_maps(prog):
-        if maps is None:
-            try:
-                for definition in prog.maps:
-                    kernel_maps.append(create_map(definition))
-            except KernelError:
-                for m in kernel_maps:
-                    m.close()
-                raise
-            maps = kernel_maps
-        insns = with_map_fds(insns, [m.fd for m in maps])
     btf_fd, records, notes = None, None, []
-    if with_btf and prog.btf is not None and prog.func_info:
+    if with_btf and prog.btf is not None:
         from .btfload import info_records, load_btf
 
         records = info_records(prog)
-        if records is not None:
-            try:
-                btf_fd = load_btf(prog.btf.raw, name=f"{prog.where}: .BTF")
-            except KernelError as exc:  # load without source lines rather than not at all
-                notes.append(str(exc))
-                records = None
+        try:
+            btf_fd = load_btf(prog.btf.raw, name=f"{prog.where}: .BTF")
+        except KernelError as exc:  # load without source lines rather than not at all
+            notes.append(str(exc))
+            records = None
     try:
+        if _used_maps(prog):
+            if maps is None:
+                kernel_maps, map_notes = create_maps(prog, btf_fd=btf_fd)
+                notes += map_notes
+                maps = kernel_maps
+            insns = with_map_fds(insns, [m.fd if m.fd is not None else -1 for m in maps])
         loaded = _load(prog, insns, log_level, btf_fd, records)
     except BaseException:
         for m in kernel_maps:
@@ -166,7 +206,48 @@ def load(prog: Program, *, log_level: int = 2, maps: list[KernelMap] | None = No
     loaded.notes = tuple(notes)
     if not loaded.ok:
         loaded.close()
+    elif tail_calls:
+        try:
+            _fill_prog_arrays(loaded, prog, list(maps or ()), tail_calls, with_btf)
+        except BaseException:
+            loaded.close()
+            raise
     return loaded
+
+
+def _fill_prog_arrays(loaded: KernelProgram, prog: Program, maps: list[KernelMap],
+                      tail_calls: dict[str, dict[int, Program]], with_btf: bool) -> None:
+    by_name = {m.name: m for m in maps}
+    targets: list[KernelProgram] = []
+    loaded.tail_targets = ()
+    for name, slots in tail_calls.items():
+        if name not in by_name or by_name[name].fd is None:
+            raise KernelError(f"{prog.where}: no prog array {name!r} among the program's maps")
+        for slot, target in slots.items():
+            if target.name == prog.name and target.insns == prog.insns:
+                fd = loaded.fd  # a program in its own prog array (a tail-call loop)
+            else:
+                other = load(target, log_level=0, maps=maps, with_btf=with_btf)
+                if not other.ok:
+                    raise KernelError(f"{target.where}: rejected by the kernel, so it cannot fill slot {slot} "
+                                      f"of {name}: {other.error}")
+                targets.append(other)
+                loaded.tail_targets = tuple(targets)
+                fd = other.fd
+            by_name[name].update(slot.to_bytes(4, "little"), fd.to_bytes(4, "little"))
+    loaded.notes = tuple(n for n in loaded.notes if "left empty: the program is not loaded" not in n)
+
+
+def _expected_attach_type(prog: Program) -> int:
+    """``BPF_PROG_LOAD``'s expected_attach_type: the attach type's number, or for
+    a struct_ops program the index of the member it implements in the kernel struct."""
+    if prog.type == "struct_ops" and prog.attach_btf_id and prog.kernel_btf is not None:
+        members = [m.name for m in prog.kernel_btf.type(prog.attach_btf_id).members]
+        if prog.attach_name not in members:
+            raise KernelError(f"{prog.where}: struct {prog.kernel_btf.type(prog.attach_btf_id).name} has no member "
+                              f"{prog.attach_name!r} for program {prog.name}")
+        return members.index(prog.attach_name)
+    return ATTACH_TYPES.get(prog.expected_attach_type or "", 0)
 
 
 def _load(prog: Program, insns, log_level: int, btf_fd: int | None = None, records=None) -> KernelProgram:
@@ -186,8 +267,9 @@ def _load(prog: Program, insns, log_level: int, btf_fd: int | None = None, recor
             log_size=size if log_level else 0,
             log_buf=ctypes.addressof(log_buf) if log_level else 0,
             prog_name=prog.name.encode()[:15],
-            expected_attach_type=ATTACH_TYPES.get(prog.expected_attach_type or "", 0),
+            expected_attach_type=_expected_attach_type(prog),
             attach_btf_id=prog.attach_btf_id or 0,
+            prog_flags=prog.prog_flags,
         )
         if btf_fd is not None and records is not None:
             funcs, nfuncs, lines, nlines = records
@@ -210,6 +292,10 @@ def _load(prog: Program, insns, log_level: int, btf_fd: int | None = None, recor
             if exc.errno == errno.EPERM and prog.expected_attach_type in (
                     "trace_fentry", "trace_fexit", "modify_return"):
                 hint = "; fentry/fexit/fmod_ret programs are not permitted on this kernel"
+            elif prog.type == "ext":
+                hint = "; a freplace program needs the program it replaces (attach_prog_fd), which bpfnb does not set"
+            elif prog.type in ("tracing", "lsm") and not prog.attach_btf_id:
+                hint = f"; no attach target in the kernel BTF for section {prog.section!r}"
             raise KernelError(
                 f"{prog.where or prog.name}: the kernel refused to load the program{hint} "
                 f"({errno_name(exc.errno)}: {exc.strerror})" + (f"; log: {text.strip()}" if text else ""),

@@ -158,6 +158,20 @@ class InfoByFdAttr(ctypes.Structure):
     ]
 
 
+class MapInfo(ctypes.Structure):
+    """``struct bpf_map_info``, its leading fields (the kernel fills what fits)."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
 class ProgInfo(ctypes.Structure):
     """``struct bpf_prog_info`` (the fields up to ``verified_insns`` and a little past)."""
 
@@ -214,5 +228,9 @@ def bpf(cmd: int, attr: ctypes.Structure) -> int:
     return ret
 
 
+# errnos the kernel uses internally that reach user space (include/linux/errno.h)
+KERNEL_ERRNOS = {524: "ENOTSUPP"}
+
+
 def errno_name(err: int) -> str:
-    return errno_mod.errorcode.get(err, str(err))
+    return errno_mod.errorcode.get(err) or KERNEL_ERRNOS.get(err, str(err))

@@ -12,7 +12,7 @@ from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
 from .helper_availability import AVAILABLE
-from .helper_protos import PROTOS, HelperProto
+from .helper_protos import helper_proto
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
@@ -43,17 +43,14 @@ BPF_MAX_VAR_SIZ = 1 << 29
 BPF_REG_SIZE = 8
 PROG_ARRAY = "prog_array"
 UNMODELLED = "unmodelled:"
-NULLABLE = {"mem_or_null": "mem", "value_or_null": "value"}  # argument kinds that also take NULL
+# argument kinds that also take NULL
+NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common"}
+SOCK_COMMON = "sock_common"
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
-# tracing_prog_func_proto: helpers whose tracing version takes kernel pointers typed by BTF
-TRACING_PROTOS = {
-    BpfFunc.get_socket_cookie: HelperProto(("btf_sock_common_or_null",)),  # bpf_get_socket_ptr_cookie_proto
-}
 BTF_ID_EXPECTED = "ptr_, trusted_ptr_, rcu_ptr_"
 SOCK_COMMON_EXPECTED = "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"
-SOCK_COMMON = "sock_common"
 HELPER_MEM_EXPECTED = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
 
 
@@ -66,6 +63,7 @@ class CallArgMeta:
     const_key: int | None = None  # the key's value, when the stack holds a known constant
     alloc_size: int = 0
     size_max: int | None = None  # the largest value of the last size argument
+    release_ref: int = 0  # the reference an argument gives back (ringbuf submit/discard)
 
 
 def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
@@ -76,8 +74,7 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     allowed = AVAILABLE.get(env.prog.type)
     if allowed is not None and func_id not in allowed:
         raise Reject(f"program of this type cannot use helper {name}#{func_id}")
-    proto = TRACING_PROTOS.get(func_id) if env.prog.type == "tracing" else None
-    proto = proto or PROTOS.get(func_id)
+    proto = helper_proto(env.prog.type, func_id)
     if proto is None:
         raise Reject(f"bpfnb does not model helper {name}#{func_id}")
     meta = CallArgMeta(func_id)
@@ -85,6 +82,8 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
         check_func_arg(env, state, k + 1, kind, meta)
     record_func_map(meta)
     check_map_func_compatibility(meta.map, func_id)
+    if meta.release_ref:
+        release_reference(state, meta.release_ref)
     r0 = helper_return(env, proto, meta)
     if func_id == BpfFunc.tail_call:
         record_func_key(env, state, i)
@@ -104,6 +103,17 @@ MAP_WRITERS = (BpfFunc.map_delete_elem, BpfFunc.map_update_elem, BpfFunc.map_pus
 def record_func_map(meta: CallArgMeta) -> None:
     if meta.map is not None and meta.map.flags & BPF_F_RDONLY_PROG and meta.func_id in MAP_WRITERS:
         raise Reject("write into map forbidden")
+
+
+def release_reference(state: State, ref_obj_id: int) -> None:
+    """Every copy of a released pointer becomes a plain number (root may keep the address)."""
+    for frame in state.frames:
+        for k, reg in enumerate(frame.regs):
+            if reg.ref_obj_id == ref_obj_id:
+                frame.regs[k] = scalar_reg()
+        for slot in frame.stack.values():
+            if slot.spilled is not None and slot.spilled.ref_obj_id == ref_obj_id:
+                slot.spilled = scalar_reg()
 
 
 def record_func_key(env, state: State, i: int) -> None:
@@ -138,7 +148,10 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
             return Reg("sock", Scalar.const(0), maybe_null=True, id=env.new_id())
         return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=env.new_id())
     if proto.ret == "ringbuf_mem_or_null":
-        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, id=env.new_id(), mem_size=meta.alloc_size)
+        env.new_id()  # the id a maybe-NULL result gets, replaced by the reference's own (acquire_reference_state)
+        ref = env.new_id()
+        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, ringbuf=True, id=ref, ref_obj_id=ref,
+                   mem_size=meta.alloc_size)
     if meta.func_id in STR_HELPERS and meta.size_max is not None:  # [-MAX_ERRNO, size]
         s = Scalar.unknown()
         s.smin, s.smax, s.s32_min, s.s32_max = -MAX_ERRNO, meta.size_max, -MAX_ERRNO, meta.size_max
@@ -209,6 +222,10 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if kind == "alloc_size":
             meta.alloc_size = reg.s.umax
         meta.size_max = reg.s.umax
+    elif kind == SOCK_COMMON:  # ARG_PTR_TO_BTF_ID_SOCK_COMMON: struct sock_common or one starting with it
+        if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu:
+            raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_COMMON_EXPECTED}")
+        check_btf_id_arg(env, regno, reg, SOCK_COMMON)
     elif kind == "ctx":
         if reg.type != PTR_TO_CTX:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")
@@ -216,16 +233,10 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null:
             raise Reject(f"R{regno} type={format_type(reg)} expected={BTF_ID_EXPECTED}")
         check_btf_id_arg(env, regno, reg, kind[4:])
-    elif kind in ("btf_sock_common", "btf_sock_common_or_null"):
-        nullable = kind.endswith("_or_null")
-        if nullable and reg.type == SCALAR and reg.s.var_off.equals_const(0):  # NULL
-            return
-        if reg.type != PTR_TO_BTF_ID or reg.untrusted or (reg.maybe_null and not nullable) or reg.rcu:
-            raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_COMMON_EXPECTED}")
-        check_btf_id_arg(env, regno, reg, SOCK_COMMON)
     elif kind == "ringbuf_mem":
-        if reg.type != PTR_TO_MEM or reg.maybe_null:
+        if reg.type != PTR_TO_MEM or reg.maybe_null or not reg.ringbuf:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ringbuf_mem")
+        meta.release_ref = reg.ref_obj_id
 
 
 def check_btf_id_arg(env, regno: int, reg: Reg, wanted: str) -> None:
@@ -370,11 +381,45 @@ def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:
     return callee.callsite + 1
 
 
+BINARY_VERDICT = (0, 1)
+# the value a program of each type must return, where the kernel enforces one
+RETVAL_RANGES = {"cgroup_skb": BINARY_VERDICT, "cgroup_sock": BINARY_VERDICT, "sock_ops": BINARY_VERDICT,
+                 "cgroup_device": BINARY_VERDICT, "cgroup_sysctl": BINARY_VERDICT, "cgroup_sockopt": BINARY_VERDICT,
+                 "sk_lookup": BINARY_VERDICT, "netfilter": BINARY_VERDICT, "cgroup_sock_addr": BINARY_VERDICT}
+ATTACH_RETVAL_RANGES = {
+    "cgroup_inet_egress": (0, 3), "cgroup_inet4_bind": (0, 3), "cgroup_inet6_bind": (0, 3),
+    **{a: (1, 1) for a in ("cgroup_udp4_recvmsg", "cgroup_udp6_recvmsg", "cgroup_unix_recvmsg",
+                           "cgroup_inet4_getpeername", "cgroup_inet6_getpeername", "cgroup_unix_getpeername",
+                           "cgroup_inet4_getsockname", "cgroup_inet6_getsockname", "cgroup_unix_getsockname")},
+    "trace_fentry": (0, 0), "trace_fexit": (0, 0), "trace_iter": BINARY_VERDICT,
+}
+
+
+def retval_range(prog) -> tuple[int, int] | None:
+    """What ``check_return_code`` enforces for this program, or None."""
+    attach = prog.expected_attach_type or ""
+    if prog.type == "tracing":
+        return ATTACH_RETVAL_RANGES.get(attach) if attach in ("trace_fentry", "trace_fexit", "trace_iter") else None
+    if prog.type in ("cgroup_skb", "cgroup_sock_addr") and attach in ATTACH_RETVAL_RANGES:
+        return ATTACH_RETVAL_RANGES[attach]
+    return RETVAL_RANGES.get(prog.type)
+
+
 def check_return_code(env, r0: Reg) -> None:
-    if env.prog.type == "cgroup_skb" and r0.type == SCALAR:
-        if r0.s.smin < 0 or r0.s.smax > 1:
-            raise Reject(f"At program exit the register R0 has smin={r0.s.smin} smax={r0.s.smax} "
-                         "should have been in [0, 1]")
+    if env.validating_subprog:
+        if r0.type != SCALAR:
+            raise Reject(f"At subprogram exit the register R0 is not a scalar value ({r0.type_name()})")
+        return
+    wanted = retval_range(env.prog)
+    if wanted is None:
+        return
+    if r0.type != SCALAR:
+        raise Reject(f"At program exit the register R0 is not a known value ({r0.type_name()})")
+    r0.precise = True
+    lo, hi = wanted
+    if r0.s.smin < lo or r0.s.smax > hi:
+        raise Reject(f"At program exit the register R0 has smin={r0.s.smin} smax={r0.s.smax} "
+                     f"should have been in [{lo}, {hi}]")
 
 
 def check_call(env, state: State, insn: Insn, i: int) -> int:

@@ -40,6 +40,7 @@ from .scalar import Scalar
 from .state import State, format_frame, initial_state
 
 USEC_PER_SEC = 1_000_000
+UNMODELLED_TYPES = ("ext", "lsm", "syscall")
 SCALAR_KINDS = ("int", "enum", "enum64")
 
 
@@ -49,6 +50,8 @@ def bpf_check(env: VerifierEnv) -> None:
     started = time.perf_counter()
     log = env.log
     try:
+        if env.prog.type in UNMODELLED_TYPES:
+            raise Reject(f"bpfnb does not model {env.prog.type} programs")
         check_subprogs(env.insns, env.subprogs, Reject)
         resolve_pseudo_ldimm64(env.insns, getattr(env.prog, "maps", ()), Reject)
         check_cfg(env.insns, Reject)
@@ -111,6 +114,7 @@ def do_check_subprogs(env: VerifierEnv) -> None:
             t = btf.type(btf.resolve(param.type))
             state.regs[k + 1] = scalar_reg() if t.kind in SCALAR_KINDS else Reg(PTR_TO_CTX, Scalar.const(0))
         env.stack.clear()
+        env.validating_subprog = True
         do_check(env, state, start)
         env.log.verbose(f"Func#{index} ('{name}') is safe for any args that match its prototype")
 
@@ -127,7 +131,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
         env.insn_processed += 1
         if env.insn_processed > env.limit:
             raise Reject(f"BPF program is too large. Processed {env.insn_processed} insn")
-        if env.explored.is_prune_point(insn_idx) and is_state_visited(env, state, insn_idx):
+        if env.prune and env.explored.is_prune_point(insn_idx) and is_state_visited(env, state, insn_idx):
             if log.level:
                 if do_print_state:
                     log.verbose("")

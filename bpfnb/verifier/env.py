@@ -20,12 +20,13 @@ BPF_REG_FP = 10
 
 class VerifierEnv:
     def __init__(self, prog, *, log_level: int = 2, limit: int = BPF_COMPLEXITY_LIMIT_INSNS,
-                 record_states: bool = True):
+                 record_states: bool = True, prune: bool = True):
         self.prog = prog
         self.insns: tuple[Insn, ...] = prog.insns
         self.log = VerifierLog(log_level)
         self.limit = limit
         self.record_states = record_states  # False: no trace (verdicts and facts only, faster)
+        self.prune = prune  # False: every path walked to its end (to test that pruning changes nothing)
         self.subprogs = Subprogs(prog)
         self.insn_processed = 0
         self.id_gen = 0
@@ -45,6 +46,7 @@ class VerifierEnv:
         self.line_at = {li.insn: li for li in getattr(prog, "line_info", ())}
         self.prev_linfo = None
         self.stack: list[tuple] = []  # pushed paths: state, insn, from insn, log position, prev step, checkpoints
+        self.validating_subprog = False  # a global function verified on its own (do_check_subprogs)
         self.force_print_state = False  # the next instruction prints the whole state (after a return)
         self.time_us = 0
         self.liveness = None  # liveness.Liveness, computed once per program

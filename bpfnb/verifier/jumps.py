@@ -18,6 +18,7 @@ from .regstate import (
     PTR_TO_MEM,
     PTR_TO_PACKET,
     PTR_TO_PACKET_END,
+    PTR_TO_PACKET_META,
     SCALAR,
     Reg,
     const_reg,
@@ -142,7 +143,7 @@ def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:
                 continue
             if is_null:
                 reg.type, reg.s, reg.id, reg.map, reg.maybe_null = SCALAR, Scalar.const(0), 0, None, False
-                reg.ref_obj_id = 0
+                reg.ref_obj_id, reg.ringbuf, reg.mem_size = 0, False, 0
             else:
                 reg.maybe_null = False
                 reg.id = 0
@@ -153,11 +154,14 @@ def try_match_pkt_pointers(insn: Insn, this: State, other: State) -> None:
     the other side learns the pointer is at or beyond the end."""
     opcode = insn.op
     dst, src = this.regs[insn.dst], this.regs[insn.src]
-    if dst.type == PTR_TO_PACKET and src.type == PTR_TO_PACKET_END:
+    # data_meta is checked against data as data is against data_end
+    if (dst.type == PTR_TO_PACKET and src.type == PTR_TO_PACKET_END) or (
+            dst.type == PTR_TO_PACKET_META and reg_is_init_pkt_pointer(src, PTR_TO_PACKET)):
         pkt_regno, table = insn.dst, {
             op.BPF_JGT: ("this", False, "other", True), op.BPF_JLT: ("other", True, "this", False),
             op.BPF_JGE: ("this", True, "other", False), op.BPF_JLE: ("other", False, "this", True)}
-    elif dst.type == PTR_TO_PACKET_END and src.type == PTR_TO_PACKET:
+    elif (dst.type == PTR_TO_PACKET_END and src.type == PTR_TO_PACKET) or (
+            reg_is_init_pkt_pointer(dst, PTR_TO_PACKET) and src.type == PTR_TO_PACKET_META):
         pkt_regno, table = insn.src, {
             op.BPF_JGT: ("other", True, "this", False), op.BPF_JLT: ("this", False, "other", True),
             op.BPF_JGE: ("other", False, "this", True), op.BPF_JLE: ("this", True, "other", False)}
@@ -169,6 +173,11 @@ def try_match_pkt_pointers(insn: Insn, this: State, other: State) -> None:
     sides = {"this": this, "other": other}
     find_good_pkt_pointers(sides[good_side], sides[good_side].regs[pkt_regno], right_open)
     sides[end_side].regs[pkt_regno].range = BEYOND_PKT_END if beyond else AT_PKT_END
+
+
+def reg_is_init_pkt_pointer(reg: Reg, which: str) -> bool:
+    """A packet pointer as the context gave it (a range proven earlier is fine)."""
+    return reg.type == which and not reg.id and not reg.off and reg.s.var_off.equals_const(0)
 
 
 def find_good_pkt_pointers(state: State, pkt: Reg, right_open: bool) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from ..isa import opcodes as op
 from .log import Reject
-from .regstate import NOT_INIT, PTR_TO_BTF_ID, PTR_TO_CTX, SCALAR, Reg
+from .regstate import PTR_TO_BTF_ID, PTR_TO_CTX, SCALAR, Reg
 from .scalar import Scalar
 
 CALLER_SAVED = range(1, 6)
@@ -151,14 +151,11 @@ def _btf_arg(env, state, regno: int, func: str, struct: str, *, rcu_ok: bool) ->
 
 
 def release_reference(state, ref_obj_id: int) -> None:
+    """The reference goes; every copy of the pointer is invalidated (calls.release_reference)."""
+    from .calls import release_reference as invalidate_copies  # calls imports this module
+
     state.refs = tuple(r for r in state.refs if r[0] != ref_obj_id)
-    for frame in state.frames:
-        for n, reg in enumerate(frame.regs):
-            if reg.ref_obj_id == ref_obj_id:
-                frame.regs[n] = Reg(NOT_INIT)
-        for slot in frame.stack.values():
-            if slot.spilled is not None and slot.spilled.ref_obj_id == ref_obj_id:
-                slot.spilled = Reg(NOT_INIT)
+    invalidate_copies(state, ref_obj_id)
 
 
 def check_reference_leak(state) -> None:

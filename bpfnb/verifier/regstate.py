@@ -50,6 +50,7 @@ class Reg:
     untrusted: bool = False
     rcu: bool = False
     rdonly: bool = False
+    ringbuf: bool = False  # MEM_RINGBUF: a ring buffer record from bpf_ringbuf_reserve
     mem_size: int = 0
     precise: bool = False
     frameno: int = 0
@@ -70,7 +71,8 @@ class Reg:
 
     def type_name(self) -> str:
         """``reg_type_str``: flags, base name and the NULL postfix."""
-        prefix = ("rdonly_" if self.rdonly else "") + ("rcu_" if self.rcu else "") + \
+        prefix = ("rdonly_" if self.rdonly else "") + ("ringbuf_" if self.ringbuf else "") + \
+            ("rcu_" if self.rcu else "") + \
             ("untrusted_" if self.untrusted else "") + ("trusted_" if self.trusted else "")
         postfix = ""
         if self.maybe_null:

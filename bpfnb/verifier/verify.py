@@ -51,10 +51,15 @@ class VerifierResult:
                 f"<details><summary>log</summary><pre>{html.escape(self.log)}</pre></details></div>")
 
 
-def verify(prog, *, log_level: int = 2, limit: int | None = None, trace: bool = True) -> VerifierResult:
+def verify(prog, *, log_level: int = 2, limit: int | None = None, trace: bool = True,
+           prune: bool = True) -> VerifierResult:
     """Verify ``prog`` as Linux would (root, this kernel's rules). ``trace=False``
-    skips recording every state (the verdict, log and facts are the same; faster)."""
-    env = VerifierEnv(prog, log_level=log_level, record_states=trace, **({"limit": limit} if limit else {}))
+    skips recording every state (the verdict, log and facts are the same; faster);
+    ``prune=False`` walks every path to its end (slow: for testing pruning)."""
+    if hasattr(prog, "require_type"):
+        prog.require_type()  # a program of unknown type: say how to give one
+    env = VerifierEnv(prog, log_level=log_level, record_states=trace, prune=prune,
+                      **({"limit": limit} if limit else {}))
     bpf_check(env)
     ok = env.error is None
     probe = frozenset(env.probe_mem)

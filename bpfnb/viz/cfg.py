@@ -5,15 +5,19 @@ block a table of its instructions, with source lines from BTF line info;
 branch edges labelled taken / not taken; bpf-to-bpf calls dashed).
 ``CfgView`` renders the SVG once and then highlights a verifier step — the
 current instruction, the path walked so far, visit counts as a heat map,
-pruned and rejected instructions — by injecting CSS rules that address the
-ids graphviz gives blocks (``b<start>``), rows (``a_i<insn>``) and edges
-(``e<from>_<to>``), so stepping never calls ``dot`` again.
+pruned and rejected instructions, a def-use chain — by injecting CSS rules
+that address the ids graphviz gives blocks (``<scope>b<start>``), rows
+(``a_<scope>i<insn>``, ``a_<scope>t<insn>``) and edges (``<scope>e<from>_<to>``),
+so stepping never calls ``dot`` again. ``scope`` is random per view: an SVG's
+``<style>`` applies to the whole page, so two views on one page (or in two open
+notebooks) must never share an id.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -107,12 +111,20 @@ def _row_text(prog, insns, i: int) -> str:
     return format_insn(insns[i], nxt)
 
 
-def cfg_graph(prog, *, source: bool = True, title: str | None = None) -> graphviz.Digraph:
-    """The CFG of a ``Program`` as a ``graphviz.Digraph`` (no highlighting)."""
+UNKNOWN_ROW = "(not in the log)"
+
+
+def cfg_graph(prog, *, source: bool = True, title: str | None = None, scope: str = "") -> graphviz.Digraph:
+    """The CFG of a ``Program`` as a ``graphviz.Digraph`` (no highlighting).
+
+    Every id starts with ``scope`` (see ``CfgView``). Slots listed in
+    ``prog.meta["unknown_slots"]`` (a program rebuilt from a verifier log that
+    never printed them) are drawn as unknown."""
     insns = prog.insns
+    unknown = set(getattr(prog, "meta", {}).get("unknown_slots", ()))
     blocks = basic_blocks(insns)
     g = graphviz.Digraph(name=title or prog.name)
-    g.attr("graph", fontname="monospace", rankdir="TB", nodesep="0.3", ranksep="0.35")
+    g.attr("graph", fontname="monospace", rankdir="TB", nodesep="0.3", ranksep="0.35", id=f"{scope}graph")
     g.attr("node", shape="plain", fontname="monospace", fontsize="10")
     g.attr("edge", fontname="monospace", fontsize="9")
     line_at = {li.insn: li for li in getattr(prog, "line_info", ())}
@@ -123,20 +135,24 @@ def cfg_graph(prog, *, source: bool = True, title: str | None = None) -> graphvi
             if li is not None and li.text.strip():
                 text = html.escape(f"; {li.text.strip()[:70]}")
                 rows.append(
-                    f'<TR><TD ALIGN="LEFT" COLSPAN="2"><FONT COLOR="#6a737d">{text}</FONT></TD></TR>'
+                    # in the instruction column: the number column stays as narrow as its numbers
+                    f'<TR><TD></TD><TD ALIGN="LEFT"><FONT COLOR="#6a737d">{text}</FONT></TD></TR>'
                 )
-            body = html.escape(_row_text(prog, insns, i))
+            body = html.escape(UNKNOWN_ROW if i in unknown else _row_text(prog, insns, i))
+            # HREF makes graphviz wrap the cell in <g id="a_ID"><a>: what the CSS
+            # rules address and what a click in the widget lands on
             rows.append(
-                f'<TR><TD ID="i{i}" HREF="#i{i}" TITLE="insn {i}" ALIGN="RIGHT" BGCOLOR="white">'
+                f'<TR><TD ID="{scope}i{i}" HREF="#{scope}i{i}" TITLE="insn {i}" ALIGN="RIGHT" BGCOLOR="white">'
                 f'<FONT COLOR="#6a737d">{i}:</FONT></TD>'
-                f'<TD ID="t{i}" HREF="#i{i}" TITLE="insn {i}" ALIGN="LEFT" BGCOLOR="white">{body}</TD></TR>'
+                f'<TD ID="{scope}t{i}" HREF="#{scope}i{i}" TITLE="insn {i}" ALIGN="LEFT" BGCOLOR="white">'
+                f"{body}</TD></TR>"
             )
         label = (
             '<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2" BGCOLOR="white">'
             + "".join(rows)
             + "</TABLE>>"
         )
-        g.node(f"b{b.start}", label=label, id=f"b{b.start}")
+        g.node(f"b{b.start}", label=label, id=f"{scope}b{b.start}")
     for b in blocks:
         last = b.slots(insns)[-1]
         for e in b.edges:
@@ -147,8 +163,19 @@ def cfg_graph(prog, *, source: bool = True, title: str | None = None) -> graphvi
                 "not taken": dict(color="#cf222e", label="not taken"),
                 "call": dict(style="dashed", label="call"),
             }.get(e.kind, {})
-            g.edge(f"b{b.start}", f"b{e.target}", id=f"e{last}_{e.target}", **style)
+            g.edge(f"b{b.start}", f"b{e.target}", id=f"{scope}e{last}_{e.target}", **style)
     return g
+
+
+# Highlight colours, shared by the CFG's rules and its legend.
+CURRENT = "#fff8c5"
+CURRENT_BLOCK = "#bf8700"
+ERROR_FILL, ERROR_TEXT = "#ffcecb", "#a40e26"
+PATH = "#0969da"
+PRUNED = "#8c959f"
+CHAIN = "#ddf4ff"
+DIMMED_OPACITY = 0.3
+HEAT_LOW, HEAT_HIGH = (248, 230), (140, 30)  # green/blue of #ffGGBB at 2 visits and at the most
 
 
 def _heat(count: int, most: int) -> str:
@@ -156,30 +183,67 @@ def _heat(count: int, most: int) -> str:
     if count <= 0 or most <= 1:
         return "white"
     t = math.log1p(count - 1) / math.log1p(most - 1)
-    g = int(248 - 108 * t)
-    b = int(230 - 200 * t)
+    g = int(HEAT_LOW[0] + (HEAT_HIGH[0] - HEAT_LOW[0]) * t)
+    b = int(HEAT_LOW[1] + (HEAT_HIGH[1] - HEAT_LOW[1]) * t)
     return f"#ff{g:02x}{b:02x}"
 
 
-class CfgView:
-    """A rendered CFG whose highlighting changes without re-running ``dot``."""
+def new_scope(kind: str = "g") -> str:
+    """A page-unique id prefix (random, so two kernels never pick the same)."""
+    return f"bpfnb{kind}{secrets.token_hex(4)}_"  # graphviz escapes "-" in ids
 
-    def __init__(self, prog, *, source: bool = True):
+
+def legend_html(most_visits: int = 0) -> str:
+    """What the CFG's colours mean (the heat scale ends at ``most_visits``)."""
+    def swatch(fill: str, text: str, border: str = "#d0d7de") -> str:
+        return (f'<span style="display:inline-flex;align-items:center;gap:3px;margin-right:10px">'
+                f'<span style="display:inline-block;width:12px;height:12px;background:{fill};'
+                f'border:2px solid {border}"></span>{html.escape(text)}</span>')
+
+    items = [swatch(CURRENT, "current insn", CURRENT_BLOCK), swatch("white", "block on the path", PATH),
+             swatch(ERROR_FILL, "rejected here"), swatch(CHAIN, "def-use chain")]
+    if most_visits > 1:
+        items += [swatch(_heat(2, most_visits), "visited twice"),
+                  swatch(_heat(most_visits, most_visits), f"visited {most_visits}×")]
+    items.append(f'<span style="color:{PRUNED};text-decoration:line-through">pruned</span>')
+    return f'<div style="font-size:11px;line-height:18px">{"".join(items)}</div>'
+
+
+class CfgView:
+    """A rendered CFG whose highlighting changes without re-running ``dot``.
+
+    Its ids carry a random ``scope`` so any number of views share a page."""
+
+    def __init__(self, prog, *, source: bool = True, scope: str | None = None):
         self.prog = prog
-        self.graph = cfg_graph(prog, source=source)
+        self.scope = scope or new_scope()
+        self.graph = cfg_graph(prog, source=source, scope=self.scope)
         self.blocks = basic_blocks(prog.insns)
         self._block_of = {}
         for b in self.blocks:
             for i in range(b.start, b.end + 1):
                 self._block_of[i] = b.start
-        self.base_svg = self.graph.pipe(format="svg").decode()
-        head, sep, rest = self.base_svg.partition("<g id=\"graph0\"")
+        svg = self.graph.pipe(format="svg").decode()
+        self.base_svg = svg[svg.index("<svg"):]  # inline in HTML: no XML prolog
+        head, sep, rest = self.base_svg.partition(f'<g id="{self.scope}graph"')
         self._head, self._rest = head, sep + rest
 
     def block_of(self, insn: int) -> int:
         return self._block_of[insn]
 
-    def svg(
+    # ids, as graphviz writes them
+    def row_id(self, insn: int) -> str:
+        """The id of instruction ``insn``'s text cell (``a_<scope>t<insn>``)."""
+        return f"a_{self.scope}t{insn}"
+
+    def _cells(self, insn: int, part: str) -> str:
+        return f"#a_{self.scope}i{insn} {part},#a_{self.scope}t{insn} {part}"
+
+    def svg(self, **highlight) -> str:
+        """The SVG with a step's highlighting (``rules``) in a ``<style>`` block, nothing re-laid."""
+        return self._head + "<style>" + self.rules(**highlight) + "</style>" + self._rest
+
+    def rules(
         self,
         *,
         current: int | None = None,
@@ -188,34 +252,44 @@ class CfgView:
         pruned: Iterable[int] = (),
         error: int | None = None,
         taken_edges: Iterable[tuple[int, int]] = (),
+        chain: Iterable[int] = (),
     ) -> str:
-        """The SVG with a step's highlighting: a ``<style>`` block, nothing re-laid."""
+        """CSS rules highlighting a step; they address only this view's ids.
+
+        ``chain``: instructions of a def-use chain; every other row is dimmed."""
+        p = self.scope
         rules = []
         if visits:
             most = max(visits.values(), default=0)
             for i, count in visits.items():
                 colour = _heat(count, most)
                 if colour != "white":
-                    rules.append(f"#a_i{i} polygon,#a_t{i} polygon{{fill:{colour}}}")
+                    rules.append(f"{self._cells(i, 'polygon')}{{fill:{colour}}}")
         for i in sorted(set(path)):
-            rules.append(f"#a_t{i} text{{font-weight:bold}}")
+            rules.append(f"#a_{p}t{i} text{{font-weight:bold}}")
         blocks_on_path = {self._block_of[i] for i in set(path) if i in self._block_of}
         for b in sorted(blocks_on_path):
-            rules.append(f"#b{b}>polygon{{stroke:#0969da;stroke-width:2}}")
+            rules.append(f"#{p}b{b}>polygon{{stroke:{PATH};stroke-width:2}}")
         for a, b in taken_edges:
-            rules.append(f"#e{a}_{b} path{{stroke:#0969da;stroke-width:2.5}}")
+            rules.append(f"#{p}e{a}_{b} path{{stroke:{PATH};stroke-width:2.5}}")
         for i in pruned:
-            rules.append(f"#a_t{i} text{{fill:#8c959f;text-decoration:line-through}}")
+            rules.append(f"#a_{p}t{i} text{{fill:{PRUNED};text-decoration:line-through}}")
+        chain = sorted(set(chain))
+        if chain:
+            rules.append(f"#{p}graph .node text{{opacity:{DIMMED_OPACITY}}}")
+            for i in chain:
+                rules.append(f"{self._cells(i, 'polygon')}{{fill:{CHAIN}}}")
+                rules.append(f"#{p}graph #a_{p}i{i} text,#{p}graph #a_{p}t{i} text{{opacity:1}}")
         if error is not None:
-            rules.append(f"#a_i{error} polygon,#a_t{error} polygon{{fill:#ffcecb}}")
-            rules.append(f"#a_t{error} text{{fill:#a40e26;font-weight:bold}}")
+            rules.append(f"{self._cells(error, 'polygon')}{{fill:{ERROR_FILL}}}")
+            rules.append(f"#a_{p}t{error} text{{fill:{ERROR_TEXT};font-weight:bold}}")
         if current is not None:
-            rules.append(f"#a_i{current} polygon,#a_t{current} polygon{{fill:#fff8c5}}")
+            rules.append(f"{self._cells(current, 'polygon')}{{fill:{CURRENT}}}")
+            rules.append(f"#{p}graph #a_{p}i{current} text,#{p}graph #a_{p}t{current} text{{opacity:1}}")
             b = self._block_of.get(current)
             if b is not None:
-                rules.append(f"#b{b}>polygon{{stroke:#bf8700;stroke-width:3}}")
-        style = "<style>" + "".join(rules) + "</style>"
-        return self._head + style + self._rest
+                rules.append(f"#{p}b{b}>polygon{{stroke:{CURRENT_BLOCK};stroke-width:3}}")
+        return "".join(rules)
 
     def _repr_svg_(self) -> str:
         return self.base_svg

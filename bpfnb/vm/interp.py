@@ -27,6 +27,12 @@ OK, FAULT, BAD_OPCODE, BAD_HELPER, STEP_LIMIT, CALL_DEPTH, BAD_JUMP, BAD_MAP = r
 OUT_PERF, OUT_PRINTK, OUT_RINGBUF = 1, 2, 3
 STACK_SIZE = 512
 MAX_FRAMES = 8
+# The stack region every engine shares: the interpreter's frames hang below r10 at its end;
+# a JIT image runs its x86 stack there too (calls, saved registers), its main function's
+# r10 (rbp) at the same address, with the return address and saved rbp above it: the
+# FRAME_LINKAGE bytes after the region, mapped but no BPF memory.
+STACK_REGION = 64 * 1024 - 16
+FRAME_LINKAGE = 16
 MAX_TAIL_CALL_CNT = 33  # the kernel's limit on tail calls in one run
 
 
@@ -262,6 +268,8 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
                 elif aop == 0xE1:  # xchg
                     _store(arena, addr, size, v)
                     regs[s] = old
+                elif aop & ~0xF1 != 0:  # Vm refuses these before a run
+                    return BAD_OPCODE, pc, U64(0), steps, probe_faults
                 else:
                     base_op = aop & 0xF0
                     if base_op == 0x00:
@@ -330,6 +338,7 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
                     tail_calls += 1
                     pc = target
                     continue
+                regs[0] = U64(0)  # bpf_tail_call returns nothing: every engine leaves r0 = 0 after a miss
                 pc += 1
                 continue
             status = _helper(imm[pc], regs, arena, rbase, rsize, rperm, map_kind, map_ks, map_vs, map_max,

@@ -6,18 +6,37 @@ interpreter checks every access against the region table, so an address
 outside every region — NULL, a made-up pointer, a deliberately unmapped one —
 is a fault it can name. ``KernelObjects`` lays out real kernel structs by
 their BTF offsets, pointers included.
+
+The region table is the one definition of what a program may touch, for every
+engine. Each region has pages of its own, ends exactly at a page boundary (a
+packet) or within 7 bytes of one (the rest, kept 8-byte aligned), and has a
+guard page before it, so the JIT's engines can map the region pages
+(``page_perms``) and leave the rest unmapped: an access past a region's end
+faults in hardware, as the interpreter's check does. What the pages cannot
+catch (the slack in front of a region on its first page) is zero by
+construction and checked after a run (``slack_writes``).
+
+The arena is bounded by a memory budget (``bpfnb.limits``): a region that
+would exceed it is refused, naming the region and its size, before anything
+is allocated.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import limits
 from ..errors import VmError
 
 BASE = 0x10000000  # no region below: NULL and small integers fault
 READ, WRITE = 1, 2
+PAGE = 4096  # the granularity of the engines' guard pages
+GUARD = PAGE  # unmapped bytes in front of every region
+ALIGN = 8  # a region's start, except a packet's (which ends exactly at its page's end)
+_tokens = itertools.count(1)
 UNMAPPED = 0xDEAD0000  # an address no region covers: the arena would need 3.5 GB to reach it
 
 
@@ -27,30 +46,44 @@ class Region:
     base: int
     size: int
     perm: int
-    kind: str  # "stack", "ctx", "packet", "map", "global", "kernel", "mem"
+    kind: str  # "stack", "ctx", "packet", "map", "global", "kernel", "mem", "jit" (the JIT's own structures)
+    trailer: int = 0  # bytes after the region on its last page that are no one's memory (the stack's frame linkage)
 
 
 class Memory:
-    """Regions in one growable arena; ``add`` returns the region's address."""
+    """Regions in one growable arena; ``add`` returns the region's address.
 
-    def __init__(self, capacity: int = 1 << 16):
+    ``budget``: the most bytes the arena may grow to (default ``limits.memory_budget()``)."""
+
+    def __init__(self, capacity: int = 1 << 16, *, budget: int | None = None):
+        self.budget = limits.memory_budget() if budget is None else budget
         self.arena = np.zeros(capacity, dtype=np.uint8)
         self.used = 0
         self.regions: list[Region] = []
+        self.token = next(_tokens)
+        self.version = 0  # changes whenever the region table does (engines cache their page maps on it)
 
-    def add(self, name: str, data: bytes | int, *, perm: int = READ | WRITE, kind: str = "mem") -> int:
+    def add(self, name: str, data: bytes | int, *, perm: int = READ | WRITE, kind: str = "mem",
+            trailer: int = 0) -> int:
+        """``trailer``: bytes kept between the region's end and its page's end (mapped, but
+        no one's memory: the stack keeps its frame linkage there)."""
         size = data if isinstance(data, int) else len(data)
-        start = (self.used + 15) & ~15
-        end = start + max(size, 1)
+        if size < 0:
+            raise VmError(f"region {name!r}: negative size {size}")
+        pages = max((size + trailer + PAGE - 1) // PAGE, 1)
+        end = self.used + GUARD + pages * PAGE
+        limits.check_size(f"region {name!r}", end, self.budget, VmError)
+        start = end - trailer - size if kind == "packet" else (end - trailer - size) & ~(ALIGN - 1)
         if end > len(self.arena):
-            grown = np.zeros(max(end * 2, len(self.arena) * 2), dtype=np.uint8)
+            grown = np.zeros(min(max(end * 2, len(self.arena) * 2), max(self.budget, end)), dtype=np.uint8)
             grown[: self.used] = self.arena[: self.used]
             self.arena = grown
         if not isinstance(data, int):
             self.arena[start:start + size] = np.frombuffer(bytes(data), dtype=np.uint8)
         self.used = end
-        region = Region(name, BASE + start, size, perm, kind)
+        region = Region(name, BASE + start, size, perm, kind, trailer)
         self.regions.append(region)
+        self.version += 1
         return region.base
 
     def mark(self) -> tuple[int, int]:
@@ -61,9 +94,12 @@ class Memory:
         """Forget the regions added since ``mark`` (a run's ctx and packet); their bytes
         are zeroed, as a new region's must be."""
         count, used = mark
+        if count == len(self.regions) and used == self.used:
+            return
         del self.regions[count:]
         self.arena[used:self.used] = 0
         self.used = used
+        self.version += 1
 
     def added_since(self, mark: tuple[int, int], kind: str) -> list[Region]:
         return [r for r in self.regions[mark[0]:] if r.kind == kind]
@@ -92,6 +128,31 @@ class Memory:
         return (np.array([r.base for r in self.regions], dtype=np.int64),
                 np.array([r.size for r in self.regions], dtype=np.int64),
                 np.array([r.perm for r in self.regions], dtype=np.int64))
+
+    def page_perms(self) -> np.ndarray:
+        """The permission of each arena page up to ``used`` (READ/WRITE bits; 0: a guard
+        page, which the JIT's engines leave unmapped)."""
+        perms = np.zeros(self.used // PAGE, dtype=np.uint8)
+        for r in self.regions:
+            first = (r.base - BASE) // PAGE
+            last = max((r.base - BASE + r.size + r.trailer + PAGE - 1) // PAGE, first + 1)
+            perms[first:last] = r.perm
+        return perms
+
+    def slack_writes(self, view: np.ndarray) -> tuple[int, Region] | None:
+        """In ``view`` (a copy of the arena after a run): the first non-zero byte on a
+        region's pages but outside the region — a write no guard page could catch —
+        as (address, the region whose page it is on), or None."""
+        for r in self.regions:
+            off = r.base - BASE
+            head = off - off // PAGE * PAGE
+            tail_end = max((off + r.size + r.trailer + PAGE - 1) // PAGE * PAGE, off // PAGE * PAGE + PAGE)
+            for lo, hi in ((off - head, off), (off + r.size + r.trailer, tail_end)):
+                if hi > lo:
+                    hit = np.flatnonzero(view[lo:hi])
+                    if hit.size:
+                        return BASE + lo + int(hit[0]), r
+        return None
 
     def __repr__(self) -> str:
         return f"<Memory {len(self.regions)} regions, {self.used} bytes>"
@@ -169,12 +230,18 @@ class KernelObjects:
             self.memory.write(addr, (int(value) & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
 
 
-def _members_flat(btf, type_id: int, base: int = 0):
-    """Members of a struct, with anonymous struct/union members opened in place."""
+def _members_flat(btf, type_id: int, base: int = 0, within: tuple[int, ...] = ()):
+    """Members of a struct, with anonymous struct/union members opened in place (an
+    anonymous member that contains its own struct is malformed BTF: refused)."""
+    from ..errors import BtfError
+
+    resolved = btf.resolve(type_id)
+    if resolved in within:
+        raise BtfError(f"{btf.name}: malformed BTF: {btf.name_of(resolved)} (type {resolved}) contains itself")
     for m in btf.members(type_id):
         if not m.name:
             inner = btf.type(btf.resolve(m.type))
             if inner.kind in ("struct", "union"):
-                yield from _members_flat(btf, m.type, base + m.bit_offset // 8)
+                yield from _members_flat(btf, m.type, base + m.bit_offset // 8, (*within, resolved))
                 continue
         yield m, base

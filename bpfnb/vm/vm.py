@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import VmError
+from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..program import MAP_TYPES
 from . import interp
@@ -18,6 +19,7 @@ STATUS = {interp.FAULT: "invalid memory access", interp.BAD_OPCODE: "unknown opc
           interp.BAD_HELPER: "unknown helper", interp.STEP_LIMIT: "step limit reached",
           interp.CALL_DEPTH: "call stack too deep", interp.BAD_JUMP: "jump out of the program",
           interp.BAD_MAP: "not a map"}
+TAIL_CALL = 12  # the helper id of bpf_tail_call
 SK_BUFF_SIZE = 192  # struct __sk_buff
 XDP_MD_SIZE = 24
 
@@ -64,6 +66,45 @@ class RunResult:
                 f"{self.probe_mem_faults} PROBE_MEM faults")
 
 
+ATOMIC_OPS = frozenset({op.BPF_ADD, op.BPF_OR, op.BPF_AND, op.BPF_XOR}
+                       | {a | op.BPF_FETCH for a in (op.BPF_ADD, op.BPF_OR, op.BPF_AND, op.BPF_XOR)}
+                       | {op.BPF_XCHG, op.BPF_CMPXCHG})
+LOAD_MODES = frozenset({op.BPF_MEM, op.BPF_MEMSX})  # PROBE_MEM is a mark (probe_mem), never an opcode here
+MOVSX_WIDTHS = {op.BPF_ALU: (0, 8, 16), op.BPF_ALU64: (0, 8, 16, 32)}
+SIZE_BITS = {op.BPF_B: 8, op.BPF_H: 16, op.BPF_W: 32, op.BPF_DW: 64}
+RESOLVED_PSEUDO = (0, op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE)
+
+
+def engine_refusal(insn) -> str | None:
+    """Why no bpfnb engine runs ``insn`` (an opcode the kernel knows, in a shape the
+    engines would run differently or not at all), else None. The interpreter, the
+    native JIT and Unicorn all refuse through here (a JIT run makes a ``Vm``)."""
+    cls, mode, size = insn.code & 0x07, insn.code & 0xE0, insn.code & 0x18
+    if cls == op.BPF_STX and mode == op.BPF_ATOMIC:
+        if size not in (op.BPF_W, op.BPF_DW):
+            return f"atomic operation {insn.imm:#x} on {SIZE_BITS[size]}-bit memory is not run by bpfnb's engines"
+        if insn.imm not in ATOMIC_OPS:
+            return (f"unknown atomic operation imm={insn.imm:#x} (known: "
+                    f"{', '.join(f'{a:#x}' for a in sorted(ATOMIC_OPS))})")
+    if cls == op.BPF_LDX and mode not in LOAD_MODES:
+        return f"load mode {mode:#x} is reserved"
+    if cls in (op.BPF_ALU, op.BPF_ALU64) and insn.off:
+        operation = insn.code & 0xF0
+        if operation == op.BPF_MOV and insn.code & op.BPF_X and insn.off in MOVSX_WIDTHS[cls]:
+            return None
+        if operation in (op.BPF_DIV, op.BPF_MOD) and insn.off == 1:
+            return None
+        return f"reserved off={insn.off} of an ALU instruction"
+    if insn.code == op.BPF_JMP | op.BPF_CALL:
+        if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
+            return "kfunc calls are not run by bpfnb's engines"
+        if insn.src not in (0, op.BPF_PSEUDO_CALL):
+            return f"call with reserved src={insn.src}"
+    if insn.is_ld_imm64 and insn.src not in RESOLVED_PSEUDO:
+        return f"64-bit load of pseudo kind {insn.src} is not resolved by bpfnb's engines"
+    return None
+
+
 def _decode(insns):
     n = len(insns)
     code = np.fromiter((i.code for i in insns), dtype=np.int64, count=n)
@@ -103,7 +144,8 @@ class Vm:
             for slot in marks:
                 self.probe[start + slot] = 1
         self.decoded = _decode(self.insns)
-        self.stack_base = self.memory.add("stack", interp.STACK_SIZE * interp.MAX_FRAMES, kind="stack")
+        self.stack_base = self.memory.add("stack", interp.STACK_REGION, kind="stack", trailer=interp.FRAME_LINKAGE)
+        self.frame_top = self.stack_base + interp.STACK_REGION  # the main function's r10, on every engine
         self._maps(getattr(prog, "maps", ()))
         for map_ref, slots in (tail_calls or {}).items():
             self._fill_prog_array(map_ref, slots)
@@ -113,7 +155,10 @@ class Vm:
 
     @staticmethod
     def _validate(prog) -> None:
-        """What the compiled loop does not check: registers, opcodes, 64-bit loads' second halves."""
+        """What the compiled loop does not check: registers, opcodes, 64-bit loads' second
+        halves, and every shape an engine cannot run the same way as the others (unknown
+        atomic operations, kfunc calls, unresolved pseudo loads …), even where the verifier
+        let it through."""
         from ..isa.valid import unknown_opcode
 
         where = prog.where or prog.name
@@ -127,20 +172,27 @@ class Vm:
             message = unknown_opcode(insn.code)
             if message:
                 raise VmError(f"{where}: insn {i}: {message}")
+            message = engine_refusal(insn)
+            if message:
+                raise VmError(f"{where}: insn {i} ({format_insn(insn)}): {message}")
             if insn.is_ld_imm64 and i + 1 >= len(insns):
                 raise VmError(f"{where}: insn {i}: incomplete 64-bit load at the end of the program")
             if insn.is_ld_imm64:
                 second = insns[i + 1]
                 if second.code or second.dst or second.src or second.off:
                     raise VmError(f"{where}: insn {i + 1}: invalid second half of a 64-bit load")
+                maps = len(getattr(prog, "maps", ()))
+                if insn.src in (op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_IDX_VALUE) and not 0 <= insn.imm < maps:
+                    raise VmError(f"{where}: insn {i}: map index {insn.imm} out of range (the program has "
+                                  f"{maps} maps)")
             if insn.code & 0x07 in (0x04, 0x07) and insn.code & 0xF0 == 0xD0 and insn.imm not in (16, 32, 64):
                 raise VmError(f"{where}: insn {i}: invalid endian width {insn.imm}")
 
     def _check_target(self, target) -> None:
         where = self.prog.where or self.prog.name
-        self._validate(target)
         if [m.name for m in getattr(target, "maps", ())] != [m.name for m in getattr(self.prog, "maps", ())]:
             raise VmError(f"{where}: tail-call target {target.name} is not from the same object (its maps differ)")
+        self._validate(target)
         if target.type != self.prog.type:
             raise VmError(f"{where}: tail-call target {target.name} is a {target.type} program, not a "
                           f"{self.prog.type} one (the kernel refuses mixed prog arrays)")
@@ -288,7 +340,7 @@ class Vm:
             regs[1] = ctx_addr
             if r2 is not None:
                 regs[2] = r2
-            regs[10] = self.stack_base + interp.STACK_SIZE * interp.MAX_FRAMES
+            regs[10] = self.frame_top
             status, pc, addr, steps, faults = interp.run(
                 *self.decoded, self.memory.arena, base, size, perm, self.probe, regs, self.max_steps,
                 self.map_kind, self.map_ks, self.map_vs, self.map_max, self.map_addr, out, meta, self.state,
@@ -310,6 +362,9 @@ class Vm:
         detail = f" at address {int(addr):#x}" if status == interp.FAULT else ""
         if status == interp.BAD_HELPER:
             detail = f": helper #{prog.insns[local].imm} is not implemented by the VM"
+        if status == interp.BAD_MAP and prog.insns[local].code == op.BPF_JMP | op.BPF_CALL \
+                and prog.insns[local].imm == TAIL_CALL:
+            detail = f": bpf_tail_call's r2 ({int(addr):#x}) is not a prog array"
         return f"{where}: insn {local}{text}: {STATUS.get(status, status)}{detail}"
 
     def _result(self, r0, steps, faults, out, meta, seconds, total) -> RunResult:

@@ -12,22 +12,34 @@ from ..viz.charts import counts_bar, counts_over_time
 # Columns plotted as "events by ...", in order of preference; those present are used.
 BY_COLUMNS = ("reason", "ifname", "ifindex", "l4proto", "protocol", "cpu")
 TIME_COLUMN = "time_ns"
-BYTES_SHOWN = 16
+LOCATION_COLUMN = "location"  # a kernel return address: named from /proc/kallsyms
+HEX_CELL_EM = 26  # packet bytes scroll sideways inside a cell this wide, one line per row
 
 
 def _cell(value) -> str:
     if isinstance(value, bytes | bytearray | memoryview):
-        data = bytes(value)
-        text = data[:BYTES_SHOWN].hex(" ") + (" …" if len(data) > BYTES_SHOWN else "")
-        return f"<code>{text}</code>"
+        text = bytes(value).hex(" ")
+        return (f'<code style="display:block;max-width:{HEX_CELL_EM}em;overflow-x:auto;'
+                f'white-space:nowrap">{text}</code>')
     if pd.isna(value) if not isinstance(value, list | tuple) else False:
         return ""
     return html.escape(str(value))
 
 
+def symbolized(frame: pd.DataFrame) -> pd.DataFrame:
+    """``location`` as ``function+0xoff`` where /proc/kallsyms names it (else unchanged)."""
+    from .kallsyms import available, symbolize
+
+    if LOCATION_COLUMN not in frame.columns or not available():
+        return frame
+    names = frame[LOCATION_COLUMN].map(lambda a: symbolize(a) or f"{int(a):#x}")
+    return frame.assign(**{LOCATION_COLUMN: names})
+
+
 def frame_table_html(frame: pd.DataFrame, *, rows: int = 50) -> str:
-    """The first ``rows`` rows as an HTML table (bytes shown as hex, long values cut)."""
-    shown = frame.head(rows)
+    """The first ``rows`` rows as an HTML table (bytes as hex scrolling in a fixed-width
+    cell, ``location`` symbolised)."""
+    shown = symbolized(frame.head(rows))
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
@@ -36,8 +48,9 @@ def frame_table_html(frame: pd.DataFrame, *, rows: int = 50) -> str:
     more = len(frame) - len(shown)
     foot = f"<caption>{len(frame)} events" + (f", first {len(shown)} shown" if more > 0 else "") + "</caption>"
     return (
-        '<table class="bpfnb-events" style="font-size:12px;border-collapse:collapse">'
-        f"{foot}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        '<div style="max-width:100%;overflow-x:auto">'
+        '<table class="bpfnb-events" style="font-size:12px;border-collapse:collapse;white-space:nowrap">'
+        f"{foot}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 

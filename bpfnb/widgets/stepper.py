@@ -1,10 +1,17 @@
 """``VerifierStepper``: step through the verifier's walk of a program.
 
-One visit at a time: the source line, the instruction, a register table
-(type, BTF type of typed pointers, old → new value, read/written marks), the
-stack slots, the CFG with the current block, the path walked so far, the
-visit heat map and the error; the provenance of a register; the kernel's
-state beside ours (``vs_kernel``); the explanation at the error.
+One visit at a time: the source line, the instruction (a helper call with its
+parameters named), a register table (type, BTF type of typed pointers, old →
+new value, read/written marks, the kernel's value beside), the stack slots,
+the error and its explanation; the instruction stream with the current line
+(calls indented by frame); the CFG with the current block, the path walked so
+far, the visit heat map, a legend and the error. Clicking a register or
+stack-slot operand (or a row of the register table) selects its def-use chain:
+its lines stay lit in the stream and the CFG, the others are dimmed, and the
+chain buttons (or ``n``/``p``) jump along it.
+
+``VerifierStepper(prog)`` walks bpfnb's verifier; ``VerifierStepper.from_log``
+steps through a kernel verifier log, with or without the object.
 """
 
 from __future__ import annotations
@@ -14,26 +21,59 @@ import html
 import ipywidgets as w
 
 from ..explain import explain
+from ..isa import opcodes as op
 from ..isa.disasm import format_insn
-from ..isa.effects import effects
-from ..viz.cfg import CfgView
-from .walk import Walk, btf_type_of, type_name
+from ..isa.helpers import HELPER_PARAMS, helper_name
+from ..viz.cfg import CfgView, legend_html, new_scope
+from .listing import StreamListing
+from .panes import StepperPanes
+from .walk import Chain, Walk, btf_type_of, type_name
 
-CSS = """
-<style>
-.bpfnb-step table{border-collapse:collapse;font-family:monospace;font-size:12px}
-.bpfnb-step td,.bpfnb-step th{padding:1px 8px;text-align:left;border-bottom:1px solid #eee}
-.bpfnb-step tr.changed td{background:#fff8c5}
-.bpfnb-step tr.differs td{background:#ffebe9}
-.bpfnb-step .mark{color:#0969da;font-weight:bold}
-.bpfnb-step .src{color:#6a737d}
-.bpfnb-step .err{color:#a40e26;font-weight:bold}
-</style>
-"""
+# Colours of the state panel and the stream (the CFG's are in bpfnb.viz.cfg).
+CHANGED, DIFFERS, DEF, USE = "#fff8c5", "#ffebe9", "#ddf4ff", "#dafbe1"
+
+
+def _css(scope: str) -> str:
+    s = f".{scope}"
+    return f"""<style>
+{s} .step table{{border-collapse:collapse;font-family:monospace;font-size:12px;table-layout:fixed;width:100%}}
+{s} .step td,{s} .step th{{padding:1px 6px;text-align:left;border-bottom:1px solid #eee;vertical-align:top;
+  overflow-wrap:anywhere}}
+{s} .step tr[data-name]{{cursor:pointer}}
+{s} .step tr[data-name]:hover td{{background:#f6f8fa}}
+{s} .step tr.changed td{{background:{CHANGED}}}
+{s} .step tr.differs td{{background:{DIFFERS}}}
+{s} .step tr.picked td{{outline:1px solid #0969da}}
+{s} .step .mark{{color:#0969da;font-weight:bold}}
+{s} .step .btf{{color:#8250df}}
+{s} .step .src{{color:#6a737d;overflow-wrap:anywhere}}
+{s} .step .err{{color:#a40e26;font-weight:bold;white-space:pre-wrap;overflow-wrap:anywhere}}
+{s} .step pre{{white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0}}
+{s} .step .call{{font-family:monospace;font-size:12px;overflow-wrap:anywhere}}
+{s} .ln{{font-family:monospace;font-size:12px;white-space:pre;cursor:pointer;line-height:17px}}
+{s} .ln:hover{{background:#f6f8fa}}
+{s} .ln.cur{{background:{CHANGED};font-weight:bold}}
+{s} .ln.dim{{opacity:.35}}
+{s} .ln.def,{s} .ln.refined{{background:{DEF}}}
+{s} .ln.use{{background:{USE}}}
+{s} .ln.sel{{background:{DEF};box-shadow:inset 3px 0 #0969da}}
+{s} .ln.err{{color:#a40e26}}
+{s} .ln .no{{color:#8c959f;display:inline-block;width:4.5em}}
+{s} .ln .pc{{color:#6a737d;display:inline-block;width:4em}}
+{s} .ln .op{{border-bottom:1px dotted #0969da}}
+{s} .ln .op.picked{{outline:1px solid #0969da}}
+{s} .path,{s} .gap{{color:#6a737d;font:italic 11px monospace}}
+</style>"""
 
 
 def _esc(text) -> str:
     return html.escape("" if text is None else str(text))
+
+
+def _type_cell(text: str) -> str:
+    """The register's type, and under it the BTF type a typed pointer points to."""
+    btf = btf_type_of(text)
+    return _esc(type_name(text)) + (f'<br><span class="btf">{_esc(btf)}</span>' if btf else "")
 
 
 class VerifierStepper(w.VBox):
@@ -42,6 +82,11 @@ class VerifierStepper(w.VBox):
     ``VerifierStepper(prog)`` verifies ``prog`` with bpfnb's verifier;
     ``vs_kernel=True`` also loads it into the running kernel and shows the
     kernel's state for the same visit beside ours, differences marked.
+
+    Keys, while the stepper has focus (never while typing in its boxes):
+    → ↓ next, ← ↑ back, Home/End, ``e`` the error, ``v`` the next visit of the
+    same instruction, ``b`` the other side of a branch, ``n``/``p`` along the
+    selected chain, Esc clears it.
     """
 
     def __init__(self, prog_or_walk, *, vs_kernel: bool = False, kernel_walk: Walk | None = None,
@@ -53,48 +98,80 @@ class VerifierStepper(w.VBox):
         self.kernel = kernel_walk
         self.prog = walk.prog
         self.step = 0
-        self.cfg = CfgView(self.prog) if cfg else None
+        self.chain: Chain | None = None
+        self.scope = new_scope("s")
+        self.cfg = CfgView(self.prog, scope=self.scope) if cfg else None
+        self._unknown = frozenset(getattr(self.prog, "meta", {}).get("unknown_slots", ()))
+        self.stream = StreamListing(walk, unknown=self._unknown)
+        self._syncing = False
         n = len(walk)
 
-        self.first = w.Button(description="|◀", tooltip="first visit", layout=w.Layout(width="40px"))
+        self.first = w.Button(description="|◀", tooltip="first visit (Home)", layout=w.Layout(width="40px"))
         self.back = w.Button(description="◀ back", tooltip="previous visit (←)", layout=w.Layout(width="80px"))
         self.next = w.Button(description="next ▶", tooltip="next visit (→)", layout=w.Layout(width="80px"))
         self.to_error = w.Button(description="to error", tooltip="jump to the rejection (e)",
-                                 disabled=walk.error_step is None,
+                                 disabled=walk.error_step is None, layout=w.Layout(width="80px"),
                                  button_style="danger" if walk.error_step is not None else "")
-        self.again = w.Button(description="next visit of insn", tooltip="same instruction, next visit (v)")
+        self.again = w.Button(description="next visit of insn", tooltip="same instruction, next visit (v)",
+                              layout=w.Layout(width="140px"))
         self.slider = w.IntSlider(value=0, min=0, max=max(n - 1, 0), description="visit",
-                                  continuous_update=False, layout=w.Layout(width="360px"))
+                                  continuous_update=False, layout=w.Layout(width="300px"))
         self.goto = w.BoundedIntText(value=0, min=0, max=max(len(self.prog.insns) - 1, 0),
-                                     description="insn", layout=w.Layout(width="140px"))
-        self.register = w.Dropdown(options=["—"], description="origin of", layout=w.Layout(width="180px"))
+                                     description="insn", tooltip="type an instruction number, then Enter",
+                                     layout=w.Layout(width="130px"), style={"description_width": "32px"})
         lines = sorted({(li.line, li.text.strip()) for li in getattr(self.prog, "line_info", ()) if li.text})
         self.source = w.Dropdown(options=[("source line…", 0)] + [(f"{n}: {t[:60]}", n) for n, t in lines],
-                                 value=0, description="", layout=w.Layout(width="360px"),
+                                 value=0, description="", layout=w.Layout(width="300px"),
                                  disabled=not lines)
-        self.info = w.HTML()
-        self.graph = w.HTML()
-        self.origin_box = w.VBox()
+        self.chain_info = w.HTML()
+        self.chain_back = w.Button(description="◀ chain", tooltip="previous visit of the chain (p)",
+                                   layout=w.Layout(width="80px"), disabled=True)
+        self.chain_next = w.Button(description="chain ▶", tooltip="next visit of the chain (n)",
+                                   layout=w.Layout(width="80px"), disabled=True)
+        self.chain_clear = w.Button(description="clear", tooltip="forget the chain (Esc)",
+                                    layout=w.Layout(width="60px"), disabled=True)
+        self.panes = StepperPanes(self._message, scope=self.scope,
+                                  cfg=self.cfg.base_svg if self.cfg else "",
+                                  legend=legend_html(max(walk.visit_counts().values(), default=0))
+                                  if self.cfg else "")
 
         self.first.on_click(lambda _: self.show(0))
         self.back.on_click(lambda _: self.show(self.step - 1))
         self.next.on_click(lambda _: self.show(self.step + 1))
         self.to_error.on_click(lambda _: self.show(walk.error_step))
         self.again.on_click(lambda _: self.next_visit())
-        self.slider.observe(lambda c: self.show(c["new"]), "value")
-        self.goto.observe(lambda c: self.jump_to_insn(c["new"]), "value")
-        self.register.observe(lambda c: self._show_origin(c["new"]), "value")
+        self.chain_back.on_click(lambda _: self.along_chain(-1))
+        self.chain_next.on_click(lambda _: self.along_chain(+1))
+        self.chain_clear.on_click(lambda _: self.select(None))
+        self.slider.observe(lambda c: self.show(c["new"]) if c["new"] != self.step else None, "value")
+        self.goto.observe(lambda c: None if self._syncing else self.jump_to_insn(c["new"]), "value")
         self.source.observe(lambda c: self.jump_to_line(c["new"]) if c["new"] else None, "value")
 
-        controls = w.HBox([self.first, self.back, self.next, self.to_error, self.again, self.slider, self.goto])
-        left = w.VBox([self.info, w.HBox([self.register, self.source]), self.origin_box],
-                      layout=w.Layout(width="52%"))
-        right = w.Box([self.graph], layout=w.Layout(width="48%", overflow="auto", max_height="700px"))
-        super().__init__([controls, w.HBox([left, right])])
+        row = w.Layout(flex_flow="row wrap", align_items="center")
+        controls = w.HBox([self.first, self.back, self.next, self.to_error, self.again, self.slider,
+                           self.goto, self.source], layout=row)
+        chain_row = w.HBox([self.chain_back, self.chain_next, self.chain_clear, self.chain_info], layout=row)
+        super().__init__([controls, chain_row, self.panes], layout=w.Layout(width="100%"))
         self.add_class("bpfnb-stepper")
-        self._keys()
+        self.add_class(self.scope)
         if n:
             self.show(0)
+
+    @classmethod
+    def from_log(cls, text_or_path, prog=None, **kwargs) -> VerifierStepper:
+        """Step through a kernel verifier log (level 1 or 2), pasted as text or
+        read from a file, as bpfvv does.
+
+        Without ``prog`` the instructions are rebuilt from the log's lines
+        (slots it never printed show as unknown); with the object's program,
+        its source lines, BTF names and full CFG are added."""
+        from .adapters import walk_from_log
+        from .fromlog import program_from_log, read_log
+
+        text = read_log(text_or_path)
+        if prog is None:
+            prog = program_from_log(text)
+        return cls(walk_from_log(prog, text, source="log"), **kwargs)
 
     # -- navigation ---------------------------------------------------------------
     def show(self, step: int | None) -> None:
@@ -106,16 +183,29 @@ class VerifierStepper(w.VBox):
         if self.slider.value != step:
             self.slider.value = step
         visit = self.walk.visits[step]
+        self._syncing = True
+        try:
+            self.goto.value = visit.insn
+        finally:
+            self._syncing = False
         self.back.disabled = step == 0
         self.next.disabled = step == len(self.walk) - 1
         self.again.disabled = self.walk.next_visit(step) is None
-        names = sorted(set(self.walk.before(step)) | set(visit.regs), key=lambda r: int(r[1:]))
-        self.register.options = ["—", *names]
-        self.register.value = "—"
-        self.origin_box.children = ()
-        self.info.value = self.panel_html(step)
-        if self.cfg is not None:
-            self.graph.value = self.graph_svg(step)
+        self._paint()
+
+    def _paint(self) -> None:
+        step = self.step
+        with self.panes.hold_sync():
+            self.panes.state = self.panel_html(step)
+            self.panes.listing = self.stream.html(step, self.chain)
+            if self.cfg is not None:
+                self.panes.cfg_style = self.cfg.rules(**self._highlight(step))
+                self.panes.cfg_follow = self.cfg.row_id(self.walk.visits[step].insn)
+        chain = self.chain
+        for b in (self.chain_back, self.chain_next, self.chain_clear):
+            b.disabled = chain is None
+        self.chain_info.value = self.chain_html() if chain is not None else (
+            "<i>click a register or stack-slot operand (or a register row) to follow its def-use chain</i>")
 
     def jump_to_insn(self, insn: int) -> None:
         """The first visit of instruction ``insn`` at or after the current one (else the first)."""
@@ -123,6 +213,8 @@ class VerifierStepper(w.VBox):
         if visits:
             later = [s for s in visits if s >= self.step]
             self.show(later[0] if later else visits[0])
+        else:  # never visited (dead code, or past the error): keep the box on the current insn
+            self.show(self.step)
 
     def jump_to_line(self, line: int) -> None:
         """The first visit, at or after the current one (else the first), of an instruction
@@ -137,19 +229,6 @@ class VerifierStepper(w.VBox):
             later = [s for s in visits if s >= self.step]
             self.show(later[0] if later else visits[0])
 
-    def call_html(self, step: int) -> str:
-        """A helper call with its arguments named (by the helper's prototype) and their values."""
-        from ..isa import opcodes as op
-        from ..isa.helpers import HELPER_PARAMS, helper_name
-
-        insn = self.prog.insns[self.walk.visits[step].insn]
-        if insn.code != op.BPF_JMP | op.BPF_CALL or insn.src != 0 or insn.imm not in HELPER_PARAMS:
-            return ""
-        before = self.walk.before(step)
-        args = ", ".join(f"<b>{name}</b>=R{k + 1} {_esc(before.get(f'R{k + 1}', '?'))}"
-                         for k, name in enumerate(HELPER_PARAMS[insn.imm]))
-        return f'<div class="call">{_esc(helper_name(insn.imm))}({args})</div>'
-
     def next_visit(self) -> None:
         self.show(self.walk.next_visit(self.step))
 
@@ -159,15 +238,88 @@ class VerifierStepper(w.VBox):
         if len(children) > 1:
             self.show(children[-1])
 
+    # -- def-use chains -------------------------------------------------------------
+    def select(self, name: str | None, step: int | None = None) -> Chain | None:
+        """Select the def-use chain of register/slot ``name`` after visit ``step``
+        (default: the current one); ``None`` clears it."""
+        self.chain = None if name is None else self.walk.chain(self.step if step is None else step, name)
+        self._paint()
+        return self.chain
+
+    def along_chain(self, direction: int) -> None:
+        """Move to the next (``+1``) or previous (``-1``) visit of the selected chain."""
+        if self.chain is None:
+            return
+        steps = self.chain.steps
+        later = [s for s in steps if (s - self.step) * direction > 0]
+        if later:
+            self.show(later[0] if direction > 0 else later[-1])
+
+    def chain_html(self) -> str:
+        c = self.chain
+        assert c is not None
+        insns = self.prog.insns
+
+        def where(s: int) -> str:
+            return f"{s} (insn {self.walk.visits[s].insn})"
+
+        parts = [f"<b>{_esc(c.name)}</b> after visit {where(c.step)}: "
+                 f"{len(c.defs)} def(s) {', '.join(where(s) for s in c.defs[:6])}"
+                 + ("…" if len(c.defs) > 6 else "")]
+        if c.refined:
+            parts.append(f"narrowed at {', '.join(where(s) for s in c.refined[:4])}")
+        parts.append(f"{len(c.uses)} later use(s)")
+        if c.entry:
+            parts.append(f"from the entry: {', '.join(map(_esc, c.entry))}")
+        origin = self.walk.origin(c.step, c.name, before=False)
+        first = origin[-1] if origin else None
+        if first is not None and first.step >= 0:
+            parts.append(f"made at insn {first.insn} <code>{_esc(format_insn(insns[first.insn]))}</code>")
+        return '<span style="font-size:12px">' + " · ".join(parts) + "</span>"
+
+    def _message(self, message: dict) -> None:
+        """A click or key from the browser (see ``bpfnb.widgets.panes``)."""
+        kind = message.get("kind")
+        if kind == "operand":
+            self.select(message["name"], int(message["step"]))
+        elif kind == "step":
+            self.show(int(message["step"]))
+        elif kind == "insn":
+            self.jump_to_insn(int(message["insn"]))
+        elif kind == "key":
+            self.press(message["key"])
+
+    def press(self, key: str) -> None:
+        """What a key does (the browser sends only these keys, and only when the
+        stepper has focus and no text box does)."""
+        actions = {
+            "ArrowRight": lambda: self.show(self.step + 1), "ArrowDown": lambda: self.show(self.step + 1),
+            "ArrowLeft": lambda: self.show(self.step - 1), "ArrowUp": lambda: self.show(self.step - 1),
+            "Home": lambda: self.show(0), "End": lambda: self.show(len(self.walk) - 1),
+            "e": lambda: self.show(self.walk.error_step), "v": self.next_visit, "b": self.follow_branch,
+            "n": lambda: self.along_chain(+1), "p": lambda: self.along_chain(-1),
+            "Escape": lambda: self.select(None),
+        }
+        actions.get(key, lambda: None)()
+
     # -- rendering ----------------------------------------------------------------
+    def call_html(self, step: int) -> str:
+        """A helper call with its arguments named (by the helper's prototype) and their values."""
+        insn = self.prog.insns[self.walk.visits[step].insn]
+        if insn.code != op.BPF_JMP | op.BPF_CALL or insn.src != 0 or insn.imm not in HELPER_PARAMS:
+            return ""
+        before = self.walk.before(step)
+        args = ", ".join(f"<b>{name}</b>=R{k + 1} {_esc(before.get(f'R{k + 1}', '?'))}"
+                         for k, name in enumerate(HELPER_PARAMS[insn.imm]))
+        return f'<div class="call">{_esc(helper_name(insn.imm))}({args})</div>'
+
     def registers_html(self, step: int) -> str:
         walk = self.walk
         visit = walk.visits[step]
         before, after = walk.before(step), dict(visit.regs)
-        fx = effects(self.prog.insns[visit.insn])
-        reads = {r.upper() for r in fx.registers_read}
-        writes = {r.upper() for r in fx.registers_written}
+        reads, writes = walk.effects_at(step)
         theirs = self._kernel_regs(step)
+        picked = self.chain.name if self.chain is not None and self.chain.step == step else None
         rows = []
         for name in sorted(set(before) | set(after), key=lambda r: int(r[1:])):
             old, new = before.get(name), after.get(name)
@@ -177,6 +329,8 @@ class VerifierStepper(w.VBox):
             classes = []
             if old != new:
                 classes.append("changed")
+            if name == picked:
+                classes.append("picked")
             kernel_cell = ""
             if theirs is not None:
                 k = theirs.get(name)
@@ -184,13 +338,15 @@ class VerifierStepper(w.VBox):
                     classes.append("differs")
                 kernel_cell = f"<td>{_esc(k) if k is not None else ''}</td>"
             rows.append(
-                f'<tr class="{" ".join(classes)}"><td>{name}</td><td class="mark">{marks}</td>'
-                f"<td>{_esc(type_name(text or ''))}</td><td>{_esc(btf_type_of(text or '') or '')}</td>"
-                f"<td>{value}</td>{kernel_cell}</tr>"
+                f'<tr class="{" ".join(classes)}" data-name="{name}" data-step="{step}" '
+                f'title="click: the def-use chain of {name}"><td>{name}</td><td class="mark">{marks}</td>'
+                f"<td>{_type_cell(text or '')}</td><td>{value}</td>{kernel_cell}</tr>"
             )
-        kernel_head = "<th>kernel</th>" if theirs is not None else ""
-        return ("<table><tr><th>reg</th><th>r/w</th><th>type</th><th>BTF type</th><th>value</th>"
-                f"{kernel_head}</tr>{''.join(rows)}</table>")
+        kernel = theirs is not None
+        cols = ('<colgroup><col style="width:34px"><col style="width:30px"><col style="width:25%">'
+                f'<col>{"<col style=width:30%>" if kernel else ""}</colgroup>')
+        return (f"<table>{cols}<tr><th>reg</th><th>r/w</th><th>type / BTF type</th><th>value</th>"
+                f"{'<th>kernel</th>' if kernel else ''}</tr>{''.join(rows)}</table>")
 
     def stack_html(self, step: int) -> str:
         stack = dict(self.walk.visits[step].stack)
@@ -198,30 +354,37 @@ class VerifierStepper(w.VBox):
             return ""
         old = self.walk.stack_before(step)
         rows = "".join(
-            f'<tr class="{"changed" if old.get(k) != v else ""}"><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>'
+            f'<tr class="{"changed" if old.get(k) != v else ""}" data-name="{_esc(k)}" data-step="{step}">'
+            f"<td>{_esc(k)}</td><td>{_esc(v)}</td></tr>"
             for k, v in sorted(stack.items(), key=lambda kv: -int(kv[0][2:] or 0)))
-        return f"<table><tr><th>slot</th><th>contents</th></tr>{rows}</table>"
+        return (f'<table><colgroup><col style="width:64px"><col></colgroup>'
+                f"<tr><th>slot</th><th>contents</th></tr>{rows}</table>")
 
     def panel_html(self, step: int) -> str:
         walk, prog = self.walk, self.prog
         visit = walk.visits[step]
         insns = prog.insns
-        nxt = insns[visit.insn + 1] if insns[visit.insn].is_ld_imm64 else None
+        nxt = insns[visit.insn + 1] if insns[visit.insn].is_ld_imm64 and visit.insn + 1 < len(insns) else None
         line = prog.source_line(visit.insn) if hasattr(prog, "source_line") else None
         src = f'<div class="src">; {_esc(line.text.strip())} @ {_esc(line.file.rsplit("/", 1)[-1])}:{line.line}</div>' \
             if line is not None and line.text else ""
-        head = (f"<div>visit <b>{step}</b> of {len(walk)} · insn <b>{visit.insn}</b> · path from "
-                f"{_esc(walk.history(step)[0])} · {self._verdict()}</div>")
-        note = f"<div><i>{_esc(visit.event or '')} {_esc(visit.note)}</i></div>" if visit.event or visit.note else ""
-        insn = f"<pre>{visit.insn}: {_esc(format_insn(insns[visit.insn], nxt))}</pre>" + self.call_html(step)
+        frame = walk.depth(step)
+        head = (f"<div>visit <b>{step}</b> of {len(walk)} · insn <b>{visit.insn}</b>"
+                + (f" · frame {frame}" if frame else "")
+                + f" · path from {_esc(walk.history(step)[0])} · {self._verdict()}</div>")
+        # the error has its own block below (its note is the same message)
+        note = "" if visit.event == "error" or not (visit.event or visit.note) else \
+            f"<div><i>{_esc(visit.event or '')} {_esc(visit.note)}</i></div>"
+        text = "(not in the log)" if visit.insn in self._unknown else format_insn(insns[visit.insn], nxt)
+        insn = f"<pre>{visit.insn}: {_esc(text)}</pre>" + self.call_html(step)
         error = ""
         if visit.event == "error" and walk.error:
             why = explain(walk.error)
             error = f'<div class="err">{_esc(walk.error)}</div>' + (why._repr_html_() if why else "")
-        return (f'{CSS}<div class="bpfnb-step">{head}{src}{insn}{note}{self.registers_html(step)}'
-                f"{self.stack_html(step)}{error}</div>")
+        return (f'{_css(self.scope)}<div class="step">{head}{src}{insn}{note}{error}'
+                f"{self.registers_html(step)}{self.stack_html(step)}</div>")
 
-    def graph_svg(self, step: int) -> str:
+    def _highlight(self, step: int) -> dict:
         walk = self.walk
         history = walk.history(step)
         path = [walk.visits[s].insn for s in history]
@@ -230,11 +393,14 @@ class VerifierStepper(w.VBox):
                  if block(walk.visits[a].insn) != block(walk.visits[b].insn)]
         pruned = [v.insn for v in walk.visits[: step + 1] if v.event == "pruned"]
         error_step = walk.error_step
-        return self.cfg.svg(
-            current=walk.visits[step].insn, path=path, visits=walk.visit_counts(), pruned=pruned,
-            error=walk.visits[error_step].insn if error_step is not None else None,
-            taken_edges=edges,
-        )
+        chain = [walk.visits[s].insn for s in self.chain.steps] if self.chain is not None else ()
+        return dict(current=walk.visits[step].insn, path=path, visits=walk.visit_counts(), pruned=pruned,
+                    error=walk.visits[error_step].insn if error_step is not None else None,
+                    taken_edges=edges, chain=chain)
+
+    def graph_svg(self, step: int) -> str:
+        """The CFG as an SVG with visit ``step``'s highlighting."""
+        return self.cfg.svg(**self._highlight(step))
 
     def origin_html(self, name: str, step: int | None = None) -> str:
         step = self.step if step is None else step
@@ -247,20 +413,6 @@ class VerifierStepper(w.VBox):
             rows.append(f"<li>visit {link.step}, insn {link.insn}: <code>{_esc(format_insn(insn))}</code> "
                         f"— {_esc(link.how)}</li>")
         return f"<div><b>{_esc(name)}</b> came from:<ol>{''.join(rows)}</ol></div>"
-
-    def _show_origin(self, name: str) -> None:
-        if name == "—":
-            self.origin_box.children = ()
-            return
-        links = self.walk.origin(self.step, name)
-        buttons = []
-        for link in links:
-            if link.step >= 0:
-                b = w.Button(description=f"go to visit {link.step} (insn {link.insn})",
-                             layout=w.Layout(width="auto"))
-                b.on_click(lambda _, s=link.step: self.show(s))
-                buttons.append(b)
-        self.origin_box.children = (w.HTML(self.origin_html(name)), w.HBox(buttons))
 
     def _verdict(self) -> str:
         if self.walk.error:
@@ -276,20 +428,13 @@ class VerifierStepper(w.VBox):
         theirs = self.kernel.visits_of(insn)
         return dict(self.kernel.visits[theirs[nth]].regs) if nth < len(theirs) else {}
 
-    def _keys(self) -> None:
-        try:
-            from ipyevents import Event
-        except ImportError:  # keyboard stepping needs ipyevents; buttons still work
-            return
-        self._events = Event(source=self, watched_events=["keydown"], prevent_default_action=True)
-        actions = {"ArrowRight": lambda: self.show(self.step + 1), "ArrowLeft": lambda: self.show(self.step - 1),
-                   "e": lambda: self.show(self.walk.error_step), "v": self.next_visit,
-                   "b": self.follow_branch}
-        self._events.on_dom_event(lambda event: actions.get(event.get("key"), lambda: None)())
-
     def _repr_html_(self) -> str:
-        graph = f'<div style="flex:1;overflow:auto">{self.graph.value}</div>' if self.cfg else ""
-        return f'<div style="display:flex;gap:12px"><div style="flex:1">{self.info.value}</div>{graph}</div>'
+        p = self.panes
+        graph = (f'<div style="flex:1;min-width:0;overflow:auto;max-height:600px">{p.legend}'
+                 f"{self.graph_svg(self.step)}</div>" if self.cfg else "")
+        return (f'<div class="{self.scope}" style="display:flex;gap:12px">'
+                f'<div style="flex:1;min-width:0">{p.state}</div>'
+                f'<div style="flex:1;min-width:0;max-height:600px;overflow:auto">{p.listing}</div>{graph}</div>')
 
 
 def _walk_of(prog) -> Walk:
@@ -303,3 +448,6 @@ def _kernel_walk_of(prog) -> Walk | None:
     from .adapters import walk_from_kernel
 
     return walk_from_kernel(prog)
+
+
+__all__ = ["VerifierStepper"]

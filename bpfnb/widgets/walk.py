@@ -16,7 +16,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..isa import opcodes as op
 from ..isa.effects import effects
+from ..isa.helpers import HELPER_PARAMS
 from ..verifier.trace import Step
 
 ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
@@ -24,6 +26,30 @@ ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
 
 # one visit of an instruction: the verifier's own ``Step`` (regs/stack are the state after it)
 Visit = Step
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The def-use chain of ``name`` (a register or stack slot) as it is after
+    visit ``step``: ``defs`` are the visits its value was computed from, nearest
+    first, followed transitively through every register and slot each of them
+    read (copies, spills to and fills from the stack, the base pointer of a
+    load through a BTF-typed pointer, a helper's arguments); ``refined`` the
+    branches that narrowed one of those values; ``uses`` the later visits,
+    on paths through the definition, that read the value before it was
+    overwritten; ``entry`` what was still unresolved at the program's entry."""
+
+    step: int
+    name: str
+    defs: tuple[int, ...]
+    uses: tuple[int, ...] = ()
+    refined: tuple[int, ...] = ()
+    entry: tuple[str, ...] = ()
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """Every visit of the chain, in walk order (what the stepper jumps along)."""
+        return tuple(sorted({*self.defs, *self.uses, *self.refined, self.step}))
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,71 @@ class Walk:
         for i, v in enumerate(self.visits):
             if v.step != i or (v.prev is not None and not 0 <= v.prev < i):
                 raise ValueError(f"visit {i}: steps must be numbered in order with earlier prev")
+        self._depths: list[int] | None = None
+
+    def effects_at(self, step: int):
+        """What visit ``step``'s instruction reads and writes, names as the log
+        prints them (``R1``, ``fp-8``); a helper call reads only its parameters."""
+        insn = self.prog.insns[self.visits[step].insn]
+        args = 5
+        if insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == 0 and insn.imm in HELPER_PARAMS:
+            args = len(HELPER_PARAMS[insn.imm])
+        fx = effects(insn, helper_args=args)
+        return {_canon(x) for x in fx.reads}, {_canon(x) for x in fx.writes}
+
+    def depth(self, step: int) -> int:
+        """The call depth visit ``step``'s instruction ran at (0 in the main program,
+        1 in a subprogram it called...), counted along the path from the calls and
+        exits before it: the same for a log's walk and bpfnb's."""
+        if self._depths is None:
+            depths: list[int] = []
+            for v in self.visits:
+                if v.prev is None:
+                    depths.append(0)
+                    continue
+                before = self.prog.insns[self.visits[v.prev].insn]
+                d = depths[v.prev]
+                if before.code == op.BPF_JMP | op.BPF_CALL and before.src == op.BPF_PSEUDO_CALL:
+                    d += 1
+                elif before.code == op.BPF_JMP | op.BPF_EXIT and d > 0:
+                    d -= 1
+                depths.append(d)
+            self._depths = depths
+        return self._depths[step]
+
+    def chain(self, step: int, name: str) -> Chain:
+        """The def-use chain of register/slot ``name`` as it is after visit ``step``
+        (the value the visit made, or the one it read and kept)."""
+        name = _canon(name)
+        reads, writes = self.effects_at(step)
+        wanted = {name}
+        defs: list[int] = []
+        refined: list[int] = []
+        s: int | None = step if name in writes else self.visits[step].prev
+        definition = s if name in writes else None
+        while s is not None and wanted:
+            r, w = self.effects_at(s)
+            made = w & wanted
+            if made:
+                defs.append(s)
+                if definition is None and name in made:
+                    definition = s
+                wanted = (wanted - made) | (r - {"R10"})
+            elif self.visits[s].event == "branch" and wanted & set(self.changed(s)):
+                refined.append(s)
+            s = self.visits[s].prev
+        # later reads of the value, on every path through its definition
+        alive = {definition if definition is not None else -1}
+        uses: list[int] = []
+        for v in self.visits[(definition if definition is not None else -1) + 1:]:
+            if (v.prev if v.prev is not None else -1) not in alive or v.event == "pruned":
+                continue  # another path, or a state pruned before the instruction ran
+            r, w = self.effects_at(v.step)
+            if name in r:
+                uses.append(v.step)
+            if name not in w:
+                alive.add(v.step)
+        return Chain(step, name, tuple(defs), tuple(uses), tuple(refined), tuple(sorted(wanted, key=_order)))
 
     def __len__(self) -> int:
         return len(self.visits)

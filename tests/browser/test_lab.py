@@ -1,5 +1,12 @@
-"""Notebook 02 in a real JupyterLab under headless Chromium: run it, click the
-stepper's "next", and see the register table and the CFG change."""
+"""The notebooks in a real JupyterLab under headless Chromium, at 1280 px.
+
+Notebook 01 has three steppers on one page (accepted, rejected, a pasted kernel
+log): stepping one leaves the others as they were; typing an instruction number
+jumps there; clicking a register operand lights its chain and dims the rest;
+the rejected one's CFG is scrolled to the error; the pasted log steps with the
+keyboard. Every notebook is run and screenshotted cell by cell into
+tests/artifacts/ (ignored by git) for a person to look at.
+"""
 
 import pathlib
 import shutil
@@ -10,52 +17,207 @@ from .lab import CHROMIUM, CHROMIUM_ARGS, jupyter_lab, missing
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
+WIDTH, HEIGHT = 1280, 1300
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+CURRENT_FILL = "rgb(255, 248, 197)"  # bpfnb.viz.cfg.CURRENT
+# the notebook on show (JupyterLab reopens the tabs of the last session, hidden)
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
 
-@pytest.mark.browser
-@pytest.mark.kernel
-@pytest.mark.slow
-def test_stepper_steps_in_jupyterlab(tmp_path):
+def _open_and_run(page, base, token, name):
+    page.goto(f"{base}/lab/tree/{name}?token={token}")
+    page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
+    # a fresh environment starts its kernel slowly: run only once it is idle
+    page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
+    for _attempt in range(3):  # a menu opened while the lab still lays out can miss the click
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        news = page.get_by_role("button", name="No", exact=True)  # "notified about Jupyter news?"
+        if news.count():
+            news.first.click()
+        try:
+            page.wait_for_function(
+                """(panel) => [...document.querySelectorAll(panel + ' .jp-InputPrompt')]
+                              .some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))""", arg=PANEL, timeout=15_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"{name}: Run All Cells did not start")
+
+
+def _wait_idle(page):
+    """Every code cell has run: the last one has its execution count, none is
+    queued (``[*]``) and the kernel is idle (cells off screen may not be in the
+    DOM: JupyterLab renders a window of the notebook)."""
+    page.wait_for_function(
+        """(selector) => {
+            const panel = document.querySelector(selector);
+            if (!panel) return false;
+            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+            const last = prompts[prompts.length - 1];
+            return last && /\\[\\d+\\]/.test(last.innerText)
+                && !prompts.some(p => p.innerText.includes('[*]'))
+                && document.body.innerText.includes('| Idle');
+        }""", arg=PANEL, timeout=300_000)
+
+
+def _screenshots(page, stem: str):
+    for k, cell in enumerate(page.locator(f"{PANEL} .jp-Cell").all()):
+        if cell.locator(".jp-OutputArea-output").count():
+            cell.scroll_into_view_if_needed()
+            cell.screenshot(path=str(ARTIFACTS / f"{stem}-cell{k:02d}.png"))
+
+
+def _fill_of(page, stepper, insn: int) -> str:
+    scope = _scope(stepper)
+    return page.evaluate(
+        "([id]) => { const e = document.querySelector('#' + CSS.escape(id) + ' polygon');"
+        " return e ? getComputedStyle(e).fill : 'none'; }", [f"a_{scope}t{insn}"])
+
+
+def _scope(stepper) -> str:
+    return next(c for c in stepper.get_attribute("class").split() if c.startswith("bpfnbs"))
+
+
+def _state(stepper) -> str:
+    # textContent: an output off screen is not rendered, and has no innerText
+    return stepper.locator(".bpfnb-panes .state").text_content()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
     reason = missing()
     if reason:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "notebooks" / "02_btf_type_tracking.ipynb", tmp_path / "nb.ipynb")
-    with jupyter_lab(tmp_path) as (base, token), sync_playwright() as p:
+    root = tmp_path_factory.mktemp("lab")
+    for nb in NOTEBOOKS:
+        shutil.copy(nb, root / nb.name)
+    with jupyter_lab(root) as (base, token), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1100})
-            page.goto(f"{base}/lab/tree/nb.ipynb?token={token}")
-            page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            # a fresh environment starts its kernel slowly: run only once it is idle
-            page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
-            stepper = page.locator(".bpfnb-stepper").first
-            try:
-                stepper.wait_for(timeout=180_000)
-            except Exception:
-                page.screenshot(path=str(ARTIFACTS / "stepper-missing.png"), full_page=True)
-                raise
-            stepper.scroll_into_view_if_needed()
-            info = stepper.locator(".bpfnb-step").first
-            graph_before = stepper.locator("svg").first.inner_html()
-            table_before = info.inner_text()
-            assert "visit 0 of" in table_before
-            page.screenshot(path=str(ARTIFACTS / "stepper-before.png"))
-            stepper.get_by_role("button", name="next ▶").click()
-            page.wait_for_function(
-                "() => document.querySelector('.bpfnb-stepper .bpfnb-step').innerText.includes('visit 1 of')",
-                timeout=20_000)
-            table_after = info.inner_text()
-            graph_after = stepper.locator("svg").first.inner_html()
-            page.screenshot(path=str(ARTIFACTS / "stepper-after.png"))
+            yield browser, base, token
         finally:
             browser.close()
-    assert "trusted_ptr_sk_buff()" in table_after  # r1 = *(u64 *)(r1 +0): the typed argument
-    assert table_after != table_before
-    current = "#a_i1 polygon,#a_t1 polygon{fill:#fff8c5}"  # the highlight of the current insn
-    assert current in graph_after and current not in graph_before
+
+
+@pytest.mark.browser
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_steppers_on_one_page_are_independent_and_interactive(lab):
+    browser, base, token = lab
+    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+    name = "01_verifier_walkthrough.ipynb"
+    _open_and_run(page, base, token, name)
+    steppers = page.locator(f"{PANEL} .bpfnb-stepper")
+    try:
+        _wait_idle(page)
+        steppers.nth(2).wait_for(timeout=60_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "01-steppers-missing.png"), full_page=True)
+        raise
+    _screenshots(page, "01")
+    accepted, rejected, pasted = steppers.nth(0), steppers.nth(1), steppers.nth(2)
+    assert len({_scope(s) for s in (accepted, rejected, pasted)}) == 3
+
+    # two steppers of the page stay independent
+    accepted.scroll_into_view_if_needed()
+    assert "visit 0 of" in _state(accepted)
+    rejected_before = _state(rejected)
+    assert _fill_of(page, accepted, 0) == CURRENT_FILL and _fill_of(page, rejected, 0) != CURRENT_FILL
+    accepted.get_by_role("button", name="next ▶").click()
+    page.wait_for_function(
+        "(s) => document.querySelector('.' + s + ' .bpfnb-panes .state').textContent.includes('visit 1 of')",
+        arg=_scope(accepted), timeout=20_000)
+    assert _fill_of(page, accepted, 1) == CURRENT_FILL and _fill_of(page, accepted, 0) != CURRENT_FILL
+    assert _fill_of(page, rejected, 1) != CURRENT_FILL and _state(rejected) == rejected_before
+    page.screenshot(path=str(ARTIFACTS / "01-after-next.png"))
+
+    # typing an instruction number jumps there (and the keys do not swallow the digits)
+    box = accepted.locator(".widget-inline-hbox", has_text="insn").locator("input")
+    box.click()
+    box.fill("")
+    box.type("17")
+    box.press("Enter")
+    page.wait_for_function(
+        "(s) => /insn 17\\b/.test(document.querySelector('.' + s + ' .bpfnb-panes .state').textContent)",
+        arg=_scope(accepted), timeout=20_000)
+    assert box.input_value() == "17"
+    assert _fill_of(page, accepted, 17) == CURRENT_FILL
+
+    # the rejected stepper was shown at its error: its CFG is scrolled to the error row
+    rejected.scroll_into_view_if_needed()
+    error_visible = page.evaluate(
+        """(s) => {
+            const box = document.querySelector('.' + s + ' .bpfnb-panes .cfg');
+            const row = document.querySelector('#' + CSS.escape('a_' + s + 't25'));
+            const b = box.getBoundingClientRect(), r = row.getBoundingClientRect();
+            return [box.scrollTop, r.top >= b.top && r.bottom <= b.bottom];
+        }""", _scope(rejected))
+    assert error_visible[0] > 0 and error_visible[1], error_visible
+    assert _fill_of(page, rejected, 25) == CURRENT_FILL
+    page.screenshot(path=str(ARTIFACTS / "01-rejected-at-error.png"))
+
+    # clicking a register operand lights its def-use chain and dims the rest
+    operand = rejected.locator(".ln.cur .op[data-name='R0']").first
+    operand.click()
+    page.wait_for_function(
+        "(s) => document.querySelectorAll('.' + s + ' .ln.dim').length > 0", arg=_scope(rejected),
+        timeout=20_000)
+    lit = rejected.locator(".ln.def").all_inner_texts()
+    assert any("bpf_map_lookup_elem(" in t for t in lit), lit
+    assert "R0" in rejected.locator(".widget-html", has_text="def(s)").inner_text()
+    dimmed = page.evaluate(
+        "(s) => getComputedStyle(document.querySelector('#' + CSS.escape('a_' + s + 't0') + ' text')).opacity",
+        _scope(rejected))
+    assert float(dimmed) < 1  # insn 0 (r6 = r1) is not in R0's chain
+    page.screenshot(path=str(ARTIFACTS / "01-chain.png"))
+
+    # clicking a CFG row jumps to that instruction
+    rejected.locator(f"#a_{_scope(rejected)}t19").click()
+    page.wait_for_function(
+        "(s) => /insn 19\\b/.test(document.querySelector('.' + s + ' .bpfnb-panes .state').textContent)",
+        arg=_scope(rejected), timeout=20_000)
+
+    # the pasted kernel log steps, with the keyboard once the stepper has focus
+    pasted.scroll_into_view_if_needed()
+    assert "(log)" in _state(pasted) and "insn 25" in _state(pasted)
+    pasted.locator(".bpfnb-panes .state .step > div").first.click()  # the header: focus, no selection
+    page.keyboard.press("Home")
+    page.wait_for_function(
+        "(s) => document.querySelector('.' + s + ' .bpfnb-panes .state').textContent.includes('visit 0 of')",
+        arg=_scope(pasted), timeout=20_000)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "(s) => document.querySelector('.' + s + ' .bpfnb-panes .state').textContent.includes('visit 2 of')",
+        arg=_scope(pasted), timeout=20_000)
+    assert "visit 0 of" in _state(accepted) or "insn 17" in _state(accepted)  # not moved by those keys
+    page.screenshot(path=str(ARTIFACTS / "01-pasted-log.png"))
+    page.close()
+
+
+@pytest.mark.browser
+@pytest.mark.kernel
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS[1:], ids=lambda p: p.stem)
+def test_notebook_renders_at_1280px(lab, path):
+    browser, base, token = lab
+    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+    _open_and_run(page, base, token, path.name)
+    try:
+        _wait_idle(page)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / f"{path.stem[:2]}-not-idle.png"))
+        raise
+    errors = page.locator(f"{PANEL} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    assert not page.locator(f"{PANEL} .jp-OutputArea-output .ansi-red-fg").count(), errors.all_inner_texts()
+    _screenshots(page, path.stem[:2])
+    # nothing is wider than the notebook: wide content scrolls inside its own cell
+    overflow = page.evaluate(
+        """(panel) => [...document.querySelectorAll(panel + ' .jp-OutputArea-output')]
+                  .filter(o => o.scrollWidth > o.clientWidth + 2).map(o => o.innerText.slice(0, 80))""", PANEL)
+    assert overflow == []
+    page.close()

@@ -182,16 +182,26 @@ def test_libbpf_tools_relocated_as_libbpf_relocates_them():
     testdata) as libbpf wrote it, and every extern as libbpf resolved it."""
     from benchmarks.core_vs_libbpf import compare
 
-    corpus = os.environ.get("BPFNB_CORPUS")
-    if not corpus or not os.path.isdir(corpus):
+    dirs = [d for d in os.environ.get("BPFNB_CORPUS", "").split(os.pathsep) if os.path.isdir(d)]
+    if not dirs:  # one directory, or several separated by os.pathsep (as tests/elf/test_corpus.py takes them)
         pytest.skip("set BPFNB_CORPUS to a directory of libbpf-tools objects (/work/scratch/corpora/libbpf-tools)")
-    results = [compare(os.path.join(corpus, n)) for n in sorted(os.listdir(corpus)) if n.endswith(".o")]
+    results = [compare(os.path.join(d, n)) for d in dirs for n in sorted(os.listdir(d)) if n.endswith(".o")]
     loaded = [c for c in results if not c.bpfnb_refused]
-    assert [c.differ for c in loaded if c.differ] == []
-    # measured: 752 of 755 over the 58 libbpf-tools (the 3 others are javagc's, whose usdt
-    # section bpfnb does not classify yet), 156 of 156 over cilium/ebpf's testdata
+    # libbpf relocates every .text function; bpfnb only the ones a program calls (the
+    # only ones loaded): javagc's bpf_usdt_arg/_arg_cnt/_cookie are called by none
+    assert [d for c in loaded for d in c.differ if not _unreached(c.path, d)] == []
+    # measured: 752 of 755 over the 58 libbpf-tools (the 3 others are javagc's unreached
+    # usdt helpers), 156 of 156 over cilium/ebpf's testdata
     assert sum(c.agree for c in loaded) >= 0.99 * sum(c.patches for c in results)
     assert sum(c.externs_agree for c in loaded) == sum(c.externs for c in loaded)
+
+
+def _unreached(path: str, difference: str) -> bool:
+    """A difference in a function no program of the object places (calls)."""
+    function = difference.split(" ", 1)[0]
+    if not difference.endswith("bpfnb no relocation"):
+        return False
+    return all(function not in {f.name for f in p.func_info} for p in bpfnb.load(path))
 
 
 @needs_vmlinux

@@ -99,12 +99,17 @@ def test_typeless_ksyms_from_kallsyms_text():
         externs.resolve(found, btf, kernel_btf(), ambiguous, where="externs.bpf.o", notes=[])
 
 
-def test_a_strong_kconfig_extern_the_kernel_lacks_is_an_error():
-    with pytest.raises(RelocationError, match=r"externs.bpf.o: extern \(kcfg\) 'CONFIG_BPF_SYSCALL' \(strong\): "
-                                              "not resolved \\(not set in the kernel configuration\\)"):
-        bpfnb.load(FIXTURE, kernel_btf=kernel_btf(), kconfig="CONFIG_HZ=100\n")
+def test_a_strong_kconfig_extern_the_kernel_lacks_fails_the_programs_using_it():
+    obj = bpfnb.load(FIXTURE, kernel_btf=kernel_btf(), kconfig="CONFIG_HZ=100\n")
+    assert list(obj.failed) == ["kconfig_values"] and list(obj.programs) == ["typed_ksym", "ksyms"]
+    with pytest.raises(RelocationError, match=r"externs.bpf.o:tp_btf/kfree_skb: insn 7: uses extern "
+                                              r"'CONFIG_BPF_SYSCALL', which cannot be resolved \(extern \(kcfg\) "
+                                              r"'CONFIG_BPF_SYSCALL' \(strong\): not resolved \(not set in the "
+                                              r"kernel configuration\)\)"):
+        obj.program("kconfig_values")
+    obj = bpfnb.load(FIXTURE, kernel_btf=kernel_btf(), kconfig="CONFIG_HZ=y\nCONFIG_BPF_SYSCALL=y\n")
     with pytest.raises(RelocationError, match="'CONFIG_HZ': value 'y' implies bool, tristate or char type"):
-        bpfnb.load(FIXTURE, kernel_btf=kernel_btf(), kconfig="CONFIG_HZ=y\nCONFIG_BPF_SYSCALL=y\n")
+        obj.program("kconfig_values")
 
 
 def test_externs_equal_libbpfs_golden_log():

@@ -121,9 +121,17 @@ def test_not_elf_and_not_bpf_are_named(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("llvm-objcopy-19") is None, reason="llvm-objcopy-19 not installed")
-def test_unknown_section_is_named(tmp_path):
+def test_an_unknown_section_loads_with_type_unknown_and_the_reason(tmp_path):
     out = tmp_path / "renamed.o"
     subprocess.run(["llvm-objcopy-19", "--rename-section", "socket=mystery/thing",
                     str(EXAMPLES / "count_protocols.bpf.o"), str(out)], check=True)
-    with pytest.raises(ElfError, match=r"renamed.o: section 'mystery/thing' does not name a known program type"):
-        bpfnb.load(out)
+    prog = bpfnb.load(out).program()
+    assert (prog.type, prog.section) == ("unknown", "mystery/thing")
+    assert prog.type_note == "section 'mystery/thing' names no program type libbpf knows"
+    with pytest.raises(BpfnbError, match=r"renamed.o:mystery/thing: program count_protocols has no known program "
+                                         r"type \(section 'mystery/thing' names no program type libbpf knows\); "
+                                         r"give one: bpfnb.load\(path, types="):
+        prog.require_type()
+    given = bpfnb.load(out, types={"mystery/thing": "socket_filter"}).program()
+    assert (given.type, given.type_note) == ("socket_filter", "type 'socket_filter' given")
+    assert given.insns == prog.insns

@@ -1,7 +1,6 @@
 """Live drops: known loopback traffic, traced with in-kernel filters, read back."""
 
 import threading
-import time
 
 import pytest
 
@@ -10,21 +9,49 @@ from bpfnb.dropwatch import DropFilters, resolve_filters, watch_drops
 from bpfnb.errors import BpfnbError
 from bpfnb.frames.drops import SCHEMA
 
+CEILING_S = 60.0  # a watch ends on its stop signal; this only bounds a broken one
 
-def _send_later(fn, delay=0.6):
-    t = threading.Thread(target=lambda: (time.sleep(delay), fn()))
-    t.start()
-    return t
+
+def watch_while(send, expected: int | None = None, **filters):
+    """``watch_drops`` with ``send`` run once the tracer is attached (its ``attached``
+    signal, never a fixed sleep); the watch stops when ``expected`` drops have been
+    read, or (``expected`` None) when the sender is done. The sender thread is joined."""
+    attached, stop, sent = threading.Event(), threading.Event(), threading.Event()
+    failure = []
+
+    def sender():
+        try:
+            if attached.wait(CEILING_S):
+                send()
+        except Exception as exc:  # reported by the test, not lost in the thread
+            failure.append(exc)
+        finally:
+            sent.set()
+            if expected is None or failure:
+                stop.set()
+
+    def progress(counts, lost, elapsed):
+        if expected is not None and sum(counts.values()) >= expected:
+            stop.set()
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    try:
+        frame = watch_drops(CEILING_S, attached=attached, stop=stop, on_progress=progress, **filters)
+    finally:
+        attached.set()  # a watch that failed before attaching must not leave the sender waiting
+        thread.join()
+    assert not failure, failure
+    return frame
 
 
 @pytest.mark.kernel
 def test_udp_drops_to_one_port_with_in_kernel_filters():
     port = traffic.closed_port()
     payload = b"bpfnb-dropwatch"
-    sender = _send_later(lambda: (traffic.udp_to_closed_port(20, port=port, payload=payload),
-                                  traffic.tcp_to_closed_port(3)))  # the TCP drops are filtered out
-    frame = watch_drops(2.5, proto="udp", port=port, reason="NO_SOCKET")
-    sender.join()
+    frame = watch_while(lambda: (traffic.udp_to_closed_port(20, port=port, payload=payload),
+                                 traffic.tcp_to_closed_port(3)),  # the TCP drops are filtered out
+                        expected=20, proto="udp", port=port, reason="NO_SOCKET")
     assert tuple(frame.columns) == SCHEMA
     assert len(frame) == 20 and frame.attrs["lost"] == 0
     assert set(frame["reason"]) == {"NO_SOCKET"} and set(frame["l4proto"]) == {"udp"}
@@ -36,9 +63,7 @@ def test_udp_drops_to_one_port_with_in_kernel_filters():
 
 @pytest.mark.kernel
 def test_a_reason_filter_that_matches_nothing_gives_an_empty_frame_with_the_schema():
-    sender = _send_later(lambda: traffic.udp_to_closed_port(5))
-    frame = watch_drops(1.5, reason="SOCKET_RCVBUFF", port=1)
-    sender.join()
+    frame = watch_while(lambda: traffic.udp_to_closed_port(5), reason="SOCKET_RCVBUFF", port=1)
     assert len(frame) == 0 and tuple(frame.columns) == SCHEMA
 
 

@@ -19,6 +19,7 @@ EXPECTED = {
         "kernel: R0 invalid mem access 'map_value_or_null'",
         "A pointer that may be NULL was dereferenced",
         "(85) call bpf_map_lookup_elem#1",
+        "from the log alone: 26 instructions, 25 visits, error: R0 invalid mem access 'map_value_or_null'",
     ],
     "02_btf_type_tracking": [
         "CO-RE insn 1: field_byte_offset sk_buff.dev: 0 -> 16",
@@ -82,3 +83,39 @@ def test_every_notebook_has_expectations_and_no_stored_outputs():
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name
+
+
+def test_the_lab_saves_the_shipped_notebooks_without_outputs(tmp_path):
+    """``make lab`` passes bpfnb.examples.strip_outputs as the pre-save hook."""
+    import copy
+
+    from jupyter_server.services.contents.filemanager import FileContentsManager
+
+    manager = FileContentsManager(root_dir=str(tmp_path), pre_save_hook="bpfnb.examples.strip_outputs")
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code")
+    code.outputs = [nbformat.v4.new_output("stream", text="ran\n")]
+    code.execution_count = 3
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    for name in (NOTEBOOKS[0].name, "mine.ipynb"):
+        content = nbformat.from_dict(copy.deepcopy(nb))  # the hook edits the model in place
+        manager.save({"type": "notebook", "format": "json", "content": content}, name)
+    shipped = nbformat.read(tmp_path / NOTEBOOKS[0].name, as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None
+               for c in shipped.cells if c.cell_type == "code") and "widgets" not in shipped.metadata
+    mine = nbformat.read(tmp_path / "mine.ipynb", as_version=4)  # the user's own: untouched
+    assert any(c.get("outputs") for c in mine.cells if c.cell_type == "code")
+
+
+def test_the_readme_first_look_runs_from_the_notebooks_directory():
+    import re
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## A first look"):]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S)[1]
+    out = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT / "notebooks", capture_output=True,
+                         text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-600:]
+    assert "0: (79) r1 = *(u64 *)(r1 +0)" in out.stdout and "; prologue" in out.stdout

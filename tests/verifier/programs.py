@@ -153,6 +153,27 @@ def _tail_calls() -> dict[str, Case]:
     return {name: Case("socket_filter", insns, (HASH, ARRAY, PROG_ARRAY)) for name, insns in cases.items()}
 
 
+def _packets() -> dict[str, Case]:
+    """XDP packet pointers: data against data_end, data_meta against data."""
+    data, end, meta = (ldx(op.BPF_W, R2, R1, 0), ldx(op.BPF_W, R3, R1, 4), ldx(op.BPF_W, R4, R1, 8))
+    cases = {
+        "pkt-checked": (data, end, movr(R5, R2), alu(op.BPF_ADD, R5, 14), jmpr(op.BPF_JGT, R5, R3, 1),
+                        ldx(op.BPF_W, R0, R2, 10), *RET0),
+        "pkt-past-check": (data, end, movr(R5, R2), alu(op.BPF_ADD, R5, 14), jmpr(op.BPF_JGT, R5, R3, 1),
+                           ldx(op.BPF_W, R0, R2, 12), *RET0),
+        "pkt-offset-past-check": (data, end, movr(R5, R2), alu(op.BPF_ADD, R5, 14), jmpr(op.BPF_JGT, R5, R3, 2),
+                                  alu(op.BPF_ADD, R2, 12), ldx(op.BPF_B, R0, R2, 2), *RET0),
+        "meta-checked": (data, meta, movr(R5, R4), alu(op.BPF_ADD, R5, 4), jmpr(op.BPF_JGT, R5, R2, 1),
+                         ldx(op.BPF_W, R0, R4, 0), *RET0),
+        "meta-unchecked": (data, meta, ldx(op.BPF_W, R0, R4, 0), *RET0),
+        "meta-checked-reversed": (data, meta, movr(R5, R4), alu(op.BPF_ADD, R5, 8), jmpr(op.BPF_JLT, R2, R5, 1),
+                                  ldx(op.BPF_DW, R0, R4, 0), *RET0),
+        "meta-past-check": (data, meta, movr(R5, R4), alu(op.BPF_ADD, R5, 4), jmpr(op.BPF_JGT, R5, R2, 1),
+                            ldx(op.BPF_W, R0, R4, 2), *RET0),
+    }
+    return {name: Case("xdp", insns) for name, insns in cases.items()}
+
+
 SIZES = {1: op.BPF_B, 2: op.BPF_H, 4: op.BPF_W, 8: op.BPF_DW}
 CTX_OFFSETS = {"perf_event": (0, 4, 8, 160, 164, 168, 170, 172, 176, 180, 184),
                "kprobe": (0, 4, 160, 164, 168)}
@@ -169,4 +190,4 @@ def _ctx_accesses() -> dict[str, Case]:
     return out
 
 
-CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls()}
+CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls(), **_packets()}

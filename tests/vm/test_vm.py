@@ -85,14 +85,26 @@ def test_filters_apply_in_the_simulated_tracer_too():
 @pytest.mark.kernel
 def test_simulated_and_live_frames_have_one_schema():
     import threading
-    import time
 
     from bpfnb import traffic
     from bpfnb.dropwatch import watch_drops
 
     port = traffic.closed_port()
-    threading.Thread(target=lambda: (time.sleep(0.5), traffic.udp_to_closed_port(3, port=port))).start()
-    live = watch_drops(1.5, port=port)
+    attached, stop = threading.Event(), threading.Event()
+
+    def send():  # once the tracer is attached (its signal, not a sleep); the watch stops at 3 drops
+        if attached.wait(60):
+            traffic.udp_to_closed_port(3, port=port)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        live = watch_drops(60, port=port, attached=attached, stop=stop,
+                           on_progress=lambda counts, lost, elapsed: sum(counts.values()) >= 3 and stop.set())
+    finally:
+        attached.set()
+        sender.join()
+    assert len(live) == 3
     simulated = simulate_drops([SyntheticDrop(UDP)])
     assert tuple(live.columns) == tuple(simulated.columns) == SCHEMA
     assert [str(t) for t in live.dtypes] == [str(t) for t in simulated.dtypes]

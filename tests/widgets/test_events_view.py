@@ -43,10 +43,35 @@ def test_the_table_follows_the_controls(frame):
     assert view.table.value.count("<tr><td>") == 4
 
 
-def test_bytes_are_hex_and_cut(frame):
+def test_bytes_are_hex_in_a_fixed_width_cell_that_scrolls(frame):
     table = frame_table_html(frame)
-    assert "<code>45 00 45 00 45 00 45 00 45 00 45 00 45 00 45 00 …</code>" in table
-    assert "<code>ff ff ff</code>" in table
+    cell = '<code style="display:block;max-width:26em;overflow-x:auto;white-space:nowrap">'
+    assert cell + "45 00 " * 19 + "45 00</code>" in table  # all 40 bytes, on one line
+    assert cell + "ff ff ff</code>" in table
+
+
+def test_time_axis_unit_fits_the_span_and_every_bar_is_labelled():
+    from bpfnb.viz.charts import counts_bar, counts_over_time, time_unit
+
+    assert time_unit(4_000) == (1e3, "µs") and time_unit(2.5e9) == (1e9, "s") and time_unit(0) == (1.0, "ns")
+    assert "µs since the first event" in counts_over_time(np.array([1000, 2000, 5000]), "t")
+    svg = counts_bar(pd.Series(["lo", "", "lo", None]), "by ifname")
+    assert "(empty)" in svg and "—" in svg and ">2<" in svg.replace("</text>", "<")  # counts on the bars
+
+
+def test_location_is_symbolised_where_kallsyms_shows_addresses(frame):
+    from bpfnb.widgets import kallsyms
+    from bpfnb.widgets.events import symbolized
+
+    if not kallsyms.available():
+        pytest.skip("/proc/kallsyms shows no addresses here (not root, or kptr_restrict)")
+    addresses, names = kallsyms._table()
+    k = next(i for i in range(len(addresses) - 1) if addresses[i + 1] > addresses[i] + 0x10)
+    named = symbolized(frame.assign(location=np.uint64(addresses[k] + 0x10)))
+    (text,) = set(named["location"])
+    name, offset = text.split("+")
+    same_address = {n for a, n in zip(addresses, names, strict=True) if a == addresses[k]}
+    assert name in same_address and offset == "0x10"  # aliases share an address
 
 
 def test_static_render_has_three_charts_and_the_table(frame):

@@ -1,5 +1,7 @@
 """VerifierStepper on a hand-made walk of a small program with two paths."""
 
+import pathlib
+
 import pytest
 
 from bpfnb.isa import Insn
@@ -65,7 +67,9 @@ def test_stepping_and_jumping(walk):
     s.back.click()
     assert s.step == 1
     s.goto.value = 6
-    assert s.step == 6 and "insn <b>6</b>" in s.info.value
+    assert s.step == 6 and "insn <b>6</b>" in s.panes.state
+    s.show(4)
+    assert s.goto.value == 4  # the box follows the current instruction
     s.first.click()
     s.show(3)
     s.follow_branch()
@@ -89,20 +93,61 @@ def test_register_table_marks_changes_reads_and_writes(walk):
 def test_cfg_highlights_the_current_insn_and_the_path(walk):
     s = VerifierStepper(walk)
     s.show(7)
-    svg = s.graph.value
-    assert "#a_i7 polygon" in svg  # current
-    assert "#e3_6 path" in svg  # the taken edge walked on this path
-    assert "#e3_4" not in svg  # the other side was not walked on this path
+    p = s.scope
+    rules = s.panes.cfg_style
+    assert f"#a_{p}i7 polygon" in rules  # current
+    assert f"#{p}e3_6 path" in rules  # the taken edge walked on this path
+    assert f"#{p}e3_4" not in rules  # the other side was not walked on this path
+    assert s.panes.cfg_follow == f"a_{p}t7" and f'id="a_{p}t7"' in s.panes.cfg
 
 
-def test_origin_dropdown_offers_buttons_that_jump(walk):
+def test_two_steppers_share_no_scope_id_or_rule(walk):
+    import re
+
+    a, b = VerifierStepper(walk), VerifierStepper(walk)
+    assert a.scope != b.scope and a.scope in a._dom_classes
+    ids_a = set(re.findall(r'id="([^"]+)"', a.panes.cfg))
+    ids_b = set(re.findall(r'id="([^"]+)"', b.panes.cfg))
+    assert ids_a and not ids_a & ids_b
+    for s in (a, b):  # every rule of each stepper is under its own scope
+        css = re.findall(r"^(\S+)", s.panes.state.split("<style>")[1].split("</style>")[0], re.M)
+        assert css and all(sel.startswith(f".{s.scope}") for sel in css)
+        assert all(s.scope in sel for sel in re.findall(r"#([a-z][\w]*)[ >{,]", s.panes.cfg_style))
+
+
+def test_clicking_an_operand_selects_its_chain_through_the_fill_and_the_spill(walk):
     s = VerifierStepper(walk)
     s.show(5)
-    s.register.value = "R1"
-    html, buttons = s.origin_box.children
-    assert "filled from fp-8" in html.value and "spilled from R0" in html.value
-    buttons.children[-1].click()
+    s._message({"kind": "operand", "step": 4, "name": "R1"})  # r1 = *(u64 *)(r10 -8)
+    chain = s.chain
+    assert chain.defs == (4, 2, 1, 0)  # fill of fp-8, spill of r0, load through r6, r6 = r1
+    assert chain.uses == () and chain.entry == ("R1",)
+    listing = s.panes.listing
+    assert 'class="ln def" data-step="2"' in listing and 'class="ln cur dim" data-step="5"' in listing
+    assert 'class="ln sel" data-step="4"' in listing
+    assert all(f"#{s.scope}graph #a_{s.scope}t{i} text{{opacity:1}}" in s.panes.cfg_style for i in (0, 1, 2, 4))
+    s.show(0)
+    s.along_chain(+1)
     assert s.step == 1
+    s._message({"kind": "key", "key": "n"})
+    assert s.step == 2
+    s._message({"kind": "key", "key": "Escape"})
+    assert s.chain is None and " dim" not in s.panes.listing
+    r0 = s.select("R0", 1)  # the value insn 1 made: read by the spill, the branch and one exit
+    assert r0.defs == (1, 0) and r0.uses == (2, 3, 5)  # the exit on the path where it lives
+
+
+def test_the_stream_marks_paths_and_clicks_jump(walk):
+    s = VerifierStepper(walk)
+    assert s.panes.listing.count('class="ln') == 8 and '<div class="path">from 3 to 6</div>' in s.panes.listing
+    assert ('data-step="2" style="padding-left:0px"><span class="no">2</span><span class="pc">2:</span>'
+            '<span class="op" data-name="fp-8">*(u64 *)(r10 -8)</span>') in s.panes.listing
+    s._message({"kind": "step", "step": 6})
+    assert s.step == 6
+    s._message({"kind": "insn", "insn": 4})  # a click on a CFG row
+    assert s.step == 4
+    s._message({"kind": "key", "key": "ArrowRight"})
+    assert s.step == 5
 
 
 def test_error_step_shows_the_explanation():
@@ -114,8 +159,9 @@ def test_error_step_shows_the_explanation():
     s = VerifierStepper(walk)
     s.to_error.click()
     assert s.step == 1
-    assert "A number was used as a pointer" in s.info.value
-    assert "#a_i1 polygon,#a_t1 polygon{fill:#ffcecb}" in s.graph.value
+    assert "A number was used as a pointer" in s.panes.state
+    p = s.scope
+    assert f"#a_{p}i1 polygon,#a_{p}t1 polygon{{fill:#ffcecb}}" in s.panes.cfg_style
     assert "rejected" in s._repr_html_()
 
 
@@ -153,5 +199,20 @@ def test_source_lines_and_helper_arguments_on_a_compiled_program():
     assert html.startswith('<div class="call">bpf_skb_load_bytes(<b>skb</b>=R1 ctx(), <b>offset</b>=R2 ')
     assert "<b>to</b>=R3 fp-" in html and "<b>len</b>=R4 1" in html
     stepper.show(call)
-    assert "bpf_skb_load_bytes(" in stepper.info.value
+    assert "bpf_skb_load_bytes(" in stepper.panes.state
+    assert '</span> = bpf_skb_load_bytes(skb: <span class="op"' in stepper.panes.listing  # named in the stream
     assert stepper.call_html(0) == ""  # not a call
+
+
+def test_subprogram_calls_are_indented_by_frame():
+    import re
+
+    import bpfnb
+
+    prog = bpfnb.load(pathlib.Path(__file__).parents[1] / "fixtures" / "bpf2bpf.bpf.o").program()
+    s = VerifierStepper(prog, cfg=False)
+    depths = [s.walk.depth(v.step) for v in s.walk.visits]
+    assert depths[:11] == [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0]  # call at insn 2, the callee 9-15, back at 3
+    assert re.findall(r"padding-left:(\d+)px", s.panes.listing)[2:4] == ["0", "18"]
+    s.show(4)
+    assert "frame 1" in s.panes.state

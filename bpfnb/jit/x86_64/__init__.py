@@ -3,7 +3,7 @@ makes it, shown (listing, exception table) and run natively or under Unicorn."""
 
 from __future__ import annotations
 
-from ...errors import JitError
+from ...errors import JitError, VmError
 from ...isa import opcodes as op
 from . import fixups, runtime
 from .compiler import Compiler, ExtableEntry, ProbeGuard, Target
@@ -69,7 +69,11 @@ def jit(prog, *, probe_mem=None, stack_depths=None, verify: bool = True, bmi2: b
         direct_tail_calls = checked.direct_tail_calls if direct_tail_calls is None else direct_tail_calls
     all_direct = dict(direct_tail_calls or {})
     probe_mem = frozenset(probe_mem or getattr(prog, "probe_mem", None) or ())
-    vm = vm if vm is not None else Vm(prog, probe_mem=probe_mem)
+    if vm is None:
+        try:
+            vm = Vm(prog, probe_mem=probe_mem)  # every engine refuses through Vm what none can run
+        except VmError as exc:
+            raise JitError(str(exc)) from None
     # the program, then its tail-call targets: one stream, one image
     stream, entries = list(prog.insns), [0]
     all_probe, all_depths = set(probe_mem), list(stack_depths) if stack_depths is not None else None
@@ -102,15 +106,12 @@ def jit(prog, *, probe_mem=None, stack_depths=None, verify: bool = True, bmi2: b
 
     target = Target(base=stubs.image, helper_address=lambda h: stubs.thunks[h], guard=_user_guard(),
                     bmi2=_has_bmi2() if bmi2 is None else bmi2, map_value=map_value, tail_calls=layout_tc,
-                    tail_call_target=arrays.target if arrays is not None else None)
+                    tail_call_target=arrays.target if arrays is not None else None, zero_r0_after_tail_call=True)
     patched = fixups.patch(tuple(stream))
     compiler = Compiler(patched.insns, probe_mem={patched.last[i] for i in all_probe}, stack_depths=all_depths,
                         target=target, where=where, entries=[patched.first[e] for e in entries],
                         direct_tail_calls={patched.last[i]: key for i, key in all_direct.items()})
     image, layout = compiler.run()
-    from .execution import ensure_stack
-
-    ensure_stack(vm)  # before anything a run makes and frees
     entry_offsets = tuple(layout.function_starts[compiler.starts.index(patched.first[e])] for e in entries)
     layout = _in_program_terms(layout, patched)
     return JitResult(prog=prog, image=image, layout=layout, passes=compiler.passes,
@@ -149,17 +150,28 @@ def _raw(insns, mem: bytes):
     return jit(prog, verify=False, probe_mem=(), stack_depths=None, vm=vm), addr
 
 
-def execute_raw(insns, mem: bytes = b"") -> int:
-    """The conformance engine ``jit``: natively, r1 = ``mem``'s address, r2 its length."""
+def load_raw(insns, mem: bytes = b""):
+    """The conformance engine ``jit``: the program checked and translated; returns
+    ``run() -> r0`` running the image natively, r1 = ``mem``'s address, r2 its length."""
     result, addr = _raw(insns, mem)
-    return result.run(r1=addr, r2=len(mem)).r0
+    return lambda: result.run(r1=addr, r2=len(mem)).r0
+
+
+def load_raw_unicorn(insns, mem: bytes = b""):
+    """The conformance engine ``jit-unicorn``: the same image under the Unicorn emulator."""
+    result, addr = _raw(insns, mem)
+    return lambda: result.run(r1=addr, r2=len(mem), engine="unicorn").r0
+
+
+def execute_raw(insns, mem: bytes = b"") -> int:
+    """Load and run natively (see :func:`load_raw`): r0."""
+    return load_raw(insns, mem)()
 
 
 def execute_raw_unicorn(insns, mem: bytes = b"") -> int:
-    """The conformance engine ``jit-unicorn``: the same image under the Unicorn emulator."""
-    result, addr = _raw(insns, mem)
-    return result.run(r1=addr, r2=len(mem), engine="unicorn").r0
+    """Load and run under Unicorn (see :func:`load_raw_unicorn`): r0."""
+    return load_raw_unicorn(insns, mem)()
 
 
 __all__ = ["Compiler", "ExtableEntry", "JitError", "JitResult", "ProbeGuard", "Target", "execute_raw",
-           "execute_raw_unicorn", "jit"]
+           "execute_raw_unicorn", "jit", "load_raw", "load_raw_unicorn"]

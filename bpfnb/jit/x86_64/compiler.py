@@ -126,6 +126,9 @@ class Target:
     # a direct tail call's target: callable(map index, key) -> the stream's program number or None
     # (None: the slot is empty, the jump stays unpatched as in a freshly loaded kernel image)
     tail_call_target: object = None
+    # ours, not the kernel's: ``xor eax, eax`` where a tail call falls through, so r0 after a
+    # missed bpf_tail_call is 0 as in the interpreter (the kernel leaves whatever rax held)
+    zero_r0_after_tail_call: bool = False
 
 
 @dataclass(frozen=True)
@@ -640,8 +643,10 @@ class Compiler:
     def _call(self, f: int, i: int, insn, here: int) -> bytes:
         if insn.src == 0 and insn.imm == TAIL_CALL:
             if i in self.direct_tail_calls:
-                return self._direct_tail_call(f, i, here, *self.direct_tail_calls[i])
-            return self._tail_call(f, i, here)
+                code = self._direct_tail_call(f, i, here, *self.direct_tail_calls[i])
+            else:
+                code = self._tail_call(f, i, here)
+            return code + (b"\x31\xc0" if self.target.zero_r0_after_tail_call else b"")
         head = b""
         if insn.src == op.BPF_PSEUDO_CALL and self.tail_call_reachable[f]:
             head = self._tcc_ptr(f)  # the callee keeps counting with the same counter

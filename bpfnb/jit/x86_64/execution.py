@@ -13,9 +13,13 @@ import numpy as np
 
 from ...errors import JitError
 from ...vm import interp
+from ...vm.interp import FRAME_LINKAGE
 from ...vm.vm import RunResult, Vm
 
-JIT_STACK = 64 * 1024  # the image's stack (BPF frames and signal frames) inside the arena
+# around the stack's region, a stack pointer is still the program's (a run-away recursion
+# faults on the guard page with rsp up to a frame below it; a ``ret`` to a corrupted
+# return address faults with rsp at the region's end)
+STACK_SLOP = 64 * 1024
 
 
 class Session:
@@ -78,22 +82,45 @@ def interp_status(status: int) -> str:
     return STATUS.get(status, str(status))
 
 
-def ensure_stack(vm: Vm) -> int:
-    """The image's stack region in the VM's memory (added once, when the image is made)."""
-    stack = getattr(vm, "_jit_stack", None)
-    if stack is None:
-        stack = vm.memory.add("jit stack", JIT_STACK, kind="stack")
-        vm._jit_stack = stack
-    return stack
-
-
 def prepare(vm: Vm, ctx, packet: bytes | None, r1: int | None, r2: int | None):
-    """(ctx address, r2, stack top, mark): the image's stack region is added to the arena
-    once, then the run's ctx and packet, which ``vm.memory.release(mark)`` frees."""
-    stack = ensure_stack(vm)
+    """(ctx address, r2, stack top, mark): the image runs on the VM's stack region (its
+    ``call`` pushes the return address at the top of the frame linkage, so the main
+    function's rbp is the interpreter's r10); the run's ctx and packet are made here and
+    ``vm.memory.release(mark)`` frees them."""
     mark = vm.memory.mark()
     ctx_addr = vm._context(ctx, packet) if r1 is None else r1
-    return ctx_addr, r2 or 0, (stack + JIT_STACK) & ~15, mark
+    return ctx_addr, r2 or 0, vm.frame_top + FRAME_LINKAGE, mark
+
+
+def stack_bounds(vm: Vm) -> tuple[int, int]:
+    """Where a stack pointer belongs to the program (for the native fault handler)."""
+    return vm.stack_base - STACK_SLOP, vm.frame_top + FRAME_LINKAGE + STACK_SLOP
+
+
+def check_slack(vm: Vm, view: np.ndarray, image) -> None:
+    """After a run of ``image``: a write on a region's page but outside the region (where no
+    guard page reaches) is refused like a fault, though no instruction can be named."""
+    hit = vm.memory.slack_writes(view)
+    if hit is not None:
+        addr, region = hit
+        where = "before" if addr < region.base else "after"
+        raise JitError(f"{vm.prog.where or vm.prog.name}: a write outside every region at address {addr:#x}, "
+                       f"{abs(addr - region.base) if addr < region.base else addr - region.base - region.size} "
+                       f"bytes {where} {region.name!r} (on its page, where no guard page can catch it; "
+                       f"the run cannot name the instruction)")
+
+
+def check_frame_linkage(vm: Vm, view: np.ndarray, stack_top: int, returns_to: int) -> None:
+    """After a run: the saved frame pointer (0: entry() zeroes rbp) and the return address
+    above the main function's r10 are as entry() left them; a program that wrote there
+    (memory no region gives it, mapped because the CPU needs it) is refused like a fault."""
+    from ...vm.memory import BASE
+
+    at = stack_top - FRAME_LINKAGE - BASE
+    saved_rbp, ret = (int.from_bytes(view[at + k:at + k + 8].tobytes(), "little") for k in (0, 8))
+    if (saved_rbp, ret) != (0, returns_to):
+        raise JitError(f"{vm.prog.where or vm.prog.name}: a write above the stack frame (r10 +0..+15, the "
+                       f"saved frame pointer and return address): the run cannot name the instruction")
 
 
 def result(vm: Vm, session: Session, r0: int, probe_faults: int, seconds: float) -> RunResult:

@@ -10,19 +10,24 @@ and back after it.
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import signal
+import threading
 
 import numpy as np
 
 from ...errors import JitError
-from ...vm.memory import BASE
+from ...vm.memory import BASE, READ, WRITE
 from . import runtime
 from .encode import GREG
 
-PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE = 0x02, 0x20, 0x100000
-SA_SIGINFO = 4
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
+MAP_NORESERVE, MAP_FIXED_NOREPLACE = 0x4000, 0x100000
+SA_SIGINFO, SA_ONSTACK = 4, 0x08000000
+SS_DISABLE = 2
+ALTSTACK_SIZE = 64 * 1024  # the handler's own stack: a fault from a program that ran out of stack still lands
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -51,7 +56,7 @@ def _kernel_action(handler: int) -> bytes:
     """The kernel-level ``struct sigaction`` (handler, flags, restorer, mask) that installs
     ``handler`` with SA_SIGINFO as libc would, restorer included: installed once through
     libc, read back with ``rt_sigaction``, the previous action put back."""
-    ours, old = _Sigaction(handler=handler, flags=SA_SIGINFO), _Sigaction()
+    ours, old = _Sigaction(handler=handler, flags=SA_SIGINFO | SA_ONSTACK), _Sigaction()
     kernel = ctypes.create_string_buffer(runtime.KSIGACTION)
     if _libc.sigaction(signal.SIGSEGV, ctypes.byref(ours), ctypes.byref(old)):
         raise JitError(f"sigaction failed: {mmap_error(ctypes.get_errno())}")
@@ -62,6 +67,30 @@ def _kernel_action(handler: int) -> bytes:
     finally:
         _libc.sigaction(signal.SIGSEGV, ctypes.byref(old), None)
     return kernel.raw
+
+
+class _StackT(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+
+_libc.sigaltstack.argtypes = [ctypes.POINTER(_StackT), ctypes.POINTER(_StackT)]
+_altstacks = threading.local()
+
+
+def _ensure_altstack() -> None:
+    """An alternate signal stack for this thread (kept if it has one), so the fault handler
+    runs even when the program's fault is its stack."""
+    if getattr(_altstacks, "ready", False):
+        return
+    current = _StackT()
+    _libc.sigaltstack(None, ctypes.byref(current))
+    if current.flags & SS_DISABLE:
+        memory = ctypes.create_string_buffer(ALTSTACK_SIZE)
+        stack = _StackT(ctypes.cast(memory, ctypes.c_void_p), 0, ALTSTACK_SIZE)
+        if _libc.sigaltstack(ctypes.byref(stack), None):
+            raise JitError(f"sigaltstack failed: {mmap_error(ctypes.get_errno())}")
+        _altstacks.memory = memory  # lives as long as the thread
+    _altstacks.ready = True
 
 
 def supported() -> str | None:
@@ -88,24 +117,107 @@ def mmap_error(err: int) -> str:
 
 
 class ArenaWindow:
-    """The VM arena's mirror at ``BASE`` (one per process, grown on demand)."""
+    """The VM arena's mirror at ``BASE`` (one per process, grown on demand).
 
+    The mirror is a memfd mapped twice: at ``BASE`` with each page's protection from
+    the region table (``Memory.page_perms``: guard pages and unused pages PROT_NONE,
+    read-only regions PROT_READ), which is what the program touches; and once more,
+    read-write, where this process copies the arena in and out and the helpers run
+    (``view``), so nothing but the program ever meets a guard page. Around the
+    mirror, ``RESERVE_BELOW`` and ``RESERVE_ABOVE`` bytes of address space are
+    reserved PROT_NONE, so a wild offset from a region faults instead of landing in
+    this process's memory."""
+
+    RESERVE_BELOW = 64 << 20
+    RESERVE_ABOVE = 16 << 30
+    RESERVE_HANDLES = 1 << 20
     size = 0
+    fd = -1
+    alias = 0
+    reserved = False
+    perms: np.ndarray = np.zeros(0, dtype=np.uint8)  # the protection each mirror page has now
+    applied: tuple = ()  # (memory token, version) whose page map is applied
+
+    @classmethod
+    def _reserve(cls) -> None:
+        if cls.reserved:
+            return
+        flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE
+        got = _libc.mmap(BASE, cls.RESERVE_ABOVE, PROT_NONE, flags, -1, 0)
+        if got != BASE:
+            if got not in (None, ctypes.c_void_p(-1).value):
+                _libc.munmap(got, cls.RESERVE_ABOVE)
+            raise JitError(f"the VM's address window at {BASE:#x} is taken in this process; "
+                           "native JIT runs need it (use engine='unicorn')")
+        below = BASE - cls.RESERVE_BELOW
+        got = _libc.mmap(below, cls.RESERVE_BELOW, PROT_NONE, flags, -1, 0)
+        if got not in (None, ctypes.c_void_p(-1).value) and got != below:
+            _libc.munmap(got, cls.RESERVE_BELOW)  # something lives below BASE: leave it be
+        from ...vm.interp import MAP_HANDLE
+
+        # map handles are no addresses: what a program reads through one must fault
+        got = _libc.mmap(MAP_HANDLE, cls.RESERVE_HANDLES, PROT_NONE, flags, -1, 0)
+        if got not in (None, ctypes.c_void_p(-1).value) and got != MAP_HANDLE:
+            _libc.munmap(got, cls.RESERVE_HANDLES)
+        cls.reserved = True
 
     @classmethod
     def ensure(cls, size: int) -> np.ndarray:
+        """The read-write view of a mirror of at least ``size`` bytes."""
         size = (size + runtime.PAGE - 1) // runtime.PAGE * runtime.PAGE
+        if size > cls.RESERVE_ABOVE:
+            raise JitError(f"the VM's memory ({size:,} bytes) exceeds the native window "
+                           f"({cls.RESERVE_ABOVE:,} bytes)")
         if size > cls.size:
-            if cls.size:
-                _libc.munmap(BASE, cls.size)
-                cls.size = 0
-            got = _mmap(BASE, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE)
+            cls._reserve()
+            if cls.fd < 0:
+                cls.fd = os.memfd_create("bpfnb-arena", os.MFD_CLOEXEC)
+            if cls.alias:
+                _libc.munmap(cls.alias, cls.size)
+                cls.alias = 0
+            os.ftruncate(cls.fd, size)
+            # over our own reservation: MAP_FIXED replaces only what _reserve mapped
+            got = _libc.mmap(BASE, size, PROT_NONE, MAP_SHARED | MAP_FIXED, cls.fd, 0)
             if got != BASE:
-                _libc.munmap(got, size)
-                raise JitError(f"the VM's address window at {BASE:#x} is taken in this process; "
-                               "native JIT runs need it (use engine='unicorn')")
+                raise JitError(f"mmap of the VM's window at {BASE:#x} failed: {mmap_error(ctypes.get_errno())}")
+            cls.alias = _mmap_fd(size, cls.fd)
             cls.size = size
-        return np.ctypeslib.as_array((ctypes.c_uint8 * cls.size).from_address(BASE))
+            cls.perms = np.zeros(size // runtime.PAGE, dtype=np.uint8)
+            cls.applied = ()
+        return np.ctypeslib.as_array((ctypes.c_uint8 * cls.size).from_address(cls.alias))
+
+    @classmethod
+    def protect(cls, memory) -> None:
+        """Give the mirror's pages at ``BASE`` the protections of ``memory``'s regions
+        (only the pages whose protection changes are touched)."""
+        key = (memory.token, memory.version)
+        if cls.applied == key:
+            return
+        want = np.zeros_like(cls.perms)
+        region_perms = memory.page_perms()
+        want[: len(region_perms)] = _PROT[region_perms]
+        changed = np.flatnonzero(want != cls.perms)
+        if changed.size:
+            # runs of consecutive changed pages with the same new protection
+            breaks = np.flatnonzero((np.diff(changed) != 1) | (want[changed[1:]] != want[changed[:-1]])) + 1
+            for run in np.split(changed, breaks):
+                first, count = int(run[0]), len(run)
+                if _libc.mprotect(BASE + first * runtime.PAGE, count * runtime.PAGE, int(want[first])):
+                    raise JitError(f"mprotect of the VM's window failed: {mmap_error(ctypes.get_errno())}")
+            cls.perms = want
+        cls.applied = key
+
+
+# a region's READ/WRITE bits -> mmap protection (x86 pages cannot be write-only)
+_PROT = np.zeros((READ | WRITE) + 1, dtype=np.uint8)
+_PROT[READ], _PROT[WRITE], _PROT[READ | WRITE] = PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_WRITE
+
+
+def _mmap_fd(size: int, fd: int) -> int:
+    got = _libc.mmap(None, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+    if got in (None, ctypes.c_void_p(-1).value):
+        raise JitError(f"mmap of {size} bytes of the VM's window failed: {mmap_error(ctypes.get_errno())}")
+    return got
 
 
 class NativeImage:
@@ -137,12 +249,16 @@ class NativeImage:
     def _set(self, offset: int, value: int) -> None:
         self._words[offset // 8] = value
 
-    def call(self, ctx: int, r2: int, stack_top: int, repeat: int = 1,
-             context: int = 0) -> tuple[int, int, tuple[int, int, int] | None]:
+    def call(self, ctx: int, r2: int, stack_top: int, repeat: int = 1, context: int = 0,
+             stack_bounds: tuple[int, int] = (0, 0)) -> tuple[int, int, tuple[int, int, int] | None]:
         """(r0, PROBE_MEM faults recovered, (fault offset in image, address, signal) of an
         unrecoverable fault), after ``repeat`` runs (the stub installs the fault handler
         around them and puts the previous actions back itself; an unrecoverable fault
-        ends them); ``context``: what helper thunks pass the dispatcher as its 7th argument."""
+        ends them); ``context``: what helper thunks pass the dispatcher as its 7th argument;
+        ``stack_bounds``: the program's stack, where any fault is the program's."""
+        _ensure_altstack()
+        self._set(runtime.STACK_LOW, stack_bounds[0])
+        self._set(runtime.STACK_HIGH, stack_bounds[1])
         self._set(runtime.PROBE_FAULTS, 0)
         self._set(runtime.CONTEXT, context)
         self._set(runtime.FAULTED, 0)

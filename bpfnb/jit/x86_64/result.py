@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ...errors import JitError
+from ...isa import opcodes as op
 from ...isa.disasm import format_insn
-from .compiler import ExtableEntry, Layout
+from .compiler import TAIL_CALL, ExtableEntry, Layout
 
 
 @dataclass
@@ -36,6 +37,7 @@ class JitResult:
     entry_offsets: tuple[int, ...] = (0,)  # where each program's code starts in the image
     prog_arrays: object = field(repr=False, default=None)
     _native: object = field(repr=False, default=None)
+    _emulator: object = field(repr=False, default=None)  # the Unicorn instance, made on the first such run
 
     @property
     def insns(self) -> tuple:
@@ -180,20 +182,26 @@ class JitResult:
         from .native import ArenaWindow
 
         vm = self.vm
-        arena = vm.memory.arena
-        used = vm.memory.used  # the rest of the arena is unallocated zeros
-        window = ArenaWindow.ensure(len(arena))
-        window[:used] = arena[:used]
-        session = execution.Session(vm, window[: len(arena)])
+        memory = vm.memory
+        arena = memory.arena
+        used = memory.used  # the rest of the arena is unallocated zeros
+        view = ArenaWindow.ensure(len(arena))
+        view[:used] = arena[:used]  # past used: pages no region has, PROT_NONE (never read)
+        ArenaWindow.protect(memory)  # guard pages: the region table's, as the interpreter checks it
+        session = execution.Session(vm, view[: len(arena)])
         self._native_image()
         context = session.native_context()
         start = time.perf_counter()
-        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data)
+        r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data,
+                                                    stack_bounds=execution.stack_bounds(vm))
         session.collect_native_status()
         seconds = time.perf_counter() - start
-        arena[:used] = window[:used]
         if fault is not None:
+            arena[:used] = view[:used]
             raise JitError(self._fault_message(*fault))
+        execution.check_slack(vm, view, self)
+        execution.check_frame_linkage(vm, view, stack_top, self._native.base + self._native.layout.returns_to)
+        arena[:used] = view[:used]
         return execution.result(vm, session, r0, probe_faults, seconds)
 
     def insn_at(self, offset: int) -> int | None:
@@ -215,4 +223,6 @@ class JitResult:
         nxt = insns[i + 1] if insns[i].is_ld_imm64 else None
         why = ("not a PROBE_MEM load, so no exception table entry" if signo in (signal.SIGSEGV, signal.SIGBUS)
                else "the code is wrong here: a BPF program cannot trap")
+        if insns[i].code == op.BPF_JMP | op.BPF_CALL and insns[i].src == 0 and insns[i].imm == TAIL_CALL:
+            why = "bpf_tail_call's r2 is not a prog array"
         return f"{where}: insn {i} ({format_insn(insns[i], nxt)}): {what} (x86 +{offset:#x}; {why})"

@@ -17,9 +17,11 @@ image in one mapping so every ``call rel32`` reaches:
   the previous actions back afterwards, so a call costs a few system calls;
 - the handler: looks the faulting RIP up in the exception table;
   found: zero the register in the saved context and set RIP to the fixup (the
-  kernel's mechanism); inside the image but not in the table: record the fault
-  and resume at ``fault_exit``, which unwinds to the host and returns; outside
-  the image: hand the signal to the previous handler (or the default action);
+  kernel's mechanism); inside the image, or anywhere while the stack pointer is
+  on the program's stack (a jump to a corrupted return address), but not in the
+  table: record the fault and resume at ``fault_exit``, which unwinds to the
+  host and returns; anything else (a helper, this process): hand the signal to
+  the previous handler (or the default action);
 - data (read-write, its own pages): the saved host stack pointer, the dispatcher
   address, the fault record, counters and the table itself.
 """
@@ -36,6 +38,8 @@ PAGE = 4096
 HOST_RSP, DISPATCH, FAULTED, FAULT_RIP, FAULT_ADDR, PROBE_FAULTS, FAULT_SIGNO = 0, 8, 16, 24, 32, 40, 48
 IMAGE_START, IMAGE_END, EXTABLE_COUNT, CONTEXT = 64, 72, 80, 88
 ZERO_SIGACTION = 96  # 32 zero bytes: a kernel sigaction with SIG_DFL
+ARG_R1, ARG_R2, ARG_STACK, RUNS_LEFT = 144, 152, 160, 168  # entry()'s arguments, kept for each run
+STACK_LOW, STACK_HIGH = 128, 136  # the program's stack (in the VM's memory): a fault with rsp there is its own
 OLD_HANDLERS = 256  # the previous handler of each signal number (8 bytes each, 32 signals)
 OUR_ACTION = 512  # the kernel's struct sigaction for our handler (handler, flags, restorer, mask)
 SAVED_ACTIONS = 544  # the actions ours replaced during a run, one per entry of SIGNALS
@@ -43,7 +47,7 @@ KSIGACTION = 32
 SIGNALS = (11, 7, 8, 4)  # SIGSEGV, SIGBUS, SIGFPE, SIGILL: what a run takes over
 EXTABLE = 1024  # entries of (fault rip, fixup rip, gregs index), 8 bytes each
 EXTABLE_ENTRY = 24
-UC_GREGS, REG_RIP = 40, 16
+UC_GREGS, REG_RSP, REG_RIP = 40, 15, 16
 SYS_RT_SIGACTION = 13
 
 
@@ -52,6 +56,7 @@ class StubLayout:
     """Offsets inside the mapping (stubs first, then the image, then the data page)."""
 
     entry: int
+    returns_to: int  # where the program's ``ret`` lands in entry(): the return address above its frame
     fault_exit: int
     handler: int
     thunks: dict
@@ -118,6 +123,9 @@ class _Asm:
         return bytes(self.code)
 
 
+# xor ebp, ebp; eax; edx; ecx; ebx; r8d-r15d: every register but r1 (rdi), r2 (rsi) and the stack
+ZERO_OTHERS = (b"\x31\xed\x31\xc0\x31\xd2\x31\xc9\x31\xdb\x45\x31\xc0\x45\x31\xc9\x45\x31\xd2\x45\x31\xdb"
+               b"\x45\x31\xe4\x45\x31\xed\x45\x31\xf6\x45\x31\xff")
 POP_HOST = b"\x41\x5f\x41\x5e\x41\x5d\x41\x5c\x5d\x5b"  # pop r15, r14, r13, r12, rbp, rbx
 
 
@@ -142,19 +150,26 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     a.label("entry")
     a.emit(b"\x53\x55\x41\x54\x41\x55\x41\x56\x41\x57")  # push rbx, rbp, r12–r15
     a.rip_data(b"\x48\x89\x25", HOST_RSP)  # mov [host_rsp], rsp
-    # mov r12, rdi; mov r13, rsi; mov r14, rdx; mov r15, rcx   (r1, r2, stack top, runs)
-    a.emit(b"\x49\x89\xfc\x49\x89\xf5\x49\x89\xd6\x49\x89\xcf")
+    # r1, r2, the stack top and the run count wait in the data page: no register carries a
+    # host value into the program (an unverified one reading r6 must not get a host pointer)
+    a.rip_data(b"\x48\x89\x3d", ARG_R1)  # mov [arg_r1], rdi
+    a.rip_data(b"\x48\x89\x35", ARG_R2)  # mov [arg_r2], rsi
+    a.rip_data(b"\x48\x89\x15", ARG_STACK)  # mov [arg_stack], rdx
+    a.rip_data(b"\x48\x89\x0d", RUNS_LEFT)  # mov [runs_left], rcx
     for k, signo in enumerate(SIGNALS):  # our handler in, the previous actions kept
         a.rt_sigaction(signo, OUR_ACTION, SAVED_ACTIONS + KSIGACTION * k)
         a.rip_data(b"\x48\x8b\x05", SAVED_ACTIONS + KSIGACTION * k)  # mov rax, [saved handler]
         a.rip_data(b"\x48\x89\x05", OLD_HANDLERS + 8 * signo)  # mov [old handlers + 8 * signo], rax
     a.label("again")  # the program, r15 times (its epilogue gives back r12-r15)
     a.rip_data(b"\x48\xc7\x05", PROBE_FAULTS, s32(0))  # mov qword [probe_faults], 0   (the last run's, as Vm)
-    a.emit(b"\x4c\x89\xe7\x4c\x89\xee\x4c\x89\xf4")  # mov rdi, r12; mov rsi, r13; mov rsp, r14
+    a.rip_data(b"\x48\x8b\x3d", ARG_R1)  # mov rdi, [arg_r1]
+    a.rip_data(b"\x48\x8b\x35", ARG_R2)  # mov rsi, [arg_r2]
+    a.rip_data(b"\x48\x8b\x25", ARG_STACK)  # mov rsp, [arg_stack]
+    a.emit(ZERO_OTHERS)
     call_at = len(a.code)
     a.emit(b"\xe8" + s32(image_at + main_offset - (call_at + 5)))
     a.rip_data(b"\x48\x8b\x25", HOST_RSP)  # mov rsp, [host_rsp]
-    a.emit(b"\x49\xff\xcf")  # dec r15
+    a.rip_data(b"\x48\xff\x0d", RUNS_LEFT)  # dec qword [runs_left]
     a.jcc8(0x75, "again")
     a.label("restore")
     a.emit(b"\x49\x89\xc4")  # mov r12, rax   (r0)
@@ -189,9 +204,16 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     a.emit(b"\xc3")
     a.label("notfound")
     a.rip_data(b"\x48\x3b\x05", IMAGE_START)  # cmp rax, [image_start]
-    a.jcc8(0x72, "foreign")
+    a.jcc8(0x72, "onstack")
     a.rip_data(b"\x48\x3b\x05", IMAGE_END)  # cmp rax, [image_end]
+    a.jcc8(0x72, "record")
+    a.label("onstack")  # outside the image: the program's all the same if it runs on its stack
+    a.emit(b"\x4c\x8b\x8a" + s32(UC_GREGS + 8 * REG_RSP))  # mov r9, [rdx + rsp]
+    a.rip_data(b"\x4c\x3b\x0d", STACK_LOW)  # cmp r9, [stack_low]
+    a.jcc8(0x72, "foreign")
+    a.rip_data(b"\x4c\x3b\x0d", STACK_HIGH)  # cmp r9, [stack_high]
     a.jcc8(0x73, "foreign")
+    a.label("record")
     a.rip_data(b"\x48\x89\x05", FAULT_RIP)  # mov [fault_rip], rax
     a.emit(b"\x4c\x8b\x4e\x10")  # mov r9, [rsi + 16]   (si_addr)
     a.rip_data(b"\x4c\x89\x0d", FAULT_ADDR)
@@ -229,6 +251,7 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     a.code += b"\xcc" * (stub_size - len(a.code))
     stubs = a.finish(data_at)
     layout = StubLayout(entry=a.labels["entry"], fault_exit=a.labels["fault_exit"], handler=a.labels["handler"],
+                        returns_to=call_at + 5,
                         thunks=thunks, image=image_at, data=data_at, size=data_at + data_size(extable_len))
     return stubs, layout
 

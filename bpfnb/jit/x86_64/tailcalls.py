@@ -72,14 +72,14 @@ class ProgArrays:
         memory = vm.memory
         for k in range(len(vm.programs)):
             self.progs[k] = memory.add(f"bpf_prog {vm.programs[k].name}", max(layout.prog_size, layout.bpf_func + 8),
-                                       kind="map")
+                                       kind="jit")
         maps = list(getattr(vm.prog, "maps", ()))
         for index, definition in enumerate(maps):
             if definition.type != "prog_array":
                 continue
             slots = max(definition.max_entries, 1)
             size = max(layout.array_size, layout.ptrs) + 8 * slots
-            address = memory.add(f"bpf_array {definition.name}", size, kind="map")
+            address = memory.add(f"bpf_array {definition.name}", size, kind="jit")
             memory.write(address + layout.max_entries, slots.to_bytes(4, "little"))
             for slot in range(slots):
                 entry = int.from_bytes(memory.read(int(vm.map_addr[index]) + 8 * slot, 8), "little")

@@ -1,0 +1,141 @@
+"""The stepper's panes in the browser: state, instruction stream, CFG.
+
+A small anywidget: Python renders the HTML (so a notebook saved as HTML, and
+the tests, see the same), the browser side only paints it, keeps the current
+line and CFG row in view, and reports clicks and keys back. Every class the
+HTML uses is under the stepper's own scope class, every CFG id under its own
+prefix: two steppers on a page never touch each other.
+
+Keys act only while focus is inside the stepper and never while it is in a
+text field (the instruction box stays typeable).
+"""
+
+from __future__ import annotations
+
+import anywidget
+import traitlets
+
+# the keys the stepper answers (see VerifierStepper.KEYS)
+ESM = r"""
+const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
+                      "e", "v", "b", "n", "p", "Escape"]);
+
+function keepInView(box, target) {
+  // scroll ``box`` (only it, never the page) so ``target`` sits in its middle
+  if (!box || !target) return;
+  const b = box.getBoundingClientRect(), t = target.getBoundingClientRect();
+  if (!b.height) return;  // not laid out (yet): the resize observer calls again
+  box.scrollTop += (t.top - b.top) - (box.clientHeight - t.height) / 2;
+  // rows are wide: bring as much of the row in view as fits, its start first
+  if (t.left < b.left) box.scrollLeft += t.left - b.left - 8;
+  else if (t.right > b.right) box.scrollLeft += Math.min(t.right - b.right + 8, t.left - b.left - 8);
+}
+
+function render({ model, el }) {
+  const root = document.createElement("div");
+  root.className = "bpfnb-panes " + model.get("scope");
+  root.tabIndex = 0;
+  root.style.cssText = "display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:10px;" +
+                       "outline:none;width:100%;box-sizing:border-box";
+  const state = document.createElement("div");
+  state.className = "state";
+  state.style.cssText = "overflow:auto;max-height:720px;min-width:0";
+  const right = document.createElement("div");
+  right.style.cssText = "display:flex;flex-direction:column;gap:6px;min-width:0";
+  const listing = document.createElement("div");
+  listing.className = "listing";
+  listing.style.cssText = "overflow:auto;height:230px;border:1px solid #d0d7de;min-width:0";
+  const legend = document.createElement("div");
+  const cfg = document.createElement("div");
+  cfg.className = "cfg";
+  cfg.style.cssText = "overflow:auto;height:440px;border:1px solid #d0d7de;min-width:0";
+  const style = document.createElement("style");
+  right.append(listing, legend, cfg);
+  root.append(style, state, right);
+  el.appendChild(root);
+
+  const follow = () => {
+    keepInView(listing, listing.querySelector(".ln.cur"));
+    const id = model.get("cfg_follow");
+    if (id) keepInView(cfg, cfg.querySelector("#" + CSS.escape(id)));
+  };
+  let pending = false;
+  const later = () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; follow(); });
+  };
+  const paint = {
+    state: () => { state.innerHTML = model.get("state"); },
+    listing: () => { listing.innerHTML = model.get("listing"); },
+    cfg: () => { cfg.innerHTML = model.get("cfg"); cfg.style.display = model.get("cfg") ? "" : "none"; },
+    cfg_style: () => { style.textContent = model.get("cfg_style"); },
+    legend: () => { legend.innerHTML = model.get("legend"); },
+  };
+  for (const [name, fn] of Object.entries(paint)) {
+    fn();
+    model.on("change:" + name, () => { fn(); later(); });
+  }
+  model.on("change:cfg_follow", later);
+  // an output scrolled into view, or a notebook tab shown, lays the panes out late
+  const resized = new ResizeObserver(later);
+  resized.observe(root);
+  later();
+
+  root.addEventListener("click", (event) => {
+    const target = event.target;
+    const operand = target.closest("[data-name]");
+    if (operand && root.contains(operand)) {
+      const step = operand.closest("[data-step]");  // a stream line, or a register row
+      model.send({ kind: "operand", step: Number(step.dataset.step), name: operand.dataset.name });
+      return;
+    }
+    const line = target.closest("[data-step]");
+    if (line && root.contains(line)) {
+      model.send({ kind: "step", step: Number(line.dataset.step) });
+      return;
+    }
+    const row = target.closest("g[id^='a_']");
+    if (row && cfg.contains(row)) {
+      event.preventDefault();  // the cell's xlink:href would move the page
+      const match = row.id.match(/[it](\d+)$/);
+      if (match) model.send({ kind: "insn", insn: Number(match[1]) });
+    }
+  });
+
+  // Capture on window runs before JupyterLab's own shortcuts (arrows move
+  // between cells there): take the key only when focus is in this stepper.
+  const onKey = (event) => {
+    const host = el.closest(".bpfnb-stepper") || root;
+    const target = event.target;
+    if (!(target instanceof Element) || !host.contains(target)) return;
+    if (target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || !KEYS.has(event.key)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    model.send({ kind: "key", key: event.key });
+  };
+  window.addEventListener("keydown", onKey, true);
+  return () => { window.removeEventListener("keydown", onKey, true); resized.disconnect(); };
+}
+
+export default { render };
+"""
+
+
+class StepperPanes(anywidget.AnyWidget):
+    """State, instruction stream and CFG of one stepper; ``on_message`` gets
+    the browser's clicks and keys (``{"kind": "operand"|"step"|"insn"|"key", ...}``)."""
+
+    _esm = ESM
+    scope = traitlets.Unicode("").tag(sync=True)
+    state = traitlets.Unicode("").tag(sync=True)
+    listing = traitlets.Unicode("").tag(sync=True)
+    legend = traitlets.Unicode("").tag(sync=True)
+    cfg = traitlets.Unicode("").tag(sync=True)  # the SVG, laid out once
+    cfg_style = traitlets.Unicode("").tag(sync=True)  # the current step's highlighting
+    cfg_follow = traitlets.Unicode("").tag(sync=True)  # id of the CFG row kept in view
+
+    def __init__(self, on_message, **kwargs):
+        super().__init__(**kwargs)
+        self.on_msg(lambda _widget, content, _buffers: on_message(content))
