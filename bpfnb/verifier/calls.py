@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from ..isa import Insn
 from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
+from .btf_access import btf_struct_ids_match
 from .helper_availability import AVAILABLE
 from .helper_protos import helper_proto
+from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
 from .mem import BPF_F_RDONLY_PROG, check_map_access
@@ -44,10 +46,11 @@ UNMODELLED = "unmodelled:"
 # argument kinds that also take NULL
 NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common"}
 SOCK_COMMON = "sock_common"
-MAX_FIRST_MEMBER_DEPTH = 8
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
+BTF_ID_EXPECTED = "ptr_, trusted_ptr_, rcu_ptr_"
+SOCK_COMMON_EXPECTED = "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_"
 HELPER_MEM_EXPECTED = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
 
 
@@ -162,6 +165,10 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
     if proto.ret.startswith("btf:"):
         btf = env.prog.kernel_btf
         return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=btf.find(proto.ret[4:], "struct"), trusted=True)
+    if proto.ret.startswith("btf_or_null:"):  # RET_PTR_TO_BTF_ID_OR_NULL: neither trusted nor untrusted
+        btf = env.prog.kernel_btf
+        return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=btf.find(proto.ret[12:], "struct"),
+                   maybe_null=True, id=env.new_id())
     return scalar_reg()
 
 
@@ -215,36 +222,33 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if kind == "alloc_size":
             meta.alloc_size = reg.s.umax
         meta.size_max = reg.s.umax
-    elif kind == SOCK_COMMON:  # a BTF socket: struct sock_common or one that starts with it
-        if reg.type != PTR_TO_BTF_ID or reg.untrusted or not _starts_with(reg.btf, reg.btf_id, SOCK_COMMON):
-            raise Reject(f"R{regno} type={format_type(reg)} expected=sock_common, sock, tcp_sock, xdp_sock, "
-                         "ptr_, trusted_ptr_")
+    elif kind == SOCK_COMMON:  # ARG_PTR_TO_BTF_ID_SOCK_COMMON: struct sock_common or one starting with it
+        if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu:
+            raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_COMMON_EXPECTED}")
+        check_btf_id_arg(env, regno, reg, SOCK_COMMON)
     elif kind == "ctx":
         if reg.type != PTR_TO_CTX:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")
     elif kind.startswith("btf:"):
-        wanted = kind[4:]
-        if reg.type != PTR_TO_BTF_ID or reg.untrusted:
-            raise Reject(f"R{regno} type={format_type(reg)} expected=ptr_, trusted_ptr_, rcu_ptr_")
-        got = reg.btf.type(reg.btf_id).name
-        if got != wanted:
-            raise Reject(f"R{regno} is of type {got} but {wanted} is expected")
+        if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null:
+            raise Reject(f"R{regno} type={format_type(reg)} expected={BTF_ID_EXPECTED}")
+        check_btf_id_arg(env, regno, reg, kind[4:])
     elif kind == "ringbuf_mem":
         if reg.type != PTR_TO_MEM or reg.maybe_null or not reg.ringbuf:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ringbuf_mem")
         meta.release_ref = reg.ref_obj_id
 
 
-def _starts_with(btf, type_id: int, name: str) -> bool:
-    """Whether struct ``type_id`` is ``name`` or begins with it, first member by first member."""
-    for _ in range(MAX_FIRST_MEMBER_DEPTH):
-        t = btf.type(btf.resolve(type_id))
-        if t.name == name:
-            return True
-        if t.kind not in ("struct", "union") or not t.members or t.members[0].bit_offset:
-            return False
-        type_id = t.members[0].type
-    return False
+def check_btf_id_arg(env, regno: int, reg: Reg, wanted: str) -> None:
+    """``check_reg_type``'s struct match for a BTF-typed argument: the pointer's struct, or
+    one found by walking first members (``btf_struct_ids_match``); the walk's complaint, if
+    any, comes first in the log."""
+    btf = reg.btf
+    found, complaint = btf_struct_ids_match(btf, reg.btf_id, reg.off, btf.find(wanted, "struct"))
+    if not found:
+        got = btf.type(reg.btf_id).name
+        lines = [complaint] if complaint else []
+        raise Reject("\n".join([*lines, f"R{regno} is of type {got} but {wanted} is expected"]))
 
 
 def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, *, write: bool) -> None:
@@ -348,6 +352,7 @@ def check_exit(env, state: State, i: int) -> int | None:
     if len(state.frames) > 1:  # R0 goes back as it is, even unset (the caller may not read it)
         env.log.scratch_regs.add(0)
         return prepare_func_exit(env, state, i, state.regs[0])
+    check_reference_leak(state)
     r0 = env.read_reg(state, 0)
     check_return_code(env, r0)
     env.record(state, i, "exit")
@@ -421,5 +426,5 @@ def check_call(env, state: State, insn: Insn, i: int) -> int:
     if insn.src == op.BPF_PSEUDO_CALL:
         return check_func_call(env, state, insn, i)
     if insn.src == op.BPF_PSEUDO_KFUNC_CALL:
-        raise Reject("calling kernel functions is not supported by bpfnb yet")
+        return check_kfunc_call(env, state, insn, i)
     return check_helper_call(env, state, insn, i)

@@ -23,6 +23,7 @@ from .calls import check_call, check_exit
 from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .jumps import check_cond_jmp_op
+from .kfuncs import kfunc_call_name
 from .liveness import compute_live_registers, print_liveness
 from .log import Reject
 from .mem import (
@@ -155,7 +156,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
             continue
         if log.level >= 2 and do_print_state:
             log.verbose("")
-            log.verbose(f"from {prev_insn} to {insn_idx}:{format_frame(state.frame)}")
+            log.verbose(f"from {prev_insn} to {insn_idx}:{format_frame(state.frame)}{state.refs_text()}")
             do_print_state = False
             log.mark_verifier_state_clean()
         if log.level:
@@ -166,7 +167,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
                 env.prev_linfo = li
             insn = insns[insn_idx]
             nxt = insns[insn_idx + 1] if insn.is_ld_imm64 and insn_idx + 1 < len(insns) else None
-            log.print_insn(f"{insn_idx}: {format_insn(insn, nxt)}")
+            log.print_insn(f"{insn_idx}: {format_insn(insn, nxt, call_name=kfunc_call_name(env, insn))}")
         env.insn_idx = insn_idx
         env.cur_state = state
         env.insn_log_pos = len(log.lines)

@@ -104,29 +104,74 @@ def _xdp(off: int, size: int, write: bool) -> CtxAccess:
     return CtxAccess({0: "pkt", 4: "pkt_end", 8: "pkt_meta"}.get(off, "scalar"))
 
 
+# Tracepoint arguments Linux 6.18 knows may be NULL (kernel/bpf/btf.c, raw_tp_null_args): a
+# tp_btf program gets them as *_or_null_ pointers. Arguments that may hold an ERR_PTR become
+# scalars. The core-kernel and networking entries; drivers and filesystems beyond these are
+# not listed (their arguments load as non-NULL here).
+TP_NULLABLE_ARGS = {
+    "sched_pi_setprio": (1,), "sched_stick_numa": (2,), "sched_swap_numa": (2,),
+    "fib_table_lookup": (2,), "qdisc_dequeue": (3,), "kfree_skb": (3,), "neigh_update": (1,),
+    "tcp_send_reset": (0, 1), "tcp_sendmsg_locked": (2,),
+    "mm_page_alloc": (0,), "mm_page_pcpu_drain": (0,), "mm_page_alloc_zone_locked": (0,),
+    "mm_khugepaged_scan_pmd": (1,), "mm_collapse_huge_page_isolate": (0,), "mm_khugepaged_scan_file": (1,),
+    "mm_khugepaged_collapse_file": (1,), "writeback_dirty_folio": (1,), "folio_wait_writeback": (1,),
+    "posix_lock_inode": (1,), "fcntl_setlk": (1,), "locks_remove_posix": (1,), "flock_lock_inode": (1,),
+    "break_lease_noblock": (1,), "break_lease_block": (1,), "break_lease_unblock": (1,),
+    "generic_delete_lease": (1,), "time_out_leases": (1,), "device_pm_callback_start": (1,),
+    "tmigr_update_events": (0,), "xs_stream_read_data": (0,), "xprt_reserve_cong": (1,),
+    "xprt_release_cong": (1,), "xprt_get_cong": (1,), "xprt_put_cong": (1,), "netfs_failure": (1,),
+    "cachefiles_lookup": (0,), "hugetlbfs_alloc_inode": (1,), "mr_integ_alloc": (3,),
+}
+TP_ERR_PTR_ARGS = {"cachefiles_lookup": (2,)}
+
+
+def _arg_slot(btf, type_id: int) -> int:
+    """Bytes an argument takes in a tracing context: 8 for a pointer, else its size rounded up to 8."""
+    t = btf.type(btf.resolve(type_id))
+    if t.kind == "ptr":
+        return U64_SIZE
+    return -(-btf.sizeof(type_id) // U64_SIZE) * U64_SIZE
+
+
+def _ctx_arg_idx(slots: list[int], ret_slot: int, off: int) -> int:
+    """``btf_ctx_arg_idx``: the argument (of the whole prototype) the context offset falls in;
+    past them the return value's slot (index ``len(slots)``), past that ``len(slots) + 1``.
+    A tracepoint's hidden ``__data`` counts, so its index is the visible argument's."""
+    end = 0
+    for i, slot in enumerate(slots):
+        end += slot
+        if off < end:
+            return i
+    return len(slots) if off < end + ret_slot else len(slots) + 1
+
+
 def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     """``btf_ctx_access`` for tp_btf (and fentry-style) programs."""
     btf = prog.kernel_btf
     if btf is None or not prog.attach_name:
         return CtxAccess(None)
     name = prog.attach_name
-    if write:
+    # tracing_prog_is_valid_access first: inside the argument array, a read, aligned to its size
+    if write or off < 0 or off >= MAX_BPF_FUNC_ARGS * U64_SIZE or off % size:
         return CtxAccess(None)
-    if off % 8:
+    if off % U64_SIZE:
         return CtxAccess(None, log=[f"func '{name}' offset {off} is not multiple of 8"])
-    arg = off // 8
-    hidden = 0
     try:
         if prog.expected_attach_type == "trace_raw_tp":
-            _typedef, params = btf.trace_proto(name)
-            hidden = 1  # the prototype's first parameter is the tracepoint's own context
+            _typedef, params = btf.trace_proto(name)  # without the hidden 'void *__data'
+            slots = [U64_SIZE] + [_arg_slot(btf, p.type) for p in params]
+            ret_slot = 0  # btf_trace_<tp> returns void
         else:  # fentry/fexit/fmod_ret/lsm: the function's own prototype
             func = btf.type(prog.attach_btf_id or btf.find(name, "func"))
-            params = btf.type(func.type).params
+            proto = btf.type(func.type)
+            params = proto.params
+            slots = [_arg_slot(btf, p.type) for p in params]
+            ret_slot = _arg_slot(btf, proto.type) if proto.type else 0
     except Exception:
         return CtxAccess(None)
+    arg = _ctx_arg_idx(slots, ret_slot, off)
     if arg >= len(params):
-        return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + hidden + 1}-th argument"])
+        return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + 1}-th argument"])
     type_id = btf.strip_modifiers(params[arg].type)
     t = btf.type(btf.resolve(type_id))
     if t.kind != "ptr":
@@ -138,8 +183,12 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     if size != 8:
         return CtxAccess(None)
     kind = "STRUCT" if tt.kind == "struct" else "UNION"
-    return CtxAccess("btf", btf_id=target, trusted=True,
-                     log=[f"func '{name}' arg{arg} has btf_id {target} type {kind} '{tt.name}'"])
+    log = [f"func '{name}' arg{arg} has btf_id {target} type {kind} '{tt.name}'"]
+    raw_tp = prog.expected_attach_type == "trace_raw_tp"
+    if raw_tp and arg in TP_ERR_PTR_ARGS.get(name, ()):
+        return CtxAccess("scalar", log=[*log, f"marking pointer arg{arg} as scalar as it may encode error"])
+    return CtxAccess("btf", btf_id=target, trusted=True, log=log,
+                     maybe_null=raw_tp and arg in TP_NULLABLE_ARGS.get(name, ()))
 
 
 def _perf_event(off: int, size: int, write: bool) -> CtxAccess:

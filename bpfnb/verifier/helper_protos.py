@@ -5,9 +5,10 @@ Argument kinds are the kernel's ``enum bpf_arg_type`` values by meaning:
 ``uninit_mem`` + ``size``/``size_or_zero`` (ARG_PTR_TO_UNINIT_MEM and the
 following ARG_CONST_SIZE[_OR_ZERO]), ``mem`` (ARG_PTR_TO_MEM | MEM_RDONLY),
 ``ctx``, ``any`` (ARG_ANYTHING), ``btf:sk_buff`` (ARG_PTR_TO_BTF_ID of that
-struct), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
+struct), ``sock_common`` (ARG_PTR_TO_BTF_ID_SOCK_COMMON), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
 ``alloc_size`` (ARG_CONST_ALLOC_SIZE_OR_ZERO). Returns: ``integer``,
-``void``, ``map_value_or_null``, ``ringbuf_mem_or_null``, ``btf:task_struct``.
+``void``, ``map_value_or_null``, ``ringbuf_mem_or_null``, ``btf:task_struct``,
+``btf_or_null:tcp_sock`` (RET_PTR_TO_BTF_ID_OR_NULL).
 Which program types may call which helper is the kernel's own answer
 (``helper_availability``). Read from the ``bpf_func_proto`` declarations of
 Linux 6.12/6.18 (kernel/bpf/helpers.c, kernel/trace/bpf_trace.c, net/core/filter.c
@@ -130,6 +131,11 @@ PROTOS: dict[int, HelperProto] = {
     133: HelperProto(("ringbuf_mem", "any"), "void"),  # ringbuf_discard
     134: HelperProto(("map", "any")),  # ringbuf_query
     135: HelperProto(("ctx", "any")),  # csum_level
+    136: HelperProto(("sock_common",), "btf_or_null:tcp6_sock"),  # skc_to_tcp6_sock
+    137: HelperProto(("sock_common",), "btf_or_null:tcp_sock"),  # skc_to_tcp_sock
+    138: HelperProto(("sock_common",), "btf_or_null:tcp_timewait_sock"),  # skc_to_tcp_timewait_sock
+    139: HelperProto(("sock_common",), "btf_or_null:tcp_request_sock"),  # skc_to_tcp_request_sock
+    140: HelperProto(("sock_common",), "btf_or_null:udp6_sock"),  # skc_to_udp6_sock
     141: HelperProto(("btf:task_struct", "uninit_mem", "size_or_zero", "any")),  # get_task_stack
     147: HelperProto(("btf:path", "mem", "size_or_zero")),  # d_path
     148: HelperProto(("uninit_mem", "size_or_zero", "any")),  # copy_from_user
@@ -143,6 +149,7 @@ PROTOS: dict[int, HelperProto] = {
     174: HelperProto(("ctx",)),  # get_attach_cookie
     176: HelperProto(("uninit_mem", "size_or_zero")),  # get_branch_snapshot
     177: HelperProto(("mem", "size", "mem_or_null", "size_or_zero")),  # trace_vprintk
+    178: HelperProto(("sock_common",), "btf_or_null:unix_sock"),  # skc_to_unix_sock
     188: HelperProto(("ctx",)),  # xdp_get_buff_len
     189: HelperProto(("ctx", "any", "uninit_mem", "size")),  # xdp_load_bytes
     190: HelperProto(("ctx", "any", "mem", "size")),  # xdp_store_bytes

@@ -135,6 +135,8 @@ def sync_linked_regs(state: State, known: Reg) -> None:
 
 
 def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:
+    if is_null:  # an acquired pointer that is NULL holds no reference (release_reference_nomark)
+        state.refs = tuple(ref for ref in state.refs if ref[0] != pid)
     for frame in state.frames:
         for reg in _regs_and_spills(frame):
             if reg is None or not reg.maybe_null or reg.id != pid:
@@ -211,6 +213,8 @@ def reg_not_null(reg: Reg) -> bool:
     """The pointer kinds the kernel knows cannot be NULL."""
     if reg.maybe_null:
         return False
-    if reg.type == PTR_TO_BTF_ID:
-        return reg.trusted or reg.rcu
-    return reg.type in (PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_MAP_KEY)
+    if reg.type == PTR_TO_BTF_ID:  # is_trusted_reg: referenced, or trusted and not untrusted
+        return bool(reg.ref_obj_id) or (reg.trusted and not reg.untrusted)
+    if reg.type == PTR_TO_MEM:  # memory read through a walked pointer may be NULL
+        return not reg.untrusted
+    return reg.type in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY)

@@ -58,7 +58,7 @@ class VerifierLog:
     def print_insn_state(self, state: State, insn: int) -> None:
         if not self.level or not (self.scratch_regs or self.scratch_slots):
             return
-        text = format_frame(state.frame, regs=self.scratch_regs, slots=self.scratch_slots)
+        text = format_frame(state.frame, regs=self.scratch_regs, slots=self.scratch_slots) + state.refs_text()
         if self.insn_line_open:
             pos = self.insn_line_len
             pad = max(pos + BPF_LOG_MIN_ALIGNMENT // 2, BPF_LOG_ALIGNMENT)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..isa import Insn
 from ..isa import opcodes as op
 from .alu import coerce_reg_to_size_sx
-from .btf_access import check_ptr_to_btf_access
+from .btf_access import check_pseudo_btf_id, check_ptr_to_btf_access
 from .ctx import ctx_access
 from .log import Reject
 from .regstate import (
@@ -140,7 +140,10 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
     elif t == PTR_TO_MEM:
         if write and base.rdonly:
             raise Reject(f"R{regno} cannot write into {base.type_name()}")
-        check_mem_region_access(regno, base, off, size, base.mem_size)
+        if base.rdonly and base.untrusted:  # memory behind a walked pointer: no bounds, PROBE_MEM loads
+            env.probe_mem.add(insn_idx)
+        else:
+            check_mem_region_access(regno, base, off, size, base.mem_size)
         result = scalar_reg()
     elif t == PTR_TO_CTX:
         result = check_ctx_access(env, regno, base, off, size, write)
@@ -193,7 +196,7 @@ def check_ctx_access(env, regno: int, base: Reg, off: int, size: int, write: boo
     if access.kind in CTX_KIND:
         return Reg(CTX_KIND[access.kind], Scalar.const(0))
     return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=env.prog.kernel_btf, btf_id=access.btf_id,
-               trusted=access.trusted)
+               trusted=access.trusted, maybe_null=access.maybe_null, id=env.new_id() if access.maybe_null else 0)
 
 
 def _check_mem_bounds(regno: int, reg: Reg, off: int, size: int, mem_size: int, zero_size_ok: bool = False) -> None:
@@ -394,7 +397,10 @@ def check_ld_imm(env, state: State, insn: Insn, i: int) -> None:
             reg = Reg(PTR_TO_MAP_VALUE, Scalar.const(0), off=second.imm, map=definition, map_index=insn.imm)
         env.write_reg(state, insn.dst, reg)
         return
-    raise Reject("bpfnb does not model 64-bit immediate loads of BTF objects or functions")
+    if insn.src == op.BPF_PSEUDO_BTF_ID:
+        env.write_reg(state, insn.dst, check_pseudo_btf_id(env, insn.imm, second.imm))
+        return
+    raise Reject("bpfnb does not model 64-bit immediate loads of functions (BPF_PSEUDO_FUNC)")
 
 
 # the program types whose programs may use the legacy packet loads (``may_access_skb``)

@@ -225,7 +225,7 @@ def stacksafe(old_frame, cur_frame) -> bool:
 
 
 def states_equal(old: State, cur: State, live: set[int], stack_matters: bool = True) -> bool:
-    if len(old.frames) != len(cur.frames):
+    if len(old.frames) != len(cur.frames) or old.refs != cur.refs or old.active_rcu_lock != cur.active_rcu_lock:
         return False
     for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
         innermost = depth == len(old.frames) - 1

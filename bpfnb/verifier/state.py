@@ -52,9 +52,16 @@ class State:
     frames: list[Frame]
     insn: int = 0
     parent_insn: int = -1  # the branch that pushed this state
+    refs: tuple[tuple[int, int], ...] = ()  # acquired references: (id, insn that acquired it)
+    active_rcu_lock: bool = False  # inside bpf_rcu_read_lock()/bpf_rcu_read_unlock()
 
     def copy(self) -> State:
-        return State([f.copy() for f in self.frames], self.insn, self.parent_insn)
+        return State([f.copy() for f in self.frames], self.insn, self.parent_insn, self.refs,
+                     self.active_rcu_lock)
+
+    def refs_text(self) -> str:
+        """`` refs=2,5``: what ``print_verifier_state`` appends while references are held."""
+        return f" refs={','.join(str(ref_id) for ref_id, _insn in self.refs)}" if self.refs else ""
 
     @property
     def frame(self) -> Frame:

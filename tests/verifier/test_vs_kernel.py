@@ -23,8 +23,6 @@ OBJECTS = sorted(p for p in (ROOT / "tests/fixtures").glob("*.bpf.o") if p.name 
 # fixture programs using what the verifier does not model yet (issue 15's verifier part):
 # remove an entry when its feature lands
 NOT_YET_MODELLED = {
-    ("externs.bpf.o", "typed_ksym"): "ld_imm64 of a kernel variable (BPF_PSEUDO_BTF_ID)",
-    ("externs.bpf.o", "ksyms"): "kfunc calls (BPF_PSEUDO_KFUNC_CALL)",
 }
 
 

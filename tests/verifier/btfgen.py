@@ -1,0 +1,196 @@
+"""Random ``tp_btf`` programs that walk the live kernel's BTF, for comparing
+bpfnb's verifier with the kernel's (issue 15).
+
+``random_btf_program(rng, btf)`` picks a tracepoint with struct arguments,
+loads one or two of them from the context, walks pointer members of the
+structs they point to (``sk_buff``, ``sock``, ``net_device``,
+``task_struct``, ``file`` …), sometimes NULL-checks, calls helpers and
+kfuncs that take BTF-typed arguments, and now and then injects a defect:
+an access past the struct, pointer arithmetic before the NULL check, a
+store through a BTF pointer, a context offset that is not a multiple of 8
+or past the last argument, a helper argument of the wrong struct, an
+acquired reference never released.
+"""
+
+from __future__ import annotations
+
+import random
+
+from bpfnb.isa import Insn
+from bpfnb.isa import opcodes as op
+from bpfnb.isa.insn import encode
+from bpfnb.program import program as make_program
+
+TRACEPOINTS = ("kfree_skb", "consume_skb", "net_dev_xmit", "netif_receive_skb", "inet_sock_set_state",
+               "tcp_retransmit_skb", "sched_switch", "sched_process_exec", "task_newtask", "sched_wakeup",
+               "sched_process_fork", "tcp_probe", "net_dev_start_xmit", "writeback_dirty_inode_start",
+               "file_check_and_advance_wb_err", "sock_exceed_buf_limit")
+GET_CURRENT_TASK_BTF = 158
+SKC_TO = (136, 137, 138, 139, 140, 178)  # bpf_skc_to_{tcp6,tcp,tcp_timewait,tcp_request,udp6,unix}_sock
+KFUNCS_TASK = ("bpf_task_acquire", "bpf_task_release")
+POINTER_SIZE = 8
+EXIT_LABEL = -1  # a jump's placeholder target: the common exit
+SIZE_CODES = {1: op.BPF_B, 2: op.BPF_H, 4: op.BPF_W, 8: op.BPF_DW}
+WALK_REGS = (7, 8, 9)
+
+
+def _ldx(dst: int, src: int, off: int, size: int = 8) -> Insn:
+    return Insn(op.BPF_LDX | op.BPF_MEM | SIZE_CODES[size], dst, src, off)
+
+
+def _mov(dst: int, src: int) -> Insn:
+    return Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_X, dst, src)
+
+
+def _movi(dst: int, imm: int) -> Insn:
+    return Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, dst, 0, 0, imm)
+
+
+def _null_exit(reg: int) -> Insn:
+    return Insn(op.BPF_JMP | op.BPF_JEQ | op.BPF_K, reg, 0, EXIT_LABEL, 0)
+
+
+def _members(btf, struct_id: int, base: int = 0, depth: int = 0):
+    """(offset, member type id, bitfield) of every member, anonymous ones flattened."""
+    out = []
+    for m in btf.members(struct_id):
+        off = base + m.bit_offset // 8
+        if m.bitfield_size:
+            out.append((off, m.type, True))
+            continue
+        t = btf.type(btf.resolve(m.type))
+        if not m.name and t.kind in ("struct", "union") and depth < 3:
+            out += _members(btf, btf.resolve(m.type), off, depth + 1)
+        else:
+            out.append((off, m.type, False))
+    return out
+
+
+class _Gen:
+    def __init__(self, rng: random.Random, btf, defects: float):
+        self.rng, self.btf, self.defects = rng, btf, defects
+        self.insns: list[Insn] = []
+        self.defect = ""
+
+    def inject(self, name: str) -> bool:
+        if self.defect or self.rng.random() >= self.defects:
+            return False
+        self.defect = name
+        return True
+
+    def struct_args(self, tp: str):
+        _typedef, params = self.btf.trace_proto(tp)
+        out = []
+        for i, p in enumerate(params):
+            t = self.btf.type(self.btf.resolve(p.type))
+            if t.kind == "ptr" and self.btf.type(self.btf.resolve(t.type)).kind in ("struct", "union"):
+                out.append((i, self.btf.resolve(t.type)))
+        return params, out
+
+    def walk(self, reg: int, struct_id: int, steps: int, checked: bool) -> None:
+        rng, btf = self.rng, self.btf
+        for _ in range(steps):
+            size_of = btf.type(struct_id).size
+            members = _members(btf, struct_id)
+            if not members:
+                return
+            if self.inject("beyond"):
+                self.insns.append(_ldx(0, reg, size_of, rng.choice((4, 8))))
+                return
+            if self.inject("ptr_arith"):  # before any NULL check: on an *_or_null_ pointer, refused
+                self.insns.append(Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, reg, 0, 0, 8))
+            if not checked and rng.random() < 0.5:
+                self.insns.append(_null_exit(reg))
+                checked = True
+            if self.inject("store"):
+                self.insns.append(Insn(op.BPF_ST | op.BPF_MEM | op.BPF_DW, reg, 0, 0, 0))
+                return
+            pointers = [(o, t) for o, t, bf in members
+                        if not bf and btf.type(btf.resolve(t)).kind == "ptr"]
+            structs = [(o, t) for o, t in pointers
+                       if btf.type(btf.resolve(btf.type(btf.resolve(t)).type)).kind in ("struct", "union")]
+            choice = rng.random()
+            if choice < 0.55 and structs:
+                off, t = rng.choice(structs)
+                dst = rng.choice([r for r in WALK_REGS if r != reg])
+                self.insns.append(_ldx(dst, reg, off))
+                reg, struct_id, checked = dst, btf.resolve(btf.type(btf.resolve(t)).type), False
+                continue
+            if choice < 0.7 and pointers:
+                off, t = rng.choice(pointers)
+                self.insns.append(_ldx(0, reg, off))
+                if rng.random() < 0.5:  # read through a pointer to a non-struct
+                    self.insns.append(_null_exit(0))
+                    self.insns.append(_ldx(0, 0, 0, rng.choice((1, 4, 8))))
+                return
+            off, t, _bf = rng.choice(members)
+            size = btf.sizeof(t) if not _bf else 1
+            size = size if size in SIZE_CODES else rng.choice((1, 4))
+            self.insns.append(_ldx(0, reg, off, size))
+            return
+        self.last = (reg, struct_id)
+
+    def helper_call(self, regs) -> None:
+        """A helper taking a BTF-typed argument, with a typed or mistyped pointer."""
+        rng = self.rng
+        reg, struct_id = rng.choice(regs)
+        name = self.btf.type(struct_id).name
+        if name in ("sock", "sock_common") or self.inject("wrong_struct"):
+            self.insns.append(_mov(1, reg))
+            self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, rng.choice(SKC_TO)))
+            if rng.random() < 0.5:
+                self.insns.append(_ldx(1, 0, 0))  # before the NULL check: a defect of its own
+            else:
+                self.insns.append(_null_exit(0))
+                self.insns.append(_ldx(1, 0, 0, 4))
+
+    def kfuncs(self) -> None:
+        rng, btf = self.rng, self.btf
+        call = op.BPF_JMP | op.BPF_CALL
+        self.insns.append(Insn(call, 0, 0, 0, GET_CURRENT_TASK_BTF))
+        self.insns.append(_mov(1, 0))
+        self.insns.append(Insn(call, 0, op.BPF_PSEUDO_KFUNC_CALL, 0, btf.find("bpf_task_acquire", "func")))
+        if rng.random() < 0.3:
+            self.insns.append(_ldx(1, 0, 0, 4))  # or_null before the check
+        self.insns.append(_null_exit(0))
+        if self.inject("leak"):
+            return
+        self.insns.append(_mov(1, 0))
+        self.insns.append(Insn(call, 0, op.BPF_PSEUDO_KFUNC_CALL, 0, btf.find("bpf_task_release", "func")))
+
+    def build(self, tp: str):
+        rng = self.rng
+        params, args = self.struct_args(tp)
+        self.insns.append(_mov(6, 1))
+        regs = []
+        for (idx, struct_id), reg in zip(rng.sample(args, min(len(args), 2)), (7, 8), strict=False):
+            off = idx * POINTER_SIZE
+            if self.inject("ctx_off"):
+                off = rng.choice((off + 4, len(params) * POINTER_SIZE))
+            self.insns.append(_ldx(reg, 6, off))
+            regs.append((reg, struct_id))
+        if rng.random() < 0.4 or not regs:
+            self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, GET_CURRENT_TASK_BTF))
+            self.insns.append(_mov(9, 0))
+            regs.append((9, self.btf.find("task_struct", "struct")))
+        if rng.random() < 0.3:
+            self.helper_call(regs)
+        reg, struct_id = rng.choice(regs)
+        self.walk(reg, struct_id, rng.randint(1, 3), checked=False)
+        if rng.random() < 0.15:
+            self.kfuncs()
+        self.insns.append(_movi(0, 0))
+        exit_at = len(self.insns)
+        self.insns.append(Insn(op.BPF_JMP | op.BPF_EXIT))
+        return [Insn(i.code, i.dst, i.src, exit_at - n - 1, i.imm) if i.off == EXIT_LABEL and
+                (i.code & 0x07) == op.BPF_JMP and i.code != (op.BPF_JMP | op.BPF_CALL) else i
+                for n, i in enumerate(self.insns)]
+
+
+def random_btf_program(rng: random.Random, btf, *, defects: float = 0.15, name: str = "btfgen"):
+    """A ``tp_btf/<tracepoint>`` program, and the defect injected (``""``: none)."""
+    tp = rng.choice(TRACEPOINTS)
+    gen = _Gen(rng, btf, defects)
+    insns = gen.build(tp)
+    prog = make_program(encode(insns), section=f"tp_btf/{tp}", kernel_btf=btf, name=name)
+    return prog, gen.defect

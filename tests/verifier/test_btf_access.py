@@ -1,0 +1,134 @@
+"""Pointer kinds and trust through the kernel BTF, BTF-typed helper arguments and
+kfunc calls: hand-written tp_btf programs with the messages and register types
+Linux 6.18 prints for them (checked against the running kernel by the kernel-marked
+test; the offsets are those of the kernel in ``KERNEL``)."""
+
+import os
+
+import pytest
+
+from bpfnb.btf import kernel_btf
+from bpfnb.isa import Insn
+from bpfnb.isa import opcodes as op
+from bpfnb.isa.insn import encode, ld_imm64
+from bpfnb.program import program
+from bpfnb.verifier import verify
+
+from .btfgen import _ldx, _mov, _movi
+
+KERNEL = "6.18.44-fc-v1045"
+CALL = op.BPF_JMP | op.BPF_CALL
+EXIT = [_movi(0, 0), Insn(op.BPF_JMP | op.BPF_EXIT)]
+GET_CURRENT_TASK_BTF, SKC_TO_TCP_SOCK = 158, 137
+SKB_SK, SKB_DATA, TASK_REAL_PARENT, TASK_PID, TASK_SIZE = 24, 200, 1280, 1264, 3264
+
+
+def _null_skip(reg: int, n: int) -> Insn:
+    return Insn(op.BPF_JMP | op.BPF_JEQ | op.BPF_K, reg, 0, n, 0)
+
+
+def _kfunc(btf, name: str) -> Insn:
+    return Insn(CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, 0, btf.find(name, "func"))
+
+
+def _cases(btf):
+    """name -> (section, instructions, the kernel's error line or None, printed types expected)."""
+    acquire = [Insn(CALL, 0, 0, 0, GET_CURRENT_TASK_BTF), _mov(1, 0), _kfunc(btf, "bpf_task_acquire")]
+    return {
+        "nullable_arg": ("tp_btf/kfree_skb", [_ldx(7, 1, 24), _ldx(0, 7, 0)],
+                         "R7 invalid mem access 'trusted_ptr_or_null_'", ["trusted_ptr_or_null_sock(id=1)"]),
+        "nullable_arith": ("tp_btf/kfree_skb", [_ldx(5, 1, 24), Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, 5, 0, 0, 8)],
+                           "R5 pointer arithmetic on trusted_ptr_or_null_ prohibited, null-check it first", []),
+        "null_checked": ("tp_btf/kfree_skb", [_ldx(7, 1, 24), _null_skip(7, 1), _ldx(0, 7, 0, 4)],
+                         None, ["trusted_ptr_sock()"]),
+        "rcu_or_null_walk": ("tp_btf/kfree_skb", [_ldx(7, 1, 0), _ldx(2, 7, SKB_SK), _ldx(0, 2, 0)],
+                             "R2 invalid mem access 'rcu_ptr_or_null_'", ["rcu_ptr_or_null_sock(id=1)"]),
+        "beyond_struct": ("tp_btf/sched_switch", [_ldx(7, 1, 8), _ldx(0, 7, TASK_SIZE)],
+                          f"access beyond struct task_struct at off {TASK_SIZE} size 8", []),
+        "fifth_arg": ("tp_btf/kfree_skb", [_ldx(0, 1, 32)], "func 'kfree_skb' doesn't have 5-th argument", []),
+        "past_the_return_slot": ("tp_btf/kfree_skb", [_ldx(0, 1, 40)],
+                                 "func 'kfree_skb' doesn't have 7-th argument", []),
+        "misaligned_for_its_size": ("tp_btf/kfree_skb", [_ldx(0, 1, 4)], "invalid bpf_context access off=4 size=8", []),
+        "not_multiple_of_8": ("tp_btf/kfree_skb", [_ldx(0, 1, 4, 4)], "func 'kfree_skb' offset 4 is not multiple of 8", []),
+        "char_pointer": ("tp_btf/kfree_skb", [_ldx(7, 1, 0), _ldx(2, 7, SKB_DATA), _ldx(0, 2, 3, 1)],
+                         None, ["rdonly_untrusted_mem(sz=0)"]),
+        "rcu_field": ("tp_btf/sched_switch", [Insn(CALL, 0, 0, 0, GET_CURRENT_TASK_BTF),
+                                              _ldx(2, 0, TASK_REAL_PARENT), _ldx(0, 2, TASK_PID, 4)],
+                      None, ["rcu_ptr_task_struct()"]),
+        "skc_to_skb": ("tp_btf/kfree_skb", [_ldx(1, 1, 0), Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK)],
+                       "cannot access ptr member next with moff 0 in struct (anon) with off 0 size 1", []),
+        "skc_to_null": ("tp_btf/kfree_skb", [_ldx(1, 1, 24), Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK)],
+                        "R1 type=trusted_ptr_or_null_ expected=sock_common, sock, tcp_sock, xdp_sock, ptr_, "
+                        "trusted_ptr_", []),
+        "skc_to_sock": ("tp_btf/inet_sock_set_state", [_ldx(1, 1, 0), Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK),
+                                                       _null_skip(0, 1), _ldx(0, 0, 0, 4)],
+                        None, ["ptr_or_null_tcp_sock(id=1)", "ptr_tcp_sock()"]),
+        "acquire_release": ("tp_btf/sched_switch", [*acquire, _null_skip(0, 2), _mov(1, 0),
+                                                    _kfunc(btf, "bpf_task_release")],
+                            None, ["ptr_or_null_task_struct(id=2,ref_obj_id=2)", "ptr_task_struct(ref_obj_id=2)"]),
+        "leak": ("tp_btf/sched_switch", [*acquire, _null_skip(0, 0)], "Unreleased reference id=2 alloc_insn=2", []),
+        "release_unreferenced": ("tp_btf/sched_switch", [Insn(CALL, 0, 0, 0, GET_CURRENT_TASK_BTF), _mov(1, 0),
+                                                         _kfunc(btf, "bpf_task_release")],
+                                 "release kernel function bpf_task_release expects refcounted PTR_TO_BTF_ID", []),
+        "rcu_section_open": ("tp_btf/sched_switch", [_kfunc(btf, "bpf_rcu_read_lock")],
+                             "BPF_EXIT instruction in main prog cannot be used inside bpf_rcu_read_lock-ed region", []),
+        "task_from_pid": ("tp_btf/sched_switch", [*ld_imm64(1, btf.find("bpf_task_from_pid", "func"),
+                                                            op.BPF_PSEUDO_BTF_ID), _null_skip(1, 4), _movi(1, 1),
+                                                  _kfunc(btf, "bpf_task_from_pid"), _null_skip(0, 2), _mov(1, 0),
+                                                  _kfunc(btf, "bpf_task_release")],
+                          None, ["R1=rdonly_mem(sz=0)", "ptr_or_null_task_struct(id=2,ref_obj_id=2) refs=2"]),
+        "rdonly_cast": ("tp_btf/sched_switch", [_ldx(1, 1, 8), _movi(2, btf.find("sock", "struct")),
+                                                _kfunc(btf, "bpf_rdonly_cast"), _ldx(0, 0, 0, 4)],
+                        None, ["untrusted_ptr_sock()"]),
+    }
+
+
+def _program(btf, name, section, insns):
+    return program(encode(insns + EXIT), section=section, kernel_btf=btf, name=name[:15])
+
+
+@pytest.fixture(scope="module")
+def btf():
+    if os.uname().release != KERNEL:
+        pytest.skip(f"the offsets here are kernel {KERNEL}'s; this is {os.uname().release}")
+    return kernel_btf()
+
+
+NAMES = ("nullable_arg", "nullable_arith", "null_checked", "rcu_or_null_walk", "beyond_struct", "fifth_arg",
+         "past_the_return_slot", "misaligned_for_its_size", "not_multiple_of_8", "char_pointer", "rcu_field",
+         "skc_to_skb", "skc_to_null", "skc_to_sock", "acquire_release", "leak", "release_unreferenced",
+         "rcu_section_open", "rdonly_cast", "task_from_pid")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_btf_case_has_the_kernels_error_and_types(btf, name):
+    section, insns, error, types = _cases(btf)[name]
+    ours = verify(_program(btf, name, section, insns), log_level=2)
+    assert (ours.ok, ours.error) == (error is None, error)
+    for text in types:
+        assert text in ours.log
+
+
+def test_a_kfunc_bpfnb_does_not_model_is_refused_by_name(btf):
+    ours = verify(_program(btf, "other", "tp_btf/sched_switch", [_movi(1, 1), _kfunc(btf, "bpf_cgroup_from_id")]))
+    assert ours.error == f"bpfnb does not model kfunc bpf_cgroup_from_id#{btf.find('bpf_cgroup_from_id', 'func')} (insn 1)"
+
+
+def test_skc_to_on_a_sk_buff_names_the_types_after_the_walks_complaint(btf):
+    section, insns, _error, _types = _cases(btf)["skc_to_skb"]
+    log = verify(_program(btf, "skc", section, insns), log_level=2).log
+    assert ("cannot access ptr member next with moff 0 in struct (anon) with off 0 size 1\n"
+            "R1 is of type sk_buff but sock_common is expected\n") in log
+
+
+@pytest.mark.kernel
+def test_the_running_kernel_agrees(btf):
+    from bpfnb.kernel import load
+
+    cases = _cases(btf)
+    assert sorted(cases) == sorted(NAMES)
+    for name, (section, insns, error, types) in cases.items():
+        with load(_program(btf, name, section, insns), log_level=2) as loaded:
+            assert (loaded.ok, loaded.error) == (error is None, error), name
+            for text in types:
+                assert text in loaded.log, (name, text)
