@@ -9,9 +9,9 @@ import pytest
 
 import bpfnb
 from bpfnb.isa import Insn
-from bpfnb.kernel.log import KernelLog
 from bpfnb.program import Program
 from bpfnb.verifier import verify
+from bpfnb.verifier.agreement import printed_states
 from bpfnb.verifier.randprog import random_program
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -22,18 +22,7 @@ OBJECTS = sorted(p for p in (ROOT / "tests/fixtures").glob("*.bpf.o") if p.name 
 
 # fixture programs using what the verifier does not model yet (issue 15's verifier part):
 # remove an entry when its feature lands
-NOT_YET_MODELLED = {
-}
-
-
-def _states(log: str) -> set[tuple[int, str, str]]:
-    """(insn, register/slot, value) printed on instruction lines; precision marks ignored."""
-    out = set()
-    for line in KernelLog(log).lines:
-        if line.kind == "insn":
-            for name, value in line.state.items():
-                out.add((line.insn, name, value.text[1:] if value.precise else value.text))
-    return out
+NOT_YET_MODELLED: dict[tuple[str, str], str] = {}
 
 
 def _compare(prog):
@@ -42,8 +31,8 @@ def _compare(prog):
     with load(prog, log_level=2) as loaded:
         kernel_ok, kernel_error, kernel_log = loaded.ok, loaded.error, loaded.log
     ours = verify(prog, log_level=2)
-    theirs = _states(kernel_log)
-    return kernel_ok, kernel_error, ours, len(theirs & _states(ours.log)), len(theirs)
+    theirs = printed_states(kernel_log)
+    return kernel_ok, kernel_error, ours, len(theirs & printed_states(ours.log)), len(theirs)
 
 
 # programs of the loader's fixtures whose verdict ours does not reach yet (the
