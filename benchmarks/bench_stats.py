@@ -74,6 +74,8 @@ def bench_corpus() -> None:
         workers_cpu = sum(client.run(_cpu_seconds).values()) - before
     timeless = [c for c in here.columns if c not in TIME_FIELDS]
     same = here[timeless].equals(there[timeless])
+    if not same:
+        raise AssertionError("the cluster's rows differ from the in-process rows: no speed-up to report")
     print(f"{WORKERS} local workers:     {on_cluster:7.1f} s  {objects / on_cluster:6.2f} objects/s "
           f"({workers_cpu:.1f} CPU s in the workers, {workers_cpu / on_cluster:.2f} CPUs busy; "
           f"+{started:.1f} s to start the cluster); same rows: {same}")

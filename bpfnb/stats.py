@@ -121,10 +121,22 @@ def _loaded(obj: ObjectFile, data: bytes | None):
         try:
             loaded = load(local)
         except BpfnbError as exc:  # name the user's file, not the worker's copy
-            raise type(exc)(str(exc).replace(local, obj.path)) from None
-    # later messages (the verifier's, the kernel's) name the user's file too
+            raise _renamed(exc, local, obj.path) from None
+    # later messages (the verifier's, the kernel's) name the user's file too, and so do
+    # those of the programs the loader could not prepare
     programs = {name: dataclasses.replace(prog, path=obj.path) for name, prog in loaded.programs.items()}
-    return dataclasses.replace(loaded, path=obj.path, programs=programs)
+    failed = {name: dataclasses.replace(f, error=_renamed(f.error, local, obj.path))
+              for name, f in loaded.failed.items()}
+    return dataclasses.replace(loaded, path=obj.path, programs=programs, failed=failed)
+
+
+def _renamed(exc: BpfnbError, local: str, path: str) -> BpfnbError:
+    """``exc`` with the worker's copy of the file named as the user's ``path``."""
+    text = str(exc).replace(local, path)
+    try:
+        return type(exc)(text)
+    except TypeError:  # an error type that takes more than its message
+        return BpfnbError(text)
 
 
 def object_rows(obj: ObjectFile, data: bytes | None = None, *, vs_kernel: bool = False) -> list[dict]:

@@ -115,3 +115,21 @@ def test_kernel_figures_come_from_workers_with_the_kernel_resource_or_from_here(
         pd.testing.assert_frame_equal(_without_time(frame), _without_time(here))
     assert here["kernel_verdict"].tolist() == ["accept", "reject", "reject", "accept", "refused"]
     assert here["kernel_processed"].tolist()[:4] == [76, 25, 3, 11]
+
+
+def test_a_program_the_loader_cannot_prepare_names_the_users_file_on_the_cluster(tmp_path, client):
+    from elftools.elf.elffile import ELFFile
+
+    fixture = ROOT / "tests" / "fixtures" / "static_programs.bpf.o"
+    data = bytearray(fixture.read_bytes())
+    with open(fixture, "rb") as f:
+        xdp = next(s for s in ELFFile(f).iter_sections() if s.name == "xdp")
+        call = xdp["sh_offset"] + 8 * 1  # static_xdp's `call scaled`: now into the middle of scaled()
+    data[call + 4:call + 8] = (0).to_bytes(4, "little")
+    path = tmp_path / "broken.o"
+    path.write_bytes(bytes(data))
+    frame = stats([path], client=client, progress=False)
+    failed = frame[frame["program"] == "static_xdp"].iloc[0]
+    assert failed["verdict"] == "error"
+    assert failed["error"] == (f"{path}:xdp: insn 1: call to .text insn 1, "
+                               "which is not the start of a function")
