@@ -90,11 +90,16 @@ def test_generated_btf_walks_get_the_kernels_verdicts_errors_and_states():
 
 
 def test_generated_defects_are_rejected_with_the_kernels_reasons():
-    """Each injected defect class shows up among the stored programs with its kernel message."""
+    """Each injected defect class shows up among the stored programs with its kernel message.
+
+    Some injected defects land where the kernel accepts (e.g. an offset still inside
+    the struct): those programs have no error and are left out here.
+    """
     data = _stored()
     reasons = {}
     for entry in data["programs"].values():
-        reasons.setdefault(entry["defect"], set()).add(entry["error"])
+        if entry["error"] is not None:
+            reasons.setdefault(entry["defect"], set()).add(entry["error"])
     assert any(e.startswith("access beyond struct task_struct at off ") for e in reasons["beyond"])
     assert "only read is supported" in reasons["store"]
     assert "func 'sched_switch' doesn't have 5-th argument" in reasons["ctx_off"]
