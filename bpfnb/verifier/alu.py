@@ -9,6 +9,7 @@ from ..isa import opcodes as op
 from .log import Reject
 from .precision import mark_chain_precision
 from .regstate import (
+    BPF_ADD_CONST,
     CONST_PTR_TO_MAP,
     PACKET_TYPES,
     PTR_TO_BTF_ID,
@@ -29,8 +30,6 @@ from .scalar import Scalar
 from .state import State
 from .tnum import Tnum, s64
 
-# the id flag of a scalar known to be another's value plus a constant (``BPF_ADD_CONST``)
-BPF_ADD_CONST = 1 << 31
 S32_MAX = 0x7FFFFFFF
 U32_MAX = 0xFFFFFFFF
 BPF_ALU_STRING = {op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=",
@@ -120,19 +119,22 @@ def _check_mov(env, state: State, insn: Insn, alu64: bool) -> None:
     if src.is_pointer:  # a part of a pointer is some number (root may leak pointers)
         env.write_reg(state, insn.dst, scalar_reg())
         return
-    new = src.copy()
-    if insn.off:  # movsx
-        new.id = 0
+    if insn.off:  # movsx: the copy stays linked to its source when no sign bit is extended
+        if src.s.umax < 1 << (insn.off - 1):
+            env.assign_scalar_id_before_mov(src)
+        new = src.copy()
+        if src.s.umax >= 1 << (insn.off - 1):
+            new.id, new.off = 0, 0
         new.s = coerce_reg_to_size_sx(new.s, insn.off // BITS_PER_BYTE)
         if not alu64:
             new.s.zext32()
             new.s.sync()
     else:
-        if new.s.umax > U32_MAX:
-            new.id = 0
-        else:
+        if src.s.umax <= U32_MAX:
             env.assign_scalar_id_before_mov(src)
-            new.id = src.id
+        new = src.copy()
+        if src.s.umax > U32_MAX:
+            new.id, new.off = 0, 0
         new.s.zext32()
         new.s.sync()
     env.write_reg(state, insn.dst, new)

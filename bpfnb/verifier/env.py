@@ -10,7 +10,7 @@ from .cfg import Subprogs
 from .log import Reject, VerifierLog
 from .progress import WalkProgress
 from .prune import ExploredStates
-from .regstate import NOT_INIT, PTR_TO_STACK, SCALAR, Reg
+from .regstate import BPF_ADD_CONST, NOT_INIT, PTR_TO_STACK, SCALAR, Reg
 from .state import State
 from .trace import NO_ENTRY, Trace
 
@@ -88,7 +88,14 @@ class VerifierEnv:
         return self.id_gen
 
     def assign_scalar_id_before_mov(self, reg: Reg) -> None:
-        if reg.type == SCALAR and not reg.id and not reg.s.var_off.is_const:
+        """A scalar about to be copied gets an id its copy shares (``sync_linked_regs``
+        then carries what a branch learns about one to the other); a source that is
+        itself another's value plus a constant loses that link first (one link deep)."""
+        if reg.type != SCALAR:
+            return
+        if reg.id & BPF_ADD_CONST:
+            reg.id, reg.off = 0, 0
+        if not reg.id and not reg.s.var_off.is_const:
             reg.id = self.new_id()
 
     def update_stack_depth(self, depth: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..isa import Insn
 from ..isa import opcodes as op
-from .alu import coerce_reg_to_size_sx
+from .alu import BITS_PER_BYTE, coerce_reg_to_size_sx
 from .btf_access import check_pseudo_btf_id, check_ptr_to_btf_access
 from .ctx import ctx_access
 from .log import Reject
@@ -316,12 +316,11 @@ def check_stack_write(env, state: State, regno: int, base: Reg, off: int, size: 
     slot = frame.stack.setdefault(spi, Slot())
     aligned = total % BPF_REG_SIZE == 0
     if value is not None and value.type == SCALAR and aligned and not st:
-        spilled = value.copy()
-        fits = value.s.var_off.is_const or value.s.umax < (1 << (8 * size)) or size == BPF_REG_SIZE
-        if fits:
+        fits = value.s.umax.bit_length() <= BITS_PER_BYTE * size  # get_reg_width
+        if fits:  # the spilled copy stays linked to the register
             env.assign_scalar_id_before_mov(value)
-            spilled.id = value.id
-        else:
+        spilled = value.copy()
+        if not fits:  # a narrowing spill breaks the link
             spilled.id = 0
         save_register_state(slot, spilled, size)
     elif value is not None and st and aligned:

@@ -29,6 +29,9 @@ PTR_TO_BTF_ID = "ptr_"
 PTR_TO_MEM = "mem"
 PTR_TO_FUNC = "func"
 
+# the id flag of a scalar known to be another's value plus a constant (the constant in ``off``)
+BPF_ADD_CONST = 1 << 31
+
 PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 MAP_TYPES_WITH_KV = (CONST_PTR_TO_MAP, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE)
 
