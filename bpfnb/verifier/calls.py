@@ -16,7 +16,7 @@ from .helper_protos import helper_proto
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
-from .mem import BPF_F_RDONLY_PROG, check_map_access
+from .mem import BPF_F_RDONLY_PROG, check_map_access, stack_frame
 from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
@@ -257,7 +257,15 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
         base = reg.off + s64(reg.s.value) if reg.s.var_off.is_const else reg.off
         if base < -MAX_BPF_STACK or base + size > 0:
             raise Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} off={base} size={size}")
-        frame = state.frame
+        frame = stack_frame(state, reg)
+        if not write:  # check_stack_range_initialized: every slot the helper may read is read
+            lo, hi = (base, base + size) if reg.s.var_off.is_const else \
+                (reg.s.smin + reg.off, reg.s.smax + reg.off + size)
+            read = 0
+            for addr in range(lo, hi):
+                read |= 1 << ((-addr - 1) // BPF_REG_SIZE)
+            if read:
+                env.live_stack.mark_read(state, frame.frameno, env.insn_idx, read)
         for addr in range(base, base + size):
             spi = (-addr - 1) // BPF_REG_SIZE
             slot = frame.stack.setdefault(spi, Slot())
@@ -315,12 +323,13 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
         env.record(state, i, "call", f"global function {subprogs.name(target)}")
         return i + 1
     btf_check_subprog_call(env, caller, target)
-    callee = type(caller)(frameno=caller.frameno + 1, callsite=i)
+    callee = type(caller)(frameno=caller.frameno + 1, callsite=i, subprog=target)
     for r in CALLER_SAVED:
         callee.regs[r] = caller.regs[r].copy()
         caller.regs[r] = Reg()
     callee.regs[BPF_REG_FP] = Reg(PTR_TO_STACK, Scalar.const(0), frameno=callee.frameno)
     state.frames.append(callee)
+    env.live_stack.reset_callchain()
     if env.log.level >= 2:
         env.log.verbose("caller:")
         env.log.verbose(format_frame(caller))
@@ -351,6 +360,7 @@ def check_exit(env, state: State, i: int) -> int | None:
     (``check_return_code``); the next instruction, or None when the path ended."""
     if len(state.frames) > 1:  # R0 goes back as it is, even unset (the caller may not read it)
         env.log.scratch_regs.add(0)
+        env.live_stack.update(state)
         return prepare_func_exit(env, state, i, state.regs[0])
     check_reference_leak(state)
     r0 = env.read_reg(state, 0)

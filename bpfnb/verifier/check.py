@@ -24,6 +24,7 @@ from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .jumps import check_cond_jmp_op
 from .kfuncs import kfunc_call_name
+from .live_stack import LiveStack
 from .liveness import compute_live_registers, print_liveness
 from .log import Reject
 from .mem import (
@@ -58,6 +59,7 @@ def bpf_check(env: VerifierEnv) -> None:
         check_cfg(env.insns, Reject)
         starts = env.subprogs.starts
         env.liveness = compute_live_registers(env.insns)
+        env.live_stack = LiveStack(env.insns, env.subprogs, env.explored.points, log)
         if log.level >= 2:
             for k, start in enumerate(starts):
                 log.verbose(f"func#{k} @{start}")
@@ -112,6 +114,7 @@ def do_check_subprogs(env: VerifierEnv) -> None:
         name = subprogs.name(start)
         env.log.verbose(f"Validating {name}() func#{index}...")
         state = initial_state()
+        state.frame.subprog = start
         state.regs[1] = Reg()
         proto = subprogs.proto(start)
         btf = env.prog.btf
@@ -148,6 +151,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
                 else:
                     log.verbose(f"{insn_idx}: safe")
             env.record(state, insn_idx, "pruned", "safe: the state is within one already verified here")
+            env.live_stack.update(state)
             popped = env.pop_stack()
             if popped is None:
                 return
@@ -171,9 +175,12 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
         env.insn_idx = insn_idx
         env.cur_state = state
         env.insn_log_pos = len(log.lines)
+        env.live_stack.reset_write_marks(state, insn_idx)
         result = do_check_insn(env, state, insn_idx)
+        env.live_stack.commit_write_marks()
         env.insn_idx = None
         if result is None:  # the path ended
+            env.live_stack.update(state)
             popped = env.pop_stack()
             if popped is None:
                 return

@@ -53,6 +53,7 @@ class VerifierEnv:
         self.force_print_state = False  # the next instruction prints the whole state (after a return)
         self.time_us = 0
         self.liveness = None  # liveness.Liveness, computed once per program
+        self.live_stack = None  # live_stack.LiveStack: the stack slots each kept state may still read
         # what the next recorded step carries from the branch that pushed its path
         self.cur_prev_step: int | None = None
         self.entry_note = ""

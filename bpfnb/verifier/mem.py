@@ -291,9 +291,15 @@ def check_stack_access_within_bounds(env, state: State, regno: int, base: Reg, o
     env.update_stack_depth(-min_off)
 
 
-def _stack_var_off_access(env, frame, base: Reg, off: int, size: int, write: bool) -> Reg:
-    """Every byte a variable-offset stack access may touch."""
+def _stack_var_off_access(env, state: State, frame, base: Reg, off: int, size: int, write: bool) -> Reg:
+    """Every byte a variable-offset stack access may touch (a read reads every slot
+    of the range; a write never counts as writing a slot whole)."""
     lo, hi = off + base.s.smin, off + base.s.smax
+    if not write:
+        read = 0
+        for addr in range(lo, hi + size):
+            read |= 1 << ((-addr - 1) // BPF_REG_SIZE)
+        env.live_stack.mark_read(state, frame.frameno, env.insn_idx, read)
     for addr in range(lo, hi + size):
         spi = (-addr - 1) // BPF_REG_SIZE
         slot = frame.stack.setdefault(spi, Slot())
@@ -308,13 +314,15 @@ def check_stack_write(env, state: State, regno: int, base: Reg, off: int, size: 
                       st: bool) -> Reg:
     frame = stack_frame(state, base)
     if not base.s.var_off.is_const:
-        return _stack_var_off_access(env, frame, base, off, size, True)
+        return _stack_var_off_access(env, state, frame, base, off, size, True)
     total = off + s64(base.s.value)
     slot_index = -total - 1
     spi = slot_index // BPF_REG_SIZE
     env.log.scratch_slots.add(spi)
     slot = frame.stack.setdefault(spi, Slot())
     aligned = total % BPF_REG_SIZE == 0
+    if aligned and size == BPF_REG_SIZE:  # only a whole slot written ends what was live in it
+        env.live_stack.mark_write(frame.frameno, 1 << spi)
     if value is not None and value.type == SCALAR and aligned and not st:
         fits = value.s.umax.bit_length() <= BITS_PER_BYTE * size  # get_reg_width
         if fits:  # the spilled copy stays linked to the register
@@ -344,11 +352,12 @@ def check_stack_write(env, state: State, regno: int, base: Reg, off: int, size: 
 def check_stack_read(env, state: State, regno: int, base: Reg, off: int, size: int) -> Reg:
     frame = stack_frame(state, base)
     if not base.s.var_off.is_const:
-        return _stack_var_off_access(env, frame, base, off, size, False)
+        return _stack_var_off_access(env, state, frame, base, off, size, False)
     total = off + s64(base.s.value)
     slot_index = -total - 1
     spi = slot_index // BPF_REG_SIZE
     env.log.scratch_slots.add(spi)
+    env.live_stack.mark_read(state, frame.frameno, env.insn_idx, 1 << spi)
     slot = frame.stack.setdefault(spi, Slot())
     if slot.is_spill and slot.spilled is not None:
         spilled = slot.spilled

@@ -8,8 +8,20 @@ from __future__ import annotations
 from ..isa import opcodes as op
 from ..isa.flow import jump_target
 from .log import Reject
-from .regstate import NOT_INIT, SCALAR, Reg
-from .state import INVALID, MISC, SPILL, ZERO, Slot, State, format_frame
+from .regstate import (
+    BPF_ADD_CONST,
+    NOT_INIT,
+    PTR_TO_MAP_KEY,
+    PTR_TO_MAP_VALUE,
+    PTR_TO_MEM,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_META,
+    PTR_TO_STACK,
+    SCALAR,
+    Reg,
+)
+from .scalar import Scalar
+from .state import INVALID, MISC, SPILL, Frame, Slot, State, format_frame
 
 # is_state_visited's heuristics for keeping the current state: not before 2 jumps and
 # 8 instructions since the last kept one; inside a loop (a state on the current path
@@ -20,6 +32,8 @@ KEEP_AFTER_JMPS, KEEP_AFTER_INSNS = 2, 8
 LOOP_KEEP_AFTER_JMPS, LOOP_KEEP_AFTER_INSNS = 20, 100
 EVICT_AFTER_MISSES, CHECKPOINT_EVICT_AFTER_MISSES = 3, 64
 ALL_REGS = range(10)
+BPF_REG_SIZE = 8
+EMPTY_SLOT = (INVALID,) * BPF_REG_SIZE
 U32_MASK = 0xFFFFFFFF
 
 
@@ -53,13 +67,14 @@ class StateList:
     (``parent`` is the state kept before it on its path). A state with branches is on
     the path being explored (exploration is depth first), so it cannot prune yet."""
 
-    __slots__ = ("state", "insn_idx", "parent", "branches", "miss_cnt", "hit_cnt", "in_free_list", "key")
+    __slots__ = ("state", "insn_idx", "parent", "branches", "miss_cnt", "hit_cnt", "in_free_list", "key", "cleaned")
 
     def __init__(self, state: State, insn_idx: int, parent: StateList | None):
         self.state, self.insn_idx, self.parent = state, insn_idx, parent
         self.branches = 1
         self.miss_cnt = self.hit_cnt = 0
         self.in_free_list = False
+        self.cleaned = False  # clean_verifier_state ran: what nothing reads is forgotten
         self.key = quick_key(state)
 
 
@@ -139,9 +154,8 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
         env.jmps_processed - explored.prev_jmps_processed >= KEEP_AFTER_JMPS
         and env.insn_processed - explored.prev_insn_processed >= KEEP_AFTER_INSNS)
     head = explored.bucket(state, insn_idx)
-    liveness = env.liveness
-    live = liveness.live[insn_idx] if insn_idx < len(liveness.live) else set(ALL_REGS)
-    stack_matters = liveness.stack_read_after[insn_idx] if insn_idx < len(liveness.stack_read_after) else True
+    clean_live_states(env, insn_idx, state, head)
+    live_regs = env.liveness.live
     current = None
     states_cnt = 0
     for sl in tuple(head):
@@ -158,7 +172,7 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
                     env.jmps_processed - explored.prev_jmps_processed < LOOP_KEEP_AFTER_JMPS and \
                     env.insn_processed - explored.prev_insn_processed < LOOP_KEEP_AFTER_INSNS:
                 add_new_state = False
-        elif states_equal(old, state, live, stack_matters):
+        elif states_equal(old, state, live_regs, env.id_gen, insn_idx):
             sl.hit_cnt += 1
             return True
         if add_new_state:
@@ -191,53 +205,221 @@ def quick_key(state: State) -> tuple:
     return tuple(key)
 
 
-def regsafe(old: Reg, cur: Reg) -> bool:
-    if old.type == NOT_INIT:
+class IdMap:
+    """``struct bpf_idmap``: which id of the current state each id of the old one
+    stands for (two registers sharing an id in the old state must share one in the
+    current state too); ``tmp_id_gen`` numbers the current state's id-less scalars."""
+
+    __slots__ = ("pairs", "tmp_id_gen")
+
+    def __init__(self, id_gen: int):
+        self.pairs: list[tuple[int, int]] = []
+        self.tmp_id_gen = id_gen
+
+    def check_ids(self, old_id: int, cur_id: int) -> bool:
+        if bool(old_id) != bool(cur_id):
+            return False
+        if not old_id:
+            return True
+        for o, c in self.pairs:
+            if o == old_id:
+                return c == cur_id
+            if c == cur_id:
+                return False
+        self.pairs.append((old_id, cur_id))
         return True
-    if old.type != cur.type:
+
+    def check_scalar_ids(self, old_id: int, cur_id: int) -> bool:
+        """An old scalar without an id is linked to nothing: any current one will do;
+        a current one without an id gets a fresh one, so two linked old scalars
+        cannot both map to "no id"."""
+        if not old_id:
+            return True
+        if not cur_id:
+            self.tmp_id_gen += 1
+            cur_id = self.tmp_id_gen
+        if not self.check_ids(old_id, cur_id):
+            return False
+        if old_id & BPF_ADD_CONST:
+            return self.check_ids(old_id & ~BPF_ADD_CONST, cur_id & ~BPF_ADD_CONST)
+        return True
+
+
+def range_within(o: Scalar, c: Scalar) -> bool:
+    return (o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
+            and o.u32_min <= c.u32_min and c.u32_max <= o.u32_max and o.s32_min <= c.s32_min
+            and c.s32_max <= o.s32_max)
+
+
+def _same_bounds(o: Scalar, c: Scalar) -> bool:
+    return (o.var_off == c.var_off and o.smin == c.smin and o.smax == c.smax and o.umin == c.umin
+            and o.umax == c.umax and o.s32_min == c.s32_min and o.s32_max == c.s32_max
+            and o.u32_min == c.u32_min and o.u32_max == c.u32_max)
+
+
+def _same_type(o: Reg, c: Reg) -> bool:
+    """The type with its flags (``PTR_MAYBE_NULL``, ``PTR_TRUSTED``, ``MEM_RDONLY`` ...)."""
+    return (o.type == c.type and o.maybe_null == c.maybe_null and o.trusted == c.trusted
+            and o.untrusted == c.untrusted and o.rcu == c.rcu and o.rdonly == c.rdonly and o.ringbuf == c.ringbuf)
+
+
+def _same_head(o: Reg, c: Reg) -> bool:
+    """What the kernel compares with ``memcmp`` up to ``var_off``: the type, the fixed
+    offset and the type's own facts (the map, the BTF type, the memory size, the range)."""
+    return (_same_type(o, c) and o.off == c.off and o.map is c.map and o.btf_id == c.btf_id
+            and o.mem_size == c.mem_size and o.range == c.range)
+
+
+def regs_exact(o: Reg, c: Reg, idmap: IdMap) -> bool:
+    return (_same_head(o, c) and _same_bounds(o.s, c.s) and idmap.check_ids(o.id, c.id)
+            and idmap.check_ids(o.ref_obj_id, c.ref_obj_id))
+
+
+# pointers whose variable offset may grow within what the old one allowed
+RANGED_POINTERS = (PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM)
+
+
+def regsafe(old: Reg, cur: Reg, idmap: IdMap) -> bool:
+    """Whether ``cur`` is safe wherever ``old`` was (``regsafe``, not exact)."""
+    if old.type == NOT_INIT:
+        return True  # the explored state cannot have used it
+    if not _same_type(old, cur):
         return False
     if old.type == SCALAR:
         if not old.precise:
-            return True  # the kernel: an imprecise scalar's exact value did not matter
-        o, c = old.s, cur.s
-        return (o.smin <= c.smin and c.smax <= o.smax and o.umin <= c.umin and c.umax <= o.umax
-                and o.s32_min <= c.s32_min and c.s32_max <= o.s32_max and o.u32_min <= c.u32_min
-                and c.u32_max <= o.u32_max and o.var_off.contains(c.var_off))
-    return (old.off == cur.off and old.maybe_null == cur.maybe_null and old.map is cur.map
-            and old.btf_id == cur.btf_id and cur.range >= old.range and old.trusted == cur.trusted
-            and old.s.var_off == cur.s.var_off and old.frameno == cur.frameno)
+            return True  # its exact value decided nothing
+        o_linked, c_linked = old.id & BPF_ADD_CONST, cur.id & BPF_ADD_CONST
+        if o_linked and not c_linked:
+            return False
+        if old.id and not o_linked and c_linked:
+            return False
+        if o_linked and old.off != cur.off:
+            return False
+        if not idmap.check_scalar_ids(old.id, cur.id):
+            return False
+        return range_within(old.s, cur.s) and old.s.var_off.contains(cur.s.var_off)
+    if old.type in RANGED_POINTERS:
+        return (_same_head(old, cur) and range_within(old.s, cur.s) and old.s.var_off.contains(cur.s.var_off)
+                and idmap.check_ids(old.id, cur.id) and idmap.check_ids(old.ref_obj_id, cur.ref_obj_id))
+    if old.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+        # at least the old range (a negative range marks a comparison with pkt_end: exact)
+        if old.range < 0 or cur.range < 0:
+            if old.range != cur.range:
+                return False
+        elif old.range > cur.range:
+            return False
+        if old.off != cur.off or not idmap.check_ids(old.id, cur.id):
+            return False
+        return range_within(old.s, cur.s) and old.s.var_off.contains(cur.s.var_off)
+    if old.type == PTR_TO_STACK:  # fp-8 of one frame is not fp-8 of another
+        return regs_exact(old, cur, idmap) and old.frameno == cur.frameno
+    return regs_exact(old, cur, idmap)
 
 
-def stacksafe(old_frame, cur_frame) -> bool:
-    for spi, slot in old_frame.stack.items():
-        cslot = cur_frame.stack.get(spi, Slot())
-        for k in range(8):
-            if slot.types[k] == INVALID:
+def _unbound_scalar() -> Reg:
+    return Reg(SCALAR, Scalar.unknown())
+
+
+def scalar_reg_for_stack(slot: Slot | None) -> Reg | None:
+    """A slot a 64-bit scalar was spilled to, or one a load would read as any number
+    (every byte ``STACK_MISC``, or never written: root may read those)."""
+    if slot is None:
+        return _unbound_scalar()
+    if slot.types[0] == SPILL and slot.spilled is not None and slot.spilled.type == SCALAR:
+        return slot.spilled
+    if all(t in (MISC, INVALID) for t in slot.types):
+        return _unbound_scalar()
+    return None
+
+
+def stacksafe(old_frame: Frame, cur_frame: Frame, idmap: IdMap) -> bool:
+    """Every slot byte the old state relied on is at least as good in the current one.
+    As root, bytes never written and ``STACK_MISC`` bytes are any number alike."""
+    cur_slots = cur_frame.allocated_slots
+    for spi in range(old_frame.allocated_slots):
+        slot = old_frame.stack.get(spi)
+        if slot is None:
+            continue
+        cslot = cur_frame.stack.get(spi)
+        ctypes = cslot.types if cslot is not None else EMPTY_SLOT
+        k = 0
+        while k < BPF_REG_SIZE:
+            t = slot.types[k]
+            if t in (INVALID, MISC):
+                k += 1
                 continue
-            if slot.types[k] == MISC and cslot.types[k] in (MISC, ZERO, SPILL):
-                continue
-            if slot.types[k] != cslot.types[k]:
+            if spi >= cur_slots:
                 return False
-        if slot.is_spill and slot.spilled is not None:
-            if cslot.spilled is None or not regsafe(slot.spilled, cslot.spilled):
+            old_reg, cur_reg = scalar_reg_for_stack(slot), scalar_reg_for_stack(cslot)
+            if old_reg is not None and cur_reg is not None:
+                if not regsafe(old_reg, cur_reg, idmap):
+                    return False
+                break
+            if t != ctypes[k]:
                 return False
+            if k == BPF_REG_SIZE - 1 and t == SPILL:
+                if not regsafe(slot.spilled or Reg(), (cslot.spilled if cslot else None) or Reg(), idmap):
+                    return False
+            k += 1
     return True
 
 
-def states_equal(old: State, cur: State, live: set[int], stack_matters: bool = True) -> bool:
-    if len(old.frames) != len(cur.frames) or old.refs != cur.refs or old.active_rcu_lock != cur.active_rcu_lock:
+def states_equal(old: State, cur: State, live_regs: list[set[int]], id_gen: int, insn_idx: int) -> bool:
+    """``states_equal`` (not exact): the same frames and call sites, the same references
+    (ids mapped), and in each frame every register live where the old state stands
+    (``live_regs`` before each instruction) and every stack slot safe."""
+    if len(old.frames) != len(cur.frames):
         return False
+    idmap = IdMap(id_gen)
+    if len(old.refs) != len(cur.refs) or old.active_rcu_lock != cur.active_rcu_lock:
+        return False
+    for (old_ref, _), (cur_ref, _) in zip(old.refs, cur.refs, strict=True):
+        if not idmap.check_ids(old_ref, cur_ref):
+            return False
+    last = len(old.frames) - 1
     for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
-        innermost = depth == len(old.frames) - 1
-        regs = live if innermost else ALL_REGS
-        for r in regs:
-            if not regsafe(fo.regs[r], fc.regs[r]):
+        if fo.callsite != fc.callsite:
+            return False
+        live = live_regs[insn_idx if depth == last else old.frames[depth + 1].callsite]
+        for r in ALL_REGS:
+            if r in live and not regsafe(fo.regs[r], fc.regs[r], idmap):
                 return False
-        if not stack_matters and innermost:
-            continue
-        if not stacksafe(fo, fc):
+        if not stacksafe(fo, fc, idmap):
             return False
     return True
 
 
-__all__ = ["ExploredStates", "StateList", "is_state_visited", "regsafe", "stacksafe", "states_equal"]
+def clean_live_states(env, insn_idx: int, cur: State, head: list[StateList]) -> None:
+    """``clean_live_states``: each kept state here whose paths are all explored forgets,
+    once, the registers and stack slots nothing after it reads (``clean_func_state``)."""
+    for sl in head:
+        if sl.branches or sl.cleaned or sl.insn_idx != insn_idx or not same_callsites(sl.state, cur):
+            continue
+        clean_verifier_state(env, sl.state, insn_idx)
+        sl.cleaned = True
+
+
+def same_callsites(a: State, b: State) -> bool:
+    return len(a.frames) == len(b.frames) and all(
+        fa.callsite == fb.callsite for fa, fb in zip(a.frames, b.frames, strict=True))
+
+
+def clean_verifier_state(env, st: State, insn_idx: int) -> None:
+    live_stack = env.live_stack
+    live_stack.query_init(st, insn_idx)
+    live_regs = env.liveness.live
+    last = len(st.frames) - 1
+    for depth, frame in enumerate(st.frames):
+        ip = insn_idx if depth == last else st.frames[depth + 1].callsite
+        live = live_regs[ip]
+        for r in ALL_REGS:
+            if r not in live:
+                frame.regs[r] = Reg()
+        for spi, slot in frame.stack.items():
+            if not live_stack.slot_alive(depth, spi):
+                slot.types = [INVALID] * BPF_REG_SIZE
+                slot.spilled = None
+
+
+__all__ = ["ExploredStates", "IdMap", "StateList", "clean_live_states", "is_state_visited", "regsafe", "stacksafe",
+           "states_equal"]

@@ -37,10 +37,11 @@ class Frame:
     callsite: int = -1
     regs: list[Reg] = field(default_factory=lambda: [Reg() for _ in range(11)])
     stack: dict[int, Slot] = field(default_factory=dict)  # spi (0 = fp-8) -> slot
+    subprog: int = 0  # the first instruction of the frame's function
 
     def copy(self) -> Frame:
         return Frame(self.frameno, self.callsite, [r.copy() for r in self.regs],
-                     {k: v.copy() for k, v in self.stack.items()})
+                     {k: v.copy() for k, v in self.stack.items()}, self.subprog)
 
     @property
     def allocated_slots(self) -> int:
