@@ -31,6 +31,7 @@ from .state import State
 from .tnum import Tnum, s64
 
 S32_MAX = 0x7FFFFFFF
+S32_MIN = -(1 << 31)
 U32_MAX = 0xFFFFFFFF
 BPF_ALU_STRING = {op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=",
                   op.BPF_AND: "&=", op.BPF_LSH: "<<=", op.BPF_RSH: ">>=", op.BPF_NEG: "neg", op.BPF_MOD: "%=",
@@ -161,14 +162,16 @@ def adjust_reg_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, a
 def adjust_scalar_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, alu32: bool) -> None:
     result = dst.copy()
     result.s.alu(insn.code, src.s.copy(), alu32)
-    if not alu32 and insn.op == op.BPF_ADD and dst.id and src.s.is_const and not (
+    if not alu32 and insn.op in (op.BPF_ADD, op.BPF_SUB) and dst.id and src.s.is_const and not (
             insn.uses_src_reg and insn.src == insn.dst):
-        value = src.s.value
-        if dst.id & BPF_ADD_CONST or value > S32_MAX:
+        # rX = rY; rX += K (or -= K): rX stays linked to rY, K apart (K fits 32 signed bits)
+        value = s64(src.s.value)
+        sub = insn.op == op.BPF_SUB
+        if dst.id & BPF_ADD_CONST or not S32_MIN <= value <= S32_MAX or (sub and value == S32_MIN):
             result.id, result.off = 0, 0
         else:
             result.id = dst.id | BPF_ADD_CONST
-            result.off = value
+            result.off = -value if sub else value
     else:
         result.id, result.off = 0, 0
     result.precise = False

@@ -46,7 +46,9 @@ UNMODELLED = "unmodelled:"
 # argument kinds that also take NULL
 NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common"}
 SOCK_COMMON = "sock_common"
-STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
+# helpers returning a length at most their buffer's size, or -errno (do_refine_retval_range)
+STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str,
+               BpfFunc.get_stack, BpfFunc.get_task_stack)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
 BTF_ID_EXPECTED = "ptr_, trusted_ptr_, rcu_ptr_"

@@ -125,6 +125,7 @@ def sync_linked_regs(state: State, known: Reg) -> None:
         for reg in _regs_and_spills(frame):
             if reg is None or reg is known or reg.type != SCALAR or (reg.id & ~BPF_ADD_CONST) != base_id:
                 continue
+            reg.precise = known.precise  # copy_register_state
             if not (reg.id & BPF_ADD_CONST) and not (known.id & BPF_ADD_CONST) or reg.off == known.off:
                 reg.s = known.s.copy()
             else:
