@@ -102,6 +102,7 @@ class LiveStack:
         self.log = log
         self.starts = list(subprogs.starts)
         self.postorder = compute_postorder(insns, self.starts)
+        self.succ = [successors(insns, i) for i in range(len(insns))]
         self.instances: dict[tuple[int, ...], FuncInstance] = {}
         self.cur_instance: FuncInstance | None = None
         self.write_masks_acc: list[int] = []
@@ -206,17 +207,17 @@ class LiveStack:
         self.log.verbose(text)
 
     def _update_insn(self, inst: FuncInstance, frame: int, insn_idx: int) -> bool:
-        succ = [s for s in successors(self.insns, insn_idx) if inst.start <= s < inst.start + inst.insn_cnt]
+        succ = self.succ[insn_idx]
         if not succ:
             return False
-        masks = inst.masks(frame)
-        may_read, must_write, acc, live = masks
-        idx = insn_idx - inst.start
+        may_read, must_write, acc, live = inst.masks(frame)
+        start = inst.start
+        idx = insn_idx - start
         new_after = 0
         must_write_acc = ALL_SLOTS
         for s in succ:
-            new_after |= live[s - inst.start]
-            must_write_acc &= acc[s - inst.start]
+            new_after |= live[s - start]
+            must_write_acc &= acc[s - start]
         must_write_acc |= must_write[idx]
         new_before = (new_after & ~must_write[idx]) | may_read[idx]
         changed = new_before != live[idx] or must_write_acc != acc[idx]

@@ -316,19 +316,22 @@ def regsafe(old: Reg, cur: Reg, idmap: IdMap) -> bool:
     return regs_exact(old, cur, idmap)
 
 
-def _unbound_scalar() -> Reg:
-    return Reg(SCALAR, Scalar.unknown())
+# what a load from a slot of MISC (or, as root, never written) bytes gives: any number
+# (compared, never changed)
+UNBOUND_SCALAR = Reg(SCALAR, Scalar.unknown())
+SKIPPED_BYTES = (INVALID, MISC)  # bytes root may read as anything: an old state relied on nothing there
 
 
 def scalar_reg_for_stack(slot: Slot | None) -> Reg | None:
     """A slot a 64-bit scalar was spilled to, or one a load would read as any number
     (every byte ``STACK_MISC``, or never written: root may read those)."""
     if slot is None:
-        return _unbound_scalar()
-    if slot.types[0] == SPILL and slot.spilled is not None and slot.spilled.type == SCALAR:
+        return UNBOUND_SCALAR
+    types = slot.types
+    if types[0] == SPILL and slot.spilled is not None and slot.spilled.type == SCALAR:
         return slot.spilled
-    if all(t in (MISC, INVALID) for t in slot.types):
-        return _unbound_scalar()
+    if all(t in SKIPPED_BYTES for t in types):
+        return UNBOUND_SCALAR
     return None
 
 
@@ -336,31 +339,33 @@ def stacksafe(old_frame: Frame, cur_frame: Frame, idmap: IdMap) -> bool:
     """Every slot byte the old state relied on is at least as good in the current one.
     As root, bytes never written and ``STACK_MISC`` bytes are any number alike."""
     cur_slots = cur_frame.allocated_slots
-    for spi in range(old_frame.allocated_slots):
-        slot = old_frame.stack.get(spi)
-        if slot is None:
-            continue
-        cslot = cur_frame.stack.get(spi)
-        ctypes = cslot.types if cslot is not None else EMPTY_SLOT
-        k = 0
-        while k < BPF_REG_SIZE:
-            t = slot.types[k]
-            if t in (INVALID, MISC):
-                k += 1
+    cur_stack = cur_frame.stack
+    for spi, slot in sorted(old_frame.stack.items()):
+        types = slot.types
+        for k in range(BPF_REG_SIZE):
+            t = types[k]
+            if t in SKIPPED_BYTES:
                 continue
             if spi >= cur_slots:
                 return False
+            cslot = cur_stack.get(spi)
             old_reg, cur_reg = scalar_reg_for_stack(slot), scalar_reg_for_stack(cslot)
             if old_reg is not None and cur_reg is not None:
                 if not regsafe(old_reg, cur_reg, idmap):
                     return False
                 break
-            if t != ctypes[k]:
-                return False
-            if k == BPF_REG_SIZE - 1 and t == SPILL:
-                if not regsafe(slot.spilled or Reg(), (cslot.spilled if cslot else None) or Reg(), idmap):
+            ctypes = cslot.types if cslot is not None else EMPTY_SLOT
+            for j in range(k, BPF_REG_SIZE):
+                t = types[j]
+                if t in SKIPPED_BYTES:
+                    continue
+                if t != ctypes[j]:
                     return False
-            k += 1
+            if types[BPF_REG_SIZE - 1] == SPILL:
+                cur_spill = cslot.spilled if cslot is not None else None
+                if not regsafe(slot.spilled or Reg(), cur_spill or Reg(), idmap):
+                    return False
+            break
     return True
 
 
