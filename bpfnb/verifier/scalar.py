@@ -103,6 +103,16 @@ class Scalar:
         self.smax = min(self.smax, s64(v.value | (v.mask & S64_MAX)))
         self.umin = max(self.umin, v.value)
         self.umax = min(self.umax, v.value | v.mask)
+        # the unsigned range and the tnum may share a single value (6.18.y): then it is known
+        nxt = v.step(self.umin)
+        umin_in_tnum = (self.umin & ~v.mask & U64) == v.value
+        tmax = v.value | v.mask
+        if umin_in_tnum and nxt > self.umax:
+            self.mark_known(self.umin)
+        elif not umin_in_tnum and nxt == tmax:
+            self.mark_known(tmax)
+        elif not umin_in_tnum and nxt <= self.umax and v.step(nxt) > self.umax:
+            self.mark_known(nxt)
 
     def update_bounds(self) -> None:
         self._update32()
