@@ -148,12 +148,12 @@ def adjust_reg_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, a
                 env.write_reg(state, insn.dst, scalar_reg())
                 return
             raise Reject(f"R{insn.dst} pointer {BPF_ALU_STRING[insn.op]} pointer prohibited")
-        mark_chain_precision(env, state, insn.dst, env.insn_idx or 0)  # scalar += pointer
+        mark_chain_precision(env, state, insn.dst)  # scalar += pointer
         adjust_ptr_min_max_vals(env, state, insn, src, dst.copy(), alu64)
         return
     if dst.is_pointer:
         if insn.uses_src_reg:
-            mark_chain_precision(env, state, insn.src, env.insn_idx or 0)
+            mark_chain_precision(env, state, insn.src)
         adjust_ptr_min_max_vals(env, state, insn, dst, src, alu64)
         return
     adjust_scalar_min_max_vals(env, state, insn, dst, src, not alu64)

@@ -17,6 +17,7 @@ from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
 from .mem import BPF_F_RDONLY_PROG, check_map_access, stack_frame
+from .precision import mark_chain_precision
 from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
@@ -125,6 +126,8 @@ def record_func_key(env, state: State, i: int) -> None:
     const = key.type == SCALAR and key.s.var_off.is_const and m is not None \
         and key.s.var_off.value < m.max_entries
     seen = (m, key.s.var_off.value) if const else None
+    if const:  # the call may become a direct jump: the key's value matters
+        mark_chain_precision(env, state, 3)
     if i not in env.tail_call_keys:
         env.tail_call_keys[i] = seen
     elif env.tail_call_keys[i] != seen:
@@ -189,7 +192,7 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         return
     if kind in NULLABLE:
         if reg.type == SCALAR and reg.s.var_off.equals_const(0):  # NULL: nothing to check
-            reg.precise = True
+            mark_chain_precision(env, state, regno)
             return
         kind = NULLABLE[kind]
     if kind == "map":
@@ -211,8 +214,6 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         size = size_reg.s.umax if size_reg is not None and size_reg.type == SCALAR else 0
         check_helper_mem_access(env, state, regno, reg, size, write=(kind == "uninit_mem"))
     elif kind in ("size", "size_or_zero", "alloc_size"):
-        if reg.type == SCALAR:
-            reg.precise = True
         if reg.type != SCALAR:
             raise Reject(f"R{regno} type={format_type(reg)} expected=scalar")
         if kind == "size" and reg.s.umin == 0 and reg.s.umax == 0:
@@ -224,6 +225,7 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if kind == "alloc_size":
             meta.alloc_size = reg.s.umax
         meta.size_max = reg.s.umax
+        mark_chain_precision(env, state, regno)  # the access was checked with its bounds
     elif kind == SOCK_COMMON:  # ARG_PTR_TO_BTF_ID_SOCK_COMMON: struct sock_common or one starting with it
         if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu:
             raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_COMMON_EXPECTED}")
@@ -366,7 +368,7 @@ def check_exit(env, state: State, i: int) -> int | None:
         return prepare_func_exit(env, state, i, state.regs[0])
     check_reference_leak(state)
     r0 = env.read_reg(state, 0)
-    check_return_code(env, r0)
+    check_return_code(env, state, r0)
     env.record(state, i, "exit")
     return None
 
@@ -417,7 +419,7 @@ def retval_range(prog) -> tuple[int, int] | None:
     return RETVAL_RANGES.get(prog.type)
 
 
-def check_return_code(env, r0: Reg) -> None:
+def check_return_code(env, state: State, r0: Reg) -> None:
     if env.validating_subprog:
         if r0.type != SCALAR:
             raise Reject(f"At subprogram exit the register R0 is not a scalar value ({r0.type_name()})")
@@ -427,7 +429,7 @@ def check_return_code(env, r0: Reg) -> None:
         return
     if r0.type != SCALAR:
         raise Reject(f"At program exit the register R0 is not a known value ({r0.type_name()})")
-    r0.precise = True
+    mark_chain_precision(env, state, 0)
     lo, hi = wanted
     if r0.s.smin < lo or r0.s.smax > hi:
         raise Reject(f"At program exit the register R0 has smin={r0.s.smin} smax={r0.s.smax} "

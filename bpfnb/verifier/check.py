@@ -18,6 +18,7 @@ from ..errors import BpfnbError
 from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.flow import jump_target
+from ..logtext import NOISE
 from .alu import check_alu_op
 from .calls import check_call, check_exit
 from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
@@ -35,6 +36,7 @@ from .mem import (
     check_st_mem,
     check_store_reg,
 )
+from .precision import push_jmp_history
 from .progress import CHECK_EVERY, interrupted
 from .prune import is_state_visited
 from .regstate import PTR_TO_CTX, Reg, scalar_reg
@@ -85,7 +87,7 @@ def _reject(env: VerifierEnv, exc: Reject) -> None:
     start = env.insn_log_pos if env.insn_log_pos is not None else len(log.lines)
     for line in str(exc).splitlines():
         log.verbose(line)
-    printed = [ln for ln in log.lines[start:] if ln.strip()]
+    printed = [ln for ln in log.lines[start:] if ln.strip() and not NOISE.match(ln)]
     env.error = printed[0] if printed else (str(exc).splitlines()[0] if str(exc) else "rejected")
     log.glue_next = exc.continues
     if env.insn_idx is None and len(env.trace):
@@ -143,6 +145,8 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
             raise Reject(f"BPF program is too large. Processed {env.insn_processed} insn")
         if not env.insn_processed % CHECK_EVERY:
             env.progress.update(env.insn_processed)
+        env.cur_hist_ent = False  # no jump history recorded for this instruction yet
+        state.last_insn_idx, state.insn_idx = prev_insn, insn_idx
         if env.prune and env.explored.is_prune_point(insn_idx) and is_state_visited(env, state, insn_idx):
             if log.level:
                 if do_print_state:
@@ -158,11 +162,12 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
             state, insn_idx, prev_insn = popped
             do_print_state = True
             continue
+        if env.prune and env.explored.is_jmp_point(insn_idx):
+            push_jmp_history(env, state)
         if log.level >= 2 and do_print_state:
             log.verbose("")
             log.verbose(f"from {prev_insn} to {insn_idx}:{format_frame(state.frame)}{state.refs_text()}")
-            do_print_state = False
-            log.mark_verifier_state_clean()
+            do_print_state = False  # printing the whole state leaves it scratched, as the kernel's does
         if log.level:
             log.print_insn_state(state, insn_idx)
             li = env.line_at.get(insn_idx)

@@ -34,6 +34,7 @@ class VerifierEnv:
         self.id_gen = 0
         self.explored = ExploredStates(self.insns)
         self.jmps_processed = 0
+        self.cur_hist_ent = False  # the current instruction has its jump history entry already
         self.stack_depth = 0
         self.sub_stack_depth: dict[int, int] = {}  # function start -> its stack depth
         self.probe_mem: set[int] = set()  # loads the kernel turns into PROBE_MEM loads
@@ -131,7 +132,9 @@ class VerifierEnv:
         self.cur_prev_step = prev_step
         self.entry_note = f"from {from_insn} to {insn}"
         self.entry_state = self.trace.entry_of(state.frame) if self.record_states else NO_ENTRY
-        self.log.mark_verifier_state_clean()
+        # the kernel marks the whole state scratched when a path ends: the popped state
+        # prints in full before its first instruction (after the "from" line at level 2)
+        self.log.mark_verifier_state_scratched()
         return state, insn, from_insn
 
     # -- the trace ----------------------------------------------------------------------

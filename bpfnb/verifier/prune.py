@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from ..isa import opcodes as op
 from ..isa.flow import jump_target
+from ..isa.helpers import BpfFunc
 from .log import Reject
+from .precision import (
+    MAX_JMP_HISTORY_BEFORE_CHECKPOINT,
+    is_sync_callback_calling_insn,
+    mark_all_scalars_imprecise,
+    propagate_precision,
+    push_jmp_history,
+)
 from .regstate import (
     BPF_ADD_CONST,
     NOT_INIT,
@@ -35,30 +43,50 @@ ALL_REGS = range(10)
 BPF_REG_SIZE = 8
 EMPTY_SLOT = (INVALID,) * BPF_REG_SIZE
 U32_MASK = 0xFFFFFFFF
+# helpers that register a callback run later: the call is a prune point
+ASYNC_CALLBACK_HELPERS = (BpfFunc.timer_set_callback,)
 
 
-def prune_points(insns) -> tuple[set[int], set[int]]:
-    """``mark_prune_point`` and ``mark_force_checkpoint`` as ``check_cfg`` places them:
-    (prune points, force checkpoints: the may_goto instructions)."""
+def prune_points(insns) -> tuple[set[int], set[int], set[int]]:
+    """``mark_prune_point``, ``mark_force_checkpoint`` and ``mark_jmp_point`` as
+    ``check_cfg`` places them: (prune points, force checkpoints: may_goto and the
+    helpers calling a callback, jump points: where the jump history records how
+    the walk arrived)."""
     points: set[int] = set()
     force: set[int] = set()
+    jmp_points: set[int] = set()
     for i, insn in enumerate(insns):
+        if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # a callback's address
+            points.update((i, i + 2, i + insn.imm + 1))
+            jmp_points.update((i + 2, i + insn.imm + 1))
+            continue
         if not insn.is_jmp_class or insn.is_exit:
             continue
         if insn.is_call:  # the return point, and a bpf-to-bpf call itself
+            if insn.is_helper_call and insn.imm in ASYNC_CALLBACK_HELPERS:
+                points.add(i)
+            if is_sync_callback_calling_insn(insn):
+                points.add(i)
+                force.add(i)
+                jmp_points.add(i)
             points.add(i + 1)
+            jmp_points.add(i + 1)
             if insn.is_pseudo_call:
                 points.add(i)
+                points.add(i + insn.imm + 1)
+                jmp_points.add(i + insn.imm + 1)
             continue
         target = jump_target(insn, i)
         if insn.op == op.BPF_JA:  # the target of an unconditional jump
             points.add(target)
+            jmp_points.add(target)
         else:  # a conditional jump, and the target of its branch edge
             points.add(i)
             points.add(target)
+            jmp_points.add(target)
             if insn.op == op.BPF_JCOND:
                 force.add(i)
-    return points, force
+    return points, force, jmp_points
 
 
 class StateList:
@@ -67,7 +95,7 @@ class StateList:
     (``parent`` is the state kept before it on its path). A state with branches is on
     the path being explored (exploration is depth first), so it cannot prune yet."""
 
-    __slots__ = ("state", "insn_idx", "parent", "branches", "miss_cnt", "hit_cnt", "in_free_list", "key", "cleaned")
+    __slots__ = ("state", "insn_idx", "parent", "branches", "miss_cnt", "hit_cnt", "in_free_list", "cleaned")
 
     def __init__(self, state: State, insn_idx: int, parent: StateList | None):
         self.state, self.insn_idx, self.parent = state, insn_idx, parent
@@ -75,7 +103,6 @@ class StateList:
         self.miss_cnt = self.hit_cnt = 0
         self.in_free_list = False
         self.cleaned = False  # clean_verifier_state ran: what nothing reads is forgotten
-        self.key = quick_key(state)
 
 
 class ExploredStates:
@@ -86,7 +113,7 @@ class ExploredStates:
     list does)."""
 
     def __init__(self, insns):
-        self.points, self.force_checkpoints = prune_points(insns)
+        self.points, self.force_checkpoints, self.jmp_points = prune_points(insns)
         self.size = max(len(insns), 1)  # state_htab_size
         self.buckets: dict[int, list[StateList]] = {}
         self.checkpoints: StateList | None = None
@@ -96,6 +123,9 @@ class ExploredStates:
 
     def is_prune_point(self, insn_idx: int) -> bool:
         return insn_idx in self.points
+
+    def is_jmp_point(self, insn_idx: int) -> bool:
+        return insn_idx in self.jmp_points
 
     def bucket(self, state: State, insn_idx: int) -> list[StateList]:
         """``explored_state``: the list for this instruction in this call frame."""
@@ -107,9 +137,14 @@ class ExploredStates:
 
     def keep(self, state: State, insn_idx: int, head: list[StateList], jmps_processed: int,
              insn_processed: int) -> None:
+        """Keep a copy of ``state``: it becomes the state's parent, and the state's jump
+        history starts again here."""
         kept = StateList(state.copy(), insn_idx, self.checkpoints)
         head.insert(0, kept)
         self.checkpoints = kept
+        state.parent = kept
+        state.first_insn_idx = insn_idx
+        state.jmp_history = []
         self.total_states += 1
         self.explored_states_size += 1
         self.peak_states = max(self.peak_states, self.explored_states_size + self.free_list_size)
@@ -143,20 +178,22 @@ class ExploredStates:
 
 def is_state_visited(env, state: State, insn_idx: int) -> bool:
     """Prune when a kept state at this instruction (no longer on the path) covers
-    the current one; a state on the path that equals the current one exactly is
-    an infinite loop. States that keep missing are dropped from the list. The
-    current state is kept for later comparisons after at least 2 jumps and 8
-    instructions since the last kept state (20 jumps or 100 instructions inside
-    a loop), or always at a may_goto."""
+    the current one, and give the current path's kept states the precision the
+    covering state had (``propagate_precision``); a state on the path that equals
+    the current one exactly is an infinite loop. States that keep missing are
+    dropped from the list. The current state is kept for later comparisons after
+    at least 2 jumps and 8 instructions since the last kept state (20 jumps or 100
+    instructions inside a loop), always at a force checkpoint, and when its jump
+    history grew long."""
     explored = env.explored
-    force_new_state = insn_idx in explored.force_checkpoints
+    force_new_state = insn_idx in explored.force_checkpoints or \
+        len(state.jmp_history) > MAX_JMP_HISTORY_BEFORE_CHECKPOINT
     add_new_state = force_new_state or (
         env.jmps_processed - explored.prev_jmps_processed >= KEEP_AFTER_JMPS
         and env.insn_processed - explored.prev_insn_processed >= KEEP_AFTER_INSNS)
     head = explored.bucket(state, insn_idx)
     clean_live_states(env, insn_idx, state, head)
     live_regs = env.liveness.live
-    current = None
     states_cnt = 0
     for sl in tuple(head):
         states_cnt += 1
@@ -164,8 +201,7 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
             continue
         old = sl.state
         if sl.branches:
-            # identical states on one path: a loop that cannot end (compare cheaply first)
-            if sl.key == (current or (current := quick_key(state))) and format_state(old) == format_state(state):
+            if states_maybe_looping(old, state) and states_exact(old, state, live_regs, env.id_gen, insn_idx):
                 raise Reject(f"infinite loop detected at insn {insn_idx}\ncur state:{format_frame(state.frame)}"
                              f"\nold state:{format_frame(old.frame)}")
             if not force_new_state and \
@@ -174,6 +210,9 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
                 add_new_state = False
         elif states_equal(old, state, live_regs, env.id_gen, insn_idx):
             sl.hit_cnt += 1
+            if explored.is_jmp_point(insn_idx):
+                push_jmp_history(env, state)
+            propagate_precision(env, old, state)
             return True
         if add_new_state:
             sl.miss_cnt += 1
@@ -182,27 +221,48 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
             explored.evict(head, sl)
     explored.max_states_per_insn = max(explored.max_states_per_insn, states_cnt)
     if add_new_state:
+        mark_all_scalars_imprecise(state)  # the kept copy starts imprecise: its descendants decide
         explored.keep(state, insn_idx, head, env.jmps_processed, env.insn_processed)
     return False
 
 
-def format_state(state: State) -> str:
-    return "|".join(format_frame(f) for f in state.frames)
+def states_maybe_looping(old: State, cur: State) -> bool:
+    """A cheap first test for an infinite loop: the same frames, and every register
+    of the innermost frame the same in every field (ids too)."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    return all(_same_head(o, c) and _same_bounds(o.s, c.s) and o.id == c.id and o.ref_obj_id == c.ref_obj_id
+               for o, c in zip(old.frame.regs, cur.frame.regs, strict=True))
 
 
-def quick_key(state: State) -> tuple:
-    """What two states printing alike must share: each register's type, a pointer's
-    offset, a constant scalar's value (a cheap filter before ``format_state``)."""
-    key = []
-    for frame in state.frames:
-        for reg in frame.regs:
-            if reg.type == NOT_INIT:
-                key.append(NOT_INIT)
-            elif reg.type == SCALAR:
-                key.append(reg.s.var_off.value if reg.s.var_off.is_const else SCALAR)
-            else:
-                key.append((reg.type, reg.off))
-    return tuple(key)
+def states_exact(old: State, cur: State, live_regs: list[set[int]], id_gen: int, insn_idx: int) -> bool:
+    """``states_equal(.., EXACT)``: every live register and every stack byte the same
+    (ids mapped alike), precision aside."""
+    if len(old.frames) != len(cur.frames) or len(old.refs) != len(cur.refs) or \
+            old.active_rcu_lock != cur.active_rcu_lock:
+        return False
+    idmap = IdMap(id_gen)
+    if not all(idmap.check_ids(o, c) for (o, _), (c, _) in zip(old.refs, cur.refs, strict=True)):
+        return False
+    last = len(old.frames) - 1
+    for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        if fo.callsite != fc.callsite:
+            return False
+        live = live_regs[insn_idx if depth == last else old.frames[depth + 1].callsite]
+        if not all(regs_exact(fo.regs[r], fc.regs[r], idmap) for r in ALL_REGS if r in live):
+            return False
+        if fo.allocated_slots > fc.allocated_slots:
+            return False
+        for spi in range(fo.allocated_slots):
+            slot, cslot = fo.stack.get(spi), fc.stack.get(spi)
+            types = slot.types if slot is not None else list(EMPTY_SLOT)
+            ctypes = cslot.types if cslot is not None else list(EMPTY_SLOT)
+            if types != ctypes:
+                return False
+            if types[BPF_REG_SIZE - 1] == SPILL and not regs_exact(slot.spilled or Reg(), cslot.spilled or Reg(),
+                                                                 idmap):
+                return False
+    return True
 
 
 class IdMap:
