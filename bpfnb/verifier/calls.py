@@ -17,7 +17,7 @@ from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
 from .mem import BPF_F_RDONLY_PROG, check_map_access, stack_frame
-from .precision import mark_chain_precision
+from .precision import BacktrackState, mark_chain_precision, mark_chain_precision_batch
 from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
@@ -207,8 +207,8 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
             raise Reject(f"invalid map_ptr to access map->{kind}")
         size = meta.map.key_size if kind == "key" else meta.map.value_size
         check_helper_mem_access(env, state, regno, reg, size, write=False)
-        if kind == "key":
-            meta.const_key = constant_key(state, reg, size)
+        if kind == "key" and meta.map.type in ARRAY_MAPS:  # can_elide_value_nullness
+            meta.const_key = get_constant_map_key(env, state, reg, size)
     elif kind in ("uninit_mem", "mem"):
         size_reg = regs[regno + 1] if regno + 1 <= 5 else None
         size = size_reg.s.umax if size_reg is not None and size_reg.type == SCALAR else 0
@@ -294,22 +294,34 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
     raise Reject(f"R{regno} type={format_type(reg)} expected={HELPER_MEM_EXPECTED}")
 
 
-def constant_key(state: State, reg: Reg, size: int) -> int | None:
-    """The key's value when the stack holds it as a known constant (zeroed bytes or a spilled constant)."""
+def get_constant_map_key(env, state: State, reg: Reg, size: int) -> int | None:
+    """The key's value when the stack holds it as a known constant: zeroed bytes, or
+    a spilled constant of the key's size (then relied on: the slot becomes precise)."""
     if reg.type != PTR_TO_STACK or not reg.s.var_off.is_const:
         return None
-    base = reg.off + s64(reg.s.value)
+    slot_index = -(reg.off + s64(reg.s.value)) - 1
+    spi, off = slot_index // BPF_REG_SIZE, slot_index % BPF_REG_SIZE
     frame = state.frames[reg.frameno] if reg.frameno < len(state.frames) else state.frame
-    spi = (-base - 1) // BPF_REG_SIZE
-    slot = frame.stack.get(spi)
-    if slot is None:
+    slot = frame.stack.get(spi, Slot())
+    if _run_of(slot.types, off, ZERO) >= size:
+        return 0
+    spilled = slot.spilled
+    if not slot.is_spill or spilled is None or spilled.type != SCALAR:
         return None
-    if base % BPF_REG_SIZE == 0 and slot.is_spill and slot.spilled is not None and slot.spilled.type == SCALAR \
-            and slot.spilled.s.var_off.is_const:
-        return slot.spilled.s.value & ((1 << (8 * size)) - 1)
-    kinds = [frame.stack.get((-a - 1) // BPF_REG_SIZE, Slot()).types[(-a - 1) % BPF_REG_SIZE]
-             for a in range(base, base + size)]
-    return 0 if all(k == ZERO for k in kinds) else None
+    if _run_of(slot.types, off, SPILL) != size or not spilled.s.var_off.is_const:
+        return None
+    bt = BacktrackState(len(state.frames) - 1)
+    bt.set_slot(frame.frameno, spi)
+    mark_chain_precision_batch(env, state, bt)
+    return spilled.s.value
+
+
+def _run_of(types: list[str], off: int, kind: str) -> int:
+    """How many bytes from ``off`` towards the slot's start are ``kind``."""
+    n = 0
+    while off - n >= 0 and types[off - n] == kind:
+        n += 1
+    return n
 
 
 def check_func_call(env, state: State, insn: Insn, i: int) -> int:
@@ -319,6 +331,7 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     caller = state.frame
     subprogs = env.subprogs
     if subprogs.is_global(target):
+        env.called_globals.add(target)  # verified on its own after the main program
         env.log.verbose(f"Func#{subprogs.index(target)} ('{subprogs.name(target)}') is global and assumed valid.")
         for r in CALLER_SAVED:
             caller.regs[r] = Reg()

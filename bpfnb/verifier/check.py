@@ -107,26 +107,39 @@ def print_verification_stats(env: VerifierEnv) -> None:
 
 
 def do_check_subprogs(env: VerifierEnv) -> None:
-    """A global function is verified once, for any arguments of its prototype."""
+    """A global function is verified once, for any arguments of its prototype, when
+    a verified path calls it (the ones only dead code calls are never looked at);
+    verifying one may reach calls of others."""
     subprogs = env.subprogs
-    for start in subprogs.starts[1:]:
-        if not subprogs.is_global(start):
-            continue
-        index = subprogs.index(start)
-        name = subprogs.name(start)
-        env.log.verbose(f"Validating {name}() func#{index}...")
-        state = initial_state()
-        state.frame.subprog = start
-        state.regs[1] = Reg()
-        proto = subprogs.proto(start)
-        btf = env.prog.btf
-        for k, param in enumerate(proto.params if proto is not None else ()):
-            t = btf.type(btf.resolve(param.type))
-            state.regs[k + 1] = scalar_reg() if t.kind in SCALAR_KINDS else Reg(PTR_TO_CTX, Scalar.const(0))
-        env.stack.clear()
-        env.validating_subprog = True
-        do_check(env, state, start)
-        env.log.verbose(f"Func#{index} ('{name}') is safe for any args that match its prototype")
+    verified: set[int] = set()
+    while True:
+        todo = [start for start in subprogs.starts[1:]
+                if subprogs.is_global(start) and start in env.called_globals and start not in verified]
+        if not todo:
+            return
+        for start in todo:
+            verified.add(start)
+            _check_global_subprog(env, start)
+
+
+def _check_global_subprog(env: VerifierEnv, start: int) -> None:
+    """``do_check_common`` for one global function: its arguments from its BTF prototype."""
+    subprogs = env.subprogs
+    index = subprogs.index(start)
+    name = subprogs.name(start)
+    env.log.verbose(f"Validating {name}() func#{index}...")
+    state = initial_state()
+    state.frame.subprog = start
+    state.regs[1] = Reg()
+    proto = subprogs.proto(start)
+    btf = env.prog.btf
+    for k, param in enumerate(proto.params if proto is not None else ()):
+        t = btf.type(btf.resolve(param.type))
+        state.regs[k + 1] = scalar_reg() if t.kind in SCALAR_KINDS else Reg(PTR_TO_CTX, Scalar.const(0))
+    env.stack.clear()
+    env.validating_subprog = True
+    do_check(env, state, start)
+    env.log.verbose(f"Func#{index} ('{name}') is safe for any args that match its prototype")
 
 
 def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> None:

@@ -51,6 +51,7 @@ class VerifierEnv:
         self.prev_linfo = None
         self.stack: list[tuple] = []  # pushed paths: state, insn, from insn, log position, prev step, checkpoints
         self.validating_subprog = False  # a global function verified on its own (do_check_subprogs)
+        self.called_globals: set[int] = set()  # global functions a verified path calls (first slots)
         self.force_print_state = False  # the next instruction prints the whole state (after a return)
         self.time_us = 0
         self.liveness = None  # liveness.Liveness, computed once per program

@@ -451,6 +451,12 @@ def mark_chain_precision(env, state: State, regno: int) -> None:
         __mark_chain_precision(env, state, regno)
 
 
+def mark_chain_precision_batch(env, state: State, bt: BacktrackState) -> None:
+    """Backtrack what ``bt`` already asks for (registers and slots of any frame)."""
+    if env.prune:
+        __mark_chain_precision(env, state, -1, bt)
+
+
 def propagate_precision(env, old: State, cur: State) -> bool:
     """``cur`` was pruned against ``old``: what was precise in ``old`` must be in the
     states kept on ``cur``'s path too."""
@@ -476,5 +482,5 @@ def propagate_precision(env, old: State, cur: State) -> bool:
     return __mark_chain_precision(env, cur, -1, bt)
 
 
-__all__ = ["HistEntry", "LinkedReg", "mark_all_scalars_imprecise", "mark_all_scalars_precise",
+__all__ = ["BacktrackState", "HistEntry", "LinkedReg", "mark_chain_precision_batch", "mark_all_scalars_imprecise", "mark_all_scalars_precise",
            "mark_chain_precision", "propagate_precision", "push_jmp_history"]
