@@ -353,10 +353,30 @@ def check_exit(env, state: State, i: int) -> int | None:
         env.log.scratch_regs.add(0)
         return prepare_func_exit(env, state, i, state.regs[0])
     check_reference_leak(state)
-    r0 = env.read_reg(state, 0)
-    check_return_code(env, r0)
+    if env.validating_subprog or not attach_func_returns_void(env.prog):
+        check_return_code(env, env.read_reg(state, 0))
     env.record(state, i, "exit")
     return None
+
+
+def attach_func_proto(prog):
+    """``prog->aux->attach_func_proto`` of a struct_ops program: the prototype of the
+    kernel struct's member it implements (None when the kernel BTF does not say)."""
+    btf = prog.kernel_btf
+    if prog.type != "struct_ops" or btf is None or not prog.attach_btf_id:
+        return None
+    member = next((m for m in btf.type(prog.attach_btf_id).members if m.name == prog.attach_name), None)
+    if member is None:
+        return None
+    ptr = btf.type(btf.resolve(member.type))
+    proto = btf.type(btf.resolve(ptr.type)) if ptr.kind == "ptr" else None
+    return proto if proto is not None and proto.kind == "func_proto" else None
+
+
+def attach_func_returns_void(prog) -> bool:
+    """A struct_ops member returning void: the program's exit reads no R0 (``check_return_code``)."""
+    proto = attach_func_proto(prog)
+    return proto is not None and not proto.type
 
 
 def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:

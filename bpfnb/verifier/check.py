@@ -62,6 +62,7 @@ def bpf_check(env: VerifierEnv) -> None:
             for k, start in enumerate(starts):
                 log.verbose(f"func#{k} @{start}")
             print_liveness(log, env.insns, env.liveness.live)
+        btf_prepare_main_args(env)
         do_check(env)
         do_check_subprogs(env)
     except Reject as exc:
@@ -100,6 +101,23 @@ def print_verification_stats(env: VerifierEnv) -> None:
     log.verbose(f"processed {env.insn_processed} insns (limit {BPF_COMPLEXITY_LIMIT_INSNS}) max_states_per_insn "
                 f"{explored.max_states_per_insn} total_states {explored.total_states} "
                 f"peak_states {explored.peak_states} mark_read 0")
+
+
+MAX_BPF_FUNC_REG_ARGS = 5
+
+
+def btf_prepare_main_args(env: VerifierEnv) -> None:
+    """``btf_prepare_func_args`` for the main program: a global one whose BTF prototype a
+    global function could not have is said so (verification goes on, its BTF unreliable)."""
+    subprogs = env.subprogs
+    if not subprogs.is_global(0):
+        return
+    proto, btf, name = subprogs.proto(0), env.prog.btf, subprogs.name(0)
+    if len(proto.params) > MAX_BPF_FUNC_REG_ARGS:
+        env.log.verbose(f"Global function {name}() with {len(proto.params)} > {MAX_BPF_FUNC_REG_ARGS} args. "
+                        "Buggy compiler.")
+    elif not proto.type or btf.type(btf.resolve(proto.type)).kind not in SCALAR_KINDS:
+        env.log.verbose(f"Global function {name}() doesn't return scalar. Only those are supported.")
 
 
 def do_check_subprogs(env: VerifierEnv) -> None:

@@ -6,12 +6,16 @@ other side, each side learning what its condition implies
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 from ..isa import Insn
 from ..isa import opcodes as op
 from .alu import BPF_ADD_CONST
 from .log import Reject
 from .precision import mark_chain_precision
 from .regstate import (
+    CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
     PTR_TO_MAP_KEY,
     PTR_TO_MAP_VALUE,
@@ -147,6 +151,16 @@ def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:
             else:
                 reg.maybe_null = False
                 reg.id = 0
+                if reg.type == PTR_TO_MAP_VALUE and reg.map is not None and reg.map.inner is not None:
+                    # a map of maps' value is its inner map: a map pointer now
+                    reg.type, reg.map = CONST_PTR_TO_MAP, inner_map_meta(reg.map)
+
+
+@functools.cache
+def inner_map_meta(outer):
+    """``map->inner_map_meta``: the inner template of a map of maps as the kernel keeps it
+    (``bpf_map_meta_alloc``: the template's type, sizes and flags, without a name)."""
+    return dataclasses.replace(outer.inner, name="", initial=None)
 
 
 def try_match_pkt_pointers(insn: Insn, this: State, other: State) -> None:

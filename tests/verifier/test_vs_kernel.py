@@ -38,11 +38,7 @@ def _compare(prog):
 # programs of the loader's fixtures whose verdict ours does not reach yet (the
 # kernel accepts each): checked to still differ, so the entry goes when it is fixed
 KNOWN_GAPS = {
-    ("map_in_map.bpf.o", "count_by_direction"): "a lookup in a map of maps returns the inner map "
-                                                "(map_ptr_or_null), not modelled yet",
-    ("map_in_map.bpf.o", "flag_by_ifindex"): "a lookup in a map of maps returns the inner map, not modelled yet",
     ("static_programs.bpf.o", "loop_xdp"): "bpf_loop callbacks are not followed yet ('unreachable insn 14')",
-    ("struct_ops.bpf.o", "no_avoid"): "a struct_ops member returning void needs no R0 ('R0 !read_ok')",
 }
 
 
