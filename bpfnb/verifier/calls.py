@@ -16,22 +16,27 @@ from .helper_protos import helper_proto
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
-from .mem import BPF_F_RDONLY_PROG, check_map_access
+from .mem import BPF_F_RDONLY_PROG, check_map_access, stack_frame
+from .precision import mark_chain_precision
 from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
     PTR_TO_CTX,
+    PTR_TO_FUNC,
+    PTR_TO_MAP_KEY,
     PTR_TO_MAP_VALUE,
     PTR_TO_MEM,
     PTR_TO_PACKET,
     PTR_TO_PACKET_META,
+    PTR_TO_SOCKET,
     PTR_TO_STACK,
+    PTR_TO_XDP_SOCK,
     SCALAR,
     Reg,
     scalar_reg,
 )
-from .scalar import Scalar
-from .state import MAX_BPF_STACK, MISC, SPILL, ZERO, Slot, State, format_frame
+from .scalar import S64_MAX, S64_MIN, Scalar
+from .state import MAX_BPF_STACK, MISC, SPILL, ZERO, Frame, Slot, State, format_frame
 from .tnum import s64
 
 MAX_CALL_FRAMES = 8
@@ -44,7 +49,8 @@ BPF_REG_SIZE = 8
 PROG_ARRAY = "prog_array"
 UNMODELLED = "unmodelled:"
 # argument kinds that also take NULL
-NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common"}
+NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common",
+            "stack_or_null": "stack"}
 SOCK_COMMON = "sock_common"
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
@@ -64,6 +70,7 @@ class CallArgMeta:
     alloc_size: int = 0
     size_max: int | None = None  # the largest value of the last size argument
     release_ref: int = 0  # the reference an argument gives back (ringbuf submit/discard)
+    subprogno: int = 0  # the callback an ARG_PTR_TO_FUNC argument names
 
 
 def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
@@ -87,6 +94,10 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     r0 = helper_return(env, proto, meta)
     if func_id == BpfFunc.tail_call:
         record_func_key(env, state, i)
+    if func_id == BpfFunc.for_each_map_elem:
+        push_callback_call(env, state, i, meta.subprogno, set_map_elem_callback_state)
+    elif func_id == BpfFunc.loop:
+        check_bpf_loop(env, state, i, meta.subprogno)
     for r in CALLER_SAVED:
         state.regs[r] = Reg()
         env.log.scratch_regs.add(r)
@@ -143,9 +154,9 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
         if m is not None and m.type in ARRAY_MAPS and meta.const_key is not None and meta.const_key < m.max_entries:
             return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m)  # an array slot that exists: never NULL
         if m is not None and m.type == "xskmap":
-            return Reg("xdp_sock", Scalar.const(0), maybe_null=True, id=env.new_id())
+            return Reg(PTR_TO_XDP_SOCK, Scalar.const(0), maybe_null=True, id=env.new_id())
         if m is not None and m.type in SOCK_MAPS:
-            return Reg("sock", Scalar.const(0), maybe_null=True, id=env.new_id())
+            return Reg(PTR_TO_SOCKET, Scalar.const(0), maybe_null=True, id=env.new_id())
         return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=env.new_id())
     if proto.ret == "ringbuf_mem_or_null":
         env.new_id()  # the id a maybe-NULL result gets, replaced by the reference's own (acquire_reference_state)
@@ -229,6 +240,13 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
     elif kind == "ctx":
         if reg.type != PTR_TO_CTX:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")
+    elif kind == "func":
+        if reg.type != PTR_TO_FUNC:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=func")
+        meta.subprogno = reg.subprogno
+    elif kind == "stack":
+        if reg.type != PTR_TO_STACK:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=fp")
     elif kind.startswith("btf:"):
         if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null:
             raise Reject(f"R{regno} type={format_type(reg)} expected={BTF_ID_EXPECTED}")
@@ -257,7 +275,7 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
         base = reg.off + s64(reg.s.value) if reg.s.var_off.is_const else reg.off
         if base < -MAX_BPF_STACK or base + size > 0:
             raise Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} off={base} size={size}")
-        frame = state.frame
+        frame = stack_frame(state, reg)  # a pointer may point into a caller's frame
         for addr in range(base, base + size):
             spi = (-addr - 1) // BPF_REG_SIZE
             slot = frame.stack.setdefault(spi, Slot())
@@ -267,7 +285,7 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
                     slot.types = [MISC if x == SPILL else x for x in slot.types]
                     slot.spilled = None
                 slot.types[(-addr - 1) % BPF_REG_SIZE] = MISC
-        env.update_stack_depth(-base)  # bytes a helper writes count, as update_stack_depth does
+        env.update_stack_depth(-base, frame)  # bytes a helper writes count, as grow_stack_state does
         return
     if t == PTR_TO_MAP_VALUE and not reg.maybe_null:
         check_map_access(regno, reg, reg.off, max(size, 1), write)
@@ -315,12 +333,10 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
         env.record(state, i, "call", f"global function {subprogs.name(target)}")
         return i + 1
     btf_check_subprog_call(env, caller, target)
-    callee = type(caller)(frameno=caller.frameno + 1, callsite=i)
-    for r in CALLER_SAVED:
+    callee = setup_func_entry(state, i, target)
+    for r in CALLER_SAVED:  # set_callee_state: the arguments
         callee.regs[r] = caller.regs[r].copy()
         caller.regs[r] = Reg()
-    callee.regs[BPF_REG_FP] = Reg(PTR_TO_STACK, Scalar.const(0), frameno=callee.frameno)
-    state.frames.append(callee)
     if env.log.level >= 2:
         env.log.verbose("caller:")
         env.log.verbose(format_frame(caller))
@@ -330,6 +346,136 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     env.log.scratch_regs = set(CALLER_SAVED) | {BPF_REG_FP}
     env.log.scratch_slots = set()
     return target
+
+
+def setup_func_entry(state: State, callsite: int, subprog: int) -> Frame:
+    """A new innermost frame for the function at ``subprog`` called from ``callsite``: only
+    its frame pointer set (the arguments are the caller's to give)."""
+    if len(state.frames) >= MAX_CALL_FRAMES:
+        raise Reject(f"the call stack of {len(state.frames) + 1} frames is too deep")
+    frameno = len(state.frames)
+    callee = Frame(frameno=frameno, callsite=callsite, subprog=subprog)
+    callee.regs[BPF_REG_FP] = Reg(PTR_TO_STACK, Scalar.const(0), frameno=frameno)
+    state.frames.append(callee)
+    return callee
+
+
+# -- callbacks: helpers that call a function of the program -------------------------------
+CALLBACK_RET_RANGE = (0, 1)  # what a callback of bpf_loop and the like returns (continue or stop)
+# map types whose elements bpf_for_each_map_elem can walk (``map_for_each_callback``)
+FOR_EACH_MAP_TYPES = ("array", "percpu_array", "hash", "percpu_hash", "lru_hash", "lru_percpu_hash")
+# bpf_loop inlined (flags 0, one callback): three 8-byte slots more for its counters
+BPF_LOOP_INLINE_SLOTS = 3
+
+
+def push_callback_call(env, state: State, i: int, subprogno: int, set_callee_state) -> None:
+    """Queue a visit of the callback, in a new frame whose arguments ``set_callee_state``
+    gives, from a copy of the state at the call: when the callback returns, the walk
+    comes back to the call and may queue another visit (``prepare_func_exit``)."""
+    target = env.subprogs.starts[subprogno]
+    btf_check_subprog_call(env, state.frame, target)
+    callback_state = state.copy()
+    caller = callback_state.frame
+    callee = setup_func_entry(callback_state, i, target)
+    callee.in_callback_fn = True
+    set_callee_state(env, caller, callee)
+    callback_state.callback_unroll_depth += 1
+    caller.callback_depth += 1
+    state.frame.callback_depth = 0
+    env.push_stack(callback_state, target, i)
+
+
+def set_loop_callback_state(env, caller: Frame, callee: Frame) -> None:
+    """``callback_fn(u32 index, void *callback_ctx)`` of ``bpf_loop(nr_loops, callback_fn,
+    callback_ctx, flags)``."""
+    callee.regs[1] = scalar_reg()
+    callee.regs[2] = caller.regs[3].copy()
+
+
+def set_map_elem_callback_state(env, caller: Frame, callee: Frame) -> None:
+    """``callback_fn(map, key, value, callback_ctx)`` of ``bpf_for_each_map_elem(map,
+    callback_fn, callback_ctx, flags)``."""
+    m = caller.regs[1].map
+    if m.type not in FOR_EACH_MAP_TYPES:
+        raise Reject("callback function not allowed for map")
+    callee.regs[1] = caller.regs[1].copy()
+    callee.regs[2] = Reg(PTR_TO_MAP_KEY, Scalar.const(0), map=m)
+    callee.regs[3] = Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m)
+    callee.regs[4] = caller.regs[3].copy()
+
+
+def check_bpf_loop(env, state: State, i: int, subprogno: int) -> None:
+    """Visit the callback again while this call made fewer visits than R1 may ask for."""
+    update_loop_inline_state(env, state, i, subprogno)
+    mark_chain_precision(env, state, 1, i)
+    frame = state.frame
+    if frame.callback_depth < state.regs[1].s.umax:
+        push_callback_call(env, state, i, subprogno, set_loop_callback_state)
+    else:
+        frame.callback_depth = 0
+        if env.log.level >= 2:
+            env.log.verbose(f"frame{len(state.frames) - 1} bpf_loop iteration limit reached")
+
+
+def update_loop_inline_state(env, state: State, i: int, subprogno: int) -> None:
+    """A bpf_loop call is inlined when, on every visit, its flags are 0 and its callback the same."""
+    flags = state.regs[4]
+    zero = flags.type == SCALAR and flags.s.var_off.equals_const(0)
+    if zero:
+        mark_chain_precision(env, state, 4, i)
+    fit, seen = env.loop_inline_state.get(i, (True, subprogno))
+    env.loop_inline_state[i] = (fit and zero and seen == subprogno, subprogno)
+
+
+def optimize_bpf_loop(env) -> None:
+    """The stack an inlined bpf_loop call adds to its function (after the walk, before the
+    figures are printed, as the kernel's rewrite does)."""
+    grown = {env.subprogs.of(i) for i, (fit, _) in env.loop_inline_state.items() if fit}
+    for sub in grown:
+        depth = env.sub_stack_depth.get(sub, 0)
+        env.sub_stack_depth[sub] = (depth + BPF_REG_SIZE - 1) // BPF_REG_SIZE * BPF_REG_SIZE \
+            + BPF_LOOP_INLINE_SLOTS * BPF_REG_SIZE
+
+
+def check_callback_return(env, state: State, i: int, r0: Reg) -> None:
+    """A callback returns a scalar in ``CALLBACK_RET_RANGE``."""
+    if r0.type != SCALAR:
+        raise Reject("R0 not a scalar value")
+    mark_chain_precision(env, state, 0, i)
+    lo, hi = CALLBACK_RET_RANGE
+    if r0.s.smin < lo or r0.s.smax > hi:
+        raise Reject(verbose_invalid_scalar(r0, CALLBACK_RET_RANGE, "At callback return", "R0"))
+
+
+def verbose_invalid_scalar(reg: Reg, wanted: tuple[int, int], where: str, name: str) -> str:
+    has = (f" smin={reg.s.smin}" if reg.s.smin > S64_MIN else "") + (f" smax={reg.s.smax}" if reg.s.smax < S64_MAX
+                                                                    else "")
+    return f"{where} the register {name} has{has or ' unknown scalar value'} should have been in [{wanted[0]}, " \
+           f"{wanted[1]}]"
+
+
+def widen_imprecise_scalars(env, state: State, insn_idx: int) -> None:
+    """Back at a callback's call site: a scalar that changed since the state kept there on
+    this path, and whose value decided nothing, becomes unknown (so visits converge)."""
+    callsites = [f.callsite for f in state.frames]
+    prev = env.explored.checkpoints
+    while prev is not None and not (prev.insn_idx == insn_idx and
+                                    [f.callsite for f in prev.state.frames] == callsites):
+        prev = prev.parent
+    if prev is None:
+        return
+    for fold, fcur in zip(prev.state.frames, state.frames, strict=True):
+        pairs = list(zip(fold.regs, fcur.regs, strict=True))
+        for spi, slot in fold.stack.items():
+            cur_slot = fcur.stack.get(spi)
+            if slot.is_spill and slot.spilled is not None and cur_slot is not None and cur_slot.is_spill \
+                    and cur_slot.spilled is not None:
+                pairs.append((slot.spilled, cur_slot.spilled))
+        for old, cur in pairs:
+            if old.type != SCALAR or cur.type != SCALAR or old.precise or cur.precise:
+                continue
+            if old.s != cur.s or old.id != cur.id or old.off != cur.off:
+                cur.s, cur.id, cur.off = Scalar.unknown(), 0, 0
 
 
 def btf_check_subprog_call(env, caller, target: int) -> None:
@@ -383,22 +529,30 @@ def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:
     if r0.type == PTR_TO_STACK:
         # the kernel is conservative: even a caller's stack pointer may not go back
         raise Reject("cannot return stack pointer to the caller")
+    in_callback_fn = state.frame.in_callback_fn
+    if in_callback_fn:
+        check_callback_return(env, state, i, r0)
     callee = state.frames.pop()
     caller = state.frame
+    # a callback goes back to the helper call, which may visit it again
+    ret = callee.callsite if in_callback_fn else callee.callsite + 1
     log = env.log
     if log.level >= 2:
         log.verbose("returning from callee:")
         log.verbose(format_frame(callee))
-        log.verbose(f"to caller at {callee.callsite + 1}:")
-    for r in CALLER_SAVED:
-        caller.regs[r] = Reg()
-    caller.regs[0] = r0.copy()
+        log.verbose(f"to caller at {ret}:")
+    if not in_callback_fn:  # the callback's R0 went to the helper
+        for r in CALLER_SAVED:
+            caller.regs[r] = Reg()
+        caller.regs[0] = r0.copy()
     if log.level >= 2:
         log.verbose(format_frame(caller))
-    env.record(state, i, "return", f"to caller at {callee.callsite + 1}")
+    if in_callback_fn:
+        widen_imprecise_scalars(env, state, ret)
+    env.record(state, i, "return", f"to caller at {ret}")
     log.mark_verifier_state_clean()
     env.force_print_state = True
-    return callee.callsite + 1
+    return ret
 
 
 BINARY_VERDICT = (0, 1)

@@ -19,7 +19,7 @@ from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.flow import jump_target
 from .alu import check_alu_op
-from .calls import check_call, check_exit
+from .calls import check_call, check_exit, optimize_bpf_loop
 from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .jumps import check_cond_jmp_op
@@ -65,6 +65,7 @@ def bpf_check(env: VerifierEnv) -> None:
         btf_prepare_main_args(env)
         do_check(env)
         do_check_subprogs(env)
+        optimize_bpf_loop(env)
     except Reject as exc:
         _reject(env, exc)
     except KeyboardInterrupt:
@@ -130,6 +131,7 @@ def do_check_subprogs(env: VerifierEnv) -> None:
         name = subprogs.name(start)
         env.log.verbose(f"Validating {name}() func#{index}...")
         state = initial_state()
+        state.frame.subprog = start
         state.regs[1] = Reg()
         proto = subprogs.proto(start)
         btf = env.prog.btf

@@ -40,6 +40,8 @@ class VerifierEnv:
         # bpf_tail_call sites: (map, constant key) while every visit agrees, None once not
         # (the kernel's map_key_state: such a call becomes a direct, patchable jump)
         self.tail_call_keys: dict[int, tuple | None] = {}
+        # bpf_loop sites: (fit for inlining on every visit so far, the callback's index)
+        self.loop_inline_state: dict[int, tuple[bool, int]] = {}
         self.trace = Trace()
         self.error: str | None = None
         self.walk_insn: int | None = None  # the instruction the walk is at (for an interruption)
@@ -91,11 +93,13 @@ class VerifierEnv:
         if reg.type == SCALAR and not reg.id and not reg.s.var_off.is_const:
             reg.id = self.new_id()
 
-    def update_stack_depth(self, depth: int) -> None:
-        """The program's and the current function's stack reach ``depth`` bytes (rounded to 8)."""
+    def update_stack_depth(self, depth: int, frame=None) -> None:
+        """The program's stack and that of the function owning ``frame`` (the frame the
+        pointer points into; the current function's without one) reach ``depth`` bytes
+        (rounded to 8)."""
         depth = (depth + 7) // 8 * 8
         self.stack_depth = max(self.stack_depth, depth)
-        sub = self.subprogs.of(self.insn_idx or 0)
+        sub = frame.subprog if frame is not None else self.subprogs.of(self.insn_idx or 0)
         self.sub_stack_depth[sub] = max(self.sub_stack_depth.get(sub, 0), depth)
 
     def stack_depths(self) -> list[int]:

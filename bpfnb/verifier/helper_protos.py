@@ -6,7 +6,8 @@ Argument kinds are the kernel's ``enum bpf_arg_type`` values by meaning:
 following ARG_CONST_SIZE[_OR_ZERO]), ``mem`` (ARG_PTR_TO_MEM | MEM_RDONLY),
 ``ctx``, ``any`` (ARG_ANYTHING), ``btf:sk_buff`` (ARG_PTR_TO_BTF_ID of that
 struct), ``sock_common`` (ARG_PTR_TO_BTF_ID_SOCK_COMMON), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
-``alloc_size`` (ARG_CONST_ALLOC_SIZE_OR_ZERO). Returns: ``integer``,
+``alloc_size`` (ARG_CONST_ALLOC_SIZE_OR_ZERO), ``func`` (ARG_PTR_TO_FUNC: a callback),
+``stack_or_null`` (ARG_PTR_TO_STACK_OR_NULL). Returns: ``integer``,
 ``void``, ``map_value_or_null``, ``ringbuf_mem_or_null``, ``btf:task_struct``,
 ``btf_or_null:tcp_sock`` (RET_PTR_TO_BTF_ID_OR_NULL).
 Which program types may call which helper is the kernel's own answer
@@ -76,9 +77,13 @@ PROTOS: dict[int, HelperProto] = {
     46: HelperProto(("ctx",)),  # get_socket_cookie
     47: HelperProto(("ctx",)),  # get_socket_uid
     48: HelperProto(("ctx", "any")),  # set_hash
+    49: HelperProto(("ctx", "any", "any", "mem", "size")),  # setsockopt (sock_ops, sock_addr)
     50: HelperProto(("ctx", "any", "any", "any")),  # skb_adjust_room
     51: HelperProto(("map", "any", "any")),  # redirect_map
     54: HelperProto(("ctx", "any")),  # xdp_adjust_meta
+    57: HelperProto(("ctx", "any", "any", "uninit_mem", "size")),  # getsockopt (sock_ops, sock_addr)
+    59: HelperProto(("ctx", "any")),  # sock_ops_cb_flags_set
+    64: HelperProto(("ctx", "mem", "size")),  # bind
     55: HelperProto(("map", "any", "uninit_mem", "size")),  # perf_event_read_value
     65: HelperProto(("ctx", "any")),  # xdp_adjust_tail
     66: HelperProto(("ctx", "any", "uninit_mem", "size", "any")),  # skb_get_xfrm_state
@@ -145,11 +150,13 @@ PROTOS: dict[int, HelperProto] = {
     155: HelperProto(("any", "any")),  # redirect_peer
     158: HelperProto((), "btf:task_struct"),  # get_current_task_btf
     160: HelperProto(()),  # ktime_get_coarse_ns
+    164: HelperProto(("map", "func", "stack_or_null", "any")),  # for_each_map_elem
     173: HelperProto(("ctx",)),  # get_func_ip
     174: HelperProto(("ctx",)),  # get_attach_cookie
     176: HelperProto(("uninit_mem", "size_or_zero")),  # get_branch_snapshot
     177: HelperProto(("mem", "size", "mem_or_null", "size_or_zero")),  # trace_vprintk
     178: HelperProto(("sock_common",), "btf_or_null:unix_sock"),  # skc_to_unix_sock
+    181: HelperProto(("any", "func", "stack_or_null", "any")),  # loop
     188: HelperProto(("ctx",)),  # xdp_get_buff_len
     189: HelperProto(("ctx", "any", "uninit_mem", "size")),  # xdp_load_bytes
     190: HelperProto(("ctx", "any", "mem", "size")),  # xdp_store_bytes

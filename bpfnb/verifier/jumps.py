@@ -23,6 +23,9 @@ from .regstate import (
     PTR_TO_PACKET,
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
+    PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
+    PTR_TO_TCP_SOCK,
     SCALAR,
     Reg,
     const_reg,
@@ -231,4 +234,5 @@ def reg_not_null(reg: Reg) -> bool:
         return bool(reg.ref_obj_id) or (reg.trusted and not reg.untrusted)
     if reg.type == PTR_TO_MEM:  # memory read through a walked pointer may be NULL
         return not reg.untrusted
-    return reg.type in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY)
+    return reg.type in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_SOCK_COMMON,
+                        CONST_PTR_TO_MAP)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..isa import opcodes as op
 from ..isa.flow import jump_target
+from ..isa.helpers import BpfFunc
 from .log import Reject
 from .regstate import NOT_INIT, SCALAR, Reg
 from .state import INVALID, MISC, SPILL, ZERO, Slot, State, format_frame
@@ -23,18 +24,32 @@ ALL_REGS = range(10)
 U32_MASK = 0xFFFFFFFF
 
 
+# the helpers that call a callback before they return (``is_sync_callback_calling_function``)
+SYNC_CALLBACK_CALLERS = (BpfFunc.loop, BpfFunc.for_each_map_elem)
+
+
+def is_sync_callback_calling_insn(insn) -> bool:
+    return insn.is_helper_call and insn.imm in SYNC_CALLBACK_CALLERS
+
+
 def prune_points(insns) -> tuple[set[int], set[int]]:
     """``mark_prune_point`` and ``mark_force_checkpoint`` as ``check_cfg`` places them:
     (prune points, force checkpoints: the may_goto instructions)."""
     points: set[int] = set()
     force: set[int] = set()
     for i, insn in enumerate(insns):
+        if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # visit_func_call_insn: a callback's address
+            points.update((i, i + 2))
+            continue
         if not insn.is_jmp_class or insn.is_exit:
             continue
         if insn.is_call:  # the return point, and a bpf-to-bpf call itself
             points.add(i + 1)
             if insn.is_pseudo_call:
                 points.add(i)
+            if is_sync_callback_calling_insn(insn):  # where the walk comes back after each callback visit
+                points.add(i)
+                force.add(i)
             continue
         target = jump_target(insn, i)
         if insn.op == op.BPF_JA:  # the target of an unconditional jump
@@ -72,6 +87,7 @@ class ExploredStates:
 
     def __init__(self, insns):
         self.points, self.force_checkpoints = prune_points(insns)
+        self.callback_calls = {i for i, insn in enumerate(insns) if is_sync_callback_calling_insn(insn)}
         self.size = max(len(insns), 1)  # state_htab_size
         self.buckets: dict[int, list[StateList]] = {}
         self.checkpoints: StateList | None = None
@@ -150,8 +166,15 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
             continue
         old = sl.state
         if sl.branches:
-            # identical states on one path: a loop that cannot end (compare cheaply first)
-            if sl.key == (current or (current := quick_key(state))) and format_state(old) == format_state(state):
+            if insn_idx in explored.callback_calls:
+                # back at a callback's call site: the visits converged when nothing grew
+                if states_equal(old, state, live, stack_matters, exact=RANGE_WITHIN):
+                    sl.hit_cnt += 1
+                    return True
+            # identical states on one path: a loop that cannot end (compare cheaply first), unless
+            # they are two visits of a callback
+            elif sl.key == (current or (current := quick_key(state))) and \
+                    old.callback_unroll_depth == state.callback_unroll_depth and format_state(old) == format_state(state):
                 raise Reject(f"infinite loop detected at insn {insn_idx}\ncur state:{format_frame(state.frame)}"
                              f"\nold state:{format_frame(old.frame)}")
             if not force_new_state and \
@@ -191,13 +214,18 @@ def quick_key(state: State) -> tuple:
     return tuple(key)
 
 
-def regsafe(old: Reg, cur: Reg) -> bool:
+# how states_equal compares: NOT_EXACT ignores what was never read or never decided anything;
+# RANGE_WITHIN (states of one path, e.g. a callback's visits) compares every register and slot
+NOT_EXACT, RANGE_WITHIN = 0, 1
+
+
+def regsafe(old: Reg, cur: Reg, exact: int = NOT_EXACT) -> bool:
     if old.type == NOT_INIT:
-        return True
+        return exact == NOT_EXACT or cur.type == NOT_INIT
     if old.type != cur.type:
         return False
     if old.type == SCALAR:
-        if not old.precise:
+        if not old.precise and exact == NOT_EXACT:
             return True  # the kernel: an imprecise scalar's exact value did not matter
         o, c = old.s, cur.s
         return (o.smin <= c.smin and c.smax <= o.smax and o.umin <= c.umin and c.umax <= o.umax
@@ -205,12 +233,16 @@ def regsafe(old: Reg, cur: Reg) -> bool:
                 and c.u32_max <= o.u32_max and o.var_off.contains(c.var_off))
     return (old.off == cur.off and old.maybe_null == cur.maybe_null and old.map is cur.map
             and old.btf_id == cur.btf_id and cur.range >= old.range and old.trusted == cur.trusted
-            and old.s.var_off == cur.s.var_off and old.frameno == cur.frameno)
+            and old.s.var_off == cur.s.var_off and old.frameno == cur.frameno and old.subprogno == cur.subprogno)
 
 
-def stacksafe(old_frame, cur_frame) -> bool:
-    for spi, slot in old_frame.stack.items():
+def stacksafe(old_frame, cur_frame, exact: int = NOT_EXACT) -> bool:
+    spis = old_frame.stack.keys() | cur_frame.stack.keys() if exact != NOT_EXACT else old_frame.stack.keys()
+    for spi in sorted(spis):
+        slot = old_frame.stack.get(spi, Slot())
         cslot = cur_frame.stack.get(spi, Slot())
+        if exact != NOT_EXACT and slot.types != cslot.types:
+            return False
         for k in range(8):
             if slot.types[k] == INVALID:
                 continue
@@ -219,23 +251,26 @@ def stacksafe(old_frame, cur_frame) -> bool:
             if slot.types[k] != cslot.types[k]:
                 return False
         if slot.is_spill and slot.spilled is not None:
-            if cslot.spilled is None or not regsafe(slot.spilled, cslot.spilled):
+            if cslot.spilled is None or not regsafe(slot.spilled, cslot.spilled, exact):
                 return False
     return True
 
 
-def states_equal(old: State, cur: State, live: set[int], stack_matters: bool = True) -> bool:
+def states_equal(old: State, cur: State, live: set[int], stack_matters: bool = True,
+                 exact: int = NOT_EXACT) -> bool:
     if len(old.frames) != len(cur.frames) or old.refs != cur.refs or old.active_rcu_lock != cur.active_rcu_lock:
         return False
     for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        if fo.callback_depth > fc.callback_depth:  # fewer callback visits made than the old state's
+            return False
         innermost = depth == len(old.frames) - 1
-        regs = live if innermost else ALL_REGS
+        regs = live if innermost and exact == NOT_EXACT else ALL_REGS
         for r in regs:
-            if not regsafe(fo.regs[r], fc.regs[r]):
+            if not regsafe(fo.regs[r], fc.regs[r], exact):
                 return False
-        if not stack_matters and innermost:
+        if not stack_matters and innermost and exact == NOT_EXACT:
             continue
-        if not stacksafe(fo, fc):
+        if not stacksafe(fo, fc, exact):
             return False
     return True
 

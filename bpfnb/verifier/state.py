@@ -33,14 +33,22 @@ class Slot:
 
 @dataclass
 class Frame:
+    """``struct bpf_func_state``: one function's registers and stack; ``subprog`` is the
+    first slot of the function it runs; a callback's frame (``in_callback_fn``) returns
+    to its call site; ``callback_depth`` counts the callback visits a bpf_loop call made."""
+
     frameno: int = 0
     callsite: int = -1
     regs: list[Reg] = field(default_factory=lambda: [Reg() for _ in range(11)])
     stack: dict[int, Slot] = field(default_factory=dict)  # spi (0 = fp-8) -> slot
+    subprog: int = 0
+    in_callback_fn: bool = False
+    callback_depth: int = 0
 
     def copy(self) -> Frame:
         return Frame(self.frameno, self.callsite, [r.copy() for r in self.regs],
-                     {k: v.copy() for k, v in self.stack.items()})
+                     {k: v.copy() for k, v in self.stack.items()}, self.subprog, self.in_callback_fn,
+                     self.callback_depth)
 
     @property
     def allocated_slots(self) -> int:
@@ -54,10 +62,11 @@ class State:
     parent_insn: int = -1  # the branch that pushed this state
     refs: tuple[tuple[int, int], ...] = ()  # acquired references: (id, insn that acquired it)
     active_rcu_lock: bool = False  # inside bpf_rcu_read_lock()/bpf_rcu_read_unlock()
+    callback_unroll_depth: int = 0  # callback visits on this path (states of two visits are no loop)
 
     def copy(self) -> State:
         return State([f.copy() for f in self.frames], self.insn, self.parent_insn, self.refs,
-                     self.active_rcu_lock)
+                     self.active_rcu_lock, self.callback_unroll_depth)
 
     def refs_text(self) -> str:
         """`` refs=2,5``: what ``print_verifier_state`` appends while references are held."""
@@ -101,6 +110,8 @@ def format_frame(frame: Frame, *, regs: set[int] | None = None, slots: set[int] 
         if slots is not None and spi not in slots:
             continue
         parts.append(f" fp{-(spi + 1) * 8}={format_slot(slot, frame.frameno)}")
+    if frame.in_callback_fn:
+        parts.append(" cb")
     return "".join(parts)
 
 

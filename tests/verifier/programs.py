@@ -84,16 +84,20 @@ def lookup(map_index=0, key_slot=-4):
             call(BpfFunc.map_lookup_elem))
 
 
+# the attach type a program of these types gets when its case names none
+DEFAULT_ATTACH = {"cgroup_skb": "cgroup_inet_ingress", "sock_ops": "cgroup_sock_ops"}
+
+
 @dataclass(frozen=True)
 class Case:
     type: str
     insns: tuple[Insn, ...]
     maps: tuple[MapDef, ...] = ()
+    attach: str | None = None
 
     def program(self, name: str) -> Program:
-        attach = "cgroup_inet_ingress" if self.type == "cgroup_skb" else None
         return Program(name[:15].replace("-", "_"), tuple(self.insns), type=self.type, maps=self.maps,
-                       expected_attach_type=attach)
+                       expected_attach_type=self.attach or DEFAULT_ATTACH.get(self.type))
 
 
 def _null_checks() -> dict[str, Case]:
@@ -190,4 +194,86 @@ def _ctx_accesses() -> dict[str, Case]:
     return out
 
 
-CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls(), **_packets()}
+RET1 = (mov(R0, 1), EXIT)
+# the socket contexts: offsets at and inside each field, for each attach type that changes the rules
+SOCK_CTX_OFFSETS = {
+    ("sock_ops", None): (0, 1, 2, 4, 8, 20, 22, 24, 26, 64, 84, 164, 166, 168, 172, 176, 184, 188, 192, 200, 208, 212,
+                         213, 214, 216, 220, 224),
+    ("cgroup_sock", "cgroup_inet_sock_create"): (0, 2, 4, 8, 16, 20, 24, 44, 48, 50, 72, 73, 76, 80),
+    ("cgroup_sock", "cgroup_inet4_post_bind"): (0, 16, 24, 25, 26, 28, 44, 46, 48, 49, 52, 54, 56, 72),
+    ("cgroup_sock", "cgroup_inet6_post_bind"): (24, 28, 30, 40, 44),
+    ("cgroup_sock_addr", "cgroup_inet4_connect"): (0, 2, 4, 5, 6, 8, 16, 24, 26, 28, 32, 36, 40, 44, 48, 60, 64, 68,
+                                                   72),
+    ("cgroup_sock_addr", "cgroup_udp6_sendmsg"): (4, 8, 12, 16, 20, 24, 40, 44, 48, 52, 56),
+}
+# struct bpf_sock through a socket pointer: offsets at and inside each field
+BPF_SOCK_OFFSETS = (0, 4, 6, 8, 12, 16, 20, 24, 25, 28, 44, 46, 48, 49, 50, 52, 56, 72, 74, 76, 80)
+
+
+def _sock_ctx_accesses() -> dict[str, Case]:
+    """Every size read and written (from a register: an immediate store into a context is
+    refused before its offset is looked at) at offsets of the socket contexts."""
+    out = {}
+    for (prog_type, attach), offsets in SOCK_CTX_OFFSETS.items():
+        tag = (attach or prog_type).removeprefix("cgroup_")
+        for off in offsets:
+            for size, code in SIZES.items():
+                out[f"ctx-{tag}-r{off}-{size}"] = Case(prog_type, (ldx(code, R2, R1, off), *RET1), attach=attach)
+                out[f"ctx-{tag}-w{off}-{size}"] = Case(prog_type, (mov(R2, 0), stx(code, R1, R2, off), *RET1),
+                                                       attach=attach)
+    return out
+
+
+def _sock_pointers() -> dict[str, Case]:
+    """Sockets a context points to: sock_ops' ``sk`` (maybe NULL), sock_addr's ``sk``,
+    the ``sk`` of an skb (a sock_common, maybe NULL): reads through them, writes, no check."""
+    ops_sk, addr_sk, skb_sk = ldx(op.BPF_DW, R2, R1, 184), ldx(op.BPF_DW, R2, R1, 64), ldx(op.BPF_DW, R2, R1, 168)
+    out = {
+        "sock-ops-sk-unchecked": Case("sock_ops", (ops_sk, ldx(op.BPF_W, R3, R2, 4), *RET1)),
+        "sock-ops-sk-write": Case("sock_ops", (ops_sk, jmp(op.BPF_JEQ, R2, 0, 2), mov(R3, 0),
+                                               stx(op.BPF_W, R2, R3, 16), *RET1)),
+        "sock-ops-sk-arith": Case("sock_ops", (ops_sk, jmp(op.BPF_JEQ, R2, 0, 1), alu(op.BPF_ADD, R2, 4), *RET1)),
+        "sock-addr-sk-compared": Case("cgroup_sock_addr", (addr_sk, jmp(op.BPF_JEQ, R2, 0, 1),
+                                                           ldx(op.BPF_W, R3, R2, 4), *RET1),
+                                      attach="cgroup_inet4_connect"),
+        "sock-skb-sk-unchecked": Case("cgroup_skb", (skb_sk, ldx(op.BPF_W, R3, R2, 4), *RET1)),
+        "sock-skb-sk-narrow": Case("cgroup_skb", (ldx(op.BPF_W, R2, R1, 168), *RET1)),
+    }
+    for off in BPF_SOCK_OFFSETS:
+        for size, code in SIZES.items():
+            out[f"sock-ops-sk-r{off}-{size}"] = Case("sock_ops", (ops_sk, jmp(op.BPF_JEQ, R2, 0, 1),
+                                                                  ldx(code, R3, R2, off), *RET1))
+            out[f"sock-skb-sk-r{off}-{size}"] = Case("cgroup_skb", (skb_sk, jmp(op.BPF_JEQ, R2, 0, 1),
+                                                                    ldx(code, R3, R2, off), *RET1))
+    return out
+
+
+ARRAY_OF_MAPS = MapDef("outer", "array_of_maps", 4, 4, 2, inner=MapDef("inner", "array", 4, 8, 4))
+HASH_OF_MAPS = MapDef("houter", "hash_of_maps", 4, 4, 8, inner=MapDef("hinner", "hash", 4, 16, 8))
+
+
+def _maps_of_maps() -> dict[str, Case]:
+    """A lookup in a map of maps gives its inner map (after the NULL check), a map argument."""
+    def inner_lookup(outer_index):
+        return (*lookup(outer_index), jmp(op.BPF_JEQ, R0, 0, 6), movr(R1, R0), st(op.BPF_W, FP, -8, 0),
+                movr(R2, FP), alu(op.BPF_ADD, R2, -8), call(BpfFunc.map_lookup_elem))
+
+    cases = {
+        "mim-array-inner-lookup": (*inner_lookup(0), jmp(op.BPF_JEQ, R0, 0, 1), ldx(op.BPF_DW, R0, R0, 0), *RET0),
+        "mim-hash-inner-lookup": (*inner_lookup(1), jmp(op.BPF_JEQ, R0, 0, 1), ldx(op.BPF_DW, R0, R0, 8), *RET0),
+        "mim-inner-past-value": (*inner_lookup(0), jmp(op.BPF_JEQ, R0, 0, 1), ldx(op.BPF_DW, R0, R0, 8), *RET0),
+        "mim-inner-unchecked": (*lookup(0), movr(R1, R0), st(op.BPF_W, FP, -8, 0), movr(R2, FP),
+                                alu(op.BPF_ADD, R2, -8), call(BpfFunc.map_lookup_elem), *RET0),
+        "mim-inner-deref": (*lookup(0), jmp(op.BPF_JEQ, R0, 0, 1), ldx(op.BPF_W, R0, R0, 0), *RET0),
+        "mim-inner-unchecked-result": (*inner_lookup(0), ldx(op.BPF_DW, R0, R0, 0), *RET0),
+        "mim-inner-update": (*lookup(0), jmp(op.BPF_JEQ, R0, 0, 9), movr(R1, R0), st(op.BPF_W, FP, -8, 0),
+                             st(op.BPF_DW, FP, -16, 0), movr(R2, FP), alu(op.BPF_ADD, R2, -8), movr(R3, FP),
+                             alu(op.BPF_ADD, R3, -16), mov(R4, 0), call(BpfFunc.map_update_elem), *RET0),
+        "mim-outer-twice-checked": (*lookup(0), jmp(op.BPF_JEQ, R0, 0, 2), jmp(op.BPF_JNE, R0, 0, 1),
+                                    ldx(op.BPF_W, R0, R1, 0), *RET0),
+    }
+    return {name: Case("socket_filter", insns, (ARRAY_OF_MAPS, HASH_OF_MAPS)) for name, insns in cases.items()}
+
+
+CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls(), **_packets(),
+                          **_sock_ctx_accesses(), **_sock_pointers(), **_maps_of_maps()}
