@@ -15,6 +15,7 @@ from .state import State
 from .trace import NO_ENTRY, Trace
 
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
+BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192  # paths waiting to be explored
 MAX_BPF_REG = 11
 BPF_REG_FP = 10
 
@@ -111,6 +112,8 @@ class VerifierEnv:
 
     # -- the paths still to explore ------------------------------------------------------
     def push_stack(self, state: State, insn: int, from_insn: int) -> None:
+        if len(self.stack) + 1 > BPF_COMPLEXITY_LIMIT_JMP_SEQ:
+            raise Reject(f"The sequence of {len(self.stack) + 1} jumps is too complex.")
         self.explored.branch_pushed()
         self.stack.append((state, insn, from_insn, len(self.log.lines), self.cur_prev_step,
                            self.explored.checkpoints))
