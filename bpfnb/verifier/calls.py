@@ -78,7 +78,8 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     name = helper_name(func_id)
     if func_id not in HELPER_NAMES or func_id <= 0:
         raise Reject(f"invalid func unknown#{func_id}")
-    allowed = AVAILABLE.get(env.prog.type)
+    prog = env.prog
+    allowed = AVAILABLE.get(f"{prog.type}:{prog.expected_attach_type}", AVAILABLE.get(prog.type))
     if allowed is not None and func_id not in allowed:
         raise Reject(f"program of this type cannot use helper {name}#{func_id}")
     proto = helper_proto(env.prog.type, func_id)

@@ -248,6 +248,29 @@ def _sock_pointers() -> dict[str, Case]:
     return out
 
 
+# helpers whose availability depends on the socket program's attach type
+SOCK_HELPERS = (BpfFunc.bind, BpfFunc.sock_ops_cb_flags_set, BpfFunc.setsockopt, BpfFunc.getsockopt)
+SOCK_HELPER_ATTACH = (("sock_ops", None), ("cgroup_sock", "cgroup_inet_sock_create"),
+                      ("cgroup_sock_addr", "cgroup_inet4_connect"), ("cgroup_sock_addr", "cgroup_udp4_recvmsg"),
+                      ("cgroup_sock_addr", "cgroup_inet6_bind"))
+
+
+def _sock_helpers() -> dict[str, Case]:
+    """Each socket helper from each kind of socket program: refused by type, or its
+    arguments checked (a buffer of 16 zeroed stack bytes)."""
+    args = (st(op.BPF_DW, FP, -8, 0), st(op.BPF_DW, FP, -16, 0), mov(R2, 1), mov(R3, 2), movr(R4, FP),
+            alu(op.BPF_ADD, R4, -16), mov(R5, 16))
+    out = {}
+    for prog_type, attach in SOCK_HELPER_ATTACH:
+        tag = (attach or prog_type).removeprefix("cgroup_")
+        for helper in SOCK_HELPERS:
+            out[f"helper-{tag}-{helper.name}"] = Case(prog_type, (*args, call(helper), *RET1), attach=attach)
+        # bind(ctx, addr, len): the address in R2
+        out[f"helper-{tag}-bind-addr"] = Case(prog_type, (*args, movr(R2, FP), alu(op.BPF_ADD, R2, -16), mov(R3, 16),
+                                                          call(BpfFunc.bind), *RET1), attach=attach)
+    return out
+
+
 ARRAY_OF_MAPS = MapDef("outer", "array_of_maps", 4, 4, 2, inner=MapDef("inner", "array", 4, 8, 4))
 HASH_OF_MAPS = MapDef("houter", "hash_of_maps", 4, 4, 8, inner=MapDef("hinner", "hash", 4, 16, 8))
 
@@ -276,4 +299,4 @@ def _maps_of_maps() -> dict[str, Case]:
 
 
 CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls(), **_packets(),
-                          **_sock_ctx_accesses(), **_sock_pointers(), **_maps_of_maps()}
+                          **_sock_ctx_accesses(), **_sock_pointers(), **_maps_of_maps(), **_sock_helpers()}
