@@ -28,10 +28,13 @@ from .regstate import (
     PTR_TO_MEM,
     PTR_TO_PACKET,
     PTR_TO_PACKET_META,
+    PTR_TO_SOCK_COMMON,
     PTR_TO_SOCKET,
     PTR_TO_STACK,
+    PTR_TO_TCP_SOCK,
     PTR_TO_XDP_SOCK,
     SCALAR,
+    SOCK_TYPES,
     Reg,
     scalar_reg,
 )
@@ -52,6 +55,17 @@ UNMODELLED = "unmodelled:"
 NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common",
             "stack_or_null": "stack"}
 SOCK_COMMON = "sock_common"
+SOCK_COMMON_RELEASE = "sock_common_release"  # ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE
+SOCK_COMMON_PTR = "sock_common_ptr"  # ARG_PTR_TO_SOCK_COMMON
+SOCK_PTR_EXPECTED = "sock_common, sock, tcp_sock, xdp_sock"
+# the helpers whose result holds a new reference (is_acquire_function), or the reference of
+# their socket argument (is_ptr_cast_function)
+ACQUIRE_FUNCS = (BpfFunc.sk_lookup_tcp, BpfFunc.sk_lookup_udp, BpfFunc.skc_lookup_tcp)
+PTR_CAST_FUNCS = (BpfFunc.tcp_sock, BpfFunc.sk_fullsock, BpfFunc.skc_to_tcp_sock, BpfFunc.skc_to_tcp6_sock,
+                  BpfFunc.skc_to_udp6_sock, BpfFunc.skc_to_tcp_timewait_sock, BpfFunc.skc_to_tcp_request_sock)
+# socket returns (RET_PTR_TO_SOCKET_OR_NULL and the like): their register type
+SOCKET_RETURNS = {"sock_or_null": PTR_TO_SOCKET, "tcp_sock_or_null": PTR_TO_TCP_SOCK,
+                  "sock_common_or_null": PTR_TO_SOCK_COMMON}
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
@@ -71,6 +85,7 @@ class CallArgMeta:
     size_max: int | None = None  # the largest value of the last size argument
     release_ref: int = 0  # the reference an argument gives back (ringbuf submit/discard)
     subprogno: int = 0  # the callback an ARG_PTR_TO_FUNC argument names
+    ref_obj_id: int = 0  # the reference an argument holds (a cast of it holds the same)
 
 
 def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
@@ -93,6 +108,11 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     if meta.release_ref:
         release_reference(state, meta.release_ref)
     r0 = helper_return(env, proto, meta)
+    if func_id in PTR_CAST_FUNCS:
+        r0.ref_obj_id = meta.ref_obj_id
+    elif func_id in ACQUIRE_FUNCS:  # acquire_reference_state: R0's id is the reference's
+        r0.id = r0.ref_obj_id = env.new_id()
+        state.refs = (*state.refs, (r0.id, i))
     if func_id == BpfFunc.tail_call:
         record_func_key(env, state, i)
     if func_id == BpfFunc.for_each_map_elem:
@@ -118,7 +138,9 @@ def record_func_map(meta: CallArgMeta) -> None:
 
 
 def release_reference(state: State, ref_obj_id: int) -> None:
-    """Every copy of a released pointer becomes a plain number (root may keep the address)."""
+    """The reference goes, and every copy of a released pointer becomes a plain number (root
+    may keep the address)."""
+    state.refs = tuple(r for r in state.refs if r[0] != ref_obj_id)
     for frame in state.frames:
         for k, reg in enumerate(frame.regs):
             if reg.ref_obj_id == ref_obj_id:
@@ -159,6 +181,8 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
         if m is not None and m.type in SOCK_MAPS:
             return Reg(PTR_TO_SOCKET, Scalar.const(0), maybe_null=True, id=env.new_id())
         return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=env.new_id())
+    if proto.ret in SOCKET_RETURNS:
+        return Reg(SOCKET_RETURNS[proto.ret], Scalar.const(0), maybe_null=True, id=env.new_id())
     if proto.ret == "ringbuf_mem_or_null":
         env.new_id()  # the id a maybe-NULL result gets, replaced by the reference's own (acquire_reference_state)
         ref = env.new_id()
@@ -197,6 +221,8 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
     reg = env.read_reg(state, regno)
     if kind == "any":
         return
+    if reg.ref_obj_id and kind != "ringbuf_mem":
+        meta.ref_obj_id = reg.ref_obj_id
     if kind in NULLABLE:
         if reg.type == SCALAR and reg.s.var_off.equals_const(0):  # NULL: nothing to check
             reg.precise = True
@@ -234,10 +260,20 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if kind == "alloc_size":
             meta.alloc_size = reg.s.umax
         meta.size_max = reg.s.umax
-    elif kind == SOCK_COMMON:  # ARG_PTR_TO_BTF_ID_SOCK_COMMON: struct sock_common or one starting with it
-        if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu:
+    elif kind in (SOCK_COMMON, SOCK_COMMON_RELEASE):
+        # ARG_PTR_TO_BTF_ID_SOCK_COMMON: a socket pointer, or struct sock_common (or one starting with it)
+        socket = reg.type in SOCK_TYPES and not reg.maybe_null
+        if not socket and (reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu):
             raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_COMMON_EXPECTED}")
-        check_btf_id_arg(env, regno, reg, SOCK_COMMON)
+        if not socket:
+            check_btf_id_arg(env, regno, reg, SOCK_COMMON)
+        if kind == SOCK_COMMON_RELEASE:  # OBJ_RELEASE: the argument gives its reference back
+            if not reg.ref_obj_id:
+                raise Reject(f"R{regno} must be referenced when passed to release function")
+            meta.release_ref = reg.ref_obj_id
+    elif kind == SOCK_COMMON_PTR:  # ARG_PTR_TO_SOCK_COMMON
+        if reg.type not in SOCK_TYPES or reg.maybe_null:
+            raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_PTR_EXPECTED}")
     elif kind == "ctx":
         if reg.type != PTR_TO_CTX:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")

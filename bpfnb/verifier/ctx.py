@@ -61,6 +61,9 @@ SOCK_FILTER_READ_ONLY = {"src_ip4": ("cgroup_inet4_post_bind",), "src_ip6": ("cg
                          "src_port": ("cgroup_inet4_post_bind", "cgroup_inet6_post_bind")}
 # struct bpf_xdp_sock: queue_id only
 BPF_XDP_SOCK_SIZE = 4
+# struct bpf_tcp_sock: __u32 fields but two __u64 counters, up to icsk_retransmits
+BPF_TCP_SOCK_U64 = (80, 88)  # bytes_received, bytes_acked
+BPF_TCP_SOCK_SIZE = 112
 
 # struct bpf_sock_addr: name -> (offset, size)
 BPF_SOCK_ADDR_FIELDS = {
@@ -296,7 +299,15 @@ def sock_access(kind: str, off: int, size: int) -> bool:
         return bpf_sock_common_is_valid_access(off, size)
     if kind == "xdp_sock":
         return bpf_xdp_sock_is_valid_access(off, size)
-    return False  # tcp_sock: not modelled
+    if kind == "tcp_sock":
+        return bpf_tcp_sock_is_valid_access(off, size)
+    return False
+
+
+def bpf_tcp_sock_is_valid_access(off: int, size: int) -> bool:
+    if off < 0 or off >= BPF_TCP_SOCK_SIZE or off % size:
+        return False
+    return size == (U64_SIZE if off in BPF_TCP_SOCK_U64 else U32_SIZE)
 
 
 def _sock_filter(prog, off: int, size: int, write: bool) -> CtxAccess:
