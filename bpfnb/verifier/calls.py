@@ -110,7 +110,7 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     r0 = helper_return(env, proto, meta)
     if func_id in PTR_CAST_FUNCS:
         r0.ref_obj_id = meta.ref_obj_id
-    elif func_id in ACQUIRE_FUNCS:  # acquire_reference_state: R0's id is the reference's
+    elif is_acquire_function(func_id, meta.map):  # acquire_reference_state: R0's id is the reference's
         r0.id = r0.ref_obj_id = env.new_id()
         state.refs = (*state.refs, (r0.id, i))
     if func_id == BpfFunc.tail_call:
@@ -130,6 +130,12 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
 
 # the helpers that change a map's contents (refused for maps the program may only read)
 MAP_WRITERS = (BpfFunc.map_delete_elem, BpfFunc.map_update_elem, BpfFunc.map_push_elem, BpfFunc.map_pop_elem)
+
+
+def is_acquire_function(func_id: int, map_def) -> bool:
+    """The helpers whose result holds a reference: socket lookups, and a lookup in a map of sockets."""
+    return func_id in ACQUIRE_FUNCS or (func_id == BpfFunc.map_lookup_elem and map_def is not None
+                                        and map_def.type in SOCK_MAPS)
 
 
 def record_func_map(meta: CallArgMeta) -> None:

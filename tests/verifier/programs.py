@@ -276,6 +276,7 @@ def _sock_helpers() -> dict[str, Case]:
 # conversion (0)", which bpfnb does not model)
 TCP_SOCK_OFFSETS = (0, 2, 4, 76, 80, 88, 96, 100, 104, 108, 112)
 CURRENT_NETNS = -1  # BPF_F_CURRENT_NETNS
+SOCKMAP = MapDef("socks", "sockmap", 4, 4, 4)
 IPV4_TUPLE_SIZE = 12
 
 
@@ -317,11 +318,15 @@ def _sock_helper_refs() -> dict[str, Case]:
                                    movr(R6, R0), movr(R1, R0), call(BpfFunc.tcp_sock), jmp(op.BPF_JEQ, R0, 0, 2),
                                    movr(R1, R0), call(BpfFunc.sk_release), *RET1),
     }
+    sockmap_lookup = lookup(0)
+    out["sockmap-lookup-leak"] = (*sockmap_lookup, jmp(op.BPF_JEQ, R0, 0, 1), ldx(op.BPF_W, R2, R0, 4), *RET1)
+    out["sockmap-lookup-release"] = (*sockmap_lookup, jmp(op.BPF_JEQ, R0, 0, 2), movr(R1, R0),
+                                     call(BpfFunc.sk_release), *RET1)
     for off in TCP_SOCK_OFFSETS:
         for size, code in SIZES.items():
             out[f"tcp-sock-r{off}-{size}"] = after_sk(call(BpfFunc.tcp_sock), jmp(op.BPF_JEQ, R0, 0, 1),
                                                       ldx(code, R2, R0, off))
-    return {name: Case("sched_cls", insns) for name, insns in out.items()}
+    return {name: Case("sched_cls", insns, (SOCKMAP,)) for name, insns in out.items()}
 
 
 ARRAY_OF_MAPS = MapDef("outer", "array_of_maps", 4, 4, 2, inner=MapDef("inner", "array", 4, 8, 4))
