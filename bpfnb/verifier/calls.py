@@ -60,7 +60,7 @@ SOCK_COMMON_PTR = "sock_common_ptr"  # ARG_PTR_TO_SOCK_COMMON
 SOCK_PTR_EXPECTED = "sock_common, sock, tcp_sock, xdp_sock"
 # the helpers whose result holds a new reference (is_acquire_function), or the reference of
 # their socket argument (is_ptr_cast_function)
-ACQUIRE_FUNCS = (BpfFunc.sk_lookup_tcp, BpfFunc.sk_lookup_udp, BpfFunc.skc_lookup_tcp)
+ACQUIRE_FUNCS = (BpfFunc.sk_lookup_tcp, BpfFunc.sk_lookup_udp, BpfFunc.skc_lookup_tcp, BpfFunc.ringbuf_reserve)
 PTR_CAST_FUNCS = (BpfFunc.tcp_sock, BpfFunc.sk_fullsock, BpfFunc.skc_to_tcp_sock, BpfFunc.skc_to_tcp6_sock,
                   BpfFunc.skc_to_udp6_sock, BpfFunc.skc_to_tcp_timewait_sock, BpfFunc.skc_to_tcp_request_sock)
 # socket returns (RET_PTR_TO_SOCKET_OR_NULL and the like): their register type
@@ -133,7 +133,8 @@ MAP_WRITERS = (BpfFunc.map_delete_elem, BpfFunc.map_update_elem, BpfFunc.map_pus
 
 
 def is_acquire_function(func_id: int, map_def) -> bool:
-    """The helpers whose result holds a reference: socket lookups, and a lookup in a map of sockets."""
+    """The helpers whose result holds a reference: socket lookups, a ring buffer reservation,
+    and a lookup in a map of sockets."""
     return func_id in ACQUIRE_FUNCS or (func_id == BpfFunc.map_lookup_elem and map_def is not None
                                         and map_def.type in SOCK_MAPS)
 
@@ -189,10 +190,8 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
         return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=env.new_id())
     if proto.ret in SOCKET_RETURNS:
         return Reg(SOCKET_RETURNS[proto.ret], Scalar.const(0), maybe_null=True, id=env.new_id())
-    if proto.ret == "ringbuf_mem_or_null":
-        env.new_id()  # the id a maybe-NULL result gets, replaced by the reference's own (acquire_reference_state)
-        ref = env.new_id()
-        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, ringbuf=True, id=ref, ref_obj_id=ref,
+    if proto.ret == "ringbuf_mem_or_null":  # its reference is the caller's to acquire (is_acquire_function)
+        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, ringbuf=True, id=env.new_id(),
                    mem_size=meta.alloc_size)
     if meta.func_id in STR_HELPERS and meta.size_max is not None:  # [-MAX_ERRNO, size]
         s = Scalar.unknown()

@@ -329,6 +329,25 @@ def _sock_helper_refs() -> dict[str, Case]:
     return {name: Case("sched_cls", insns, (SOCKMAP,)) for name, insns in out.items()}
 
 
+RINGBUF = MapDef("rb", "ringbuf", 0, 0, 4096)
+
+
+def _ringbuf_refs() -> dict[str, Case]:
+    """A ring buffer reservation holds a reference until it is submitted or discarded."""
+    reserve = (*ld_map(R1, 0), mov(R2, 8), mov(R3, 0), call(BpfFunc.ringbuf_reserve))
+    cases = {
+        "rb-leak": (*reserve, *RET0),
+        "rb-leak-checked": (*reserve, jmp(op.BPF_JEQ, R0, 0, 1), st(op.BPF_DW, R0, 0, 1), *RET0),
+        "rb-submit": (*reserve, jmp(op.BPF_JEQ, R0, 0, 4), st(op.BPF_DW, R0, 0, 1), movr(R1, R0), mov(R2, 0),
+                      call(BpfFunc.ringbuf_submit), *RET0),
+        "rb-discard-twice": (*reserve, jmp(op.BPF_JEQ, R0, 0, 6), movr(R6, R0), movr(R1, R0), mov(R2, 0),
+                             call(BpfFunc.ringbuf_discard), movr(R1, R6), call(BpfFunc.ringbuf_discard), *RET0),
+        "rb-write-past": (*reserve, jmp(op.BPF_JEQ, R0, 0, 4), st(op.BPF_DW, R0, 8, 1), movr(R1, R0), mov(R2, 0),
+                          call(BpfFunc.ringbuf_submit), *RET0),
+    }
+    return {name: Case("socket_filter", insns, (RINGBUF,)) for name, insns in cases.items()}
+
+
 ARRAY_OF_MAPS = MapDef("outer", "array_of_maps", 4, 4, 2, inner=MapDef("inner", "array", 4, 8, 4))
 HASH_OF_MAPS = MapDef("houter", "hash_of_maps", 4, 4, 8, inner=MapDef("hinner", "hash", 4, 16, 8))
 
@@ -358,4 +377,4 @@ def _maps_of_maps() -> dict[str, Case]:
 
 CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls(), **_packets(),
                           **_sock_ctx_accesses(), **_sock_pointers(), **_maps_of_maps(), **_sock_helpers(),
-                          **_sock_helper_refs()}
+                          **_sock_helper_refs(), **_ringbuf_refs()}
