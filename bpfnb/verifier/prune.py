@@ -237,12 +237,12 @@ def regsafe(old: Reg, cur: Reg, exact: int = NOT_EXACT) -> bool:
 
 
 def stacksafe(old_frame, cur_frame, exact: int = NOT_EXACT) -> bool:
-    spis = old_frame.stack.keys() | cur_frame.stack.keys() if exact != NOT_EXACT else old_frame.stack.keys()
-    for spi in sorted(spis):
-        slot = old_frame.stack.get(spi, Slot())
+    if exact != NOT_EXACT:  # every slot of either state typed alike
+        for spi in old_frame.stack.keys() | cur_frame.stack.keys():
+            if old_frame.stack.get(spi, Slot()).types != cur_frame.stack.get(spi, Slot()).types:
+                return False
+    for spi, slot in old_frame.stack.items():
         cslot = cur_frame.stack.get(spi, Slot())
-        if exact != NOT_EXACT and slot.types != cslot.types:
-            return False
         for k in range(8):
             if slot.types[k] == INVALID:
                 continue
