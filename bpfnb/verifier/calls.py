@@ -11,6 +11,7 @@ from ..isa import Insn
 from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
+from .btf_record import map_timer_off
 from .helper_availability import AVAILABLE
 from .helper_protos import helper_proto
 from .kfuncs import check_kfunc_call, check_reference_leak
@@ -117,6 +118,8 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
         record_func_key(env, state, i)
     if func_id == BpfFunc.for_each_map_elem:
         push_callback_call(env, state, i, meta.subprogno, set_map_elem_callback_state)
+    elif func_id == BpfFunc.timer_set_callback:
+        push_async_cb(env, state, i, meta)
     elif func_id == BpfFunc.loop:
         check_bpf_loop(env, state, i, meta.subprogno)
     for r in CALLER_SAVED:
@@ -236,6 +239,8 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
     if kind == "map":
         if reg.type != CONST_PTR_TO_MAP:
             raise Reject(f"R{regno} type={format_type(reg)} expected=map_ptr")
+        if meta.map is not None and meta.map is not reg.map:  # bpf_timer_init: the timer's own map
+            raise Reject(f"timer pointer in R1 map_uid=0 doesn't match map pointer in R{regno} map_uid=0")
         meta.map = reg.map
         if meta.func_id == BpfFunc.tail_call and reg.map.type != PROG_ARRAY:
             # Linux 6.18 prints this without a newline: the next log line runs on
@@ -282,6 +287,10 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
     elif kind == "ctx":
         if reg.type != PTR_TO_CTX:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")
+    elif kind == "timer":
+        if reg.type != PTR_TO_MAP_VALUE or reg.maybe_null:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=map_value")
+        process_timer_func(env, regno, reg, meta)
     elif kind == "func":
         if reg.type != PTR_TO_FUNC:
             raise Reject(f"R{regno} type={format_type(reg)} expected=func")
@@ -297,6 +306,22 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if reg.type != PTR_TO_MEM or reg.maybe_null or not reg.ringbuf:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ringbuf_mem")
         meta.release_ref = reg.ref_obj_id
+
+
+def process_timer_func(env, regno: int, reg: Reg, meta: CallArgMeta) -> None:
+    """An ARG_PTR_TO_TIMER: the struct bpf_timer of a map value, at its constant offset."""
+    m = reg.map
+    if not reg.s.var_off.is_const:
+        raise Reject(f"R{regno} doesn't have constant offset. bpf_timer has to be at the constant offset")
+    if not m.value_type_id or getattr(env.prog, "btf", None) is None:
+        raise Reject(f"map '{m.name}' has to have BTF in order to use bpf_timer")
+    timer_off = map_timer_off(env.prog, m)
+    if timer_off is None:
+        raise Reject(f"map '{m.name}' has no valid bpf_timer")
+    at = s64(reg.s.var_off.value) + reg.off
+    if at != timer_off:
+        raise Reject(f"off {at} doesn't point to 'struct bpf_timer' that is at {timer_off}")
+    meta.map = m
 
 
 def check_btf_id_arg(env, regno: int, reg: Reg, wanted: str) -> None:
@@ -330,7 +355,7 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
         env.update_stack_depth(-base, frame)  # bytes a helper writes count, as grow_stack_state does
         return
     if t == PTR_TO_MAP_VALUE and not reg.maybe_null:
-        check_map_access(regno, reg, reg.off, max(size, 1), write)
+        check_map_access(regno, reg, reg.off, max(size, 1), write, timer_off=map_timer_off(env.prog, reg.map))
         return
     if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
         if reg.off + size > reg.range:
@@ -425,6 +450,22 @@ def push_callback_call(env, state: State, i: int, subprogno: int, set_callee_sta
     caller.callback_depth += 1
     state.frame.callback_depth = 0
     env.push_stack(callback_state, target, i)
+    env.log.mark_verifier_state_scratched()  # init_func_state: the next print shows every register and slot
+
+
+def push_async_cb(env, state: State, i: int, meta: CallArgMeta) -> None:
+    """A timer's callback runs later, on its own: a walk of it starts afresh (one frame,
+    ``callback_fn(map, key, value)``: ``set_timer_callback_state``) and must return 0."""
+    target = env.subprogs.starts[meta.subprogno]
+    btf_check_subprog_call(env, state.frame, target)
+    callee = Frame(subprog=target, in_async_callback_fn=True, async_entry_cnt=state.frame.async_entry_cnt + 1)
+    callee.regs[BPF_REG_FP] = Reg(PTR_TO_STACK, Scalar.const(0))
+    m = meta.map
+    callee.regs[1] = Reg(CONST_PTR_TO_MAP, Scalar.const(0), map=m)
+    callee.regs[2] = Reg(PTR_TO_MAP_KEY, Scalar.const(0), map=m)
+    callee.regs[3] = Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, id=env.new_id())
+    env.push_stack(State([callee]), target, i, async_cb=True)
+    env.log.mark_verifier_state_scratched()  # init_func_state: the next print shows every register and slot
 
 
 def set_loop_callback_state(env, caller: Frame, callee: Frame) -> None:
@@ -548,8 +589,8 @@ def check_exit(env, state: State, i: int) -> int | None:
         env.log.scratch_regs.add(0)
         return prepare_func_exit(env, state, i, state.regs[0])
     check_reference_leak(state)
-    if env.validating_subprog or not attach_func_returns_void(env.prog):
-        check_return_code(env, env.read_reg(state, 0))
+    if env.validating_subprog or state.frame.in_async_callback_fn or not attach_func_returns_void(env.prog):
+        check_return_code(env, env.read_reg(state, 0), state.frame)
     env.record(state, i, "exit")
     return None
 
@@ -628,7 +669,13 @@ def retval_range(prog) -> tuple[int, int] | None:
     return RETVAL_RANGES.get(prog.type)
 
 
-def check_return_code(env, r0: Reg) -> None:
+ASYNC_CB_RET_RANGE = (0, 0)  # a timer's callback returns 0
+
+
+def check_return_code(env, r0: Reg, frame: Frame | None = None) -> None:
+    if frame is not None and frame.in_async_callback_fn:
+        enforce_retval(env, r0, ASYNC_CB_RET_RANGE, "At async callback return")
+        return
     if env.validating_subprog:
         if r0.type != SCALAR:
             raise Reject(f"At subprogram exit the register R0 is not a scalar value ({r0.type_name()})")
@@ -636,13 +683,17 @@ def check_return_code(env, r0: Reg) -> None:
     wanted = retval_range(env.prog)
     if wanted is None:
         return
+    enforce_retval(env, r0, wanted, "At program exit")
+
+
+def enforce_retval(env, r0: Reg, wanted: tuple[int, int], where: str) -> None:
+    """R0 at an exit: a scalar, precise, inside ``wanted``."""
     if r0.type != SCALAR:
-        raise Reject(f"At program exit the register R0 is not a known value ({r0.type_name()})")
+        raise Reject(f"{where} the register R0 is not a known value ({r0.type_name()})")
     r0.precise = True
     lo, hi = wanted
     if r0.s.smin < lo or r0.s.smax > hi:
-        raise Reject(f"At program exit the register R0 has smin={r0.s.smin} smax={r0.s.smax} "
-                     f"should have been in [{lo}, {hi}]")
+        raise Reject(verbose_invalid_scalar(r0, wanted, where, "R0"))
 
 
 def check_call(env, state: State, insn: Insn, i: int) -> int:

@@ -111,12 +111,16 @@ class VerifierEnv:
         return InternalError(f"{type(exc).__name__}: {exc}", self.insn_idx)
 
     # -- the paths still to explore ------------------------------------------------------
-    def push_stack(self, state: State, insn: int, from_insn: int) -> None:
+    def push_stack(self, state: State, insn: int, from_insn: int, *, async_cb: bool = False) -> None:
+        """A path to explore later; ``async_cb``: an async callback's (``push_async_cb``), which
+        starts afresh: it descends from no kept state."""
         if len(self.stack) + 1 > BPF_COMPLEXITY_LIMIT_JMP_SEQ:
-            raise Reject(f"The sequence of {len(self.stack) + 1} jumps is too complex.")
-        self.explored.branch_pushed()
+            raise Reject(f"The sequence of {len(self.stack) + 1} jumps is too complex"
+                         + (" for async cb." if async_cb else "."))
+        if not async_cb:
+            self.explored.branch_pushed()
         self.stack.append((state, insn, from_insn, len(self.log.lines), self.cur_prev_step,
-                           self.explored.checkpoints))
+                           None if async_cb else self.explored.checkpoints))
 
     def pop_stack(self) -> tuple[State, int, int] | None:
         """The current path ended: the next pushed path (state, insn, the branch it came

@@ -8,7 +8,7 @@ following ARG_CONST_SIZE[_OR_ZERO]), ``mem`` (ARG_PTR_TO_MEM | MEM_RDONLY),
 struct), ``sock_common`` (ARG_PTR_TO_BTF_ID_SOCK_COMMON; ``sock_common_release`` with
 OBJ_RELEASE), ``sock_common_ptr`` (ARG_PTR_TO_SOCK_COMMON), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
 ``alloc_size`` (ARG_CONST_ALLOC_SIZE_OR_ZERO), ``func`` (ARG_PTR_TO_FUNC: a callback),
-``stack_or_null`` (ARG_PTR_TO_STACK_OR_NULL). Returns: ``integer``,
+``stack_or_null`` (ARG_PTR_TO_STACK_OR_NULL), ``timer`` (ARG_PTR_TO_TIMER). Returns: ``integer``,
 ``void``, ``map_value_or_null``, ``ringbuf_mem_or_null``, ``sock_or_null``, ``tcp_sock_or_null``,
 ``sock_common_or_null``, ``btf:task_struct``,
 ``btf_or_null:tcp_sock`` (RET_PTR_TO_BTF_ID_OR_NULL).
@@ -152,6 +152,10 @@ PROTOS: dict[int, HelperProto] = {
     158: HelperProto((), "btf:task_struct"),  # get_current_task_btf
     160: HelperProto(()),  # ktime_get_coarse_ns
     164: HelperProto(("map", "func", "stack_or_null", "any")),  # for_each_map_elem
+    169: HelperProto(("timer", "map", "any")),  # timer_init
+    170: HelperProto(("timer", "func")),  # timer_set_callback
+    171: HelperProto(("timer", "any", "any")),  # timer_start
+    172: HelperProto(("timer",)),  # timer_cancel
     173: HelperProto(("ctx",)),  # get_func_ip
     174: HelperProto(("ctx",)),  # get_attach_cookie
     176: HelperProto(("uninit_mem", "size_or_zero")),  # get_branch_snapshot

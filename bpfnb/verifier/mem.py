@@ -12,6 +12,7 @@ from ..isa import opcodes as op
 from ..isa.flow import pseudo_func_target
 from .alu import coerce_reg_to_size_sx
 from .btf_access import check_pseudo_btf_id, check_ptr_to_btf_access
+from .btf_record import BPF_TIMER, BPF_TIMER_SIZE, map_timer_off
 from .ctx import ctx_access, sock_access
 from .log import Reject
 from .regstate import (
@@ -143,7 +144,7 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
     if base.maybe_null or t == SCALAR:
         raise Reject(f"R{regno} invalid mem access '{base.type_name()}'")
     if t == PTR_TO_MAP_VALUE:
-        result = check_map_access(regno, base, off, size, write, is_ldsx)
+        result = check_map_access(regno, base, off, size, write, is_ldsx, timer_off=map_timer_off(env.prog, base.map))
     elif t == PTR_TO_MAP_KEY:  # a for_each_map_elem callback's key
         if write:
             raise Reject(f"write to change key R{regno} not allowed")
@@ -316,8 +317,9 @@ def check_packet_access(regno: int, base: Reg, off: int, size: int, zero_size_ok
 
 
 def check_map_access(regno: int, base: Reg, off: int, size: int, write: bool, is_ldsx: bool = False,
-                     zero_size_ok: bool = False) -> Reg:
-    """``check_map_access_type`` then the value's region; a read-only map's contents are known."""
+                     zero_size_ok: bool = False, timer_off: int | None = None) -> Reg:
+    """``check_map_access_type`` then the value's region, which may not touch the value's
+    bpf_timer (at ``timer_off``); a read-only map's contents are known."""
     m = base.map
     total = off + s64(base.s.value) if base.s.var_off.is_const else off
     if write and m.flags & BPF_F_RDONLY_PROG:
@@ -325,6 +327,9 @@ def check_map_access(regno: int, base: Reg, off: int, size: int, write: bool, is
     if not write and m.flags & BPF_F_WRONLY_PROG:
         raise Reject(f"read from map forbidden, value_size={m.value_size} off={total} size={size}")
     check_mem_region_access(regno, base, off, size, m.value_size, zero_size_ok)
+    if timer_off is not None and base.s.smin + off < timer_off + BPF_TIMER_SIZE \
+            and timer_off < base.s.umax + off + size:
+        raise Reject(f"{BPF_TIMER} cannot be accessed directly by load/store")
     if not write and base.s.var_off.is_const and m.flags & BPF_F_RDONLY_PROG and m.initial is not None:
         value = int.from_bytes(m.initial[total:total + size], "little", signed=is_ldsx)
         return const_reg(value)

@@ -45,8 +45,8 @@ def prune_points(insns) -> tuple[set[int], set[int]]:
             continue
         if insn.is_call:  # the return point, and a bpf-to-bpf call itself
             points.add(i + 1)
-            if insn.is_pseudo_call:
-                points.add(i)
+            if insn.is_pseudo_call or (insn.is_helper_call and insn.imm == BpfFunc.timer_set_callback):
+                points.add(i)  # (for an async callback: checked before another walk of it is queued)
             if is_sync_callback_calling_insn(insn):  # where the walk comes back after each callback visit
                 points.add(i)
                 force.add(i)
@@ -166,7 +166,9 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
             continue
         old = sl.state
         if sl.branches:
-            if insn_idx in explored.callback_calls:
+            if old.frame.in_async_callback_fn and old.frame.async_entry_cnt != state.frame.async_entry_cnt:
+                pass  # another entry into an async callback: no loop, but no proof either
+            elif insn_idx in explored.callback_calls:
                 # back at a callback's call site: the visits converged when nothing grew
                 if states_equal(old, state, live, stack_matters, exact=RANGE_WITHIN):
                     sl.hit_cnt += 1

@@ -44,11 +44,13 @@ class Frame:
     subprog: int = 0
     in_callback_fn: bool = False
     callback_depth: int = 0
+    in_async_callback_fn: bool = False  # a timer's callback, walked as a program of its own
+    async_entry_cnt: int = 0
 
     def copy(self) -> Frame:
         return Frame(self.frameno, self.callsite, [r.copy() for r in self.regs],
                      {k: v.copy() for k, v in self.stack.items()}, self.subprog, self.in_callback_fn,
-                     self.callback_depth)
+                     self.callback_depth, self.in_async_callback_fn, self.async_entry_cnt)
 
     @property
     def allocated_slots(self) -> int:
@@ -112,6 +114,8 @@ def format_frame(frame: Frame, *, regs: set[int] | None = None, slots: set[int] 
         parts.append(f" fp{-(spi + 1) * 8}={format_slot(slot, frame.frameno)}")
     if frame.in_callback_fn:
         parts.append(" cb")
+    if frame.in_async_callback_fn:
+        parts.append(" async_cb")
     return "".join(parts)
 
 

@@ -68,7 +68,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # fixtures whose programs' kernel verdicts, error lines and printed states are kept
 STATE_FIXTURES = ("sock_contexts", "callbacks", "map_in_map", "static_programs", "struct_ops")
 # measured against Linux 6.18: printed register/slot values of those programs bpfnb prints alike
-FIXTURE_STATES_SAME, FIXTURE_STATES_TOTAL = 434, 465
+FIXTURE_STATES_SAME, FIXTURE_STATES_TOTAL = 514, 539
 
 
 def _fixture_programs() -> dict:
