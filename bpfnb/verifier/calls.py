@@ -1,6 +1,9 @@
 """Calls and returns: ``check_helper_call`` (availability, each argument through
-``check_func_arg``, the return value), ``check_func_call`` (bpf-to-bpf calls,
-static and global functions), ``prepare_func_exit`` and ``check_return_code``
+``check_func_arg``, the return value, references acquired and released),
+``check_func_call`` (bpf-to-bpf calls, static and global functions; ``setup_func_entry``),
+callbacks (``push_callback_call`` for bpf_loop and bpf_for_each_map_elem, whose
+callback is visited until the states at the call converge; ``push_async_cb`` for a
+timer's callback, walked on its own), ``prepare_func_exit`` and ``check_return_code``
 (exits), and ``record_func_key`` (tail calls whose target is constant)."""
 
 from __future__ import annotations
@@ -531,16 +534,22 @@ def check_callback_return(env, state: State, i: int, r0: Reg) -> None:
 
 
 def verbose_invalid_scalar(reg: Reg, wanted: tuple[int, int], where: str, name: str) -> str:
-    has = (f" smin={reg.s.smin}" if reg.s.smin > S64_MIN else "") + (f" smax={reg.s.smax}" if reg.s.smax < S64_MAX
-                                                                    else "")
-    return f"{where} the register {name} has{has or ' unknown scalar value'} should have been in [{wanted[0]}, " \
-           f"{wanted[1]}]"
+    """``At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]``."""
+    has = ""
+    if reg.s.smin > S64_MIN:
+        has += f" smin={reg.s.smin}"
+    if reg.s.smax < S64_MAX:
+        has += f" smax={reg.s.smax}"
+    lo, hi = wanted
+    return f"{where} the register {name} has{has or ' unknown scalar value'} should have been in [{lo}, {hi}]"
 
 
 # The kernel widens the scalars no decision depended on, which it learns by backtracking
 # every decision to the values it came from (mark_chain_precision). bpfnb's precision is
-# one step deep: widening by it forgets counters the kernel keeps, and accepts programs the
-# kernel rejects (tests/fixtures/callbacks.bpf.o each_hash). Off until precision backtracks.
+# one step deep, so widening by it forgets values the kernel keeps: a for_each_map_elem
+# callback doing `ctx->seen++; return ctx->seen >= 8;` converged here and was accepted,
+# where the kernel keeps `seen` precise and rejects the program ("The sequence of 8193
+# jumps is too complex."). Off until precision backtracks as the kernel's does.
 WIDEN_IMPRECISE_SCALARS = False
 
 
