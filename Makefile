@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 CLANG  ?= clang-19
 
-.PHONY: setup lab test fixtures examples bundled-btf bench lint clean fuzz
+.PHONY: setup lab test fixtures examples bundled-btf bench lint clean fuzz ubpf-driver
 
 # Idempotent: redone only when pyproject.toml changes.
 $(STAMP): pyproject.toml scripts/system-deps.sh
@@ -63,6 +63,15 @@ fixtures: $(TRACER) $(EXAMPLES)
 
 bench: setup
 	$(PY) -m benchmarks
+
+# benchmarks/bench_vs_ubpf.py's timer of uBPF's interpreter, built against a uBPF you
+# installed (UBPF=<its prefix>: include/ubpf.h, lib/libubpf.a); then run the benchmark
+# with BPFNB_UBPF_DRIVER=build/ubpf_driver.
+UBPF_DRIVER := build/ubpf_driver
+ubpf-driver: benchmarks/ubpf_driver.c
+	@test -n "$(UBPF)" || { echo "make ubpf-driver UBPF=<an installed uBPF prefix>"; exit 2; }
+	mkdir -p $(dir $(UBPF_DRIVER))
+	$(CC) -O2 -Wall -Wextra -I$(UBPF)/include -o $(UBPF_DRIVER) $< $(UBPF)/lib/libubpf.a -lm
 
 # Mutated objects, BTF and instruction streams in a worker process (bpfnb/fuzz.py):
 # FUZZ_MINUTES long, counts printed and written to fuzz-counts.json; exit 1 on anything bad.

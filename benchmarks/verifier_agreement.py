@@ -34,6 +34,7 @@ def objects(paths: list[str]) -> list[pathlib.Path]:
 def run(paths: list[str], *, log_level: int = 2):
     import bpfnb
     from bpfnb.errors import BpfnbError
+    from bpfnb.program import UNKNOWN_TYPE
     from bpfnb.verifier.agreement import compare_with_kernel
 
     rows, unloadable = [], []
@@ -44,6 +45,9 @@ def run(paths: list[str], *, log_level: int = 2):
             unloadable.append((path.name, str(exc)))
             continue
         for prog in progs:
+            if prog.type == UNKNOWN_TYPE:  # its section names no type: nothing to load it as
+                unloadable.append((f"{path.name}:{prog.name}", prog.type_note))
+                continue
             try:
                 rows.append((path.name, compare_with_kernel(prog, log_level=log_level)))
             except BpfnbError as exc:  # e.g. a program of no known type: neither side can judge it
@@ -59,7 +63,7 @@ def summary(rows, unloadable) -> list[str]:
     total = sum(a.states_total for a in judged)
     flips = Counter((a.kernel, a.ours) for a in judged if not a.verdict_agrees)
     lines = [
-        f"objects: {len({o for o, _ in rows})} loaded, {len(unloadable)} not loadable by bpfnb",
+        f"objects: {len({o for o, _ in rows})} loaded, {len(unloadable)} objects or programs not loadable by bpfnb",
         f"programs: {len(rows)}; judged by the kernel {len(judged)}, refused {len(refused)}",
         f"verdicts: {sum(a.verdict_agrees for a in judged)}/{len(judged)} agree"
         + (f" (kernel->ours: {dict(flips)})" if flips else ""),

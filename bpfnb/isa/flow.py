@@ -62,12 +62,18 @@ def pseudo_call_targets(insns) -> set[int]:
             if insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == op.BPF_PSEUDO_CALL}
 
 
+def pseudo_func_target(insn: Insn, i: int) -> int:
+    """The first slot of the function a ``BPF_PSEUDO_FUNC`` 64-bit load at ``i`` takes the
+    address of (its offset is in ``imm``, counted from the next slot)."""
+    return i + insn.imm + 1
+
+
 def function_starts(insns, *, callbacks: bool = False) -> list[int]:
     """Slot 0 and the target of every bpf-to-bpf call, sorted (in range only); with
     ``callbacks``, also every function a 64-bit load takes the address of
     (``BPF_PSEUDO_FUNC``, a callback for bpf_loop and the like)."""
     starts = {0} | pseudo_call_targets(insns)
     if callbacks:
-        starts |= {i + insn.imm + 1 for i, insn in enumerate(insns)
+        starts |= {pseudo_func_target(insn, i) for i, insn in enumerate(insns)
                    if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC}
     return sorted(s for s in starts if 0 <= s < len(insns))

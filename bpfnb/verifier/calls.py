@@ -1,6 +1,9 @@
 """Calls and returns: ``check_helper_call`` (availability, each argument through
-``check_func_arg``, the return value), ``check_func_call`` (bpf-to-bpf calls,
-static and global functions), ``prepare_func_exit`` and ``check_return_code``
+``check_func_arg``, the return value, references acquired and released),
+``check_func_call`` (bpf-to-bpf calls, static and global functions; ``setup_func_entry``),
+callbacks (``push_callback_call`` for bpf_loop and bpf_for_each_map_elem, whose
+callback is visited until the states at the call converge; ``push_async_cb`` for a
+timer's callback, walked on its own), ``prepare_func_exit`` and ``check_return_code``
 (exits), and ``record_func_key`` (tail calls whose target is constant)."""
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from ..isa import Insn
 from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
+from .btf_record import map_timer_off
 from .helper_availability import AVAILABLE
 from .helper_protos import helper_proto
 from .kfuncs import check_kfunc_call, check_reference_leak
@@ -22,17 +26,24 @@ from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
     PTR_TO_CTX,
+    PTR_TO_FUNC,
+    PTR_TO_MAP_KEY,
     PTR_TO_MAP_VALUE,
     PTR_TO_MEM,
     PTR_TO_PACKET,
     PTR_TO_PACKET_META,
+    PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
     PTR_TO_STACK,
+    PTR_TO_TCP_SOCK,
+    PTR_TO_XDP_SOCK,
     SCALAR,
+    SOCK_TYPES,
     Reg,
     scalar_reg,
 )
-from .scalar import Scalar
-from .state import MAX_BPF_STACK, MISC, SPILL, ZERO, Slot, State, format_frame
+from .scalar import S64_MAX, S64_MIN, Scalar
+from .state import MAX_BPF_STACK, MISC, SPILL, ZERO, Frame, Slot, State, format_frame
 from .tnum import s64
 
 MAX_CALL_FRAMES = 8
@@ -45,8 +56,20 @@ BPF_REG_SIZE = 8
 PROG_ARRAY = "prog_array"
 UNMODELLED = "unmodelled:"
 # argument kinds that also take NULL
-NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common"}
+NULLABLE = {"mem_or_null": "mem", "value_or_null": "value", "sock_common_or_null": "sock_common",
+            "stack_or_null": "stack"}
 SOCK_COMMON = "sock_common"
+SOCK_COMMON_RELEASE = "sock_common_release"  # ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE
+SOCK_COMMON_PTR = "sock_common_ptr"  # ARG_PTR_TO_SOCK_COMMON
+SOCK_PTR_EXPECTED = "sock_common, sock, tcp_sock, xdp_sock"
+# the helpers whose result holds a new reference (is_acquire_function), or the reference of
+# their socket argument (is_ptr_cast_function)
+ACQUIRE_FUNCS = (BpfFunc.sk_lookup_tcp, BpfFunc.sk_lookup_udp, BpfFunc.skc_lookup_tcp, BpfFunc.ringbuf_reserve)
+PTR_CAST_FUNCS = (BpfFunc.tcp_sock, BpfFunc.sk_fullsock, BpfFunc.skc_to_tcp_sock, BpfFunc.skc_to_tcp6_sock,
+                  BpfFunc.skc_to_udp6_sock, BpfFunc.skc_to_tcp_timewait_sock, BpfFunc.skc_to_tcp_request_sock)
+# socket returns (RET_PTR_TO_SOCKET_OR_NULL and the like): their register type
+SOCKET_RETURNS = {"sock_or_null": PTR_TO_SOCKET, "tcp_sock_or_null": PTR_TO_TCP_SOCK,
+                  "sock_common_or_null": PTR_TO_SOCK_COMMON}
 # helpers returning a length at most their buffer's size, or -errno (do_refine_retval_range)
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str,
                BpfFunc.get_stack, BpfFunc.get_task_stack)
@@ -67,6 +90,8 @@ class CallArgMeta:
     alloc_size: int = 0
     size_max: int | None = None  # the largest value of the last size argument
     release_ref: int = 0  # the reference an argument gives back (ringbuf submit/discard)
+    subprogno: int = 0  # the callback an ARG_PTR_TO_FUNC argument names
+    ref_obj_id: int = 0  # the reference an argument holds (a cast of it holds the same)
 
 
 def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
@@ -74,7 +99,8 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     name = helper_name(func_id)
     if func_id not in HELPER_NAMES or func_id <= 0:
         raise Reject(f"invalid func unknown#{func_id}")
-    allowed = AVAILABLE.get(env.prog.type)
+    prog = env.prog
+    allowed = AVAILABLE.get(f"{prog.type}:{prog.expected_attach_type}", AVAILABLE.get(prog.type))
     if allowed is not None and func_id not in allowed:
         raise Reject(f"program of this type cannot use helper {name}#{func_id}")
     proto = helper_proto(env.prog.type, func_id)
@@ -88,8 +114,19 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     if meta.release_ref:
         release_reference(state, meta.release_ref)
     r0 = helper_return(env, proto, meta)
+    if func_id in PTR_CAST_FUNCS:
+        r0.ref_obj_id = meta.ref_obj_id
+    elif is_acquire_function(func_id, meta.map):  # acquire_reference_state: R0's id is the reference's
+        r0.id = r0.ref_obj_id = env.new_id()
+        state.refs = (*state.refs, (r0.id, i))
     if func_id == BpfFunc.tail_call:
         record_func_key(env, state, i)
+    if func_id == BpfFunc.for_each_map_elem:
+        push_callback_call(env, state, i, meta.subprogno, set_map_elem_callback_state)
+    elif func_id == BpfFunc.timer_set_callback:
+        push_async_cb(env, state, i, meta)
+    elif func_id == BpfFunc.loop:
+        check_bpf_loop(env, state, i, meta.subprogno)
     for r in CALLER_SAVED:
         state.regs[r] = Reg()
         env.log.scratch_regs.add(r)
@@ -103,13 +140,22 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
 MAP_WRITERS = (BpfFunc.map_delete_elem, BpfFunc.map_update_elem, BpfFunc.map_push_elem, BpfFunc.map_pop_elem)
 
 
+def is_acquire_function(func_id: int, map_def) -> bool:
+    """The helpers whose result holds a reference: socket lookups, a ring buffer reservation,
+    and a lookup in a map of sockets."""
+    return func_id in ACQUIRE_FUNCS or (func_id == BpfFunc.map_lookup_elem and map_def is not None
+                                        and map_def.type in SOCK_MAPS)
+
+
 def record_func_map(meta: CallArgMeta) -> None:
     if meta.map is not None and meta.map.flags & BPF_F_RDONLY_PROG and meta.func_id in MAP_WRITERS:
         raise Reject("write into map forbidden")
 
 
 def release_reference(state: State, ref_obj_id: int) -> None:
-    """Every copy of a released pointer becomes a plain number (root may keep the address)."""
+    """The reference goes, and every copy of a released pointer becomes a plain number (root
+    may keep the address)."""
+    state.refs = tuple(r for r in state.refs if r[0] != ref_obj_id)
     for frame in state.frames:
         for k, reg in enumerate(frame.regs):
             if reg.ref_obj_id == ref_obj_id:
@@ -148,14 +194,14 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
         if m is not None and m.type in ARRAY_MAPS and meta.const_key is not None and meta.const_key < m.max_entries:
             return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m)  # an array slot that exists: never NULL
         if m is not None and m.type == "xskmap":
-            return Reg("xdp_sock", Scalar.const(0), maybe_null=True, id=env.new_id())
+            return Reg(PTR_TO_XDP_SOCK, Scalar.const(0), maybe_null=True, id=env.new_id())
         if m is not None and m.type in SOCK_MAPS:
-            return Reg("sock", Scalar.const(0), maybe_null=True, id=env.new_id())
+            return Reg(PTR_TO_SOCKET, Scalar.const(0), maybe_null=True, id=env.new_id())
         return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=env.new_id())
-    if proto.ret == "ringbuf_mem_or_null":
-        env.new_id()  # the id a maybe-NULL result gets, replaced by the reference's own (acquire_reference_state)
-        ref = env.new_id()
-        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, ringbuf=True, id=ref, ref_obj_id=ref,
+    if proto.ret in SOCKET_RETURNS:
+        return Reg(SOCKET_RETURNS[proto.ret], Scalar.const(0), maybe_null=True, id=env.new_id())
+    if proto.ret == "ringbuf_mem_or_null":  # its reference is the caller's to acquire (is_acquire_function)
+        return Reg(PTR_TO_MEM, Scalar.const(0), maybe_null=True, ringbuf=True, id=env.new_id(),
                    mem_size=meta.alloc_size)
     if meta.func_id in STR_HELPERS and meta.size_max is not None:  # [-MAX_ERRNO, size]
         s = Scalar.unknown()
@@ -190,6 +236,8 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
     reg = env.read_reg(state, regno)
     if kind == "any":
         return
+    if reg.ref_obj_id and kind != "ringbuf_mem":
+        meta.ref_obj_id = reg.ref_obj_id
     if kind in NULLABLE:
         if reg.type == SCALAR and reg.s.var_off.equals_const(0):  # NULL: nothing to check
             mark_chain_precision(env, state, regno)
@@ -198,6 +246,8 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
     if kind == "map":
         if reg.type != CONST_PTR_TO_MAP:
             raise Reject(f"R{regno} type={format_type(reg)} expected=map_ptr")
+        if meta.map is not None and meta.map is not reg.map:  # bpf_timer_init: the timer's own map
+            raise Reject(f"timer pointer in R1 map_uid=0 doesn't match map pointer in R{regno} map_uid=0")
         meta.map = reg.map
         if meta.func_id == BpfFunc.tail_call and reg.map.type != PROG_ARRAY:
             # Linux 6.18 prints this without a newline: the next log line runs on
@@ -226,13 +276,34 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
             meta.alloc_size = reg.s.umax
         meta.size_max = reg.s.umax
         mark_chain_precision(env, state, regno)  # the access was checked with its bounds
-    elif kind == SOCK_COMMON:  # ARG_PTR_TO_BTF_ID_SOCK_COMMON: struct sock_common or one starting with it
-        if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu:
+    elif kind in (SOCK_COMMON, SOCK_COMMON_RELEASE):
+        # ARG_PTR_TO_BTF_ID_SOCK_COMMON: a socket pointer, or struct sock_common (or one starting with it)
+        socket = reg.type in SOCK_TYPES and not reg.maybe_null
+        if not socket and (reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null or reg.rcu):
             raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_COMMON_EXPECTED}")
-        check_btf_id_arg(env, regno, reg, SOCK_COMMON)
+        if not socket:
+            check_btf_id_arg(env, regno, reg, SOCK_COMMON)
+        if kind == SOCK_COMMON_RELEASE:  # OBJ_RELEASE: the argument gives its reference back
+            if not reg.ref_obj_id:
+                raise Reject(f"R{regno} must be referenced when passed to release function")
+            meta.release_ref = reg.ref_obj_id
+    elif kind == SOCK_COMMON_PTR:  # ARG_PTR_TO_SOCK_COMMON
+        if reg.type not in SOCK_TYPES or reg.maybe_null:
+            raise Reject(f"R{regno} type={format_type(reg)} expected={SOCK_PTR_EXPECTED}")
     elif kind == "ctx":
         if reg.type != PTR_TO_CTX:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ctx")
+    elif kind == "timer":
+        if reg.type != PTR_TO_MAP_VALUE or reg.maybe_null:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=map_value")
+        process_timer_func(env, regno, reg, meta)
+    elif kind == "func":
+        if reg.type != PTR_TO_FUNC:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=func")
+        meta.subprogno = reg.subprogno
+    elif kind == "stack":
+        if reg.type != PTR_TO_STACK:
+            raise Reject(f"R{regno} type={format_type(reg)} expected=fp")
     elif kind.startswith("btf:"):
         if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null:
             raise Reject(f"R{regno} type={format_type(reg)} expected={BTF_ID_EXPECTED}")
@@ -241,6 +312,22 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if reg.type != PTR_TO_MEM or reg.maybe_null or not reg.ringbuf:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ringbuf_mem")
         meta.release_ref = reg.ref_obj_id
+
+
+def process_timer_func(env, regno: int, reg: Reg, meta: CallArgMeta) -> None:
+    """An ARG_PTR_TO_TIMER: the struct bpf_timer of a map value, at its constant offset."""
+    m = reg.map
+    if not reg.s.var_off.is_const:
+        raise Reject(f"R{regno} doesn't have constant offset. bpf_timer has to be at the constant offset")
+    if not m.value_type_id or getattr(env.prog, "btf", None) is None:
+        raise Reject(f"map '{m.name}' has to have BTF in order to use bpf_timer")
+    timer_off = map_timer_off(env.prog, m)
+    if timer_off is None:
+        raise Reject(f"map '{m.name}' has no valid bpf_timer")
+    at = s64(reg.s.var_off.value) + reg.off
+    if at != timer_off:
+        raise Reject(f"off {at} doesn't point to 'struct bpf_timer' that is at {timer_off}")
+    meta.map = m
 
 
 def check_btf_id_arg(env, regno: int, reg: Reg, wanted: str) -> None:
@@ -279,10 +366,10 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
                     slot.types = [MISC if x == SPILL else x for x in slot.types]
                     slot.spilled = None
                 slot.types[(-addr - 1) % BPF_REG_SIZE] = MISC
-        env.update_stack_depth(-base)  # bytes a helper writes count, as update_stack_depth does
+        env.update_stack_depth(-base, frame)  # bytes a helper writes count, as grow_stack_state does
         return
     if t == PTR_TO_MAP_VALUE and not reg.maybe_null:
-        check_map_access(regno, reg, reg.off, max(size, 1), write)
+        check_map_access(regno, reg, reg.off, max(size, 1), write, timer_off=map_timer_off(env.prog, reg.map))
         return
     if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
         if reg.off + size > reg.range:
@@ -340,12 +427,10 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
         env.record(state, i, "call", f"global function {subprogs.name(target)}")
         return i + 1
     btf_check_subprog_call(env, caller, target)
-    callee = type(caller)(frameno=caller.frameno + 1, callsite=i, subprog=target)
-    for r in CALLER_SAVED:
+    callee = setup_func_entry(state, i, target)
+    for r in CALLER_SAVED:  # set_callee_state: the arguments
         callee.regs[r] = caller.regs[r].copy()
         caller.regs[r] = Reg()
-    callee.regs[BPF_REG_FP] = Reg(PTR_TO_STACK, Scalar.const(0), frameno=callee.frameno)
-    state.frames.append(callee)
     env.live_stack.reset_callchain()
     if env.log.level >= 2:
         env.log.verbose("caller:")
@@ -356,6 +441,165 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     env.log.scratch_regs = set(CALLER_SAVED) | {BPF_REG_FP}
     env.log.scratch_slots = set()
     return target
+
+
+def setup_func_entry(state: State, callsite: int, subprog: int) -> Frame:
+    """A new innermost frame for the function at ``subprog`` called from ``callsite``: only
+    its frame pointer set (the arguments are the caller's to give)."""
+    if len(state.frames) >= MAX_CALL_FRAMES:
+        raise Reject(f"the call stack of {len(state.frames) + 1} frames is too deep")
+    frameno = len(state.frames)
+    callee = Frame(frameno=frameno, callsite=callsite, subprog=subprog)
+    callee.regs[BPF_REG_FP] = Reg(PTR_TO_STACK, Scalar.const(0), frameno=frameno)
+    state.frames.append(callee)
+    return callee
+
+
+# -- callbacks: helpers that call a function of the program -------------------------------
+CALLBACK_RET_RANGE = (0, 1)  # what a callback of bpf_loop and the like returns (continue or stop)
+# map types whose elements bpf_for_each_map_elem can walk (``map_for_each_callback``)
+FOR_EACH_MAP_TYPES = ("array", "percpu_array", "hash", "percpu_hash", "lru_hash", "lru_percpu_hash")
+# bpf_loop inlined (flags 0, one callback): three 8-byte slots more for its counters
+BPF_LOOP_INLINE_SLOTS = 3
+
+
+def push_callback_call(env, state: State, i: int, subprogno: int, set_callee_state) -> None:
+    """Queue a visit of the callback, in a new frame whose arguments ``set_callee_state``
+    gives, from a copy of the state at the call: when the callback returns, the walk
+    comes back to the call and may queue another visit (``prepare_func_exit``)."""
+    target = env.subprogs.starts[subprogno]
+    btf_check_subprog_call(env, state.frame, target)
+    callback_state = state.copy()
+    caller = callback_state.frame
+    callee = setup_func_entry(callback_state, i, target)
+    callee.in_callback_fn = True
+    set_callee_state(env, caller, callee)
+    callback_state.callback_unroll_depth += 1
+    caller.callback_depth += 1
+    state.frame.callback_depth = 0
+    env.push_stack(callback_state, target, i)
+    env.log.mark_verifier_state_scratched()  # init_func_state: the next print shows every register and slot
+
+
+def push_async_cb(env, state: State, i: int, meta: CallArgMeta) -> None:
+    """A timer's callback runs later, on its own: a walk of it starts afresh (one frame,
+    ``callback_fn(map, key, value)``: ``set_timer_callback_state``) and must return 0."""
+    target = env.subprogs.starts[meta.subprogno]
+    btf_check_subprog_call(env, state.frame, target)
+    callee = Frame(subprog=target, in_async_callback_fn=True, async_entry_cnt=state.frame.async_entry_cnt + 1)
+    callee.regs[BPF_REG_FP] = Reg(PTR_TO_STACK, Scalar.const(0))
+    m = meta.map
+    callee.regs[1] = Reg(CONST_PTR_TO_MAP, Scalar.const(0), map=m)
+    callee.regs[2] = Reg(PTR_TO_MAP_KEY, Scalar.const(0), map=m)
+    callee.regs[3] = Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, id=env.new_id())
+    env.push_stack(State([callee]), target, i, async_cb=True)
+    env.log.mark_verifier_state_scratched()  # init_func_state: the next print shows every register and slot
+
+
+def set_loop_callback_state(env, caller: Frame, callee: Frame) -> None:
+    """``callback_fn(u32 index, void *callback_ctx)`` of ``bpf_loop(nr_loops, callback_fn,
+    callback_ctx, flags)``."""
+    callee.regs[1] = scalar_reg()
+    callee.regs[2] = caller.regs[3].copy()
+
+
+def set_map_elem_callback_state(env, caller: Frame, callee: Frame) -> None:
+    """``callback_fn(map, key, value, callback_ctx)`` of ``bpf_for_each_map_elem(map,
+    callback_fn, callback_ctx, flags)``."""
+    m = caller.regs[1].map
+    if m.type not in FOR_EACH_MAP_TYPES:
+        raise Reject("callback function not allowed for map")
+    callee.regs[1] = caller.regs[1].copy()
+    callee.regs[2] = Reg(PTR_TO_MAP_KEY, Scalar.const(0), map=m)
+    callee.regs[3] = Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, id=env.new_id())  # 6.18 numbers it
+    callee.regs[4] = caller.regs[3].copy()
+
+
+def check_bpf_loop(env, state: State, i: int, subprogno: int) -> None:
+    """Visit the callback again while this call made fewer visits than R1 may ask for."""
+    update_loop_inline_state(env, state, i, subprogno)
+    mark_chain_precision(env, state, 1)
+    frame = state.frame
+    if frame.callback_depth < state.regs[1].s.umax:
+        push_callback_call(env, state, i, subprogno, set_loop_callback_state)
+    else:
+        frame.callback_depth = 0
+        if env.log.level >= 2:
+            env.log.verbose(f"frame{len(state.frames) - 1} bpf_loop iteration limit reached")
+
+
+def update_loop_inline_state(env, state: State, i: int, subprogno: int) -> None:
+    """A bpf_loop call is inlined when, on every visit, its flags are 0 and its callback the same."""
+    flags = state.regs[4]
+    zero = flags.type == SCALAR and flags.s.var_off.equals_const(0)
+    if zero:
+        mark_chain_precision(env, state, 4)
+    fit, seen = env.loop_inline_state.get(i, (True, subprogno))
+    env.loop_inline_state[i] = (fit and zero and seen == subprogno, subprogno)
+
+
+def optimize_bpf_loop(env) -> None:
+    """The stack an inlined bpf_loop call adds to its function (after the walk, before the
+    figures are printed, as the kernel's rewrite does)."""
+    grown = {env.subprogs.of(i) for i, (fit, _) in env.loop_inline_state.items() if fit}
+    for sub in grown:
+        depth = env.sub_stack_depth.get(sub, 0)
+        env.sub_stack_depth[sub] = (depth + BPF_REG_SIZE - 1) // BPF_REG_SIZE * BPF_REG_SIZE \
+            + BPF_LOOP_INLINE_SLOTS * BPF_REG_SIZE
+
+
+def check_callback_return(env, state: State, i: int, r0: Reg) -> None:
+    """A callback returns a scalar in ``CALLBACK_RET_RANGE``."""
+    if r0.type != SCALAR:
+        raise Reject("R0 not a scalar value")
+    mark_chain_precision(env, state, 0)
+    lo, hi = CALLBACK_RET_RANGE
+    if r0.s.smin < lo or r0.s.smax > hi:
+        raise Reject(verbose_invalid_scalar(r0, CALLBACK_RET_RANGE, "At callback return", "R0"))
+
+
+def verbose_invalid_scalar(reg: Reg, wanted: tuple[int, int], where: str, name: str) -> str:
+    """``At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]``."""
+    has = ""
+    if reg.s.smin > S64_MIN:
+        has += f" smin={reg.s.smin}"
+    if reg.s.smax < S64_MAX:
+        has += f" smax={reg.s.smax}"
+    lo, hi = wanted
+    return f"{where} the register {name} has{has or ' unknown scalar value'} should have been in [{lo}, {hi}]"
+
+
+# The kernel widens the scalars no decision depended on, which it learns by backtracking
+# every decision to the values it came from (mark_chain_precision). bpfnb's precision is
+# one step deep, so widening by it forgets values the kernel keeps: a for_each_map_elem
+# callback doing `ctx->seen++; return ctx->seen >= 8;` converged here and was accepted,
+# where the kernel keeps `seen` precise and rejects the program ("The sequence of 8193
+# jumps is too complex."). Off until precision backtracks as the kernel's does.
+WIDEN_IMPRECISE_SCALARS = False
+
+
+def widen_imprecise_scalars(env, state: State, insn_idx: int) -> None:
+    """Back at a callback's call site: a scalar that changed since the state kept there on
+    this path, and whose value decided nothing, becomes unknown (so visits converge)."""
+    callsites = [f.callsite for f in state.frames]
+    prev = env.explored.checkpoints
+    while prev is not None and not (prev.insn_idx == insn_idx and
+                                    [f.callsite for f in prev.state.frames] == callsites):
+        prev = prev.parent
+    if prev is None:
+        return
+    for fold, fcur in zip(prev.state.frames, state.frames, strict=True):
+        pairs = list(zip(fold.regs, fcur.regs, strict=True))
+        for spi, slot in fold.stack.items():
+            cur_slot = fcur.stack.get(spi)
+            if slot.is_spill and slot.spilled is not None and cur_slot is not None and cur_slot.is_spill \
+                    and cur_slot.spilled is not None:
+                pairs.append((slot.spilled, cur_slot.spilled))
+        for old, cur in pairs:
+            if old.type != SCALAR or cur.type != SCALAR or old.precise or cur.precise:
+                continue
+            if old.s != cur.s or old.id != cur.id or old.off != cur.off:
+                cur.s, cur.id, cur.off = Scalar.unknown(), 0, 0
 
 
 def btf_check_subprog_call(env, caller, target: int) -> None:
@@ -380,32 +624,60 @@ def check_exit(env, state: State, i: int) -> int | None:
         env.live_stack.update(state)
         return prepare_func_exit(env, state, i, state.regs[0])
     check_reference_leak(state)
-    r0 = env.read_reg(state, 0)
-    check_return_code(env, state, r0)
+    if env.validating_subprog or state.frame.in_async_callback_fn or not attach_func_returns_void(env.prog):
+        check_return_code(env, state, env.read_reg(state, 0), state.frame)
     env.record(state, i, "exit")
     return None
+
+
+def attach_func_proto(prog):
+    """``prog->aux->attach_func_proto`` of a struct_ops program: the prototype of the
+    kernel struct's member it implements (None when the kernel BTF does not say)."""
+    btf = prog.kernel_btf
+    if prog.type != "struct_ops" or btf is None or not prog.attach_btf_id:
+        return None
+    member = next((m for m in btf.type(prog.attach_btf_id).members if m.name == prog.attach_name), None)
+    if member is None:
+        return None
+    ptr = btf.type(btf.resolve(member.type))
+    proto = btf.type(btf.resolve(ptr.type)) if ptr.kind == "ptr" else None
+    return proto if proto is not None and proto.kind == "func_proto" else None
+
+
+def attach_func_returns_void(prog) -> bool:
+    """A struct_ops member returning void: the program's exit reads no R0 (``check_return_code``)."""
+    proto = attach_func_proto(prog)
+    return proto is not None and not proto.type
 
 
 def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:
     if r0.type == PTR_TO_STACK:
         # the kernel is conservative: even a caller's stack pointer may not go back
         raise Reject("cannot return stack pointer to the caller")
+    in_callback_fn = state.frame.in_callback_fn
+    if in_callback_fn:
+        check_callback_return(env, state, i, r0)
     callee = state.frames.pop()
     caller = state.frame
+    # a callback goes back to the helper call, which may visit it again
+    ret = callee.callsite if in_callback_fn else callee.callsite + 1
     log = env.log
     if log.level >= 2:
         log.verbose("returning from callee:")
         log.verbose(format_frame(callee))
-        log.verbose(f"to caller at {callee.callsite + 1}:")
-    for r in CALLER_SAVED:
-        caller.regs[r] = Reg()
-    caller.regs[0] = r0.copy()
+        log.verbose(f"to caller at {ret}:")
+    if not in_callback_fn:  # the callback's R0 went to the helper
+        for r in CALLER_SAVED:
+            caller.regs[r] = Reg()
+        caller.regs[0] = r0.copy()
     if log.level >= 2:
         log.verbose(format_frame(caller))
-    env.record(state, i, "return", f"to caller at {callee.callsite + 1}")
+    if in_callback_fn and WIDEN_IMPRECISE_SCALARS:
+        widen_imprecise_scalars(env, state, ret)
+    env.record(state, i, "return", f"to caller at {ret}")
     log.mark_verifier_state_clean()
     env.force_print_state = True
-    return callee.callsite + 1
+    return ret
 
 
 BINARY_VERDICT = (0, 1)
@@ -432,7 +704,13 @@ def retval_range(prog) -> tuple[int, int] | None:
     return RETVAL_RANGES.get(prog.type)
 
 
-def check_return_code(env, state: State, r0: Reg) -> None:
+ASYNC_CB_RET_RANGE = (0, 0)  # a timer's callback returns 0
+
+
+def check_return_code(env, state: State, r0: Reg, frame: Frame | None = None) -> None:
+    if frame is not None and frame.in_async_callback_fn:
+        enforce_retval(env, state, r0, ASYNC_CB_RET_RANGE, "At async callback return")
+        return
     if env.validating_subprog:
         if r0.type != SCALAR:
             raise Reject(f"At subprogram exit the register R0 is not a scalar value ({r0.type_name()})")
@@ -440,13 +718,17 @@ def check_return_code(env, state: State, r0: Reg) -> None:
     wanted = retval_range(env.prog)
     if wanted is None:
         return
+    enforce_retval(env, state, r0, wanted, "At program exit")
+
+
+def enforce_retval(env, state: State, r0: Reg, wanted: tuple[int, int], where: str) -> None:
+    """R0 at an exit: a scalar, precise, inside ``wanted``."""
     if r0.type != SCALAR:
-        raise Reject(f"At program exit the register R0 is not a known value ({r0.type_name()})")
+        raise Reject(f"{where} the register R0 is not a known value ({r0.type_name()})")
     mark_chain_precision(env, state, 0)
     lo, hi = wanted
     if r0.s.smin < lo or r0.s.smax > hi:
-        raise Reject(f"At program exit the register R0 has smin={r0.s.smin} smax={r0.s.smax} "
-                     f"should have been in [{lo}, {hi}]")
+        raise Reject(verbose_invalid_scalar(r0, wanted, where, "R0"))
 
 
 def check_call(env, state: State, insn: Insn, i: int) -> int:

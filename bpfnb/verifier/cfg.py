@@ -8,7 +8,7 @@ instruction, no jump into the middle of a 64-bit load)."""
 from __future__ import annotations
 
 from ..isa import opcodes as op
-from ..isa.flow import function_starts, jump_target, successors
+from ..isa.flow import function_starts, jump_target, pseudo_func_target, successors
 from ..isa.valid import unknown_opcode
 
 BTF_FUNC_GLOBAL = 1  # linkage of a global function in BTF
@@ -21,7 +21,9 @@ class Subprogs:
 
     def __init__(self, prog):
         self.prog = prog
-        self.starts: list[int] = function_starts(prog.insns)
+        # add_subprog: every bpf-to-bpf call's target and every function whose address is
+        # taken (a callback)
+        self.starts: list[int] = function_starts(prog.insns, callbacks=True)
 
     def of(self, insn: int) -> int:
         """The first slot of the function holding ``insn``."""
@@ -125,6 +127,8 @@ def check_cfg(insns, reject) -> None:
         work += successors(insns, i)
         if insn.is_pseudo_call:
             work.append(jump_target(insn, i))
+        elif insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # visit_func_call_insn: the callback
+            work.append(pseudo_func_target(insn, i))
     i = 0
     while i < n:
         if not seen[i]:

@@ -20,7 +20,7 @@ from ..isa.disasm import format_insn
 from ..isa.flow import jump_target
 from ..logtext import NOISE
 from .alu import check_alu_op
-from .calls import check_call, check_exit
+from .calls import check_call, check_exit, optimize_bpf_loop
 from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .jumps import check_cond_jmp_op
@@ -66,8 +66,10 @@ def bpf_check(env: VerifierEnv) -> None:
             for k, start in enumerate(starts):
                 log.verbose(f"func#{k} @{start}")
             print_liveness(log, env.insns, env.liveness.live)
+        btf_prepare_main_args(env)
         do_check(env)
         do_check_subprogs(env)
+        optimize_bpf_loop(env)
     except Reject as exc:
         _reject(env, exc)
     except KeyboardInterrupt:
@@ -104,6 +106,23 @@ def print_verification_stats(env: VerifierEnv) -> None:
     log.verbose(f"processed {env.insn_processed} insns (limit {BPF_COMPLEXITY_LIMIT_INSNS}) max_states_per_insn "
                 f"{explored.max_states_per_insn} total_states {explored.total_states} "
                 f"peak_states {explored.peak_states} mark_read 0")
+
+
+MAX_BPF_FUNC_REG_ARGS = 5
+
+
+def btf_prepare_main_args(env: VerifierEnv) -> None:
+    """``btf_prepare_func_args`` for the main program: a global one whose BTF prototype a
+    global function could not have is said so (verification goes on, its BTF unreliable)."""
+    subprogs = env.subprogs
+    if not subprogs.is_global(0):
+        return
+    proto, btf, name = subprogs.proto(0), env.prog.btf, subprogs.name(0)
+    if len(proto.params) > MAX_BPF_FUNC_REG_ARGS:
+        env.log.verbose(f"Global function {name}() with {len(proto.params)} > {MAX_BPF_FUNC_REG_ARGS} args. "
+                        "Buggy compiler.")
+    elif not proto.type or btf.type(btf.resolve(proto.type)).kind not in SCALAR_KINDS:
+        env.log.verbose(f"Global function {name}() doesn't return scalar. Only those are supported.")
 
 
 def do_check_subprogs(env: VerifierEnv) -> None:

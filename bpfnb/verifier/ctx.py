@@ -37,17 +37,83 @@ U64_SIZE = 8
 MAX_BPF_FUNC_ARGS = 12
 
 
+U32_SIZE = 4  # the default size of a context field: a __u32
+U16_SIZE = 2
+
+# struct bpf_sock (include/uapi/linux/bpf.h): a socket as cgroup/sock programs see their
+# context and every program the sockets it gets (PTR_TO_SOCKET): name -> (offset, size)
+BPF_SOCK_FIELDS = {
+    "bound_dev_if": (0, 4), "family": (4, 4), "type": (8, 4), "protocol": (12, 4), "mark": (16, 4),
+    "priority": (20, 4), "src_ip4": (24, 4), "src_ip6": (28, 16), "src_port": (44, 4), "dst_port": (48, 2),
+    "dst_ip4": (52, 4), "dst_ip6": (56, 16), "state": (72, 4), "rx_queue_mapping": (76, 4),
+}
+BPF_SOCK_SIZE = 80
+# read narrowly (1, 2 or 4 bytes) anywhere inside (other fields: 4 bytes at their start only)
+BPF_SOCK_NARROW_RANGES = ("src_ip4", "src_ip6", "dst_ip4", "dst_ip6")
+BPF_SOCK_NARROW_AT_START = ("state", "family", "type", "protocol", "src_port", "rx_queue_mapping")
+# the fields of struct sock_common a PTR_TO_SOCK_COMMON cannot reach (bpf_sock_common_is_valid_access)
+BPF_SOCK_NOT_COMMON = ("type", "protocol", "mark", "priority")
+# cgroup/sock: the fields only some attach types may touch (__sock_filter_check_attach_type)
+SOCK_FILTER_FULL_ACCESS = {"bound_dev_if": ("cgroup_inet_sock_create", "cgroup_inet_sock_release"),
+                           "mark": ("cgroup_inet_sock_create", "cgroup_inet_sock_release"),
+                           "priority": ("cgroup_inet_sock_create", "cgroup_inet_sock_release")}
+SOCK_FILTER_READ_ONLY = {"src_ip4": ("cgroup_inet4_post_bind",), "src_ip6": ("cgroup_inet6_post_bind",),
+                         "src_port": ("cgroup_inet4_post_bind", "cgroup_inet6_post_bind")}
+# struct bpf_xdp_sock: queue_id only
+BPF_XDP_SOCK_SIZE = 4
+# struct bpf_tcp_sock: __u32 fields but two __u64 counters, up to icsk_retransmits
+BPF_TCP_SOCK_U64 = (80, 88)  # bytes_received, bytes_acked
+BPF_TCP_SOCK_SIZE = 112
+
+# struct bpf_sock_addr: name -> (offset, size)
+BPF_SOCK_ADDR_FIELDS = {
+    "user_family": (0, 4), "user_ip4": (4, 4), "user_ip6": (8, 16), "user_port": (24, 4), "family": (28, 4),
+    "type": (32, 4), "protocol": (36, 4), "msg_src_ip4": (40, 4), "msg_src_ip6": (44, 16), "sk": (64, 8),
+}
+BPF_SOCK_ADDR_SIZE = 72
+# the address fields only programs of some attach types may touch (their address family)
+SOCK_ADDR_FAMILY_FIELDS = {
+    "user_ip4": ("cgroup_inet4_bind", "cgroup_inet4_connect", "cgroup_inet4_getpeername", "cgroup_inet4_getsockname",
+                 "cgroup_udp4_sendmsg", "cgroup_udp4_recvmsg"),
+    "user_ip6": ("cgroup_inet6_bind", "cgroup_inet6_connect", "cgroup_inet6_getpeername", "cgroup_inet6_getsockname",
+                 "cgroup_udp6_sendmsg", "cgroup_udp6_recvmsg"),
+    "msg_src_ip4": ("cgroup_udp4_sendmsg",),
+    "msg_src_ip6": ("cgroup_udp6_sendmsg",),
+}
+SOCK_ADDR_WRITABLE = ("user_ip4", "user_ip6", "msg_src_ip4", "msg_src_ip6", "user_port")
+SOCK_ADDR_WIDE = ("user_ip6", "msg_src_ip6")  # also read and written 8 bytes at a time
+SOCK_ADDR_READ_ONLY = ("user_family", "family", "type", "protocol")
+
+# struct bpf_sock_ops: name -> (offset, size)
+BPF_SOCK_OPS_FIELDS = {
+    "op": (0, 4), "reply": (4, 16), "family": (20, 4), "remote_ip4": (24, 4), "local_ip4": (28, 4),
+    "remote_ip6": (32, 16), "local_ip6": (48, 16), "remote_port": (64, 4), "local_port": (68, 4),
+    "is_fullsock": (72, 4), "snd_cwnd": (76, 4), "srtt_us": (80, 4), "bpf_sock_ops_cb_flags": (84, 4),
+    "state": (88, 4), "rtt_min": (92, 4), "snd_ssthresh": (96, 4), "rcv_nxt": (100, 4), "snd_nxt": (104, 4),
+    "snd_una": (108, 4), "mss_cache": (112, 4), "ecn_flags": (116, 4), "rate_delivered": (120, 4),
+    "rate_interval_us": (124, 4), "packets_out": (128, 4), "retrans_out": (132, 4), "total_retrans": (136, 4),
+    "segs_in": (140, 4), "data_segs_in": (144, 4), "segs_out": (148, 4), "data_segs_out": (152, 4),
+    "lost_out": (156, 4), "sacked_out": (160, 4), "sk_txhash": (164, 4), "bytes_received": (168, 8),
+    "bytes_acked": (176, 8), "sk": (184, 8), "skb_data": (192, 8), "skb_data_end": (200, 8), "skb_len": (208, 4),
+    "skb_tcp_flags": (212, 4), "skb_hwtstamp": (216, 8),
+}
+BPF_SOCK_OPS_SIZE = 224
+SOCK_OPS_WRITABLE = ("reply", "sk_txhash")  # 4 bytes at their start
+SOCK_OPS_U64 = ("bytes_received", "bytes_acked", "skb_hwtstamp")
+SOCK_OPS_POINTERS = {"sk": "sock_or_null", "skb_data": "pkt", "skb_data_end": "pkt_end"}
+
+
 @dataclass
 class CtxAccess:
-    kind: str | None  # None: invalid; "scalar", "pkt", "pkt_end", "pkt_meta", "btf"
+    kind: str | None  # None: invalid; "scalar", "pkt", "pkt_end", "pkt_meta", "btf", a socket's kind
     btf_id: int = 0
     trusted: bool = False
     maybe_null: bool = False
     log: list[str] = field(default_factory=list)
 
 
-def _field_at(off: int) -> str | None:
-    for name, (start, size) in SK_BUFF_FIELDS.items():
+def _field_at(off: int, fields: dict[str, tuple[int, int]] = SK_BUFF_FIELDS) -> str | None:
+    for name, (start, size) in fields.items():
         if start <= off < start + size:
             return name
     return None
@@ -92,7 +158,7 @@ def _sk_buff(prog_type: str, off: int, size: int, write: bool) -> CtxAccess:
     if name in ("hwtstamp", "tstamp"):
         return CtxAccess("scalar") if size == 8 and not (write and name == "hwtstamp") else CtxAccess(None)
     if name == "sk":
-        return CtxAccess(None)  # PTR_TO_SOCK_COMMON_OR_NULL: not modelled
+        return CtxAccess(None) if write or size != U64_SIZE else CtxAccess("sock_common_or_null")
     if write:
         return CtxAccess("scalar") if size == 4 else CtxAccess(None)
     return CtxAccess("scalar") if _narrow_ok(off, size) else CtxAccess(None)
@@ -200,6 +266,102 @@ def _perf_event(off: int, size: int, write: bool) -> CtxAccess:
     return CtxAccess("scalar" if size == U64_SIZE else None)
 
 
+def bpf_sock_is_valid_access(off: int, size: int) -> bool:
+    """A read of ``struct bpf_sock`` (any program's socket pointer, a cgroup/sock context):
+    4 bytes at a field's start, narrower where the kernel rewrites a narrow load."""
+    if off < 0 or off >= BPF_SOCK_SIZE or off % size:
+        return False
+    name = _field_at(off, BPF_SOCK_FIELDS)
+    start = BPF_SOCK_FIELDS[name][0] if name is not None else off
+    if name in BPF_SOCK_NARROW_RANGES or (name in BPF_SOCK_NARROW_AT_START and off == start):
+        return _narrow_ok(off, size)
+    if name == "dst_port":  # a __be16: 2 bytes or narrower, or the whole word
+        return size == U32_SIZE or size <= U16_SIZE
+    if name is None:  # the padding after dst_port
+        return False
+    return size == U32_SIZE and off == start
+
+
+def bpf_sock_common_is_valid_access(off: int, size: int) -> bool:
+    name = _field_at(off, BPF_SOCK_FIELDS)
+    return name not in BPF_SOCK_NOT_COMMON and bpf_sock_is_valid_access(off, size)
+
+
+def bpf_xdp_sock_is_valid_access(off: int, size: int) -> bool:
+    return 0 <= off < BPF_XDP_SOCK_SIZE and not off % size and size == U32_SIZE
+
+
+def sock_access(kind: str, off: int, size: int) -> bool:
+    """What ``check_sock_access`` lets a program read through a socket pointer of ``kind``."""
+    if kind == "sock":
+        return bpf_sock_is_valid_access(off, size)
+    if kind == "sock_common":
+        return bpf_sock_common_is_valid_access(off, size)
+    if kind == "xdp_sock":
+        return bpf_xdp_sock_is_valid_access(off, size)
+    if kind == "tcp_sock":
+        return bpf_tcp_sock_is_valid_access(off, size)
+    return False
+
+
+def bpf_tcp_sock_is_valid_access(off: int, size: int) -> bool:
+    if off < 0 or off >= BPF_TCP_SOCK_SIZE or off % size:
+        return False
+    return size == (U64_SIZE if off in BPF_TCP_SOCK_U64 else U32_SIZE)
+
+
+def _sock_filter(prog, off: int, size: int, write: bool) -> CtxAccess:
+    """``sock_filter_is_valid_access``: cgroup/sock programs (read: ``bpf_sock``; some
+    fields only for some attach types, three writable when a socket is created)."""
+    if not bpf_sock_is_valid_access(off, size):
+        return CtxAccess(None)
+    name = _field_at(off, BPF_SOCK_FIELDS)
+    attach = prog.expected_attach_type or ""
+    if name in SOCK_FILTER_FULL_ACCESS:
+        return CtxAccess("scalar" if attach in SOCK_FILTER_FULL_ACCESS[name] else None)
+    if name in SOCK_FILTER_READ_ONLY and attach not in SOCK_FILTER_READ_ONLY[name]:
+        return CtxAccess(None)
+    return CtxAccess(None if write else "scalar")
+
+
+def _sock_addr(prog, off: int, size: int, write: bool) -> CtxAccess:
+    """``sock_addr_is_valid_access``: cgroup/connect4 and the like (addresses of the attach
+    type's family only; addresses and the port readable narrowly and writable)."""
+    if off < 0 or off >= BPF_SOCK_ADDR_SIZE or off % size:
+        return CtxAccess(None)
+    name = _field_at(off, BPF_SOCK_ADDR_FIELDS)
+    attach = prog.expected_attach_type or ""
+    if name in SOCK_ADDR_FAMILY_FIELDS and attach not in SOCK_ADDR_FAMILY_FIELDS[name]:
+        return CtxAccess(None)
+    if name in SOCK_ADDR_WRITABLE:
+        start, field_size = BPF_SOCK_ADDR_FIELDS[name]
+        if name in SOCK_ADDR_WIDE and size == U64_SIZE and off + size <= start + field_size and not off % U64_SIZE:
+            return CtxAccess("scalar")
+        ok = size == U32_SIZE if write else _narrow_ok(off, size)
+        return CtxAccess("scalar" if ok else None)
+    if name == "sk":
+        return CtxAccess(None) if write or size != U64_SIZE else CtxAccess("sock")
+    if name in SOCK_ADDR_READ_ONLY:
+        return CtxAccess(None) if write or size != U32_SIZE else CtxAccess("scalar")
+    return CtxAccess(None)
+
+
+def _sock_ops(off: int, size: int, write: bool) -> CtxAccess:
+    """``sock_ops_is_valid_access``: 4-byte fields (``reply`` and ``sk_txhash`` writable),
+    8-byte counters, the socket (``sock_or_null``) and the TCP header's packet pointers."""
+    if off < 0 or off >= BPF_SOCK_OPS_SIZE or off % size:
+        return CtxAccess(None)
+    name = _field_at(off, BPF_SOCK_OPS_FIELDS)
+    start = BPF_SOCK_OPS_FIELDS[name][0]
+    if write:
+        return CtxAccess("scalar" if name in SOCK_OPS_WRITABLE and off == start and size == U32_SIZE else None)
+    if name in SOCK_OPS_U64 or name in SOCK_OPS_POINTERS:
+        return CtxAccess(None) if size != U64_SIZE else CtxAccess(SOCK_OPS_POINTERS.get(name, "scalar"))
+    if name == "skb_tcp_flags" and off == start:
+        return CtxAccess("scalar" if _narrow_ok(off, size) else None)
+    return CtxAccess("scalar" if size == U32_SIZE else None)
+
+
 def ctx_access(prog, off: int, size: int, write: bool) -> CtxAccess:
     """What ``size`` bytes at ``off`` of the program's context give (or None: invalid)."""
     t = prog.type
@@ -220,4 +382,10 @@ def ctx_access(prog, off: int, size: int, write: bool) -> CtxAccess:
     if t == "tracepoint":
         ok = not write and 0 <= off < 4096 and off % size == 0
         return CtxAccess("scalar" if ok else None)
+    if t == "sock_ops":
+        return _sock_ops(off, size, write)
+    if t == "cgroup_sock":
+        return _sock_filter(prog, off, size, write)
+    if t == "cgroup_sock_addr":
+        return _sock_addr(prog, off, size, write)
     return CtxAccess(None)

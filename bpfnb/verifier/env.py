@@ -15,6 +15,7 @@ from .state import State
 from .trace import NO_ENTRY, Trace
 
 BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
+BPF_COMPLEXITY_LIMIT_JMP_SEQ = 8192  # paths waiting to be explored
 MAX_BPF_REG = 11
 BPF_REG_FP = 10
 
@@ -41,6 +42,8 @@ class VerifierEnv:
         # bpf_tail_call sites: (map, constant key) while every visit agrees, None once not
         # (the kernel's map_key_state: such a call becomes a direct, patchable jump)
         self.tail_call_keys: dict[int, tuple | None] = {}
+        # bpf_loop sites: (fit for inlining on every visit so far, the callback's index)
+        self.loop_inline_state: dict[int, tuple[bool, int]] = {}
         self.trace = Trace()
         self.error: str | None = None
         self.walk_insn: int | None = None  # the instruction the walk is at (for an interruption)
@@ -101,11 +104,13 @@ class VerifierEnv:
         if not reg.id and not reg.s.var_off.is_const:
             reg.id = self.new_id()
 
-    def update_stack_depth(self, depth: int) -> None:
-        """The program's and the current function's stack reach ``depth`` bytes (rounded to 8)."""
+    def update_stack_depth(self, depth: int, frame=None) -> None:
+        """The program's stack and that of the function owning ``frame`` (the frame the
+        pointer points into; the current function's without one) reach ``depth`` bytes
+        (rounded to 8)."""
         depth = (depth + 7) // 8 * 8
         self.stack_depth = max(self.stack_depth, depth)
-        sub = self.subprogs.of(self.insn_idx or 0)
+        sub = frame.subprog if frame is not None else self.subprogs.of(self.insn_idx or 0)
         self.sub_stack_depth[sub] = max(self.sub_stack_depth.get(sub, 0), depth)
 
     def stack_depths(self) -> list[int]:
@@ -116,10 +121,16 @@ class VerifierEnv:
         return InternalError(f"{type(exc).__name__}: {exc}", self.insn_idx)
 
     # -- the paths still to explore ------------------------------------------------------
-    def push_stack(self, state: State, insn: int, from_insn: int) -> None:
-        self.explored.branch_pushed()
+    def push_stack(self, state: State, insn: int, from_insn: int, *, async_cb: bool = False) -> None:
+        """A path to explore later; ``async_cb``: an async callback's (``push_async_cb``), which
+        starts afresh: it descends from no kept state."""
+        if len(self.stack) + 1 > BPF_COMPLEXITY_LIMIT_JMP_SEQ:
+            raise Reject(f"The sequence of {len(self.stack) + 1} jumps is too complex"
+                         + (" for async cb." if async_cb else "."))
+        if not async_cb:
+            self.explored.branch_pushed()
         self.stack.append((state, insn, from_insn, len(self.log.lines), self.cur_prev_step,
-                           self.explored.checkpoints))
+                           None if async_cb else self.explored.checkpoints))
 
     def pop_stack(self) -> tuple[State, int, int] | None:
         """The current path ended: the next pushed path (state, insn, the branch it came

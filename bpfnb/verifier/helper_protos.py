@@ -5,9 +5,12 @@ Argument kinds are the kernel's ``enum bpf_arg_type`` values by meaning:
 ``uninit_mem`` + ``size``/``size_or_zero`` (ARG_PTR_TO_UNINIT_MEM and the
 following ARG_CONST_SIZE[_OR_ZERO]), ``mem`` (ARG_PTR_TO_MEM | MEM_RDONLY),
 ``ctx``, ``any`` (ARG_ANYTHING), ``btf:sk_buff`` (ARG_PTR_TO_BTF_ID of that
-struct), ``sock_common`` (ARG_PTR_TO_BTF_ID_SOCK_COMMON), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
-``alloc_size`` (ARG_CONST_ALLOC_SIZE_OR_ZERO). Returns: ``integer``,
-``void``, ``map_value_or_null``, ``ringbuf_mem_or_null``, ``btf:task_struct``,
+struct), ``sock_common`` (ARG_PTR_TO_BTF_ID_SOCK_COMMON; ``sock_common_release`` with
+OBJ_RELEASE), ``sock_common_ptr`` (ARG_PTR_TO_SOCK_COMMON), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
+``alloc_size`` (ARG_CONST_ALLOC_SIZE_OR_ZERO), ``func`` (ARG_PTR_TO_FUNC: a callback),
+``stack_or_null`` (ARG_PTR_TO_STACK_OR_NULL), ``timer`` (ARG_PTR_TO_TIMER). Returns: ``integer``,
+``void``, ``map_value_or_null``, ``ringbuf_mem_or_null``, ``sock_or_null``, ``tcp_sock_or_null``,
+``sock_common_or_null``, ``btf:task_struct``,
 ``btf_or_null:tcp_sock`` (RET_PTR_TO_BTF_ID_OR_NULL).
 Which program types may call which helper is the kernel's own answer
 (``helper_availability``). Read from the ``bpf_func_proto`` declarations of
@@ -76,9 +79,13 @@ PROTOS: dict[int, HelperProto] = {
     46: HelperProto(("ctx",)),  # get_socket_cookie
     47: HelperProto(("ctx",)),  # get_socket_uid
     48: HelperProto(("ctx", "any")),  # set_hash
+    49: HelperProto(("ctx", "any", "any", "mem", "size")),  # setsockopt (sock_ops, sock_addr)
     50: HelperProto(("ctx", "any", "any", "any")),  # skb_adjust_room
     51: HelperProto(("map", "any", "any")),  # redirect_map
     54: HelperProto(("ctx", "any")),  # xdp_adjust_meta
+    57: HelperProto(("ctx", "any", "any", "uninit_mem", "size")),  # getsockopt (sock_ops, sock_addr)
+    59: HelperProto(("ctx", "any")),  # sock_ops_cb_flags_set
+    64: HelperProto(("ctx", "mem", "size")),  # bind
     55: HelperProto(("map", "any", "uninit_mem", "size")),  # perf_event_read_value
     65: HelperProto(("ctx", "any")),  # xdp_adjust_tail
     66: HelperProto(("ctx", "any", "uninit_mem", "size", "any")),  # skb_get_xfrm_state
@@ -89,20 +96,19 @@ PROTOS: dict[int, HelperProto] = {
     80: HelperProto(()),  # get_current_cgroup_id
     81: HelperProto(("map", "any"), "map_value"),  # get_local_storage
     83: HelperProto(("ctx", "any")),  # skb_ancestor_cgroup_id
-    84: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"), "unmodelled:RET_PTR_TO_SOCKET_OR_NULL"),  # sk_lookup_tcp
-    85: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"), "unmodelled:RET_PTR_TO_SOCKET_OR_NULL"),  # sk_lookup_udp
-    86: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON | OBJ_RELEASE",)),  # sk_release
+    84: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"), "sock_or_null"),  # sk_lookup_tcp (acquires)
+    85: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"), "sock_or_null"),  # sk_lookup_udp (acquires)
+    86: HelperProto(("sock_common_release",)),  # sk_release
     87: HelperProto(("map", "value", "any")),  # map_push_elem
     88: HelperProto(("map", "value")),  # map_pop_elem
     89: HelperProto(("map", "value")),  # map_peek_elem
     93: HelperProto(("unmodelled:ARG_PTR_TO_SPIN_LOCK",), "void"),  # spin_lock
     94: HelperProto(("unmodelled:ARG_PTR_TO_SPIN_LOCK",), "void"),  # spin_unlock
-    95: HelperProto(("unmodelled:ARG_PTR_TO_SOCK_COMMON",), "unmodelled:RET_PTR_TO_SOCKET_OR_NULL"),  # sk_fullsock
-    96: HelperProto(("unmodelled:ARG_PTR_TO_SOCK_COMMON",), "unmodelled:RET_PTR_TO_TCP_SOCK_OR_NULL"),  # tcp_sock
+    95: HelperProto(("sock_common_ptr",), "sock_or_null"),  # sk_fullsock
+    96: HelperProto(("sock_common_ptr",), "tcp_sock_or_null"),  # tcp_sock
     97: HelperProto(("ctx",)),  # skb_ecn_set_ce
-    98: HelperProto(("unmodelled:ARG_PTR_TO_SOCK_COMMON",), "unmodelled:RET_PTR_TO_SOCKET_OR_NULL"),  # get_listener_sock
-    99: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"),
-                    "unmodelled:RET_PTR_TO_SOCK_COMMON_OR_NULL"),  # skc_lookup_tcp
+    98: HelperProto(("sock_common_ptr",), "sock_or_null"),  # get_listener_sock
+    99: HelperProto(("ctx", "mem", "size_or_zero", "any", "any"), "sock_common_or_null"),  # skc_lookup_tcp (acquires)
     100: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON", "mem", "size", "mem", "size")),  # tcp_check_syncookie
     105: HelperProto(("mem", "size", "any", "unmodelled:ARG_PTR_TO_FIXED_SIZE_MEM")),  # strtol
     106: HelperProto(("mem", "size", "any", "unmodelled:ARG_PTR_TO_FIXED_SIZE_MEM")),  # strtoul
@@ -145,11 +151,17 @@ PROTOS: dict[int, HelperProto] = {
     155: HelperProto(("any", "any")),  # redirect_peer
     158: HelperProto((), "btf:task_struct"),  # get_current_task_btf
     160: HelperProto(()),  # ktime_get_coarse_ns
+    164: HelperProto(("map", "func", "stack_or_null", "any")),  # for_each_map_elem
+    169: HelperProto(("timer", "map", "any")),  # timer_init
+    170: HelperProto(("timer", "func")),  # timer_set_callback
+    171: HelperProto(("timer", "any", "any")),  # timer_start
+    172: HelperProto(("timer",)),  # timer_cancel
     173: HelperProto(("ctx",)),  # get_func_ip
     174: HelperProto(("ctx",)),  # get_attach_cookie
     176: HelperProto(("uninit_mem", "size_or_zero")),  # get_branch_snapshot
     177: HelperProto(("mem", "size", "mem_or_null", "size_or_zero")),  # trace_vprintk
     178: HelperProto(("sock_common",), "btf_or_null:unix_sock"),  # skc_to_unix_sock
+    181: HelperProto(("any", "func", "stack_or_null", "any")),  # loop
     188: HelperProto(("ctx",)),  # xdp_get_buff_len
     189: HelperProto(("ctx", "any", "uninit_mem", "size")),  # xdp_load_bytes
     190: HelperProto(("ctx", "any", "mem", "size")),  # xdp_store_bytes

@@ -6,6 +6,9 @@ other side, each side learning what its condition implies
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 from ..isa import Insn
 from ..isa import opcodes as op
 from .log import Reject
@@ -18,6 +21,7 @@ from .precision import (
 )
 from .regstate import (
     BPF_ADD_CONST,
+    CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
     PTR_TO_MAP_KEY,
     PTR_TO_MAP_VALUE,
@@ -25,7 +29,10 @@ from .regstate import (
     PTR_TO_PACKET,
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
+    PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
     PTR_TO_STACK,
+    PTR_TO_TCP_SOCK,
     SCALAR,
     Reg,
     const_reg,
@@ -188,6 +195,16 @@ def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:
             else:
                 reg.maybe_null = False
                 reg.id = 0
+                if reg.type == PTR_TO_MAP_VALUE and reg.map is not None and reg.map.inner is not None:
+                    # a map of maps' value is its inner map: a map pointer now
+                    reg.type, reg.map = CONST_PTR_TO_MAP, inner_map_meta(reg.map)
+
+
+@functools.cache
+def inner_map_meta(outer):
+    """``map->inner_map_meta``: the inner template of a map of maps as the kernel keeps it
+    (``bpf_map_meta_alloc``: the template's type, sizes and flags, without a name)."""
+    return dataclasses.replace(outer.inner, name="", initial=None)
 
 
 def try_match_pkt_pointers(insn: Insn, this: State, other: State) -> None:
@@ -258,4 +275,5 @@ def reg_not_null(reg: Reg) -> bool:
         return bool(reg.ref_obj_id) or (reg.trusted and not reg.untrusted)
     if reg.type == PTR_TO_MEM:  # memory read through a walked pointer may be NULL
         return not reg.untrusted
-    return reg.type in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY)
+    return reg.type in (PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_SOCK_COMMON,
+                        CONST_PTR_TO_MAP)

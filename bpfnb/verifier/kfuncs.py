@@ -153,10 +153,9 @@ def _btf_arg(env, state, regno: int, func: str, struct: str, *, rcu_ok: bool) ->
 
 def release_reference(state, ref_obj_id: int) -> None:
     """The reference goes; every copy of the pointer is invalidated (calls.release_reference)."""
-    from .calls import release_reference as invalidate_copies  # calls imports this module
+    from .calls import release_reference as release  # calls imports this module
 
-    state.refs = tuple(r for r in state.refs if r[0] != ref_obj_id)
-    invalidate_copies(state, ref_obj_id)
+    release(state, ref_obj_id)
 
 
 def check_reference_leak(state) -> None:

@@ -9,23 +9,29 @@ from __future__ import annotations
 
 from ..isa import Insn
 from ..isa import opcodes as op
+from ..isa.flow import pseudo_func_target
 from .alu import BITS_PER_BYTE, coerce_reg_to_size_sx
 from .btf_access import check_pseudo_btf_id, check_ptr_to_btf_access
-from .ctx import ctx_access
+from .btf_record import BPF_TIMER, BPF_TIMER_SIZE, map_timer_off
+from .ctx import ctx_access, sock_access
 from .log import Reject
 from .precision import insn_stack_access_flags, mark_chain_precision, push_jmp_history
 from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
     PTR_TO_CTX,
+    PTR_TO_FUNC,
     PTR_TO_MAP_KEY,
     PTR_TO_MAP_VALUE,
     PTR_TO_MEM,
     PTR_TO_PACKET,
     PTR_TO_PACKET_END,
     PTR_TO_PACKET_META,
+    PTR_TO_SOCK_COMMON,
+    PTR_TO_SOCKET,
     PTR_TO_STACK,
     SCALAR,
+    SOCK_TYPES,
     Reg,
     const_reg,
     scalar_reg,
@@ -50,6 +56,8 @@ def _fits_s32(value: int) -> bool:
 CTX_REG = 6  # legacy packet loads read the skb from r6
 CALLER_SAVED = range(1, 6)
 CTX_KIND = {"pkt": PTR_TO_PACKET, "pkt_end": PTR_TO_PACKET_END, "pkt_meta": PTR_TO_PACKET_META}
+CTX_SOCK_KIND = {"sock": (PTR_TO_SOCKET, False), "sock_or_null": (PTR_TO_SOCKET, True),
+                 "sock_common_or_null": (PTR_TO_SOCK_COMMON, True)}
 
 
 def check_load_mem(env, state: State, insn: Insn, i: int) -> None:
@@ -137,7 +145,12 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
     if base.maybe_null or t == SCALAR:
         raise Reject(f"R{regno} invalid mem access '{base.type_name()}'")
     if t == PTR_TO_MAP_VALUE:
-        result = check_map_access(regno, base, off, size, write, is_ldsx)
+        result = check_map_access(regno, base, off, size, write, is_ldsx, timer_off=map_timer_off(env.prog, base.map))
+    elif t == PTR_TO_MAP_KEY:  # a for_each_map_elem callback's key
+        if write:
+            raise Reject(f"write to change key R{regno} not allowed")
+        check_mem_region_access(regno, base, off, size, base.map.key_size)
+        result = scalar_reg()
     elif t == PTR_TO_MEM:
         if write and base.rdonly:
             raise Reject(f"R{regno} cannot write into {base.type_name()}")
@@ -158,6 +171,13 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
             raise Reject("cannot write into packet")
         check_packet_access(regno, base, off, size)
         result = scalar_reg()
+    elif t == CONST_PTR_TO_MAP:
+        result = check_ptr_to_map_access(env, regno, base, off, size, write, insn_idx)
+    elif t in SOCK_TYPES:
+        if write:
+            raise Reject(f"R{regno} cannot write into {base.type_name()}")
+        check_sock_access(regno, base, off, size)
+        result = scalar_reg()
     elif t == PTR_TO_BTF_ID:
         if write:
             raise Reject("only read is supported")
@@ -172,6 +192,50 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
         else:
             result.s.coerce_to_size(size)
     return result
+
+
+# the kernel struct behind a map of each type (``map->ops->map_btf_id``), which a program
+# may read through a map pointer
+MAP_BTF_STRUCTS = {
+    **dict.fromkeys(("array", "percpu_array", "prog_array", "perf_event_array", "cgroup_array", "array_of_maps"),
+                    "bpf_array"),
+    **dict.fromkeys(("hash", "percpu_hash", "lru_hash", "lru_percpu_hash", "hash_of_maps"), "bpf_htab"),
+    "ringbuf": "bpf_ringbuf_map", "stack_trace": "bpf_stack_map", "lpm_trie": "lpm_trie",
+    "queue": "bpf_queue_stack", "stack": "bpf_queue_stack", "bloom_filter": "bpf_bloom_filter",
+    "devmap": "bpf_dtab", "devmap_hash": "bpf_dtab", "cpumap": "bpf_cpu_map", "xskmap": "xsk_map",
+    "sockmap": "bpf_stab", "sockhash": "bpf_shtab", "sk_storage": "bpf_local_storage_map",
+    "task_storage": "bpf_local_storage_map", "inode_storage": "bpf_local_storage_map",
+    "cgrp_storage": "bpf_local_storage_map",
+}
+
+
+def check_ptr_to_map_access(env, regno: int, base: Reg, off: int, size: int, write: bool, insn_idx: int) -> Reg:
+    """A read through a map pointer: the fields of the kernel's struct for that map type,
+    walked as a BTF pointer's (root may read them)."""
+    from ..btf import kernel_btf
+    from ..program import MAP_TYPES
+
+    struct = MAP_BTF_STRUCTS.get(base.map.type)
+    if struct is None:
+        raise Reject(f"map_ptr access not supported for map type {MAP_TYPES.get(base.map.type, 0)}")
+    if off < 0:
+        raise Reject(f"R{regno} is {struct} invalid negative access: off={off}")
+    if write:
+        raise Reject(f"only read from {struct} is supported")
+    btf = env.prog.kernel_btf or kernel_btf()  # the kernel's own BTF, whatever the program was given
+    as_btf = Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=btf, btf_id=btf.find(struct, "struct"))
+    probe_mem = set(env.probe_mem)
+    result = check_ptr_to_btf_access(env, regno, as_btf, off, size, insn_idx)
+    env.probe_mem = probe_mem  # a plain load: the map's struct is always there
+    return result
+
+
+def check_sock_access(regno: int, base: Reg, off: int, size: int) -> None:
+    """A read through a socket pointer: the fields of its ``struct bpf_sock`` view."""
+    if base.s.smin < 0:
+        raise Reject(f"R{regno} min value is negative, either use unsigned index or do a if (index >=0) check.")
+    if not sock_access(base.type, off, size):
+        raise Reject(f"R{regno} invalid {base.type_name()} access off={off} size={size}")
 
 
 def check_ctx_pointer_unmodified(base: Reg, regno: int) -> None:
@@ -196,6 +260,9 @@ def check_ctx_access(env, regno: int, base: Reg, off: int, size: int, write: boo
         return scalar_reg()
     if access.kind in CTX_KIND:
         return Reg(CTX_KIND[access.kind], Scalar.const(0))
+    if access.kind in CTX_SOCK_KIND:  # a socket the context points to (maybe none)
+        kind, maybe_null = CTX_SOCK_KIND[access.kind]
+        return Reg(kind, Scalar.const(0), maybe_null=maybe_null, id=env.new_id() if maybe_null else 0)
     return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=env.prog.kernel_btf, btf_id=access.btf_id,
                trusted=access.trusted, maybe_null=access.maybe_null, id=env.new_id() if access.maybe_null else 0)
 
@@ -251,8 +318,9 @@ def check_packet_access(regno: int, base: Reg, off: int, size: int, zero_size_ok
 
 
 def check_map_access(regno: int, base: Reg, off: int, size: int, write: bool, is_ldsx: bool = False,
-                     zero_size_ok: bool = False) -> Reg:
-    """``check_map_access_type`` then the value's region; a read-only map's contents are known."""
+                     zero_size_ok: bool = False, timer_off: int | None = None) -> Reg:
+    """``check_map_access_type`` then the value's region, which may not touch the value's
+    bpf_timer (at ``timer_off``); a read-only map's contents are known."""
     m = base.map
     total = off + s64(base.s.value) if base.s.var_off.is_const else off
     if write and m.flags & BPF_F_RDONLY_PROG:
@@ -260,6 +328,9 @@ def check_map_access(regno: int, base: Reg, off: int, size: int, write: bool, is
     if not write and m.flags & BPF_F_WRONLY_PROG:
         raise Reject(f"read from map forbidden, value_size={m.value_size} off={total} size={size}")
     check_mem_region_access(regno, base, off, size, m.value_size, zero_size_ok)
+    if timer_off is not None and base.s.smin + off < timer_off + BPF_TIMER_SIZE \
+            and timer_off < base.s.umax + off + size:
+        raise Reject(f"{BPF_TIMER} cannot be accessed directly by load/store")
     if not write and base.s.var_off.is_const and m.flags & BPF_F_RDONLY_PROG and m.initial is not None:
         value = int.from_bytes(m.initial[total:total + size], "little", signed=is_ldsx)
         return const_reg(value)
@@ -289,7 +360,7 @@ def check_stack_access_within_bounds(env, state: State, regno: int, base: Reg, o
             raise Reject(f"invalid{what} stack R{regno} off={off} size={size}")
         raise Reject(f"invalid variable-offset{what} stack R{regno} var_off={str(s.var_off)} "
                      f"off={off} size={size}")
-    env.update_stack_depth(-min_off)
+    env.update_stack_depth(-min_off, stack_frame(state, base))
 
 
 def _stack_var_off_access(env, state: State, frame, base: Reg, off: int, size: int, write: bool) -> Reg:
@@ -431,7 +502,26 @@ def check_ld_imm(env, state: State, insn: Insn, i: int) -> None:
     if insn.src == op.BPF_PSEUDO_BTF_ID:
         env.write_reg(state, insn.dst, check_pseudo_btf_id(env, insn.imm, second.imm))
         return
-    raise Reject("bpfnb does not model 64-bit immediate loads of functions (BPF_PSEUDO_FUNC)")
+    if insn.src == op.BPF_PSEUDO_FUNC:
+        env.write_reg(state, insn.dst, check_pseudo_func(env, pseudo_func_target(insn, i)))
+        return
+    raise Reject(f"bpfnb does not model 64-bit immediate loads of kind {insn.src}")
+
+
+BTF_FUNC_STATIC = 0  # linkage of a static function in BTF
+
+
+def check_pseudo_func(env, target: int) -> Reg:
+    """``BPF_PSEUDO_FUNC``: the address of a static function (a callback), ``PTR_TO_FUNC``."""
+    subprogs = env.subprogs
+    if not getattr(env.prog, "func_info", ()):
+        raise Reject("missing btf func_info")
+    fi, btf = subprogs.func_info(target)
+    if fi is None or btf.type(fi.type_id).linkage != BTF_FUNC_STATIC:
+        raise Reject("callback function not static")
+    if target == 0:
+        raise Reject("callback function cannot be the main program")
+    return Reg(PTR_TO_FUNC, Scalar.const(0), subprogno=subprogs.index(target))
 
 
 # the program types whose programs may use the legacy packet loads (``may_access_skb``)

@@ -45,6 +45,9 @@ EMPTY_SLOT = (INVALID,) * BPF_REG_SIZE
 U32_MASK = 0xFFFFFFFF
 # helpers that register a callback run later: the call is a prune point
 ASYNC_CALLBACK_HELPERS = (BpfFunc.timer_set_callback,)
+# how states_equal compares (enum exact_level): precision decides; or, for states of
+# one path (a callback's visits), every register and slot by its range
+NOT_EXACT, RANGE_WITHIN = 0, 2
 
 
 def prune_points(insns) -> tuple[set[int], set[int], set[int]]:
@@ -114,6 +117,7 @@ class ExploredStates:
 
     def __init__(self, insns):
         self.points, self.force_checkpoints, self.jmp_points = prune_points(insns)
+        self.callback_calls = {i for i, insn in enumerate(insns) if is_sync_callback_calling_insn(insn)}
         self.size = max(len(insns), 1)  # state_htab_size
         self.buckets: dict[int, list[StateList]] = {}
         self.checkpoints: StateList | None = None
@@ -201,7 +205,16 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
             continue
         old = sl.state
         if sl.branches:
-            if states_maybe_looping(old, state) and states_exact(old, state, live_regs, env.id_gen, insn_idx):
+            if old.frame.in_async_callback_fn and old.frame.async_entry_cnt != state.frame.async_entry_cnt:
+                pass  # another entry into an async callback: no loop, but no proof either
+            elif insn_idx in explored.callback_calls:
+                # back at a callback's call site: the visits converged when nothing grew
+                if states_equal(old, state, live_regs, env.id_gen, insn_idx, RANGE_WITHIN):
+                    return _hit(env, sl, old, state, insn_idx)
+            # identical states on one path: a loop that cannot end, unless they are two
+            # visits of a callback
+            elif old.callback_unroll_depth == state.callback_unroll_depth and states_maybe_looping(old, state) \
+                    and states_exact(old, state, live_regs, env.id_gen, insn_idx):
                 raise Reject(f"infinite loop detected at insn {insn_idx}\ncur state:{format_frame(state.frame)}"
                              f"\nold state:{format_frame(old.frame)}")
             if not force_new_state and \
@@ -209,11 +222,7 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
                     env.insn_processed - explored.prev_insn_processed < LOOP_KEEP_AFTER_INSNS:
                 add_new_state = False
         elif states_equal(old, state, live_regs, env.id_gen, insn_idx):
-            sl.hit_cnt += 1
-            if explored.is_jmp_point(insn_idx):
-                push_jmp_history(env, state)
-            propagate_precision(env, old, state)
-            return True
+            return _hit(env, sl, old, state, insn_idx)
         if add_new_state:
             sl.miss_cnt += 1
         n = CHECKPOINT_EVICT_AFTER_MISSES if force_new_state and sl.branches else EVICT_AFTER_MISSES
@@ -224,6 +233,16 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
         mark_all_scalars_imprecise(state)  # the kept copy starts imprecise: its descendants decide
         explored.keep(state, insn_idx, head, env.jmps_processed, env.insn_processed)
     return False
+
+
+def _hit(env, sl: StateList, old: State, state: State, insn_idx: int) -> bool:
+    """The current state is covered by ``old``: what was precise there becomes precise
+    on the current path (``propagate_precision``)."""
+    sl.hit_cnt += 1
+    if env.explored.is_jmp_point(insn_idx):
+        push_jmp_history(env, state)
+    propagate_precision(env, old, state)
+    return True
 
 
 def states_maybe_looping(old: State, cur: State) -> bool:
@@ -327,7 +346,7 @@ def _same_head(o: Reg, c: Reg) -> bool:
     """What the kernel compares with ``memcmp`` up to ``var_off``: the type, the fixed
     offset and the type's own facts (the map, the BTF type, the memory size, the range)."""
     return (_same_type(o, c) and o.off == c.off and o.map is c.map and o.btf_id == c.btf_id
-            and o.mem_size == c.mem_size and o.range == c.range)
+            and o.mem_size == c.mem_size and o.range == c.range and o.subprogno == c.subprogno)
 
 
 def regs_exact(o: Reg, c: Reg, idmap: IdMap) -> bool:
@@ -339,14 +358,15 @@ def regs_exact(o: Reg, c: Reg, idmap: IdMap) -> bool:
 RANGED_POINTERS = (PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM)
 
 
-def regsafe(old: Reg, cur: Reg, idmap: IdMap) -> bool:
-    """Whether ``cur`` is safe wherever ``old`` was (``regsafe``, not exact)."""
-    if old.type == NOT_INIT:
+def regsafe(old: Reg, cur: Reg, idmap: IdMap, exact: int = NOT_EXACT) -> bool:
+    """Whether ``cur`` is safe wherever ``old`` was (``regsafe``; ``RANGE_WITHIN``, for
+    states of one path, compares every scalar by its range)."""
+    if old.type == NOT_INIT and (exact == NOT_EXACT or cur.type == NOT_INIT):
         return True  # the explored state cannot have used it
     if not _same_type(old, cur):
         return False
     if old.type == SCALAR:
-        if not old.precise:
+        if not old.precise and exact == NOT_EXACT:
             return True  # its exact value decided nothing
         o_linked, c_linked = old.id & BPF_ADD_CONST, cur.id & BPF_ADD_CONST
         if o_linked and not c_linked:
@@ -395,13 +415,19 @@ def scalar_reg_for_stack(slot: Slot | None) -> Reg | None:
     return None
 
 
-def stacksafe(old_frame: Frame, cur_frame: Frame, idmap: IdMap) -> bool:
+def stacksafe(old_frame: Frame, cur_frame: Frame, idmap: IdMap, exact: int = NOT_EXACT) -> bool:
     """Every slot byte the old state relied on is at least as good in the current one.
-    As root, bytes never written and ``STACK_MISC`` bytes are any number alike."""
+    As root, bytes never written and ``STACK_MISC`` bytes are any number alike (unless
+    ``exact``: then every byte is typed alike)."""
     cur_slots = cur_frame.allocated_slots
     cur_stack = cur_frame.stack
     for spi, slot in sorted(old_frame.stack.items()):
         types = slot.types
+        if exact != NOT_EXACT and spi < old_frame.allocated_slots:
+            cslot = cur_stack.get(spi) if spi < cur_slots else None
+            if cslot is None and any(t != INVALID for t in types) or (
+                    cslot is not None and cslot.types != types):
+                return False
         for k in range(BPF_REG_SIZE):
             t = types[k]
             if t in SKIPPED_BYTES:
@@ -411,7 +437,7 @@ def stacksafe(old_frame: Frame, cur_frame: Frame, idmap: IdMap) -> bool:
             cslot = cur_stack.get(spi)
             old_reg, cur_reg = scalar_reg_for_stack(slot), scalar_reg_for_stack(cslot)
             if old_reg is not None and cur_reg is not None:
-                if not regsafe(old_reg, cur_reg, idmap):
+                if not regsafe(old_reg, cur_reg, idmap, exact):
                     return False
                 break
             ctypes = cslot.types if cslot is not None else EMPTY_SLOT
@@ -423,15 +449,16 @@ def stacksafe(old_frame: Frame, cur_frame: Frame, idmap: IdMap) -> bool:
                     return False
             if types[BPF_REG_SIZE - 1] == SPILL:
                 cur_spill = cslot.spilled if cslot is not None else None
-                if not regsafe(slot.spilled or Reg(), cur_spill or Reg(), idmap):
+                if not regsafe(slot.spilled or Reg(), cur_spill or Reg(), idmap, exact):
                     return False
             break
     return True
 
 
-def states_equal(old: State, cur: State, live_regs: list[set[int]], id_gen: int, insn_idx: int) -> bool:
-    """``states_equal`` (not exact): the same frames and call sites, the same references
-    (ids mapped), and in each frame every register live where the old state stands
+def states_equal(old: State, cur: State, live_regs: list[set[int]], id_gen: int, insn_idx: int,
+                 exact: int = NOT_EXACT) -> bool:
+    """``states_equal``: the same frames and call sites, the same references (ids
+    mapped), and in each frame every register live where the old state stands
     (``live_regs`` before each instruction) and every stack slot safe."""
     if len(old.frames) != len(cur.frames):
         return False
@@ -445,11 +472,13 @@ def states_equal(old: State, cur: State, live_regs: list[set[int]], id_gen: int,
     for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
         if fo.callsite != fc.callsite:
             return False
+        if fo.callback_depth > fc.callback_depth:  # fewer callback visits made than the old state's
+            return False
         live = live_regs[insn_idx if depth == last else old.frames[depth + 1].callsite]
         for r in ALL_REGS:
-            if r in live and not regsafe(fo.regs[r], fc.regs[r], idmap):
+            if r in live and not regsafe(fo.regs[r], fc.regs[r], idmap, exact):
                 return False
-        if not stacksafe(fo, fc, idmap):
+        if not stacksafe(fo, fc, idmap, exact):
             return False
     return True
 

@@ -28,6 +28,11 @@ PTR_TO_PACKET_END = "pkt_end"
 PTR_TO_BTF_ID = "ptr_"
 PTR_TO_MEM = "mem"
 PTR_TO_FUNC = "func"
+PTR_TO_SOCKET = "sock"
+PTR_TO_SOCK_COMMON = "sock_common"
+PTR_TO_TCP_SOCK = "tcp_sock"
+PTR_TO_XDP_SOCK = "xdp_sock"
+SOCK_TYPES = (PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)  # type_is_sk_pointer
 
 # the id flag of a scalar known to be another's value plus a constant (the constant in ``off``)
 BPF_ADD_CONST = 1 << 31
@@ -57,6 +62,7 @@ class Reg:
     mem_size: int = 0
     precise: bool = False
     frameno: int = 0
+    subprogno: int = 0  # PTR_TO_FUNC: the function's index
 
     def copy(self) -> Reg:
         new = object.__new__(Reg)  # the fields as they are (faster than dataclasses.replace)

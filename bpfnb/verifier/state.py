@@ -33,15 +33,24 @@ class Slot:
 
 @dataclass
 class Frame:
+    """``struct bpf_func_state``: one function's registers and stack; ``subprog`` is the
+    first slot of the function it runs; a callback's frame (``in_callback_fn``) returns
+    to its call site; ``callback_depth`` counts the callback visits a bpf_loop call made."""
+
     frameno: int = 0
     callsite: int = -1
     regs: list[Reg] = field(default_factory=lambda: [Reg() for _ in range(11)])
     stack: dict[int, Slot] = field(default_factory=dict)  # spi (0 = fp-8) -> slot
-    subprog: int = 0  # the first instruction of the frame's function
+    subprog: int = 0
+    in_callback_fn: bool = False
+    callback_depth: int = 0
+    in_async_callback_fn: bool = False  # a timer's callback, walked as a program of its own
+    async_entry_cnt: int = 0
 
     def copy(self) -> Frame:
         return Frame(self.frameno, self.callsite, [r.copy() for r in self.regs],
-                     {k: v.copy() for k, v in self.stack.items()}, self.subprog)
+                     {k: v.copy() for k, v in self.stack.items()}, self.subprog, self.in_callback_fn,
+                     self.callback_depth, self.in_async_callback_fn, self.async_entry_cnt)
 
     @property
     def allocated_slots(self) -> int:
@@ -59,6 +68,7 @@ class State:
     frames: list[Frame]
     refs: tuple[tuple[int, int], ...] = ()  # acquired references: (id, insn that acquired it)
     active_rcu_lock: bool = False  # inside bpf_rcu_read_lock()/bpf_rcu_read_unlock()
+    callback_unroll_depth: int = 0  # callback visits on this path (states of two visits are no loop)
     parent: object = None
     insn_idx: int = 0
     first_insn_idx: int = 0
@@ -66,8 +76,8 @@ class State:
     jmp_history: list = field(default_factory=list)
 
     def copy(self) -> State:
-        return State([f.copy() for f in self.frames], self.refs, self.active_rcu_lock, self.parent,
-                     self.insn_idx, self.first_insn_idx, self.last_insn_idx, list(self.jmp_history))
+        return State([f.copy() for f in self.frames], self.refs, self.active_rcu_lock, self.callback_unroll_depth,
+                     self.parent, self.insn_idx, self.first_insn_idx, self.last_insn_idx, list(self.jmp_history))
 
     def refs_text(self) -> str:
         """`` refs=2,5``: what ``print_verifier_state`` appends while references are held."""
@@ -111,6 +121,10 @@ def format_frame(frame: Frame, *, regs: set[int] | None = None, slots: set[int] 
         if slots is not None and spi not in slots:
             continue
         parts.append(f" fp{-(spi + 1) * 8}={format_slot(slot, frame.frameno)}")
+    if frame.in_callback_fn:
+        parts.append(" cb")
+    if frame.in_async_callback_fn:
+        parts.append(" async_cb")
     return "".join(parts)
 
 

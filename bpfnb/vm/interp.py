@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .memory import BASE
+from .memory import BASE, READ, WRITE
 
 U64 = np.uint64
 MASK32 = np.uint64(0xFFFFFFFF)
@@ -48,15 +48,30 @@ def _s64(value):
     return np.int64(value)
 
 
+@njit(cache=True, inline="always")
+def _inside(addr, size, base, length):
+    """``addr .. addr + size`` lies in ``base .. base + length`` (no sum can wrap)."""
+    return addr >= base and addr - base <= length and U64(size) <= length - (addr - base)
+
+
 @njit(cache=True)
 def _region(addr, size, rbase, rsize, rperm, need):
+    """The index of the region holding the access; -2: that region lacks permission
+    ``need``; -1: no region holds it."""
     for k in range(rbase.shape[0]):
-        base = U64(rbase[k])
-        if addr >= base and addr - base <= U64(rsize[k]) and U64(size) <= U64(rsize[k]) - (addr - base):
+        if _inside(addr, size, U64(rbase[k]), U64(rsize[k])):
             if rperm[k] & need:
                 return k
             return -2
     return -1
+
+
+def word_views(arena: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arena as 16-, 32- and 64-bit words, for ``run``'s aligned loads and stores (one
+    machine access instead of a loop over bytes). They are ``run``'s arguments, not made
+    inside it: a view made in compiled code is reference-counted on every use."""
+    whole = arena[: len(arena) // 8 * 8]
+    return whole.view(np.uint16), whole.view(np.uint32), whole.view(np.uint64)
 
 
 @njit(cache=True)
@@ -107,9 +122,14 @@ def _emit(out, meta, state, arena, kind, src, n, extra_src, extra_n):
 
 
 @njit(cache=True)
-def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_steps,
+def run(code, dst, src, off, imm, arena, a16, a32, a64, rbase, rsize, rperm, probe, regs, max_steps,
         map_kind, map_ks, map_vs, map_max, map_addr, out, meta, state, skb_layout):
-    """Execute from instruction 0; returns (status, pc, fault address, steps, probe faults)."""
+    """Execute from instruction 0; returns (status, pc, fault address, steps, probe faults).
+
+    ``a16``, ``a32``, ``a64``: ``word_views(arena)``. Every load and store is checked
+    against the region table; the region the last access fell in is checked first (a
+    loop's accesses mostly stay in one region: its stack, its packet), the table only
+    when the access is not there."""
     n = code.shape[0]
     pc = 0
     steps = 0
@@ -119,6 +139,10 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
     ret_pc = np.zeros(MAX_FRAMES, dtype=np.int64)
     saved = np.zeros((MAX_FRAMES, 4), dtype=np.uint64)
     stack_top0 = regs[10]
+    # the last region an access fell in (none yet: an empty range, which no access fits)
+    hit_base = U64(0)
+    hit_size = U64(0)
+    hit_perm = 0
     while True:
         if pc < 0 or pc >= n:
             return BAD_JUMP, pc, U64(0), steps, probe_faults
@@ -234,15 +258,29 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
             sz = op & 0x18
             size = 4 if sz == 0 else (2 if sz == 8 else (1 if sz == 0x10 else 8))
             addr = regs[s] + U64(np.int64(o))
-            region = _region(addr, size, rbase, rsize, rperm, 1)
-            if region < 0:
-                if probe[pc]:
-                    regs[d] = U64(0)
-                    probe_faults += 1
-                    pc += 1
-                    continue
-                return FAULT, pc, addr, steps, probe_faults
-            v = _load(arena, addr, size)
+            if not (hit_perm & READ and _inside(addr, size, hit_base, hit_size)):
+                region = _region(addr, size, rbase, rsize, rperm, READ)
+                if region < 0:
+                    if probe[pc]:
+                        regs[d] = U64(0)
+                        probe_faults += 1
+                        pc += 1
+                        continue
+                    return FAULT, pc, addr, steps, probe_faults
+                hit_base = U64(rbase[region])
+                hit_size = U64(rsize[region])
+                hit_perm = rperm[region]
+            at = addr - U64(BASE)  # the arena offset, unsigned: an index numba need not wrap
+            if size == 8 and at & U64(7) == 0:
+                v = a64[at >> U64(3)]
+            elif size == 4 and at & U64(3) == 0:
+                v = U64(a32[at >> U64(2)])
+            elif size == 1:
+                v = U64(arena[at])
+            elif size == 2 and at & U64(1) == 0:
+                v = U64(a16[at >> U64(1)])
+            else:
+                v = _load(arena, addr, size)
             if op & 0xE0 == 0x80:  # sign-extending load
                 v = _sx(v, size * 8)
             regs[d] = v
@@ -252,8 +290,13 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
             sz = op & 0x18
             size = 4 if sz == 0 else (2 if sz == 8 else (1 if sz == 0x10 else 8))
             addr = regs[d] + U64(np.int64(o))
-            if _region(addr, size, rbase, rsize, rperm, 2) < 0:
-                return FAULT, pc, addr, steps, probe_faults
+            if not (hit_perm & WRITE and _inside(addr, size, hit_base, hit_size)):
+                region = _region(addr, size, rbase, rsize, rperm, WRITE)
+                if region < 0:
+                    return FAULT, pc, addr, steps, probe_faults
+                hit_base = U64(rbase[region])
+                hit_size = U64(rsize[region])
+                hit_perm = rperm[region]
             if op & 0xE0 == 0xC0:  # atomics
                 old = _load(arena, addr, size)
                 v = regs[s]
@@ -287,7 +330,17 @@ def run(code, dst, src, off, imm, arena, rbase, rsize, rperm, probe, regs, max_s
                         regs[s] = old
             else:
                 v = regs[s] if cls == 3 else k
-                _store(arena, addr, size, v)
+                at = addr - U64(BASE)
+                if size == 8 and at & U64(7) == 0:
+                    a64[at >> U64(3)] = v
+                elif size == 4 and at & U64(3) == 0:
+                    a32[at >> U64(2)] = np.uint32(v & MASK32)
+                elif size == 1:
+                    arena[at] = np.uint8(v & U64(0xFF))
+                elif size == 2 and at & U64(1) == 0:
+                    a16[at >> U64(1)] = np.uint16(v & U64(0xFFFF))
+                else:
+                    _store(arena, addr, size, v)
             pc += 1
             continue
         if cls == 0:  # LD

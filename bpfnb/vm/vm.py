@@ -333,6 +333,7 @@ class Vm:
         out = np.zeros(1 << 20, dtype=np.uint8)
         meta = np.zeros((4096, 8), dtype=np.int64)
         base, size, perm = self.memory.tables()
+        words = interp.word_views(self.memory.arena)
         start = time.perf_counter()
         total = 0
         for _ in range(repeat):
@@ -342,7 +343,7 @@ class Vm:
                 regs[2] = r2
             regs[10] = self.frame_top
             status, pc, addr, steps, faults = interp.run(
-                *self.decoded, self.memory.arena, base, size, perm, self.probe, regs, self.max_steps,
+                *self.decoded, self.memory.arena, *words, base, size, perm, self.probe, regs, self.max_steps,
                 self.map_kind, self.map_ks, self.map_vs, self.map_max, self.map_addr, out, meta, self.state,
                 self.skb_layout)
             total += steps

@@ -2,7 +2,9 @@
 still compare bpfnb's verifier with Linux's.
 
 ``golden/NAME.json`` holds ``{"kernel": uname release, "programs": {name:
-{"verdict", "error", "error_insn"}}}``. Regenerate on a machine with root:
+{"verdict", "error", "error_insn"}}}`` (``fixtures.json`` also the register and slot
+values the kernel printed on instruction lines, ``"states": [[insn, name, value], ...]``).
+Regenerate on a machine with root:
 
     BPFNB_UPDATE_GOLDEN=1 python -m pytest tests/verifier -m kernel -k golden
 """
@@ -26,6 +28,19 @@ def kernel_judgement(prog) -> dict:
         if loaded.ok:
             return {"verdict": "accept", "error": None, "error_insn": None}
         return {"verdict": "reject", "error": error_line(loaded.error), "error_insn": KernelLog(loaded.log).error_insn}
+
+
+def kernel_judgement_with_states(prog) -> dict:
+    """The kernel's verdict, error line and printed states (log level 2)."""
+    from bpfnb.kernel import load
+    from bpfnb.kernel.log import KernelLog
+    from bpfnb.verifier.agreement import error_line, printed_states
+
+    with load(prog, log_level=2) as loaded:
+        ok, error, log = loaded.ok, error_line(loaded.error), loaded.log
+    return {"verdict": "accept" if ok else "reject", "error": None if ok else error,
+            "error_insn": None if ok else KernelLog(log).error_insn,
+            "states": sorted([list(s) for s in printed_states(log)])}
 
 
 def our_judgement(prog) -> dict:

@@ -3,6 +3,7 @@ files (hand-written programs by rule family, generated programs), and the golden
 files against the running kernel where there is one."""
 
 import os
+import pathlib
 import random
 
 import pytest
@@ -61,6 +62,47 @@ def test_wide_generated_programs_get_the_kernels_verdicts_and_error_lines():
     errors = sum(ours[n]["error"] == expected[n]["error"] for n in rejects)
     assert verdicts == len(progs)
     assert len(rejects) - errors <= WIDE_ERRORS_DIFFERING
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+# fixtures whose programs' kernel verdicts, error lines and printed states are kept
+STATE_FIXTURES = ("sock_contexts", "callbacks", "map_in_map", "static_programs", "struct_ops")
+# measured against Linux 6.18: printed register/slot values of those programs bpfnb prints alike
+FIXTURE_STATES_SAME, FIXTURE_STATES_TOTAL = 514, 539
+
+
+def _fixture_programs() -> dict:
+    import bpfnb
+
+    return {f"{name}/{prog.name}": prog for name in STATE_FIXTURES
+            for prog in bpfnb.load(ROOT / "tests" / "fixtures" / f"{name}.bpf.o")}
+
+
+def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
+    from bpfnb.verifier import verify
+    from bpfnb.verifier.agreement import printed_states
+
+    expected = golden.read("fixtures")["programs"]
+    same = total = 0
+    for name, prog in _fixture_programs().items():
+        ours = verify(prog, log_level=2)
+        want = expected[name]
+        assert (ours.verdict, ours.error, ours.error_insn) == (want["verdict"], want["error"], want["error_insn"]), name
+        theirs = {tuple(s) for s in want["states"]}
+        same += len(theirs & printed_states(ours.log))
+        total += len(theirs)
+    assert total == FIXTURE_STATES_TOTAL and same >= FIXTURE_STATES_SAME
+
+
+@pytest.mark.kernel
+def test_fixture_golden_file_is_the_running_kernels():
+    live = {name: golden.kernel_judgement_with_states(prog) for name, prog in _fixture_programs().items()}
+    if golden.UPDATE:
+        golden.write("fixtures", live)
+    stored = golden.read("fixtures")
+    if stored["kernel"] != os.uname().release:
+        pytest.skip(f"golden/fixtures.json is from kernel {stored['kernel']}, this is {os.uname().release}")
+    assert stored["programs"] == live
 
 
 @pytest.mark.kernel
