@@ -32,6 +32,7 @@ KERN_CTX = {"socket_filter": "sk_buff", "sched_cls": "sk_buff", "sched_act": "sk
             "cgroup_skb": "sk_buff", "xdp": "xdp_buff"}
 KERN_CTX_TRACING = "u64"  # a tracing program's context is an array of u64 arguments
 TASK_STRUCT = "task_struct"
+KFUNC_DECL_TAG = "bpf_kfunc"
 MODELLED = ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_task_acquire", "bpf_task_release", "bpf_task_from_pid",
             "bpf_rdonly_cast", "bpf_cast_to_kern_ctx")
 
@@ -49,6 +50,13 @@ def kfunc_name(env, insn) -> str:
     return t.name
 
 
+def is_kfunc(btf, func_id: int) -> bool:
+    """Is the function a kfunc at all? The kernel BTF tags every function of its kfunc id
+    sets with the ``bpf_kfunc`` declaration tag; calling any other kernel function is
+    "not allowed". (Which program types may call which kfunc the tags do not say.)"""
+    return any(btf.type(tag).type == func_id for tag in btf.find_all(KFUNC_DECL_TAG, "decl_tag"))
+
+
 def kfunc_call_name(env, insn):
     """For ``format_insn``: how the log names a kfunc call (``bpf_task_acquire#65817``),
     None for every other instruction."""
@@ -64,6 +72,8 @@ def kfunc_call_name(env, insn):
 
 def check_kfunc_call(env, state, insn, i: int) -> int:
     name = kfunc_name(env, insn)
+    if not is_kfunc(env.prog.kernel_btf, insn.imm):
+        raise Reject(f"calling kernel function {name} is not allowed")
     if name not in MODELLED:
         raise Reject(f"bpfnb does not model kfunc {name}#{insn.imm} (insn {i})")
     btf = env.prog.kernel_btf

@@ -77,6 +77,22 @@ def _cases(btf):
                                                   _kfunc(btf, "bpf_task_from_pid"), _null_skip(0, 2), _mov(1, 0),
                                                   _kfunc(btf, "bpf_task_release")],
                           None, ["R1=rdonly_mem(sz=0)", "ptr_or_null_task_struct(id=2,ref_obj_id=2) refs=2"]),
+        # rules fentry shares (tests/verifier/test_fentry.py): pointer arguments are read 8 bytes
+        # wide, a pointer to something not a struct, void or an integer is refused
+        "pointer_arg_size": ("tp_btf/kfree_skb", [_ldx(0, 1, 0, 4)], "func 'kfree_skb' size 4 must be 8", []),
+        "void_pointer_size": ("tp_btf/kfree_skb", [_ldx(0, 1, 8, 4)], "func 'kfree_skb' size 4 must be 8", []),
+        "func_pointer_arg": ("tp_btf/initcall_start", [_ldx(0, 1, 0)],
+                             "func 'initcall_start' arg0 type FUNC_PROTO is not a struct", []),
+        "not_a_kfunc": ("tp_btf/kfree_skb", [_movi(1, 0), _kfunc(btf, "tcp_connect")],
+                        "calling kernel function tcp_connect is not allowed", []),
+        # raw_tp: the context is untyped u64s; bpf_get_current_task_btf is typed all the same
+        "raw_tp_args": ("raw_tp/sched_switch", [_ldx(2, 1, 8), _ldx(3, 1, 16)], None, ["R3=scalar()"]),
+        "raw_tp_narrow": ("raw_tp/sched_switch", [_ldx(2, 1, 4, 4), _ldx(3, 1, 9, 1)], None, []),
+        "raw_tp_task_walk": ("raw_tp/sched_switch", [Insn(CALL, 0, 0, 0, GET_CURRENT_TASK_BTF),
+                                                     _ldx(2, 0, TASK_REAL_PARENT), _ldx(0, 2, TASK_PID, 4)],
+                             None, ["R0=trusted_ptr_task_struct()", "R2=rcu_ptr_task_struct()"]),
+        "raw_tp_not_btf": ("raw_tp/sched_switch", [_ldx(1, 1, 8), Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK)],
+                           "program of this type cannot use helper bpf_skc_to_tcp_sock#137", []),
         "rdonly_cast": ("tp_btf/sched_switch", [_ldx(1, 1, 8), _movi(2, btf.find("sock", "struct")),
                                                 _kfunc(btf, "bpf_rdonly_cast"), _ldx(0, 0, 0, 4)],
                         None, ["untrusted_ptr_sock()"]),
@@ -97,7 +113,8 @@ def btf():
 NAMES = ("nullable_arg", "nullable_arith", "null_checked", "rcu_or_null_walk", "beyond_struct", "fifth_arg",
          "past_the_return_slot", "misaligned_for_its_size", "not_multiple_of_8", "char_pointer", "rcu_field",
          "skc_to_skb", "skc_to_null", "skc_to_sock", "acquire_release", "leak", "release_unreferenced",
-         "rcu_section_open", "rdonly_cast", "task_from_pid")
+         "rcu_section_open", "rdonly_cast", "task_from_pid", "pointer_arg_size", "void_pointer_size",
+         "func_pointer_arg", "not_a_kfunc", "raw_tp_args", "raw_tp_narrow", "raw_tp_task_walk", "raw_tp_not_btf")
 
 
 @pytest.mark.parametrize("name", NAMES)
