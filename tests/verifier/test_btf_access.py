@@ -21,6 +21,7 @@ CALL = op.BPF_JMP | op.BPF_CALL
 EXIT = [_movi(0, 0), Insn(op.BPF_JMP | op.BPF_EXIT)]
 GET_CURRENT_TASK_BTF, SKC_TO_TCP_SOCK = 158, 137
 SKB_SK, SKB_DATA, TASK_REAL_PARENT, TASK_PID, TASK_SIZE = 24, 200, 1280, 1264, 3264
+TASK_CGROUPS, CSS_SET_DFL_CGRP = 2376, 112
 
 
 def _null_skip(reg: int, n: int) -> Insn:
@@ -93,6 +94,19 @@ def _cases(btf):
                              None, ["R0=trusted_ptr_task_struct()", "R2=rcu_ptr_task_struct()"]),
         "raw_tp_not_btf": ("raw_tp/sched_switch", [_ldx(1, 1, 8), Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK)],
                            "program of this type cannot use helper bpf_skc_to_tcp_sock#137", []),
+        "cgroup_acquire_release": ("tp_btf/sched_switch", [Insn(CALL, 0, 0, 0, GET_CURRENT_TASK_BTF),
+                                                           _ldx(2, 0, TASK_CGROUPS), _null_skip(2, 6),
+                                                           _ldx(1, 2, CSS_SET_DFL_CGRP), _null_skip(1, 4),
+                                                           _kfunc(btf, "bpf_cgroup_acquire"), _null_skip(0, 2), _mov(1, 0),
+                                                           _kfunc(btf, "bpf_cgroup_release")],
+                                   None, ["R2=rcu_ptr_css_set()", "R1=rcu_ptr_cgroup()",
+                                          "R0=ptr_or_null_cgroup(id=2,ref_obj_id=2)"]),
+        "cgroup_from_id_leak": ("tp_btf/sched_switch", [_movi(1, 1), _kfunc(btf, "bpf_cgroup_from_id")],
+                                "Unreleased reference id=2 alloc_insn=1", []),
+        "vpid_task_as_cgroup": ("tp_btf/sched_switch", [_movi(1, 1), _kfunc(btf, "bpf_task_from_vpid"), _null_skip(0, 2),
+                                                        _mov(1, 0), _kfunc(btf, "bpf_cgroup_release")],
+                                "kernel function bpf_cgroup_release args#0 expected pointer to STRUCT cgroup but R1 "
+                                "has a pointer to STRUCT task_struct", []),
         "rdonly_cast": ("tp_btf/sched_switch", [_ldx(1, 1, 8), _movi(2, btf.find("sock", "struct")),
                                                 _kfunc(btf, "bpf_rdonly_cast"), _ldx(0, 0, 0, 4)],
                         None, ["untrusted_ptr_sock()"]),
@@ -114,7 +128,7 @@ NAMES = ("nullable_arg", "nullable_arith", "null_checked", "rcu_or_null_walk", "
          "past_the_return_slot", "misaligned_for_its_size", "not_multiple_of_8", "char_pointer", "rcu_field",
          "skc_to_skb", "skc_to_null", "skc_to_sock", "acquire_release", "leak", "release_unreferenced",
          "rcu_section_open", "rdonly_cast", "task_from_pid", "pointer_arg_size", "void_pointer_size",
-         "func_pointer_arg", "not_a_kfunc", "raw_tp_args", "raw_tp_narrow", "raw_tp_task_walk", "raw_tp_not_btf")
+         "func_pointer_arg", "not_a_kfunc", "cgroup_acquire_release", "cgroup_from_id_leak", "vpid_task_as_cgroup", "raw_tp_args", "raw_tp_narrow", "raw_tp_task_walk", "raw_tp_not_btf")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -127,8 +141,8 @@ def test_btf_case_has_the_kernels_error_and_types(btf, name):
 
 
 def test_a_kfunc_bpfnb_does_not_model_is_refused_by_name(btf):
-    ours = verify(_program(btf, "other", "tp_btf/sched_switch", [_movi(1, 1), _kfunc(btf, "bpf_cgroup_from_id")]))
-    assert ours.error == f"bpfnb does not model kfunc bpf_cgroup_from_id#{btf.find('bpf_cgroup_from_id', 'func')} (insn 1)"
+    ours = verify(_program(btf, "other", "tp_btf/sched_switch", [_movi(1, 1), _kfunc(btf, "bpf_cgroup_ancestor")]))
+    assert ours.error == f"bpfnb does not model kfunc bpf_cgroup_ancestor#{btf.find('bpf_cgroup_ancestor', 'func')} (insn 1)"
 
 
 def test_skc_to_on_a_sk_buff_names_the_types_after_the_walks_complaint(btf):
