@@ -58,6 +58,9 @@ def _cases(btf):
                       None, ["rcu_ptr_task_struct()"]),
         "skc_to_skb": ("tp_btf/kfree_skb", [_ldx(1, 1, 0), Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK)],
                        "cannot access ptr member next with moff 0 in struct (anon) with off 0 size 1", []),
+        "skc_to_task": ("tp_btf/sched_switch", [Insn(CALL, 0, 0, 0, GET_CURRENT_TASK_BTF), _mov(1, 0),
+                                                Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK)],
+                        "R1 is of type task_struct but sock_common is expected", []),
         "skc_to_null": ("tp_btf/kfree_skb", [_ldx(1, 1, 24), Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK)],
                         "R1 type=trusted_ptr_or_null_ expected=sock_common, sock, tcp_sock, xdp_sock, ptr_, "
                         "trusted_ptr_", []),
@@ -128,7 +131,7 @@ NAMES = ("nullable_arg", "nullable_arith", "null_checked", "rcu_or_null_walk", "
          "past_the_return_slot", "misaligned_for_its_size", "not_multiple_of_8", "char_pointer", "rcu_field",
          "skc_to_skb", "skc_to_null", "skc_to_sock", "acquire_release", "leak", "release_unreferenced",
          "rcu_section_open", "rdonly_cast", "task_from_pid", "pointer_arg_size", "void_pointer_size",
-         "func_pointer_arg", "not_a_kfunc", "cgroup_acquire_release", "cgroup_from_id_leak", "vpid_task_as_cgroup", "raw_tp_args", "raw_tp_narrow", "raw_tp_task_walk", "raw_tp_not_btf")
+         "func_pointer_arg", "not_a_kfunc", "cgroup_acquire_release", "cgroup_from_id_leak", "vpid_task_as_cgroup", "skc_to_task", "raw_tp_args", "raw_tp_narrow", "raw_tp_task_walk", "raw_tp_not_btf")
 
 
 @pytest.mark.parametrize("name", NAMES)
