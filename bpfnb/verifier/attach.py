@@ -52,7 +52,11 @@ def check_attach_btf_id(env) -> None:
         return
     btf = prog.kernel_btf
     if not prog.attach_btf_id or btf is None:
-        raise Reject("Tracing programs must provide btf_id")
+        # libbpf would not even load it: tools name a placeholder and set the target at run time
+        where = f"no function '{prog.attach_name}'" if prog.attach_name else "no attach target"
+        raise Reject(f"Tracing programs must provide btf_id\nbpfnb: the kernel BTF has {where} for "
+                     f"{prog.section or prog.name}; give the program a target with --section "
+                     f"{prog.section.split('/')[0] if prog.section else 'fentry'}/<function>")
     func = btf.type(prog.attach_btf_id)
     if func.kind != "func":
         raise Reject(f"attach_btf_id {prog.attach_btf_id} is not a function")

@@ -128,6 +128,19 @@ def test_fentry_case_follows_the_kernels_rules(btf, name):
         assert text in ours.log
 
 
+def test_a_target_the_kernel_lacks_is_named(btf):
+    """Tools such as fsdist name a placeholder (``fentry/dummy_file_read``) and set the real
+    target at run time; libbpf could not load them as they are."""
+    from bpfnb.program import Program
+
+    prog = Program("dummy", tuple(EXIT), type="tracing", section="fentry/dummy_file_read",
+                   expected_attach_type="trace_fentry", attach_name="dummy_file_read", kernel_btf=btf)
+    result = verify(prog, log_level=1)
+    assert result.error == "Tracing programs must provide btf_id"
+    assert ("bpfnb: the kernel BTF has no function 'dummy_file_read' for fentry/dummy_file_read; give the "
+            "program a target with --section fentry/<function>") in result.log
+
+
 def test_loads_through_fentry_arguments_are_probe_mem(btf):
     section, insns, _error, _texts = _cases(btf)["plain_arg"]
     assert verify(_program(btf, "plain", section, insns)).probe_mem == frozenset({1})
