@@ -221,3 +221,17 @@ def test_subprogram_calls_are_indented_by_frame():
     assert re.findall(r"padding-left:(\d+)px", s.panes.listing)[2:4] == ["0", "18"]
     s.show(4)
     assert "frame 1" in s.panes.state
+
+
+@pytest.mark.kernel
+def test_a_program_the_kernel_refuses_steps_with_the_refusal_said():
+    """fentry loads are refused here (EPERM): the stepper shows bpfnb's walk and says the
+    kernel would not load the program, which is no verdict."""
+    import bpfnb
+    from bpfnb.isa import encode
+
+    exit0 = encode([Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0, 0, 0, 0), Insn(op.BPF_JMP | op.BPF_EXIT)])
+    s = VerifierStepper(bpfnb.program(exit0, section="fentry/tcp_connect"), vs_kernel=True, cfg=False)
+    assert s.kernel is None and "EPERM" in s.kernel_refusal
+    s.show(1)
+    assert "accepted (bpfnb) · the kernel refused to load it: " in s.panel_html(1)
