@@ -166,3 +166,38 @@ def test_the_running_kernel_agrees(btf):
             assert (loaded.ok, loaded.error) == (error is None, error), name
             for text in types:
                 assert text in loaded.log, (name, text)
+
+
+# the generic kfuncs (task and cgroup references) by program type, as Linux 6.18 registers them
+GENERIC_KFUNC_SECTIONS = {
+    "tp_btf/sched_switch": True, "tp/sched/sched_switch": True, "perf_event": True, "tc": True, "xdp": True,
+    "cgroup_skb/ingress": True, "cgroup/sock": True, "cgroup/connect4": True, "sockops": True,
+    "cgroup/getsockopt": True, "cgroup/sysctl": True, "cgroup/dev": True,
+    "raw_tp/sched_switch": False, "raw_tp.w/sched_switch": False, "kprobe/tcp_connect": False,
+    "uprobe//bin/true:main": False, "socket": False, "action": False, "sk_skb": False, "sk_msg": False,
+    "lwt_in": False, "flow_dissector": False, "netfilter": False, "sk_lookup": False, "sk_reuseport": False,
+}
+
+
+def _task_from_pid(btf):
+    return [_movi(1, 1), _kfunc(btf, "bpf_task_from_pid"), _null_skip(0, 2), _mov(1, 0),
+            _kfunc(btf, "bpf_task_release")]
+
+
+@pytest.mark.parametrize("section", sorted(GENERIC_KFUNC_SECTIONS))
+def test_generic_kfuncs_only_for_the_program_types_the_kernel_registers(btf, section):
+    ours = verify(_program(btf, "generic", section, _task_from_pid(btf)))
+    allowed = GENERIC_KFUNC_SECTIONS[section]
+    assert ours.error == (None if allowed else "calling kernel function bpf_task_from_pid is not allowed")
+    rcu = verify(_program(btf, "common", section, [_kfunc(btf, "bpf_rcu_read_lock"), _kfunc(btf, "bpf_rcu_read_unlock")]))
+    assert rcu.ok  # the common set: every program type
+
+
+@pytest.mark.kernel
+def test_the_running_kernel_registers_generic_kfuncs_alike(btf):
+    from bpfnb.kernel import load
+
+    for section, allowed in GENERIC_KFUNC_SECTIONS.items():
+        with load(_program(btf, "generic", section, _task_from_pid(btf)), log_level=1) as loaded:
+            assert (loaded.ok, loaded.error) == (allowed, None if allowed else
+                                                 "calling kernel function bpf_task_from_pid is not allowed"), section
