@@ -33,6 +33,7 @@ POINTER_SIZE = 8
 EXIT_LABEL = -1  # a jump's placeholder target: the common exit
 SIZE_CODES = {1: op.BPF_B, 2: op.BPF_H, 4: op.BPF_W, 8: op.BPF_DW}
 WALK_REGS = (7, 8, 9)
+MAX_RAW_TP_CTX = 12 * 8  # past the 12 u64 arguments a raw_tp context may have
 
 
 def _ldx(dst: int, src: int, off: int, size: int = 8) -> Insn:
@@ -180,6 +181,25 @@ class _Gen:
             regs.append((9, self.btf.find("task_struct", "struct")))
         return self.finish(regs)
 
+    def build_raw_tp(self, tp: str):
+        """raw_tp: the context is untyped u64s (read at any aligned size); typed pointers come
+        only from bpf_get_current_task_btf(). Defects of its own: a pointer argument used as
+        one (a number to the verifier), a read past the arguments."""
+        rng = self.rng
+        params, _args = self.struct_args(tp)
+        self.insns.append(_mov(6, 1))
+        idx = rng.randrange(len(params))
+        size = rng.choice((8, 8, 4, 2, 1))
+        off = idx * POINTER_SIZE + rng.randrange(0, POINTER_SIZE, size)
+        if self.inject("ctx_off"):
+            off = rng.choice((off + 1 if size > 1 else off, MAX_RAW_TP_CTX))
+        self.insns.append(_ldx(7, 6, off, size))
+        if self.inject("number_as_pointer"):
+            self.insns.append(_ldx(0, 7, 0))
+        self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, GET_CURRENT_TASK_BTF))
+        self.insns.append(_mov(9, 0))
+        return self.finish([(9, self.btf.find("task_struct", "struct"))])
+
     def finish(self, regs):
         rng = self.rng
         if rng.random() < 0.3:
@@ -212,6 +232,14 @@ class _Gen:
             self.insns.append(_mov(9, 0))
             regs.append((9, self.btf.find("task_struct", "struct")))
         return self.finish(regs), shift
+
+
+def random_raw_tp_program(rng: random.Random, btf, *, defects: float = 0.15, name: str = "rawtpgen"):
+    """A ``raw_tp/<tracepoint>`` program (its context untyped), and the defect injected."""
+    tp = rng.choice(TRACEPOINTS)
+    gen = _Gen(rng, btf, defects)
+    insns = gen.build_raw_tp(tp)
+    return make_program(encode(insns), section=f"raw_tp/{tp}", kernel_btf=btf, name=name), gen.defect
 
 
 def random_btf_program(rng: random.Random, btf, *, defects: float = 0.15, name: str = "btfgen"):
