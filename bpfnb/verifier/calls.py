@@ -16,7 +16,7 @@ from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
 from .btf_record import map_timer_off
 from .helper_availability import AVAILABLE
-from .helper_protos import helper_proto
+from .helper_protos import helper_allowed, helper_proto
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
@@ -104,6 +104,8 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     proto = helper_proto(env.prog.type, func_id)
     if proto is None:
         raise Reject(f"bpfnb does not model helper {name}#{func_id}")
+    if not helper_allowed(env.prog, func_id):
+        raise Reject("helper call is not allowed in probe")
     meta = CallArgMeta(func_id)
     for k, kind in enumerate(proto.args):
         check_func_arg(env, state, k + 1, kind, meta)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..isa.helpers import BpfFunc
+
 
 @dataclass(frozen=True)
 class HelperProto:
@@ -143,7 +145,7 @@ PROTOS: dict[int, HelperProto] = {
     139: HelperProto(("sock_common",), "btf_or_null:tcp_request_sock"),  # skc_to_tcp_request_sock
     140: HelperProto(("sock_common",), "btf_or_null:udp6_sock"),  # skc_to_udp6_sock
     141: HelperProto(("btf:task_struct", "uninit_mem", "size_or_zero", "any")),  # get_task_stack
-    147: HelperProto(("btf:path", "mem", "size_or_zero")),  # d_path
+    147: HelperProto(("btf:path", "mem", "size_or_zero")),  # d_path (see helper_allowed)
     148: HelperProto(("uninit_mem", "size_or_zero", "any")),  # copy_from_user
     149: HelperProto(("mem", "size", "mem", "size", "any")),  # snprintf_btf
     151: HelperProto(("ctx",)),  # skb_cgroup_classid
@@ -176,6 +178,24 @@ PROTOS: dict[int, HelperProto] = {
 TYPE_PROTOS: dict[tuple[str, int], HelperProto] = {
     ("tracing", 46): HelperProto(("sock_common_or_null",)),  # get_socket_cookie (bpf_get_socket_ptr_cookie)
 }
+
+
+# kernel/trace/bpf_trace.c's btf_allowlist_d_path: the functions whose fentry/fexit
+# programs may call bpf_d_path (an iterator always may); anything else "is not allowed in probe"
+D_PATH_ALLOWLIST = ("security_file_permission", "security_inode_getattr", "security_file_open",
+                    "security_path_truncate", "vfs_truncate", "vfs_fallocate", "dentry_open", "vfs_getattr",
+                    "filp_close")
+TRAMPOLINE_ATTACH = ("trace_fentry", "trace_fexit", "modify_return")
+
+
+def helper_allowed(prog, func_id: int) -> bool:
+    """``bpf_func_proto.allowed``: helpers that also depend on where the program attaches."""
+    if func_id != BpfFunc.d_path:
+        return True
+    attach = prog.expected_attach_type
+    if attach == "trace_iter":
+        return True
+    return attach in TRAMPOLINE_ATTACH and prog.attach_name in D_PATH_ALLOWLIST
 
 
 def helper_proto(prog_type: str, func_id: int) -> HelperProto | None:

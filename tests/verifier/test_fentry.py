@@ -20,8 +20,9 @@ from bpfnb.isa.insn import encode
 from bpfnb.program import program
 from bpfnb.verifier import attach, verify
 
-from .btfgen import _ldx, _movi
+from .btfgen import _ldx, _mov, _movi
 from .test_btf_access import (
+    D_PATH,
     GET_CURRENT_TASK_BTF,
     KERNEL,
     SKC_TO_TCP_SOCK,
@@ -36,6 +37,12 @@ SOCK_SK_STATE = 18  # sock.__sk_common.skc_state (1 byte)
 
 def _kfunc(btf, name: str) -> Insn:
     return Insn(CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, 0, btf.find(name, "func"))
+
+
+def _d_path_call() -> list[Insn]:
+    """bpf_d_path(ctx[0], fp - 8, 8)."""
+    return [_ldx(1, 1, 0), _mov(2, 10), Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, 2, 0, 0, -8),
+            Insn(op.BPF_ST | op.BPF_MEM | op.BPF_DW, 2, 0, 0, 0), _movi(3, 8), Insn(CALL, 0, 0, 0, D_PATH)]
 
 
 def _cases(btf):
@@ -73,6 +80,10 @@ def _cases(btf):
         # but a kfunc wanting an RCU-protected or trusted pointer does not
         "kfunc_wants_trust": ("fentry/wake_up_new_task", [_ldx(1, 1, 0), _kfunc(btf, "bpf_task_acquire")],
                               "R1 must be a rcu pointer", []),
+        # selftests' verifier_d_path.c (its context read 8 bytes wide, as 6.18 wants): bpf_d_path
+        # only from the functions of btf_allowlist_d_path
+        "d_path_accept": ("fentry/dentry_open", _d_path_call(), None, []),
+        "d_path_reject": ("fentry/d_path", _d_path_call(), "helper call is not allowed in probe", []),
         # the attach target (check_attach_btf_id)
         "noreturn": ("fexit/do_exit", [], "Attaching fexit/fmod_ret to __noreturn function 'do_exit' is rejected.", []),
         "noreturn_fentry_ok": ("fentry/do_exit", [], None, []),
@@ -111,7 +122,7 @@ def _program(btf, name, section, insns):
 NAMES = ("plain_arg", "no_second_arg", "fexit_retval", "fexit_past_retval", "fexit_void_has_no_retval",
          "fexit_struct_retval", "fmod_ret_retval", "fmod_ret_pointer_retval", "fmod_ret_any_return",
          "fentry_returns_zero", "int_pointer_size", "int_pointer", "pointer_to_pointer", "helper_takes_plain",
-         "kfunc_wants_trust", "noreturn", "noreturn_fentry_ok", "denied", "too_many_args", "big_struct_arg",
+         "kfunc_wants_trust", "d_path_accept", "d_path_reject", "noreturn", "noreturn_fentry_ok", "denied", "too_many_args", "big_struct_arg",
          "variadic", "struct_return")
 
 
