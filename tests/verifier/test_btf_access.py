@@ -19,7 +19,7 @@ from .btfgen import _ldx, _mov, _movi
 KERNEL = "6.18.44-fc-v1045"
 CALL = op.BPF_JMP | op.BPF_CALL
 EXIT = [_movi(0, 0), Insn(op.BPF_JMP | op.BPF_EXIT)]
-GET_CURRENT_TASK_BTF, SKC_TO_TCP_SOCK, D_PATH = 158, 137, 147
+GET_CURRENT_TASK_BTF, SKC_TO_TCP_SOCK, D_PATH, GET_FUNC_RET = 158, 137, 147, 184
 SKB_SK, SKB_DATA, TASK_REAL_PARENT, TASK_PID, TASK_SIZE = 24, 200, 1280, 1264, 3264
 TASK_CGROUPS, CSS_SET_DFL_CGRP = 2376, 112
 
@@ -65,6 +65,9 @@ def _cases(btf):
                                                      Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, 2, 0, 0, -8),
                                                      _movi(3, 8), Insn(CALL, 0, 0, 0, D_PATH)],
                              "helper call is not allowed in probe", []),
+        "func_ret_in_tp_btf": ("tp_btf/sched_switch", [_mov(2, 10), Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, 2, 0, 0, -8),
+                                                       Insn(CALL, 0, 0, 0, GET_FUNC_RET)],
+                               "program of this type cannot use helper bpf_get_func_ret#184", []),
         "skc_to_null": ("tp_btf/kfree_skb", [_ldx(1, 1, 24), Insn(CALL, 0, 0, 0, SKC_TO_TCP_SOCK)],
                         "R1 type=trusted_ptr_or_null_ expected=sock_common, sock, tcp_sock, xdp_sock, ptr_, "
                         "trusted_ptr_", []),
@@ -135,7 +138,7 @@ NAMES = ("nullable_arg", "nullable_arith", "null_checked", "rcu_or_null_walk", "
          "past_the_return_slot", "misaligned_for_its_size", "not_multiple_of_8", "char_pointer", "rcu_field",
          "skc_to_skb", "skc_to_null", "skc_to_sock", "acquire_release", "leak", "release_unreferenced",
          "rcu_section_open", "rdonly_cast", "task_from_pid", "pointer_arg_size", "void_pointer_size",
-         "func_pointer_arg", "not_a_kfunc", "cgroup_acquire_release", "cgroup_from_id_leak", "vpid_task_as_cgroup", "skc_to_task", "d_path_in_tp_btf", "raw_tp_args", "raw_tp_narrow", "raw_tp_task_walk", "raw_tp_not_btf")
+         "func_pointer_arg", "not_a_kfunc", "cgroup_acquire_release", "cgroup_from_id_leak", "vpid_task_as_cgroup", "skc_to_task", "d_path_in_tp_btf", "func_ret_in_tp_btf", "raw_tp_args", "raw_tp_narrow", "raw_tp_task_walk", "raw_tp_not_btf")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -32,11 +32,17 @@ from .test_btf_access import (
 
 CALL = op.BPF_JMP | op.BPF_CALL
 EXIT = [_movi(0, 0), Insn(op.BPF_JMP | op.BPF_EXIT)]
+GET_FUNC_ARG, GET_FUNC_RET, GET_FUNC_ARG_CNT = 183, 184, 185
 SOCK_SK_STATE = 18  # sock.__sk_common.skc_state (1 byte)
 
 
 def _kfunc(btf, name: str) -> Insn:
     return Insn(CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, 0, btf.find(name, "func"))
+
+
+def _fp(reg: int, off: int) -> list[Insn]:
+    """reg = fp + off"""
+    return [_mov(reg, 10), Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, reg, 0, 0, off)]
 
 
 def _d_path_call() -> list[Insn]:
@@ -84,6 +90,12 @@ def _cases(btf):
         # only from the functions of btf_allowlist_d_path
         "d_path_accept": ("fentry/dentry_open", _d_path_call(), None, []),
         "d_path_reject": ("fentry/d_path", _d_path_call(), "helper call is not allowed in probe", []),
+        # the trampoline's own helpers: bpf_get_func_arg(ctx, n, &u64), bpf_get_func_ret(ctx, &u64)
+        "func_arg": ("fentry/tcp_v4_connect", [_movi(2, 1), *_fp(3, -8), Insn(CALL, 0, 0, 0, GET_FUNC_ARG)], None,
+                     ["R0=scalar()"]),
+        "func_ret_misaligned": ("fexit/tcp_v4_connect", [*_fp(2, -12), Insn(CALL, 0, 0, 0, GET_FUNC_RET)],
+                                "misaligned stack access off 0+-12+0 size 8", []),  # as 6.18 words it for atomics
+        "func_arg_cnt": ("fmod_ret/security_file_open", [Insn(CALL, 0, 0, 0, GET_FUNC_ARG_CNT)], None, []),
         # the attach target (check_attach_btf_id)
         "noreturn": ("fexit/do_exit", [], "Attaching fexit/fmod_ret to __noreturn function 'do_exit' is rejected.", []),
         "noreturn_fentry_ok": ("fentry/do_exit", [], None, []),
@@ -122,7 +134,8 @@ def _program(btf, name, section, insns):
 NAMES = ("plain_arg", "no_second_arg", "fexit_retval", "fexit_past_retval", "fexit_void_has_no_retval",
          "fexit_struct_retval", "fmod_ret_retval", "fmod_ret_pointer_retval", "fmod_ret_any_return",
          "fentry_returns_zero", "int_pointer_size", "int_pointer", "pointer_to_pointer", "helper_takes_plain",
-         "kfunc_wants_trust", "d_path_accept", "d_path_reject", "noreturn", "noreturn_fentry_ok", "denied", "too_many_args", "big_struct_arg",
+         "kfunc_wants_trust", "d_path_accept", "d_path_reject", "func_arg", "func_ret_misaligned", "func_arg_cnt",
+         "noreturn", "noreturn_fentry_ok", "denied", "too_many_args", "big_struct_arg",
          "variadic", "struct_return")
 
 
