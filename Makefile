@@ -36,7 +36,7 @@ $(TRACER): bpfnb/data/bpf/drops.bpf.c bpfnb/data/bpf/drops_types.h
 # The programs the notebooks open (package data, so they run without clang).
 EX := bpfnb/data/examples
 EXAMPLES := $(EX)/count_protocols.bpf.o $(EX)/count_protocols_nocheck.bpf.o \
-	$(EX)/typecast_ok.bpf.o $(EX)/typecast.bpf.o
+	$(EX)/typecast_ok.bpf.o $(EX)/typecast.bpf.o $(EX)/trust.bpf.o $(EX)/trust_misuse.bpf.o
 
 $(EX)/count_protocols.bpf.o: bpfnb/data/bpf/count_protocols.bpf.c
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
@@ -46,6 +46,10 @@ $(EX)/typecast_ok.bpf.o: bpfnb/data/bpf/typecast.bpf.c bpfnb/data/bpf/drops_type
 	$(CLANG) $(BPF_CFLAGS) -Ibpfnb/data/bpf -c $< -o $@
 $(EX)/typecast.bpf.o: bpfnb/data/bpf/typecast.bpf.c bpfnb/data/bpf/drops_types.h
 	$(CLANG) $(BPF_CFLAGS) -Ibpfnb/data/bpf -DTYPECAST -c $< -o $@
+$(EX)/trust.bpf.o: bpfnb/data/bpf/trust.bpf.c
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+$(EX)/trust_misuse.bpf.o: bpfnb/data/bpf/trust.bpf.c
+	$(CLANG) $(BPF_CFLAGS) -DHELPER_MISUSE -c $< -o $@
 
 examples: $(EXAMPLES)
 

@@ -199,6 +199,39 @@ CATALOGUE: tuple[_Rule, ...] = (
        "A pointer that may be NULL was passed where it must not be",
        "Argument {arg} may be NULL on this path.",
        "Check the pointer against NULL before the call."),
+    _r("btf_arg_struct", r"R(?P<reg>\d+) is of type (?P<got>\w+) but (?P<want>\w+) is expected",
+       "A helper got a pointer to the wrong kernel struct",
+       "R{reg} points to a struct {got}, but this helper argument takes a struct {want}, or a "
+       "struct whose first member is one (the verifier follows first members: a struct sock "
+       "begins with a struct sock_common). A struct {got} does not begin with a struct {want}, "
+       "so the helper would read the wrong memory.",
+       "Pass a pointer to struct {want} (or to a struct that begins with one): for the "
+       "bpf_skc_to_*() helpers a socket, e.g. a tracepoint's struct sock * argument or skb->sk "
+       "after a NULL check."),
+    _r("kfunc_trust", r"R(?P<reg>\d+) must be (?:referenced or trusted|a rcu pointer)",
+       "A kernel function needs a pointer the verifier can vouch for",
+       "R{reg} came from a walk the verifier cannot vouch for (an untrusted_ptr_, or a plain ptr_ "
+       "such as a fentry argument): the object may be freed while the program runs, so the "
+       "kernel function may not take it.",
+       "Get the pointer from a trusted source (a tp_btf argument, bpf_get_current_task_btf(), a "
+       "field the kernel lists as safe) or walk RCU-protected fields between "
+       "bpf_rcu_read_lock() and bpf_rcu_read_unlock()."),
+    _r("kfunc_not_allowed", r"calling kernel function (?P<func>\S+) is not allowed",
+       "This kernel function cannot be called from BPF here",
+       "{func} is not a kfunc this program type may call (the kernel exports only the functions "
+       "of its kfunc sets to BPF, each set to some program types).",
+       "Use a kfunc or helper meant for this program type, or another program type."),
+    _r("unreleased", r"Unreleased reference id=(?P<id>\d+) alloc_insn=(?P<insn>\d+)",
+       "An acquired object is never released",
+       "The reference taken at instruction {insn} (a *_acquire or *_from_* kfunc, a ringbuf "
+       "reservation, a socket lookup) is still held when the program exits on some path.",
+       "Release it on every path (bpf_task_release, bpf_cgroup_release, bpf_ringbuf_discard, "
+       "bpf_sk_release...), including the early returns."),
+    _r("ctx_arg_size", r"func '(?P<func>[^']+)' size (?P<size>\d+) must be 8",
+       "A pointer argument was read narrower than 8 bytes",
+       "The program reads {size} bytes of a pointer argument of {func}; the verifier types "
+       "only whole 8-byte reads of pointer arguments.",
+       "Read the argument as a full 64-bit value (with BPF_PROG() or `ctx[n]` as __u64)."),
     _r("opcode", r"unknown opcode (?P<op>[0-9a-fx]+)",
        "Unknown instruction",
        "Opcode {op} is not an instruction the kernel accepts.",

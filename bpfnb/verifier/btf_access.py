@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..elf.sections import BPF_F_SLEEPABLE
 from .log import Reject
 from .regstate import PTR_TO_BTF_ID, PTR_TO_MEM, Reg, scalar_reg
 from .scalar import Scalar
@@ -70,7 +71,8 @@ def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, ins
         reg.trusted = True
     elif _listed(btf, base.btf_id, walked, SAFE_TRUSTED_OR_NULL):
         reg.trusted = reg.maybe_null = True
-    elif base.maybe_null:
+    elif base.maybe_null or not in_rcu_cs(env):
+        # outside an RCU read section (a sleepable program's walk) nothing RCU-protected is trusted
         reg.untrusted = True
     elif _listed(btf, base.btf_id, walked, SAFE_RCU):
         reg.rcu = True
@@ -82,6 +84,13 @@ def check_ptr_to_btf_access(env, regno: int, base: Reg, off: int, size: int, ins
     if reg.maybe_null:
         reg.id = env.new_id()
     return reg
+
+
+def in_rcu_cs(env) -> bool:
+    """``in_rcu_cs``: a non-sleepable program always runs inside an RCU read section; a
+    sleepable one only between ``bpf_rcu_read_lock`` and ``bpf_rcu_read_unlock``."""
+    state = env.cur_state
+    return not (env.prog.prog_flags & BPF_F_SLEEPABLE) or bool(state is not None and state.active_rcu_lock)
 
 
 def _listed(btf, struct_id: int, walked: Walked, suffix: str) -> bool:

@@ -16,11 +16,11 @@ from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
 from .btf_record import map_timer_off
 from .helper_availability import AVAILABLE
-from .helper_protos import helper_proto
+from .helper_protos import helper_allowed, helper_proto, trampoline_helper
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
-from .mem import BPF_F_RDONLY_PROG, check_map_access, stack_frame
+from .mem import BPF_F_RDONLY_PROG, check_map_access, check_ptr_alignment, stack_frame
 from .precision import BacktrackState, mark_chain_precision, mark_chain_precision_batch
 from .regstate import (
     CONST_PTR_TO_MAP,
@@ -70,6 +70,7 @@ PTR_CAST_FUNCS = (BpfFunc.tcp_sock, BpfFunc.sk_fullsock, BpfFunc.skc_to_tcp_sock
 # socket returns (RET_PTR_TO_SOCKET_OR_NULL and the like): their register type
 SOCKET_RETURNS = {"sock_or_null": PTR_TO_SOCKET, "tcp_sock_or_null": PTR_TO_TCP_SOCK,
                   "sock_common_or_null": PTR_TO_SOCK_COMMON}
+FIXED_U64 = "fixed_u64"
 # helpers returning a length at most their buffer's size, or -errno (do_refine_retval_range)
 STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str,
                BpfFunc.get_stack, BpfFunc.get_task_stack)
@@ -101,11 +102,13 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
         raise Reject(f"invalid func unknown#{func_id}")
     prog = env.prog
     allowed = AVAILABLE.get(f"{prog.type}:{prog.expected_attach_type}", AVAILABLE.get(prog.type))
-    if allowed is not None and func_id not in allowed:
+    if allowed is not None and func_id not in allowed and not trampoline_helper(prog, func_id):
         raise Reject(f"program of this type cannot use helper {name}#{func_id}")
     proto = helper_proto(env.prog.type, func_id)
     if proto is None:
         raise Reject(f"bpfnb does not model helper {name}#{func_id}")
+    if not helper_allowed(env.prog, func_id):
+        raise Reject("helper call is not allowed in probe")
     meta = CallArgMeta(func_id)
     for k, kind in enumerate(proto.args):
         check_func_arg(env, state, k + 1, kind, meta)
@@ -308,6 +311,9 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if reg.type != PTR_TO_BTF_ID or reg.untrusted or reg.maybe_null:
             raise Reject(f"R{regno} type={format_type(reg)} expected={BTF_ID_EXPECTED}")
         check_btf_id_arg(env, regno, reg, kind[4:])
+    elif kind == FIXED_U64:  # ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED, 8 bytes
+        check_helper_mem_access(env, state, regno, reg, BPF_REG_SIZE, write=True)
+        check_ptr_alignment(reg, 0, BPF_REG_SIZE, True)
     elif kind == "ringbuf_mem":
         if reg.type != PTR_TO_MEM or reg.maybe_null or not reg.ringbuf:
             raise Reject(f"R{regno} type={format_type(reg)} expected=ringbuf_mem")

@@ -20,6 +20,7 @@ from ..isa.disasm import format_insn
 from ..isa.flow import jump_target
 from ..logtext import NOISE
 from .alu import check_alu_op
+from .attach import check_attach_btf_id
 from .calls import check_call, check_exit, optimize_bpf_loop
 from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
@@ -57,6 +58,7 @@ def bpf_check(env: VerifierEnv) -> None:
         if env.prog.type in UNMODELLED_TYPES:
             raise Reject(f"bpfnb does not model {env.prog.type} programs")
         check_subprogs(env.insns, env.subprogs, Reject)
+        check_attach_btf_id(env)
         resolve_pseudo_ldimm64(env.insns, getattr(env.prog, "maps", ()), Reject)
         check_cfg(env.insns, Reject)
         starts = env.subprogs.starts
@@ -65,7 +67,7 @@ def bpf_check(env: VerifierEnv) -> None:
         if log.level >= 2:
             for k, start in enumerate(starts):
                 log.verbose(f"func#{k} @{start}")
-            print_liveness(log, env.insns, env.liveness.live)
+            print_liveness(log, env.insns, env.liveness.live, call_name=lambda insn: kfunc_call_name(env, insn))
         btf_prepare_main_args(env)
         do_check(env)
         do_check_subprogs(env)

@@ -196,7 +196,7 @@ def _arg_slot(btf, type_id: int) -> int:
     t = btf.type(btf.resolve(type_id))
     if t.kind == "ptr":
         return U64_SIZE
-    return -(-btf.sizeof(type_id) // U64_SIZE) * U64_SIZE
+    return -(-btf.sizeof(type_id) // U64_SIZE) * U64_SIZE if type_id else 0
 
 
 def _ctx_arg_idx(slots: list[int], ret_slot: int, off: int) -> int:
@@ -211,8 +211,36 @@ def _ctx_arg_idx(slots: list[int], ret_slot: int, off: int) -> int:
     return len(slots) if off < end + ret_slot else len(slots) + 1
 
 
+def btf_type_str(btf, type_id: int) -> str:
+    """The kernel's ``btf_type_str``: the kind in capitals, ``UNKN`` for void."""
+    return btf.type(type_id).kind.upper() if type_id else "UNKN"
+
+
+# program kinds whose BTF arguments the kernel trusts (``prog_args_trusted``): a
+# tp_btf program's and an iterator's; fentry/fexit/fmod_ret get plain ``ptr_``
+TRUSTED_ARGS_ATTACH = ("trace_raw_tp", "trace_iter")
+# attach types whose context has the traced function's return value after its arguments
+RETVAL_ATTACH = ("trace_fexit", "modify_return")
+NULLABLE_SUFFIX = "__nullable"
+
+
+def _attach_proto(prog):
+    """The prototype a tracing program's context follows: (arguments as ``btf_ctx_arg_idx``
+    counts them, the visible arguments, the return type id)."""
+    btf = prog.kernel_btf
+    if prog.expected_attach_type == "trace_raw_tp":
+        _typedef, params = btf.trace_proto(prog.attach_name)  # without the hidden 'void *__data'
+        return [U64_SIZE] + [_arg_slot(btf, p.type) for p in params], params, 0
+    # fentry/fexit/fmod_ret: the function's own prototype
+    func = btf.type(prog.attach_btf_id or btf.find(prog.attach_name, "func"))
+    proto = btf.type(func.type)
+    return [_arg_slot(btf, p.type) for p in proto.params], proto.params, proto.type
+
+
 def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
-    """``btf_ctx_access`` for tp_btf (and fentry-style) programs."""
+    """``tracing_prog_is_valid_access`` and ``btf_ctx_access`` for tp_btf, fentry, fexit
+    and fmod_ret programs (Linux 6.18: a pointer argument is read 8 bytes wide; a
+    pointer to anything but a struct, void or an integer is refused)."""
     btf = prog.kernel_btf
     if btf is None or not prog.attach_name:
         return CtxAccess(None)
@@ -223,38 +251,51 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     if off % U64_SIZE:
         return CtxAccess(None, log=[f"func '{name}' offset {off} is not multiple of 8"])
     try:
-        if prog.expected_attach_type == "trace_raw_tp":
-            _typedef, params = btf.trace_proto(name)  # without the hidden 'void *__data'
-            slots = [U64_SIZE] + [_arg_slot(btf, p.type) for p in params]
-            ret_slot = 0  # btf_trace_<tp> returns void
-        else:  # fentry/fexit/fmod_ret/lsm: the function's own prototype
-            func = btf.type(prog.attach_btf_id or btf.find(name, "func"))
-            proto = btf.type(func.type)
-            params = proto.params
-            slots = [_arg_slot(btf, p.type) for p in params]
-            ret_slot = _arg_slot(btf, proto.type) if proto.type else 0
+        slots, params, ret_type = _attach_proto(prog)
     except Exception:
         return CtxAccess(None)
-    arg = _ctx_arg_idx(slots, ret_slot, off)
-    if arg >= len(params):
+    arg = _ctx_arg_idx(slots, _arg_slot(btf, ret_type), off)
+    nr_args = len(params)
+    if arg > nr_args or (arg == nr_args and prog.expected_attach_type not in RETVAL_ATTACH):
         return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + 1}-th argument"])
-    type_id = btf.strip_modifiers(params[arg].type)
-    t = btf.type(btf.resolve(type_id))
-    if t.kind != "ptr":
+    if arg == nr_args:  # the return value (fexit, fmod_ret)
+        type_id = ret_type
+        if prog.expected_attach_type == "modify_return":
+            ret = btf.resolve(ret_type)
+            if not _small_int(btf, ret):
+                return CtxAccess(None, log=[f"ret type {btf_type_str(btf, ret)} not allowed for fmod_ret"])
+    else:
+        type_id = params[arg].type
+    resolved = btf.resolve(type_id)
+    t = btf.type(resolved)
+    if _small_int(btf, resolved) or t.kind in ("enum", "enum64", "struct", "union"):
         return CtxAccess("scalar")
+    if t.kind != "ptr":
+        return CtxAccess(None, log=[f"func '{name}' arg{arg} '{t.name if resolved else ''}' has type "
+                                    f"{btf_type_str(btf, resolved)}. Only pointer access is allowed"])
+    if size != U64_SIZE:
+        return CtxAccess(None, log=[f"func '{name}' size {size} must be 8"])
     target = btf.resolve(t.type)
     tt = btf.type(target)
+    if not target or tt.kind == "int":  # is_void_or_int_ptr: a plain number to the verifier
+        return CtxAccess("scalar")
+    raw_tp = prog.expected_attach_type == "trace_raw_tp"
+    maybe_null = arg < nr_args and params[arg].name.endswith(NULLABLE_SUFFIX)
+    maybe_null |= raw_tp and arg in TP_NULLABLE_ARGS.get(name, ())
     if tt.kind not in ("struct", "union"):
-        return CtxAccess("scalar")  # void * and pointers to non-structs are plain numbers
-    if size != 8:
-        return CtxAccess(None)
+        return CtxAccess(None, log=[f"func '{name}' arg{arg} type {btf_type_str(btf, target)} is not a struct"])
     kind = "STRUCT" if tt.kind == "struct" else "UNION"
     log = [f"func '{name}' arg{arg} has btf_id {target} type {kind} '{tt.name}'"]
-    raw_tp = prog.expected_attach_type == "trace_raw_tp"
     if raw_tp and arg in TP_ERR_PTR_ARGS.get(name, ()):
         return CtxAccess("scalar", log=[*log, f"marking pointer arg{arg} as scalar as it may encode error"])
-    return CtxAccess("btf", btf_id=target, trusted=True, log=log,
-                     maybe_null=raw_tp and arg in TP_NULLABLE_ARGS.get(name, ()))
+    return CtxAccess("btf", btf_id=target, trusted=prog.expected_attach_type in TRUSTED_ARGS_ATTACH, log=log,
+                     maybe_null=maybe_null)
+
+
+def _small_int(btf, type_id: int) -> bool:
+    """``btf_type_is_small_int``: an integer of at most 8 bytes."""
+    t = btf.type(type_id)
+    return bool(type_id) and t.kind == "int" and t.size <= U64_SIZE
 
 
 def _perf_event(off: int, size: int, write: bool) -> CtxAccess:
@@ -371,8 +412,8 @@ def ctx_access(prog, off: int, size: int, write: bool) -> CtxAccess:
         return _xdp(off, size, write)
     if t == "tracing":
         return _btf_ctx(prog, off, size, write)
-    if t in ("raw_tracepoint", "raw_tracepoint_writable"):
-        ok = not write and 0 <= off < MAX_BPF_FUNC_ARGS * 8 and off % size == 0 and size == 8
+    if t in ("raw_tracepoint", "raw_tracepoint_writable"):  # raw_tp_prog_is_valid_access: any aligned read
+        ok = not write and 0 <= off < MAX_BPF_FUNC_ARGS * U64_SIZE and off % size == 0
         return CtxAccess("scalar" if ok else None)
     if t == "kprobe":
         ok = not write and 0 <= off < PT_REGS_SIZE and off % size == 0 and size in (1, 2, 4, 8)

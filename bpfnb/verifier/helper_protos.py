@@ -8,6 +8,7 @@ following ARG_CONST_SIZE[_OR_ZERO]), ``mem`` (ARG_PTR_TO_MEM | MEM_RDONLY),
 struct), ``sock_common`` (ARG_PTR_TO_BTF_ID_SOCK_COMMON; ``sock_common_release`` with
 OBJ_RELEASE), ``sock_common_ptr`` (ARG_PTR_TO_SOCK_COMMON), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
 ``alloc_size`` (ARG_CONST_ALLOC_SIZE_OR_ZERO), ``func`` (ARG_PTR_TO_FUNC: a callback),
+``fixed_u64`` (ARG_PTR_TO_FIXED_SIZE_MEM | MEM_UNINIT | MEM_WRITE | MEM_ALIGNED of 8 bytes),
 ``stack_or_null`` (ARG_PTR_TO_STACK_OR_NULL), ``timer`` (ARG_PTR_TO_TIMER). Returns: ``integer``,
 ``void``, ``map_value_or_null``, ``ringbuf_mem_or_null``, ``sock_or_null``, ``tcp_sock_or_null``,
 ``sock_common_or_null``, ``btf:task_struct``,
@@ -23,6 +24,8 @@ refused naming it, as is a helper missing here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..isa.helpers import BpfFunc
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ PROTOS: dict[int, HelperProto] = {
     139: HelperProto(("sock_common",), "btf_or_null:tcp_request_sock"),  # skc_to_tcp_request_sock
     140: HelperProto(("sock_common",), "btf_or_null:udp6_sock"),  # skc_to_udp6_sock
     141: HelperProto(("btf:task_struct", "uninit_mem", "size_or_zero", "any")),  # get_task_stack
-    147: HelperProto(("btf:path", "mem", "size_or_zero")),  # d_path
+    147: HelperProto(("btf:path", "mem", "size_or_zero")),  # d_path (see helper_allowed)
     148: HelperProto(("uninit_mem", "size_or_zero", "any")),  # copy_from_user
     149: HelperProto(("mem", "size", "mem", "size", "any")),  # snprintf_btf
     151: HelperProto(("ctx",)),  # skb_cgroup_classid
@@ -165,6 +168,9 @@ PROTOS: dict[int, HelperProto] = {
     188: HelperProto(("ctx",)),  # xdp_get_buff_len
     189: HelperProto(("ctx", "any", "uninit_mem", "size")),  # xdp_load_bytes
     190: HelperProto(("ctx", "any", "mem", "size")),  # xdp_store_bytes
+    183: HelperProto(("ctx", "any", "fixed_u64")),  # get_func_arg (trampoline programs: see trampoline_helper)
+    184: HelperProto(("ctx", "fixed_u64")),  # get_func_ret
+    185: HelperProto(("ctx",)),  # get_func_arg_cnt
     191: HelperProto(("uninit_mem", "size_or_zero", "any", "btf:task_struct")),  # copy_from_user_task
     192: HelperProto(("ctx", "any", "any")),  # skb_set_tstamp
     195: HelperProto(("map", "key", "any"), "map_value_or_null"),  # map_lookup_percpu_elem
@@ -176,6 +182,33 @@ PROTOS: dict[int, HelperProto] = {
 TYPE_PROTOS: dict[tuple[str, int], HelperProto] = {
     ("tracing", 46): HelperProto(("sock_common_or_null",)),  # get_socket_cookie (bpf_get_socket_ptr_cookie)
 }
+
+
+# kernel/trace/bpf_trace.c's btf_allowlist_d_path: the functions whose fentry/fexit
+# programs may call bpf_d_path (an iterator always may); anything else "is not allowed in probe"
+D_PATH_ALLOWLIST = ("security_file_permission", "security_inode_getattr", "security_file_open",
+                    "security_path_truncate", "vfs_truncate", "vfs_fallocate", "dentry_open", "vfs_getattr",
+                    "filp_close")
+TRAMPOLINE_ATTACH = ("trace_fentry", "trace_fexit", "modify_return")
+
+
+# helpers only a program behind a BPF trampoline gets (bpf_prog_has_trampoline)
+TRAMPOLINE_HELPERS = (BpfFunc.get_func_arg, BpfFunc.get_func_ret, BpfFunc.get_func_arg_cnt)
+
+
+def trampoline_helper(prog, func_id: int) -> bool:
+    """A fentry/fexit/fmod_ret program may call the helpers that read its trampoline's frame."""
+    return func_id in TRAMPOLINE_HELPERS and prog.type == "tracing" and prog.expected_attach_type in TRAMPOLINE_ATTACH
+
+
+def helper_allowed(prog, func_id: int) -> bool:
+    """``bpf_func_proto.allowed``: helpers that also depend on where the program attaches."""
+    if func_id != BpfFunc.d_path:
+        return True
+    attach = prog.expected_attach_type
+    if attach == "trace_iter":
+        return True
+    return attach in TRAMPOLINE_ATTACH and prog.attach_name in D_PATH_ALLOWLIST
 
 
 def helper_proto(prog_type: str, func_id: int) -> HelperProto | None:

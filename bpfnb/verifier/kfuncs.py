@@ -7,12 +7,12 @@ naming it:
 - ``bpf_rcu_read_lock``/``bpf_rcu_read_unlock``: the RCU read section (no
   nesting, no unmatched unlock, no exit inside it); at the unlock, pointers
   that were RCU-protected become untrusted (``clear_rcu``).
-- ``bpf_task_acquire`` (KF_ACQUIRE | KF_RCU | KF_RET_NULL): a trusted or RCU
-  ``task_struct`` in, a referenced ``ptr_or_null_task_struct`` out.
-- ``bpf_task_from_pid(pid)`` (KF_ACQUIRE | KF_RET_NULL): a scalar in, a referenced
-  ``ptr_or_null_task_struct`` out.
-- ``bpf_task_release`` (KF_RELEASE): the reference goes; every copy of the
-  pointer is invalidated (``release_reference``).
+- ``bpf_task_acquire``, ``bpf_cgroup_acquire`` (KF_ACQUIRE | KF_RCU | KF_RET_NULL): a
+  trusted or RCU ``task_struct``/``cgroup`` in, a referenced ``ptr_or_null_<struct>`` out.
+- ``bpf_task_from_pid(pid)``, ``bpf_task_from_vpid(vpid)``, ``bpf_cgroup_from_id(id)``
+  (KF_ACQUIRE | KF_RET_NULL): a scalar in, a referenced ``ptr_or_null_<struct>`` out.
+- ``bpf_task_release``, ``bpf_cgroup_release`` (KF_RELEASE): the reference goes; every
+  copy of the pointer is invalidated (``release_reference``).
 - ``bpf_rdonly_cast(obj, btf_id)``: an ``untrusted_ptr_<struct>`` of a constant type.
 - ``bpf_cast_to_kern_ctx(ctx)``: the context as the kernel struct behind it.
 
@@ -33,8 +33,20 @@ KERN_CTX = {"socket_filter": "sk_buff", "sched_cls": "sk_buff", "sched_act": "sk
             "cgroup_skb": "sk_buff", "xdp": "xdp_buff"}
 KERN_CTX_TRACING = "u64"  # a tracing program's context is an array of u64 arguments
 TASK_STRUCT = "task_struct"
-MODELLED = ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_task_acquire", "bpf_task_release", "bpf_task_from_pid",
-            "bpf_rdonly_cast", "bpf_cast_to_kern_ctx")
+KFUNC_DECL_TAG = "bpf_kfunc"
+CGROUP = "cgroup"
+# KF_ACQUIRE | KF_RCU | KF_RET_NULL, KF_ACQUIRE | KF_RET_NULL from a number, KF_RELEASE: the struct each takes
+ACQUIRE = {"bpf_task_acquire": TASK_STRUCT, "bpf_cgroup_acquire": CGROUP}
+FROM_ID = {"bpf_task_from_pid": TASK_STRUCT, "bpf_task_from_vpid": TASK_STRUCT, "bpf_cgroup_from_id": CGROUP}
+RELEASE = {"bpf_task_release": TASK_STRUCT, "bpf_cgroup_release": CGROUP}
+# the kernel's generic kfunc set (task and cgroup references) is registered for these
+# program types' hooks only (measured on 6.18: raw_tp, kprobe, socket filters, sk_skb,
+# lwt, netfilter... are told "not allowed"); the common set (RCU, casts) for every type
+GENERIC_KFUNC_PROG_TYPES = ("tracing", "tracepoint", "perf_event", "lsm", "sched_cls", "xdp", "struct_ops", "syscall",
+                            "cgroup_skb", "cgroup_sock", "cgroup_sock_addr", "sock_ops", "cgroup_sockopt",
+                            "cgroup_sysctl", "cgroup_device")
+MODELLED = ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", *ACQUIRE, *FROM_ID, *RELEASE, "bpf_rdonly_cast",
+            "bpf_cast_to_kern_ctx")
 
 
 def kfunc_name(env, insn) -> str:
@@ -48,6 +60,13 @@ def kfunc_name(env, insn) -> str:
     if t is None or t.kind != "func":
         raise Reject(f"kernel btf_id {insn.imm} is not a function")
     return t.name
+
+
+def is_kfunc(btf, func_id: int) -> bool:
+    """Is the function a kfunc at all? The kernel BTF tags every function of its kfunc id
+    sets with the ``bpf_kfunc`` declaration tag; calling any other kernel function is
+    "not allowed". (Which program types may call which kfunc the tags do not say.)"""
+    return any(btf.type(tag).type == func_id for tag in btf.find_all(KFUNC_DECL_TAG, "decl_tag"))
 
 
 def kfunc_call_name(env, insn):
@@ -65,6 +84,9 @@ def kfunc_call_name(env, insn):
 
 def check_kfunc_call(env, state, insn, i: int) -> int:
     name = kfunc_name(env, insn)
+    generic = name in ACQUIRE or name in FROM_ID or name in RELEASE
+    if not is_kfunc(env.prog.kernel_btf, insn.imm) or (generic and env.prog.type not in GENERIC_KFUNC_PROG_TYPES):
+        raise Reject(f"calling kernel function {name} is not allowed")
     if name not in MODELLED:
         raise Reject(f"bpfnb does not model kfunc {name}#{insn.imm} (insn {i})")
     btf = env.prog.kernel_btf
@@ -82,19 +104,19 @@ def check_kfunc_call(env, state, insn, i: int) -> int:
             for reg in list(frame.regs) + [s.spilled for s in frame.stack.values() if s.spilled is not None]:
                 if reg.type == PTR_TO_BTF_ID and reg.rcu:
                     reg.rcu, reg.untrusted = False, True
-    elif name == "bpf_task_acquire":
-        arg = _btf_arg(env, state, 1, name, TASK_STRUCT, rcu_ok=True)
+    elif name in ACQUIRE:
+        arg = _btf_arg(env, state, 1, name, ACQUIRE[name], rcu_ok=True)
         r0 = _acquired(env, state, i, arg.btf, arg.btf_id)
-    elif name == "bpf_task_from_pid":
-        pid = env.read_reg(state, 1)
-        if pid.type != SCALAR:
-            raise Reject(f"arg#0 is {pid.type_name()} but expected scalar")
-        r0 = _acquired(env, state, i, btf, btf.find(TASK_STRUCT, "struct"))
-    elif name == "bpf_task_release":
+    elif name in FROM_ID:
+        number = env.read_reg(state, 1)
+        if number.type != SCALAR:
+            raise Reject(f"arg#0 is {number.type_name()} but expected scalar")
+        r0 = _acquired(env, state, i, btf, btf.find(FROM_ID[name], "struct"))
+    elif name in RELEASE:
         reg = env.read_reg(state, 1)
         if reg.type != PTR_TO_BTF_ID or not reg.ref_obj_id:
             raise Reject(f"release kernel function {name} expects refcounted PTR_TO_BTF_ID")
-        _btf_arg(env, state, 1, name, TASK_STRUCT, rcu_ok=True)
+        _btf_arg(env, state, 1, name, RELEASE[name], rcu_ok=True)
         release_reference(state, reg.ref_obj_id)
     elif name == "bpf_rdonly_cast":
         env.read_reg(state, 1)

@@ -70,12 +70,14 @@ def compute_live_registers(insns) -> Liveness:
     return Liveness(live, stack_read_after)
 
 
-def print_liveness(log: VerifierLog, insns, live: list[set[int]]) -> None:
+def print_liveness(log: VerifierLog, insns, live: list[set[int]], call_name=None) -> None:
+    """The ``Live regs before insn:`` table; ``call_name(insn)`` names kfunc calls as the walk does."""
     log.verbose("Live regs before insn:")
     i = 0
     while i < len(insns):
         insn = insns[i]
         nxt = insns[i + 1] if insn.is_ld_imm64 and i + 1 < len(insns) else None
         marks = "".join(str(r) if r in live[i] else "." for r in range(BPF_REG_FP))
-        log.verbose(f"{i:>7}: {marks} {format_insn(insn, nxt)}")
+        named = call_name(insn) if call_name is not None else None
+        log.verbose(f"{i:>7}: {marks} {format_insn(insn, nxt, call_name=named)}")
         i += 2 if insn.is_ld_imm64 else 1

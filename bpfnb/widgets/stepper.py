@@ -20,6 +20,7 @@ import html
 
 import ipywidgets as w
 
+from ..errors import KernelError
 from ..explain import explain
 from ..isa import opcodes as op
 from ..isa.disasm import format_insn
@@ -92,8 +93,12 @@ class VerifierStepper(w.VBox):
     def __init__(self, prog_or_walk, *, vs_kernel: bool = False, kernel_walk: Walk | None = None,
                  cfg: bool = True):
         walk = prog_or_walk if isinstance(prog_or_walk, Walk) else _walk_of(prog_or_walk)
+        self.kernel_refusal: str | None = None  # the kernel would not load it at all: no verdict
         if kernel_walk is None and vs_kernel:
-            kernel_walk = _kernel_walk_of(walk.prog)
+            try:
+                kernel_walk = _kernel_walk_of(walk.prog)
+            except KernelError as exc:  # fentry here (EPERM), a map it cannot create...
+                self.kernel_refusal = str(exc)
         self.walk = walk
         self.kernel = kernel_walk
         self.prog = walk.prog
@@ -434,9 +439,10 @@ class VerifierStepper(w.VBox):
         return f"<div><b>{_esc(name)}</b> came from:<ol>{''.join(rows)}</ol></div>"
 
     def _verdict(self) -> str:
+        refusal = f" · the kernel refused to load it: {_esc(self.kernel_refusal)}" if self.kernel_refusal else ""
         if self.walk.error:
-            return f'<span class="err">rejected</span> ({self.walk.source})'
-        return f"accepted ({self.walk.source})"
+            return f'<span class="err">rejected</span> ({self.walk.source}){refusal}'
+        return f"accepted ({self.walk.source}){refusal}"
 
     def _kernel_regs(self, step: int) -> dict[str, str] | None:
         """The kernel's registers after the same visit (the n-th visit of this insn)."""

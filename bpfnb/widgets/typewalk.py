@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import ipywidgets as w
 
 from ..isa import opcodes as op
-from .walk import Walk, btf_type_of, type_name
+from .walk import Walk, btf_type_of, pointer_kind, type_name
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,15 @@ class TypeEdge:
     size: int
     field: str  # "dev", "arg 0 (skb)", "+224" when the BTF cannot say
     target: str  # "struct net_device", "scalar", ...
+    trust: str = ""  # a BTF pointer's kind: "trusted_ptr_", "rcu_ptr_or_null_", "untrusted_ptr_", ...
+
+    @property
+    def shown(self) -> str:
+        """The target with its trust level: ``struct net_device (untrusted_ptr_)``."""
+        return f"{self.target} ({self.trust})" if self.trust else self.target
 
     def __str__(self) -> str:
-        return f"{self.source} →[{self.field}] {self.target}"
+        return f"{self.source} →[{self.field}] {self.shown}"
 
 
 def _field_name(prog, struct: str, offset: int, size: int) -> str:
@@ -86,7 +92,8 @@ def type_edges(walk: Walk) -> list[TypeEdge]:
         result = v.regs.get(f"R{insn.dst}", "")
         target = btf_type_of(result) or type_name(result)
         field = _ctx_arg_name(prog, insn.off) if is_ctx else _field_name(prog, struct, insn.off, size)
-        edges.append(TypeEdge(v.step, v.insn, "ctx" if is_ctx else struct, insn.off, size, field, target))
+        edges.append(TypeEdge(v.step, v.insn, "ctx" if is_ctx else struct, insn.off, size, field, target,
+                              pointer_kind(result) or ""))
     return edges
 
 
@@ -123,14 +130,15 @@ class TypeWalkView(w.VBox):
                 b = w.Button(description=f"→ {e.field} (insn {e.insn})", tooltip=str(e),
                              layout=w.Layout(width="auto"))
                 b.on_click(lambda _, s=e.step: self.stepper.show(s) if self.stepper else None)
-                items += [b, w.HTML(f"<code>{html.escape(e.target)}</code>")]
+                items += [b, w.HTML(f"<code>{html.escape(e.shown)}</code>")]
             rows.append(w.HBox(items))
         super().__init__(rows or [w.HTML("<i>no loads through typed pointers</i>")])
 
     def text(self) -> str:
-        """``ctx →[arg 0 (skb)] struct sk_buff →[dev] struct net_device →[ifindex] scalar`` lines."""
+        """``ctx →[arg 0 (skb)] struct sk_buff (trusted_ptr_) →[dev] struct net_device
+        (untrusted_ptr_) →[ifindex] scalar`` lines: each pointer with its trust level."""
         return "\n".join(
-            chain[0].source + "".join(f" →[{e.field}] {e.target}" for e in chain) for chain in self.chains)
+            chain[0].source + "".join(f" →[{e.field}] {e.shown}" for e in chain) for chain in self.chains)
 
     def _repr_html_(self) -> str:
         return f"<pre>{html.escape(self.text())}</pre>"

@@ -62,15 +62,32 @@ class Origin:
     how: str  # "made", "copied from R6", "filled from fp-8", "loaded through R1", "entry"
 
 
-BTF_POINTER = re.compile(r"^(?:\w+_)?ptr_(?P<type>\w+?)(?:_or_null)?\(")
+# a BTF pointer as Linux prints it: its kind (trust, NULL-ness) then the struct,
+# ``rcu_ptr_or_null_sock(id=1)``; older kernels put ``_or_null`` after the struct
+BTF_POINTER = re.compile(r"^(?P<kind>(?:\w+?_)?ptr_(?:or_null_)?)(?P<type>\w+?)(?P<null>_or_null)?\(")
 
 
 def btf_type_of(text: str) -> str | None:
     """``struct sk_buff`` for ``trusted_ptr_sk_buff()`` (a BTF-typed pointer), else None."""
+    match = _btf_pointer(text)
+    return f"struct {match['type']}" if match else None
+
+
+def pointer_kind(text: str) -> str | None:
+    """What the verifier knows of a BTF pointer besides its struct: ``trusted_ptr_``,
+    ``rcu_ptr_or_null_``, ``untrusted_ptr_``, ``ptr_`` (None for anything else)."""
+    match = _btf_pointer(text)
+    if not match:
+        return None
+    kind = match["kind"]
+    return kind.replace("ptr_", "ptr_or_null_", 1) if match["null"] and "or_null" not in kind else kind
+
+
+def _btf_pointer(text: str):
     match = BTF_POINTER.match(text)
     if not match or text.startswith(("map_", "ptr_to_", "pkt")):
         return None
-    return f"struct {match['type']}"
+    return match
 
 
 def type_name(text: str) -> str:

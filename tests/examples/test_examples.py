@@ -16,6 +16,8 @@ VERDICTS = {
     "count_protocols_nocheck.bpf.o": "R0 invalid mem access 'map_value_or_null'",
     "typecast_ok.bpf.o": None,
     "typecast.bpf.o": "R1 invalid mem access 'scalar'",
+    "trust.bpf.o": None,
+    "trust_misuse.bpf.o": "R1 is of type task_struct but sock_common is expected",
 }
 
 

@@ -36,6 +36,14 @@ def test_the_kernels_rejection_is_explained_by_the_right_rule(name):
     ("R0 leaks addr as return value", "leak_addr", 0, "pointer"),
     ("invalid read from stack R10 off -8+0 size 8", "uninit_stack", 10, "before anything"),
     ("BPF program is too large. Processed 1000001 insn", "too_large", None, "1000001"),
+    # BTF-typed programs (tests/verifier/test_btf_access.py checks each text against the kernel)
+    ("R1 is of type task_struct but sock_common is expected", "btf_arg_struct", 1,
+     "points to a struct task_struct, but this helper argument takes a struct sock_common"),
+    ("R1 must be a rcu pointer", "kfunc_trust", 1, "cannot vouch for"),
+    ("calling kernel function tcp_connect is not allowed", "kfunc_not_allowed", None, "tcp_connect is not a kfunc"),
+    ("Unreleased reference id=2 alloc_insn=1", "unreleased", None, "taken at instruction 1"),
+    ("func 'kfree_skb' size 4 must be 8", "ctx_arg_size", None, "reads 4 bytes of a pointer argument of kfree_skb"),
+    ("R7 invalid mem access 'trusted_ptr_or_null_'", "null_deref", 7, "trusted_ptr_or_null_"),
 ])
 def test_messages_the_root_kernel_does_not_print_here_are_explained(error, kind, register, words):
     # root on this machine may leak pointers and read uninitialised stack, and

@@ -15,6 +15,7 @@ acquired reference never released.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
@@ -32,6 +33,7 @@ POINTER_SIZE = 8
 EXIT_LABEL = -1  # a jump's placeholder target: the common exit
 SIZE_CODES = {1: op.BPF_B, 2: op.BPF_H, 4: op.BPF_W, 8: op.BPF_DW}
 WALK_REGS = (7, 8, 9)
+MAX_RAW_TP_CTX = 12 * 8  # past the 12 u64 arguments a raw_tp context may have
 
 
 def _ldx(dst: int, src: int, off: int, size: int = 8) -> Insn:
@@ -71,6 +73,7 @@ class _Gen:
         self.rng, self.btf, self.defects = rng, btf, defects
         self.insns: list[Insn] = []
         self.defect = ""
+        self.always_check = False
 
     def inject(self, name: str) -> bool:
         if self.defect or self.rng.random() >= self.defects:
@@ -94,6 +97,9 @@ class _Gen:
             members = _members(btf, struct_id)
             if not members:
                 return
+            if self.always_check and not checked:  # whatever trust the pointer has, the same verdict
+                self.insns.append(_null_exit(reg))
+                checked = True
             if self.inject("beyond"):
                 self.insns.append(_ldx(0, reg, size_of, rng.choice((4, 8))))
                 return
@@ -173,6 +179,29 @@ class _Gen:
             self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, GET_CURRENT_TASK_BTF))
             self.insns.append(_mov(9, 0))
             regs.append((9, self.btf.find("task_struct", "struct")))
+        return self.finish(regs)
+
+    def build_raw_tp(self, tp: str):
+        """raw_tp: the context is untyped u64s (read at any aligned size); typed pointers come
+        only from bpf_get_current_task_btf(). Defects of its own: a pointer argument used as
+        one (a number to the verifier), a read past the arguments."""
+        rng = self.rng
+        params, _args = self.struct_args(tp)
+        self.insns.append(_mov(6, 1))
+        idx = rng.randrange(len(params))
+        size = rng.choice((8, 8, 4, 2, 1))
+        off = idx * POINTER_SIZE + rng.randrange(0, POINTER_SIZE, size)
+        if self.inject("ctx_off"):
+            off = rng.choice((off + 1 if size > 1 else off, MAX_RAW_TP_CTX))
+        self.insns.append(_ldx(7, 6, off, size))
+        if self.inject("number_as_pointer"):
+            self.insns.append(_ldx(0, 7, 0))
+        self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, GET_CURRENT_TASK_BTF))
+        self.insns.append(_mov(9, 0))
+        return self.finish([(9, self.btf.find("task_struct", "struct"))])
+
+    def finish(self, regs):
+        rng = self.rng
         if rng.random() < 0.3:
             self.helper_call(regs)
         reg, struct_id = rng.choice(regs)
@@ -180,11 +209,37 @@ class _Gen:
         if rng.random() < 0.15:
             self.kfuncs()
         self.insns.append(_movi(0, 0))
-        exit_at = len(self.insns)
+        # fentry/fexit must return 0: their early exits go through 'r0 = 0' (tp_btf's straight to exit)
+        exit_at = len(self.insns) - 1 if self.always_check else len(self.insns)
         self.insns.append(Insn(op.BPF_JMP | op.BPF_EXIT))
         return [Insn(i.code, i.dst, i.src, exit_at - n - 1, i.imm) if i.off == EXIT_LABEL and
                 (i.code & 0x07) == op.BPF_JMP and i.code != (op.BPF_JMP | op.BPF_CALL) else i
                 for n, i in enumerate(self.insns)]
+
+
+    def build_fentry(self, target: FentryTarget) -> tuple[list[Insn], int]:
+        """A body reading one struct argument (at ``CTX_ARG`` placeholder offsets) and
+        walking from it with every pointer NULL-checked before use; the context offset's
+        displacement from the argument's slot (4: a misaligned-read defect, else 0)."""
+        rng = self.rng
+        self.always_check = True
+        self.insns.append(_mov(6, 1))
+        shift = 4 if self.inject("ctx_off") else 0
+        self.insns.append(_ldx(7, 6, CTX_ARG))
+        regs = [(7, target.struct_id)]
+        if rng.random() < 0.4:
+            self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, GET_CURRENT_TASK_BTF))
+            self.insns.append(_mov(9, 0))
+            regs.append((9, self.btf.find("task_struct", "struct")))
+        return self.finish(regs), shift
+
+
+def random_raw_tp_program(rng: random.Random, btf, *, defects: float = 0.15, name: str = "rawtpgen"):
+    """A ``raw_tp/<tracepoint>`` program (its context untyped), and the defect injected."""
+    tp = rng.choice(TRACEPOINTS)
+    gen = _Gen(rng, btf, defects)
+    insns = gen.build_raw_tp(tp)
+    return make_program(encode(insns), section=f"raw_tp/{tp}", kernel_btf=btf, name=name), gen.defect
 
 
 def random_btf_program(rng: random.Random, btf, *, defects: float = 0.15, name: str = "btfgen"):
@@ -194,3 +249,81 @@ def random_btf_program(rng: random.Random, btf, *, defects: float = 0.15, name: 
     insns = gen.build(tp)
     prog = make_program(encode(insns), section=f"tp_btf/{tp}", kernel_btf=btf, name=name)
     return prog, gen.defect
+
+
+CTX_ARG = 0x7FF0  # placeholder offset of the context load, replaced per program
+MAX_FENTRY_ARGS = 6
+EXCLUDED_TARGET_PREFIXES = ("bpf_", "__bpf", "rcu", "__rcu", "preempt", "migrate_", "lock", "_raw_spin")
+
+
+@dataclass(frozen=True)
+class FentryTarget:
+    """A kernel function with a struct pointer argument (``arg`` at context offset ``off``)
+    that a tracepoint also passes, not NULL, as its argument ``tp_arg`` (its twin)."""
+
+    func: str
+    arg: int
+    off: int
+    struct_id: int
+    tp: str
+    tp_arg: int
+
+
+def fentry_targets(btf) -> list[FentryTarget]:
+    """Every kernel function a fentry program may attach to (the kernel's trampoline and deny
+    rules) whose struct pointer argument has a tracepoint twin, sorted by name."""
+    from bpfnb.verifier import attach
+    from bpfnb.verifier.ctx import TP_NULLABLE_ARGS, _arg_slot
+    from bpfnb.verifier.log import Reject
+
+    twins = {}
+    for tp in TRACEPOINTS:
+        _typedef, params = btf.trace_proto(tp)
+        for j, p in enumerate(params):
+            t = btf.type(btf.resolve(p.type))
+            if t.kind == "ptr" and j not in TP_NULLABLE_ARGS.get(tp, ()):
+                target = btf.resolve(t.type)
+                if btf.type(target).kind == "struct":
+                    twins.setdefault(target, (tp, j))
+    out = []
+    for func in btf:
+        if func.kind != "func" or func.name.startswith(EXCLUDED_TARGET_PREFIXES):
+            continue
+        proto = btf.type(func.type)
+        if len(proto.params) > MAX_FENTRY_ARGS or func.name in attach.BTF_ID_DENY + attach.NORETURN_DENY:
+            continue
+        try:
+            attach.btf_distill_func_proto(btf, proto, func.name)
+        except Reject:
+            continue
+        if not attach._has_address(func.name):
+            continue
+        off = 0
+        for i, p in enumerate(proto.params):
+            t = btf.type(btf.resolve(p.type))
+            struct = btf.resolve(t.type) if t.kind == "ptr" else 0
+            if struct in twins:
+                out.append(FentryTarget(func.name, i, off, struct, *twins[struct]))
+                break
+            off += _arg_slot(btf, p.type)
+    return sorted(out, key=lambda target: target.func)
+
+
+def _with_ctx_offset(insns: list[Insn], off: int) -> bytes:
+    return encode([Insn(i.code, i.dst, i.src, off, i.imm) if i.off == CTX_ARG and i.src == 6 else i for i in insns])
+
+
+def random_fentry_program(rng: random.Random, btf, targets: list[FentryTarget], *, defects: float = 0.15,
+                          name: str = "fentrygen"):
+    """A fentry (or fexit) program reading a struct argument of a kernel function and walking
+    from it, its tp_btf twin (the same body reading the same struct from a tracepoint), the
+    target and the defect injected. The kernel here refuses fentry loads; it loads the twin."""
+    target = rng.choice(targets)
+    kind = rng.choice(("fentry", "fentry", "fexit"))
+    gen = _Gen(rng, btf, defects)
+    insns, shift = gen.build_fentry(target)
+    fentry = make_program(_with_ctx_offset(insns, target.off + shift), section=f"{kind}/{target.func}",
+                          kernel_btf=btf, name=name)
+    twin = make_program(_with_ctx_offset(insns, target.tp_arg * POINTER_SIZE + shift),
+                        section=f"tp_btf/{target.tp}", kernel_btf=btf, name=name)
+    return fentry, twin, target, gen.defect

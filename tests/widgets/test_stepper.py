@@ -8,7 +8,7 @@ from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
 from bpfnb.program import Program
 from bpfnb.widgets.stepper import VerifierStepper
-from bpfnb.widgets.walk import Visit, Walk, btf_type_of
+from bpfnb.widgets.walk import Visit, Walk, btf_type_of, pointer_kind
 
 INSNS = (
     Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_X, 6, 1),            # 0: r6 = r1
@@ -179,6 +179,11 @@ def test_btf_type_of_typed_pointers():
     assert btf_type_of("trusted_ptr_sk_buff()") == "struct sk_buff"
     assert btf_type_of("untrusted_ptr_net_device()") == "struct net_device"
     assert btf_type_of("ptr_sock_or_null(id=2)") == "struct sock"
+    assert btf_type_of("trusted_ptr_or_null_sock(id=1)") == "struct sock"  # as Linux 6.18 prints it
+    assert btf_type_of("rdonly_untrusted_mem(sz=0)") is None
+    assert [pointer_kind(t) for t in ("trusted_ptr_sk_buff()", "rcu_ptr_or_null_sock(id=1)", "ptr_tcp_sock()",
+                                      "ptr_sock_or_null(id=2)", "scalar()")] == \
+        ["trusted_ptr_", "rcu_ptr_or_null_", "ptr_", "ptr_or_null_", None]
     assert btf_type_of("map_value(map=counts,ks=4,vs=8)") is None
     assert btf_type_of("ctx()") is None
 
@@ -216,3 +221,17 @@ def test_subprogram_calls_are_indented_by_frame():
     assert re.findall(r"padding-left:(\d+)px", s.panes.listing)[2:4] == ["0", "18"]
     s.show(4)
     assert "frame 1" in s.panes.state
+
+
+@pytest.mark.kernel
+def test_a_program_the_kernel_refuses_steps_with_the_refusal_said():
+    """fentry loads are refused here (EPERM): the stepper shows bpfnb's walk and says the
+    kernel would not load the program, which is no verdict."""
+    import bpfnb
+    from bpfnb.isa import encode
+
+    exit0 = encode([Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0, 0, 0, 0), Insn(op.BPF_JMP | op.BPF_EXIT)])
+    s = VerifierStepper(bpfnb.program(exit0, section="fentry/tcp_connect"), vs_kernel=True, cfg=False)
+    assert s.kernel is None and "EPERM" in s.kernel_refusal
+    s.show(1)
+    assert "accepted (bpfnb) · the kernel refused to load it: " in s.panel_html(1)

@@ -67,4 +67,6 @@ def test_view_buttons_move_the_stepper(walk):
     buttons[-1].click()
     assert stepper.step == 2
     assert view.text().splitlines()[0].startswith("ctx →[")
+    assert "struct sk_buff (trusted_ptr_) →[" in view.text()
+    assert "struct net_device (untrusted_ptr_)" in view.text()
     assert "struct net_device" in view._repr_html_()
