@@ -274,14 +274,24 @@ class Trace(Sequence):
         return Step(k, self.insn[k], None if prev < 0 else prev, regs, stack, EVENTS[self.event[k]],
                     self.notes[self.note[k]], entry_regs, None, self.frameno[k])
 
+    def changed_names(self, k: int) -> list[str] | None:
+        """The registers and slots whose printed text step ``k`` changed, when its path
+        came from step ``k - 1`` and it starts from that step's state (then these are the
+        changes recorded for it); else None."""
+        if k == 0 or self.prev[k] != k - 1 or self.entry[k] != NO_ENTRY:
+            return None
+        names = self.change_name
+        return [NAMES[names[c]] for c in range(self.change_start[k], self.change_start[k + 1])]
+
     def columns(self) -> dict:
         """The per-step fields as numpy arrays (no copy): insn, prev (-1: none), event
-        (an index into ``EVENTS``), frame."""
+        (an index into ``EVENTS``), frame, note (an index into ``notes``)."""
         import numpy as np
 
         return {"insn": np.frombuffer(self.insn, dtype=np.int32), "prev": np.frombuffer(self.prev, dtype=np.int32),
                 "event": np.frombuffer(self.event, dtype=np.int8),
-                "frame": np.frombuffer(self.frameno, dtype=np.int8)}
+                "frame": np.frombuffer(self.frameno, dtype=np.int8),
+                "note": np.frombuffer(self.note, dtype=np.int32)}
 
     def nbytes(self) -> int:
         """The bytes the arrays and interned texts take (an estimate of the trace's size)."""

@@ -104,6 +104,7 @@ class VerifierStepper(w.VBox):
         self.prog = walk.prog
         self.step = 0
         self.chain: Chain | None = None
+        self._chain_cfg: tuple[Chain | None, list[int]] = (None, [])  # the chain and its instructions
         self.scope = new_scope("s")
         self.cfg = CfgView(self.prog, scope=self.scope) if cfg else None
         self._unknown = frozenset(getattr(self.prog, "meta", {}).get("unknown_slots", ()))
@@ -394,10 +395,17 @@ class VerifierStepper(w.VBox):
         path, edges = self._path_on_cfg(step)
         pruned = walk.pruned_until(step)
         error_step = walk.error_step
-        chain = [walk.visits[s].insn for s in self.chain.steps] if self.chain is not None else ()
+        chain = self._chain_insns() if self.chain is not None else ()
         return dict(current=walk.visits[step].insn, path=path, visits=walk.visit_counts(), pruned=pruned,
                     error=walk.visits[error_step].insn if error_step is not None else None,
                     taken_edges=edges, chain=chain)
+
+    def _chain_insns(self) -> list[int]:
+        """The instructions of the selected chain's visits (once per chain)."""
+        chain = self.chain
+        if self._chain_cfg[0] is not chain:
+            self._chain_cfg = (chain, sorted({self.walk.insn_of(s) for s in chain.steps}))
+        return self._chain_cfg[1]
 
     def graph_svg(self, step: int) -> str:
         """The CFG as an SVG with visit ``step``'s highlighting."""
@@ -415,16 +423,14 @@ class VerifierStepper(w.VBox):
             return path, edges
         import numpy as np
 
-        insns = walk.columns["insn"][walk.history_steps(step)]
+        on_path, pairs = walk.path_pairs(step)
         blocks = getattr(self, "_blocks", None)
         if blocks is None:
             blocks = self._blocks = np.array([_block_or_none(block, i) for i in range(len(self.prog.insns))])
-        crossing = blocks[insns[:-1]] != blocks[insns[1:]]
         count = len(self.prog.insns)
-        # each edge once: a pair coded as one integer, so the sort is one-dimensional
-        codes = np.unique(insns[:-1][crossing].astype(np.int64) * count + insns[1:][crossing])
-        on_path = np.flatnonzero(np.bincount(insns, minlength=count))
-        return on_path.tolist(), [(int(c // count), int(c % count)) for c in codes]
+        a, b = pairs // count, pairs % count
+        crossing = blocks[a] != blocks[b]
+        return on_path.tolist(), list(zip(a[crossing].tolist(), b[crossing].tolist(), strict=True))
 
     def origin_html(self, name: str, step: int | None = None) -> str:
         step = self.step if step is None else step
