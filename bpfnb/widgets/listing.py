@@ -19,6 +19,7 @@ OPERAND = re.compile(r"\*\((?:u|s)(?:8|16|32|64) \*\)\(r10 (?P<off>[+-]\d+)\)|\b
 INDENT_PX = 18
 # Around the current visit, this many lines are listed (a level-2 walk can be long).
 WINDOW = 1500
+STRIDE = WINDOW // 3
 LINES_KEPT = 4 * WINDOW  # lines made lately, kept for the next steps
 
 
@@ -57,6 +58,7 @@ class StreamListing:
         self._bodies: dict[int, str] = {}  # per instruction
         self._lines: dict[int, tuple[str, str, str]] = {}  # per visit: (before the classes, classes, after)
         self._marked: tuple[Chain, dict[int, str]] | None = None  # the last chain and its marks
+        self._listed: tuple = (None, None, "")  # the last window listed unmarked: (lo, chain, html)
 
     def line(self, step: int) -> tuple[str, str, str]:
         """Visit ``step``'s line: the HTML before its classes, its classes, the HTML after."""
@@ -93,25 +95,39 @@ class StreamListing:
             self._marked = (chain, marks)
         return self._marked[1]
 
-    def html(self, current: int, chain: Chain | None = None) -> str:
-        """The stream with the current visit marked (``cur``); with a ``chain``, its
-        visits marked (``def``/``use``/``refined``, the selected one ``sel``) and the
-        others dimmed (``dim``). Only ``WINDOW`` lines around the current one."""
+    def window(self, current: int) -> tuple[int, int]:
+        """The visits listed around ``current``: ``WINDOW`` lines, moved by ``STRIDE``
+        lines at a time with ``current`` at least ``STRIDE`` lines from either end (but at
+        the walk's ends), so that stepping lists the same lines until it nears an end."""
         n = len(self.walk)
-        lo = max(0, min(current - WINDOW // 2, n - WINDOW))
-        hi = min(n, lo + WINDOW)
+        lo = max(0, min((current // STRIDE - 1) * STRIDE, n - WINDOW))
+        return lo, min(n, lo + WINDOW)
+
+    def html(self, current: int, chain: Chain | None = None, *, mark_current: bool = True) -> str:
+        """The stream's ``window`` around visit ``current``, marked ``cur`` (unless
+        ``mark_current`` is False: the browser marks it, and the lines are sent only
+        when the window or the chain changes); with a ``chain``, its visits marked
+        (``def``/``use``/``refined``, the selected one ``sel``) and the others dimmed
+        (``dim``)."""
+        n = len(self.walk)
+        lo, hi = self.window(current)
+        if not mark_current and self._listed[:2] == (lo, chain):
+            return self._listed[2]
         marks = self._marks(chain) if chain is not None else {}
         rows = [f'<div class="gap">… {lo} earlier visits</div>'] if lo else []
         for step in range(lo, hi):
             before, classes, after = self.line(step)
-            if step == current:
+            if step == current and mark_current:
                 classes += " cur"
             if chain is not None:
                 classes += marks.get(step, " dim")
             rows.append(before + classes + after)
         if hi < n:
             rows.append(f'<div class="gap">… {n - hi} later visits</div>')
-        return "".join(rows)
+        text = "".join(rows)
+        if not mark_current:
+            self._listed = (lo, chain, text)
+        return text
 
 
 def listing_html(walk: Walk, current: int, chain: Chain | None = None, *, unknown=frozenset()) -> str:

@@ -28,7 +28,7 @@ from ..isa.helpers import HELPER_PARAMS, helper_name
 from ..viz.cfg import CfgView, legend_html, new_scope
 from .listing import StreamListing
 from .panes import StepperPanes
-from .walk import Chain, Walk, btf_type_of, type_name
+from .walk import CHAIN_REACH, Chain, Walk, btf_type_of, type_name
 
 # Colours of the state panel and the stream (the CFG's are in bpfnb.viz.cfg).
 CHANGED, DIFFERS, DEF, USE = "#fff8c5", "#ffebe9", "#ddf4ff", "#dafbe1"
@@ -80,7 +80,8 @@ def _type_cell(text: str) -> str:
 class VerifierStepper(w.VBox):
     """Steps through a ``Walk`` (ours, from ``bpfnb.verify``; or the kernel's).
 
-    ``VerifierStepper(prog)`` verifies ``prog`` with bpfnb's verifier;
+    ``VerifierStepper(prog)`` verifies ``prog`` with bpfnb's verifier,
+    ``VerifierStepper(bpfnb.verify(prog))`` steps through a verification made before;
     ``vs_kernel=True`` also loads it into the running kernel and shows the
     kernel's state for the same visit beside ours, differences marked.
 
@@ -203,7 +204,8 @@ class VerifierStepper(w.VBox):
         step = self.step
         with self.panes.hold_sync():
             self.panes.state = self.panel_html(step)
-            self.panes.listing = self.stream.html(step, self.chain)
+            self.panes.listing = self.stream.html(step, self.chain, mark_current=False)  # sent when it changes
+            self.panes.listing_current = step
             if self.cfg is not None:
                 self.panes.cfg_style = self.cfg.rules(**self._highlight(step))
                 self.panes.cfg_follow = self.cfg.row_id(self.walk.visits[step].insn)
@@ -275,6 +277,8 @@ class VerifierStepper(w.VBox):
         if c.refined:
             parts.append(f"narrowed at {', '.join(where(s) for s in c.refined[:4])}")
         parts.append(f"{len(c.uses)} later use(s)")
+        if c.truncated:
+            parts.append(f"followed {CHAIN_REACH:,} visits each way (the walk goes on)")
         if c.entry:
             parts.append(f"from the entry: {', '.join(map(_esc, c.entry))}")
         origin = self.walk.origin(c.step, c.name, before=False)
@@ -465,7 +469,8 @@ class VerifierStepper(w.VBox):
                  f"{self.graph_svg(self.step)}</div>" if self.cfg else "")
         return (f'<div class="{self.scope}" style="display:flex;gap:12px">'
                 f'<div style="flex:1;min-width:0">{p.state}</div>'
-                f'<div style="flex:1;min-width:0;max-height:600px;overflow:auto">{p.listing}</div>{graph}</div>')
+                f'<div style="flex:1;min-width:0;max-height:600px;overflow:auto">'
+                f"{self.stream.html(self.step, self.chain)}</div>{graph}</div>")
 
 
 def _block_or_none(block_of, insn: int) -> int:
@@ -475,11 +480,15 @@ def _block_or_none(block_of, insn: int) -> int:
         return -1
 
 
-def _walk_of(prog) -> Walk:
+def _walk_of(prog_or_result) -> Walk:
     from ..verifier import verify  # the verifier publishes its walk
+    from ..verifier.verify import VerifierResult
     from .adapters import walk_from_result
 
-    return walk_from_result(verify(prog, log_level=2))
+    if isinstance(prog_or_result, VerifierResult):
+        return walk_from_result(prog_or_result)
+    # the walk reads the trace, not the log: no log to format
+    return walk_from_result(verify(prog_or_result, log_level=0))
 
 
 def _kernel_walk_of(prog) -> Walk | None:

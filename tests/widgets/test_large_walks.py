@@ -11,7 +11,7 @@ from bpfnb import examples
 from bpfnb.verifier import verify
 from bpfnb.widgets import walk as walk_module
 from bpfnb.widgets.adapters import walk_from_result
-from bpfnb.widgets.listing import WINDOW
+from bpfnb.widgets.listing import STRIDE, WINDOW
 from bpfnb.widgets.stepper import VerifierStepper
 from bpfnb.widgets.walk import Walk
 
@@ -83,3 +83,12 @@ def test_the_stream_makes_only_the_lines_it_lists():
     assert len(stepper.stream._lines) == 3 * WINDOW < n  # the three windows listed, no other line
     assert stepper.panes.listing.count('class="ln') == WINDOW
     assert f'<div class="gap">… {n - WINDOW} earlier visits</div>' in stepper.panes.listing
+    # stepping inside a window sends the browser the current line's number, not the lines
+    start = n // 2 // STRIDE * STRIDE
+    stepper.show(start)
+    listing = stepper.panes.listing
+    for k in range(start + 1, start + STRIDE):
+        stepper.show(k)
+        assert stepper.panes.listing is listing and stepper.panes.listing_current == k
+    stepper.show(start + STRIDE)
+    assert stepper.panes.listing != listing
