@@ -17,8 +17,9 @@ from .walk import Chain, Walk
 # A stack slot through the frame pointer, or a register (rN, or wN in 32-bit ops)
 OPERAND = re.compile(r"\*\((?:u|s)(?:8|16|32|64) \*\)\(r10 (?P<off>[+-]\d+)\)|\b[rw](?P<reg>\d+)\b")
 INDENT_PX = 18
-# Around the current visit, this many lines are listed (a level-2 walk can be long).
-WINDOW = 1500
+# Around the current visit, this many lines are listed (a walk can have a million visits;
+# the pane shows about 13: the rest is for scrolling).
+WINDOW = 600
 STRIDE = WINDOW // 3
 LINES_KEPT = 4 * WINDOW  # lines made lately, kept for the next steps
 

@@ -27,6 +27,7 @@ ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
 # selected one, and this many forward from its definition (a loop walked a million
 # times would otherwise make every iteration part of the chain, and one click a minute)
 CHAIN_REACH = 20_000
+PATH_CHUNK = 16_384  # steps whose distinct instructions and pairs path_pairs keeps together
 
 
 # one visit of an instruction: the verifier's own ``Step`` (regs/stack are the state after it)
@@ -114,6 +115,7 @@ class Walk:
         self.source = source  # "bpfnb" or "kernel"
         self._depths = None  # per step, made once
         self._effects: dict[int, tuple[set, set]] = {}  # per instruction
+        self._chunks: dict[int, tuple] = {}  # path_pairs' distinct instructions and pairs per chunk
         # the verifier's columnar trace stays as it is (steps built when read); its columns
         # answer the questions over every visit without building them
         self.columns = visits.columns() if hasattr(visits, "columns") else None
@@ -339,53 +341,43 @@ class Walk:
     def path_pairs(self, step: int):
         """The instructions on the path to ``step`` and the pairs ``(a, b)`` of
         instructions run one after the other on it, each once, as two sorted numpy
-        arrays (a pair coded ``a * len(insns) + b``). From the trace's columns, in time
-        that grows with the path's runs, not its length (what the CFG highlights)."""
+        arrays (a pair coded ``a * len(insns) + b``). From the trace's columns, run by
+        run, each long run through what ``PATH_CHUNK`` steps at a time visit (kept once
+        made): what the CFG highlights, in time that does not grow with the path."""
         import numpy as np
 
-        cols = self.columns
-        runs = self._runs(step)
-        if "insn_firsts" not in cols:
-            self._index_firsts()
-        insn, prev = cols["insn"], cols["prev"]
+        insn, prev = self.columns["insn"], self.columns["prev"]
         count = len(self.prog.insns)
-        insn_firsts, pair_firsts, pairs = cols["insn_firsts"], cols["pair_firsts"], cols["pair"]
         on_path, taken = [], []
-        for first, last in runs:  # the run's steps first..last (its first is where the run starts)
-            lo, hi = np.searchsorted(insn_firsts, first), np.searchsorted(insn_firsts, last, side="right")
-            on_path.append(insn[insn_firsts[lo:hi]])
-            lo, hi = np.searchsorted(pair_firsts, first), np.searchsorted(pair_firsts, last, side="right")
-            taken.append(pairs[pair_firsts[lo:hi]])
+        for first, last in self._runs(step):
+            later = first // PATH_CHUNK + 1  # whole chunks start after the run's first step
+            head = min(last + 1, later * PATH_CHUNK)
+            on_path.append(insn[first:head])
+            taken.append(_pairs(insn, first + 1, head, count))  # the run's first step came from elsewhere
+            whole = range(later, max(later, (last + 1) // PATH_CHUNK))
+            for chunk in whole:
+                insns, pairs = self._chunk(chunk, count)
+                on_path.append(insns)
+                taken.append(pairs)
+            tail = max(head, whole.stop * PATH_CHUNK) if whole else head
+            on_path.append(insn[tail:last + 1])
+            taken.append(_pairs(insn, tail, last + 1, count))
             if prev[first] >= 0:  # the step into this run from the one that pushed it
                 taken.append(np.array([int(insn[prev[first]]) * count + int(insn[first])], dtype=np.int64))
         return np.unique(np.concatenate(on_path)), np.unique(np.concatenate(taken))
 
-    def _index_firsts(self) -> None:
-        """For every run, the steps that visit an instruction, or run a pair of
-        instructions, for the first time in that run (sorted): ``path_pairs`` reads them."""
+    def _chunk(self, chunk: int, count: int):
+        """The distinct instructions of steps ``chunk * PATH_CHUNK`` up to the next chunk,
+        and the distinct pairs (each step with the one before it), made once."""
         import numpy as np
 
-        cols = self.columns
-        insn = cols["insn"].astype(np.int64)
-        run_start = cols["run_start"]
-        n, count = len(insn), len(self.prog.insns)
-        index = np.arange(n, dtype=np.int64)
-        inner = index > run_start  # a step with its run's previous step before it
-        pair = np.full(n, -1, dtype=np.int64)
-        pair[inner] = insn[index[inner] - 1] * count + insn[inner]
-
-        def firsts(keys, valid):
-            order = np.lexsort((index, keys, run_start))  # by run, then key, then step
-            k, r = keys[order], run_start[order]
-            new = np.ones(n, dtype=bool)
-            new[1:] = (k[1:] != k[:-1]) | (r[1:] != r[:-1])
-            first = np.zeros(n, dtype=bool)
-            first[order[new]] = True
-            return np.flatnonzero(first & valid)
-
-        cols["pair"] = pair
-        cols["insn_firsts"] = firsts(insn, np.ones(n, dtype=bool))
-        cols["pair_firsts"] = firsts(pair, inner)
+        made = self._chunks.get(chunk)
+        if made is None:
+            start = chunk * PATH_CHUNK
+            insn = self.columns["insn"]
+            made = self._chunks[chunk] = (np.unique(insn[start:start + PATH_CHUNK]),
+                                          np.unique(_pairs(insn, start, start + PATH_CHUNK, count)))
+        return made
 
     def path_start(self, step: int) -> int:
         """The first step of the path that led to ``step``."""
@@ -489,6 +481,16 @@ class Walk:
             s = v.prev
         chain.append(Origin(-1, -1, name, "entry"))
         return chain
+
+
+def _pairs(insn, start: int, end: int, count: int):
+    """The pair codes ``insn[k - 1] * count + insn[k]`` of the steps ``k`` in start..end - 1."""
+    import numpy as np
+
+    start = max(start, 1)
+    if end <= start:
+        return np.zeros(0, dtype=np.int64)
+    return insn[start - 1:end - 1].astype(np.int64) * count + insn[start:end]
 
 
 def _canon(name: str) -> str:

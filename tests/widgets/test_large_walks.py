@@ -32,7 +32,9 @@ def _walks(path, name):
 
 
 @pytest.mark.parametrize(("path", "name"), PROGRAMS, ids=lambda p: getattr(p, "name", p))
-def test_the_columns_answer_as_the_visits_do(path, name):
+@pytest.mark.parametrize("chunk", [walk_module.PATH_CHUNK, 7])
+def test_the_columns_answer_as_the_visits_do(path, name, chunk, monkeypatch):
+    monkeypatch.setattr(walk_module, "PATH_CHUNK", chunk)  # 7: paths over many whole chunks
     columnar, built = _walks(path, name)
     n = len(built)
     assert [columnar.depth(k) for k in range(n)] == [built.depth(k) for k in range(n)]
