@@ -375,8 +375,13 @@ class Walk:
         if made is None:
             start = chunk * PATH_CHUNK
             insn = self.columns["insn"]
-            made = self._chunks[chunk] = (np.unique(insn[start:start + PATH_CHUNK]),
-                                          np.unique(_pairs(insn, start, start + PATH_CHUNK, count)))
+            before, after = insn[start - 1:start + PATH_CHUNK - 1], insn[start:start + PATH_CHUNK]
+            # counted, not sorted: most pairs fall through (b = a + 1), the others are few
+            falls = after == before + 1
+            fall = np.flatnonzero(np.bincount(before[falls], minlength=count)).astype(np.int64)
+            jumps = np.unique(before[~falls].astype(np.int64) * count + after[~falls])
+            made = self._chunks[chunk] = (np.flatnonzero(np.bincount(after, minlength=count)),
+                                          np.concatenate([fall * count + fall + 1, jumps]))
         return made
 
     def path_start(self, step: int) -> int:
