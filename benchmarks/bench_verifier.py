@@ -19,7 +19,7 @@ process, beside the growth of ``verify(trace=False)`` (the kept states); and the
 steps across the walk (wall time).
 
 ``python -m benchmarks.bench_verifier [--quick]`` (--quick: no 1M-step walk). The 1M-step
-walk is tests/fixtures/scale/million.bpf.o, whose processed count the kernel gives too.
+walk is tests/large_fixtures/million.bpf.o, whose processed count the kernel gives too.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 LOOPS = ROOT / "tests/fixtures/loops.bpf.o"
 FIXTURES = [ROOT / "bpfnb/data/drops.bpf.o", ROOT / "tests/fixtures/xdp.bpf.o", ROOT / "tests/fixtures/kfree_skb.bpf.o"]
 # 990,003 processed instructions in the kernel too (its limit is 1M): timed unless --quick
-MILLION = ROOT / "tests/fixtures/scale/million.bpf.o"
+MILLION = ROOT / "tests/large_fixtures/million.bpf.o"
 CORPORA = pathlib.Path(os.environ.get("BPFNB_CORPORA", "/work/scratch/corpora"))
 CORPUS_DIRS = ("libbpf-tools", "cilium-ebpf")
 LARGEST_PER_CORPUS = 3

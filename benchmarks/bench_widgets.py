@@ -10,7 +10,7 @@ response to feel immediate.
 
 In the browser (JupyterLab and headless Chromium, as tests/browser drives them): the
 first paint of ``VerifierStepper(result)`` after the cell starts and the time of a
-step from the click until the panes show it, on tests/fixtures/scale/million.bpf.o
+step from the click until the panes show it, on tests/large_fixtures/million.bpf.o
 (990,003 visits) beside tests/fixtures/loops.bpf.o's alu_loop_1000 (9,003) on the same
 page: the ratio is what the walk's size costs. Skipped, saying why, without
 Chromium or Playwright.
@@ -29,7 +29,7 @@ INTERACTIVE_S = 0.100
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # the walks the browser steps through: (object, program), the small reference first
 BROWSER_WALKS = [(ROOT / "tests/fixtures/loops.bpf.o", "alu_loop_1000"),
-                 (ROOT / "tests/fixtures/scale/million.bpf.o", "million_steps")]
+                 (ROOT / "tests/large_fixtures/million.bpf.o", "million_steps")]
 BROWSER_STEPS = 20
 BROWSER_TIMEOUT_MS = 1_200_000  # the 990k-step verification in the notebook's kernel
 TARGET_PAINT_S, TARGET_STEP_MS = 5, 50

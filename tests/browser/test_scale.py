@@ -1,4 +1,4 @@
-"""A 990,003-step walk (tests/fixtures/scale/million.bpf.o, the kernel's processed count)
+"""A 990,003-step walk (tests/large_fixtures/million.bpf.o, the kernel's processed count)
 in ``VerifierStepper`` in JupyterLab under headless Chromium: it opens, steps with the
 buttons and the keys, the visit slider reaches both ends and any visit between, the
 instruction box and the CFG jump, and the CFG of the 13-instruction program stays 13 rows.
@@ -33,8 +33,8 @@ from .lab import (
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-FIXTURE = ROOT / "tests/fixtures/scale/million.bpf.o"
-GOLDEN = json.loads((ROOT / "tests/fixtures/scale/million.kernel.json").read_text())
+FIXTURE = ROOT / "tests/large_fixtures/million.bpf.o"
+GOLDEN = json.loads((ROOT / "tests/large_fixtures/million.kernel.json").read_text())
 WIDTH, HEIGHT = 1280, 1300
 CURRENT_FILL = "rgb(255, 248, 197)"  # bpfnb.viz.cfg.CURRENT
 STEPS_TIMED = 10

@@ -1,4 +1,4 @@
-"""tests/fixtures/scale/million.bpf.o in the running kernel: the figures its golden
+"""tests/large_fixtures/million.bpf.o in the running kernel: the figures its golden
 file keeps (the browser test and bench_verifier rely on them) are still the kernel's."""
 
 import json
@@ -8,7 +8,7 @@ import pytest
 
 import bpfnb
 
-SCALE = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "scale"
+SCALE = pathlib.Path(__file__).resolve().parents[1] / "large_fixtures"
 
 
 @pytest.mark.kernel
