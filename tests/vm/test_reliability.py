@@ -135,6 +135,21 @@ def test_a_corrupted_return_address_is_the_programs_fault_and_the_process_lives(
         assert isinstance(out[engine], JitError), engine
 
 
+def test_a_helper_given_no_value_is_named_by_every_engine_and_the_process_lives():
+    out = _engines(_raw("update_value_null.insns", maps=[MapDef("m", "array", 4, 8, 4)]))
+    assert "insn 7 ((85) call bpf_map_update_elem#2): invalid memory access" in str(out["interp"])
+    for engine in JIT_ENGINES:
+        assert isinstance(out[engine], JitError) and "helper #2: invalid memory access" in str(out[engine])
+
+
+def test_a_failing_helper_ends_the_run_on_every_engine():
+    # retried while it returns NULL: a run that went on after the failure would never end
+    out = _engines(_raw("helper_fails_in_loop.insns"))
+    assert "insn 4 ((85) call bpf_map_lookup_elem#1): not a map" in str(out["interp"])
+    for engine in JIT_ENGINES:
+        assert isinstance(out[engine], JitError) and "helper #1: not a map" in str(out[engine]), engine
+
+
 @pytest.mark.parametrize("imm", [-1, 0x2, 0x10, 0xE0, 0xF0, 0x100])
 def test_unknown_atomic_operations_are_refused_by_every_engine(imm):
     insns = list(bpfnb.program((REPRO / "atomic_imm_2.insns").read_bytes()).insns)
