@@ -72,13 +72,32 @@ def jupyter_lab(root: Path, *, timeout: float = 60.0):
         log.close()
 
 
+def dismiss_dialogs(page) -> list[str]:
+    """Close any modal dialog the lab put up meanwhile (on a loaded machine: a kernel
+    or file notice) with its reject button or Escape; returns their texts."""
+    texts = []
+    for _ in range(3):
+        dialog = page.locator(".jp-Dialog")
+        if not dialog.count():
+            break
+        texts.append(dialog.first.inner_text())
+        reject = dialog.first.locator(".jp-Dialog-button.jp-mod-reject")
+        if reject.count():
+            reject.first.click()
+        else:
+            page.keyboard.press("Escape")
+    return texts
+
+
 def open_and_run(page, base, token, name):
     """Open notebook ``name`` in the lab and Run All Cells."""
     page.goto(f"{base}/lab/tree/{name}?token={token}")
     page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
     # a fresh environment starts its kernel slowly: run only once it is idle
     page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
+    dialogs = []
     for _attempt in range(3):  # a menu opened while the lab still lays out can miss the click
+        dialogs += dismiss_dialogs(page)
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
         news = page.get_by_role("button", name="No", exact=True)  # "notified about Jupyter news?"
@@ -91,7 +110,7 @@ def open_and_run(page, base, token, name):
             return
         except Exception:
             page.keyboard.press("Escape")
-    raise AssertionError(f"{name}: Run All Cells did not start")
+    raise AssertionError(f"{name}: Run All Cells did not start (dialogs closed: {dialogs})")
 
 
 def wait_idle(page, timeout: float = 300_000):
