@@ -23,6 +23,7 @@ from .attach import check_attach_btf_id
 from .calls import check_call, check_exit, optimize_bpf_loop
 from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
+from .insn_aux import InsnsCache
 from .jumps import check_cond_jmp_op
 from .kfuncs import kfunc_call_name
 from .liveness import compute_live_registers, print_liveness
@@ -42,6 +43,7 @@ from .scalar import Scalar
 from .state import State, format_frame, initial_state
 
 USEC_PER_SEC = 1_000_000
+SHAPE_CHECKED = InsnsCache()  # instruction tuples check_subprogs and check_cfg passed
 UNMODELLED_TYPES = ("ext", "lsm", "syscall")
 SCALAR_KINDS = ("int", "enum", "enum64")
 
@@ -54,10 +56,17 @@ def bpf_check(env: VerifierEnv) -> None:
     try:
         if env.prog.type in UNMODELLED_TYPES:
             raise Reject(f"bpfnb does not model {env.prog.type} programs")
-        check_subprogs(env.insns, env.subprogs, Reject)
+        # the shape checks need the instructions alone: passed once, passed for good
+        # (the checks between them, on the attach target and the maps, run every time, in
+        # the kernel's order)
+        shape_checked = SHAPE_CHECKED.get(env.insns, False)
+        if not shape_checked:
+            check_subprogs(env.insns, env.subprogs, Reject)
         check_attach_btf_id(env)
         resolve_pseudo_ldimm64(env.insns, getattr(env.prog, "maps", ()), Reject)
-        check_cfg(env.insns, Reject)
+        if not shape_checked:
+            check_cfg(env.insns, Reject)
+            SHAPE_CHECKED.put(env.insns, True)
         starts = env.subprogs.starts
         env.liveness = compute_live_registers(env.insns)
         if log.level >= 2:

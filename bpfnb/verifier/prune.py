@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..isa import opcodes as op
 from ..isa.flow import jump_target
 from ..isa.helpers import BpfFunc
+from .insn_aux import per_insns
 from .log import Reject
 from .regstate import NOT_INIT, SCALAR, Reg
 from .state import INVALID, MISC, SPILL, ZERO, Slot, State, format_frame
@@ -32,7 +33,8 @@ def is_sync_callback_calling_insn(insn) -> bool:
     return insn.is_helper_call and insn.imm in SYNC_CALLBACK_CALLERS
 
 
-def prune_points(insns) -> tuple[set[int], set[int]]:
+@per_insns
+def prune_points(insns) -> tuple[frozenset[int], frozenset[int]]:
     """``mark_prune_point`` and ``mark_force_checkpoint`` as ``check_cfg`` places them:
     (prune points, force checkpoints: the may_goto instructions)."""
     points: set[int] = set()
@@ -59,7 +61,7 @@ def prune_points(insns) -> tuple[set[int], set[int]]:
             points.add(target)
             if insn.op == op.BPF_JCOND:
                 force.add(i)
-    return points, force
+    return frozenset(points), frozenset(force)
 
 
 class StateList:
