@@ -222,7 +222,9 @@ def do_check_insn(env: VerifierEnv, state: State, i: int) -> int | None:
     cls = insn.cls
     if insn.is_alu_class:
         check_alu_op(env, state, insn)
-    elif cls == op.BPF_LDX:
+        env.record(state, i, regs=(insn.dst, insn.src), slots=False)  # its operands, nothing else
+        return i + 1
+    if cls == op.BPF_LDX:
         check_load_mem(env, state, insn, i)
     elif cls == op.BPF_STX:
         if insn.mode == op.BPF_ATOMIC:
@@ -238,12 +240,15 @@ def do_check_insn(env: VerifierEnv, state: State, i: int) -> int | None:
     elif cls == op.BPF_LD:
         if insn.mode == op.BPF_IMM:
             check_ld_imm(env, state, insn, i)
-            env.record(state, i)
+            env.record(state, i, regs=(insn.dst,), slots=False)
             return i + 2
         check_ld_abs(env, state, insn)
+        env.record(state, i)
+        return i + 1
     else:
         return _check_jmp(env, state, insn, i)
-    env.record(state, i)
+    # a load or store: its registers (r0 for an atomic compare-and-exchange) and the stack
+    env.record(state, i, regs=(insn.dst, insn.src, 0))
     return i + 1
 
 

@@ -88,6 +88,9 @@ class Trace(Sequence):
     """Steps in the order the verifier made them, over every explored path."""
 
     EVENTS = EVENTS  # what the ``event`` column's codes stand for
+    # compare every register and slot at every step, whatever the recorder says may have
+    # changed (tests check that the narrowed comparison records the same steps)
+    COMPARE_ALL = False
 
     def __init__(self) -> None:
         self.insn = array("i")
@@ -134,8 +137,12 @@ class Trace(Sequence):
         self.entries.append(pairs)
         return len(self.entries) - 1
 
-    def record(self, frame, insn: int, prev: int | None, event: str | None, note: str, entry: int) -> int:
-        """Append the step after ``insn`` with ``frame``'s registers and slots; its number."""
+    def record(self, frame, insn: int, prev: int | None, event: str | None, note: str, entry: int,
+               regs: tuple[int, ...] | None = None, slots: bool = True) -> int:
+        """Append the step after ``insn`` with ``frame``'s registers and slots; its number.
+        ``regs``: the only registers the instruction may have changed since the step
+        before it on its path (None: any), ``slots``: whether it may have changed a stack
+        slot; they narrow what is compared when that step is the last one recorded."""
         step = len(self.insn)
         frameno = frame.frameno
         current = self._current
@@ -145,9 +152,13 @@ class Trace(Sequence):
         if frameno != self._last_frameno:  # another frame: compare every name afresh
             last[:] = [UNSEEN] * len(NAMES)
             self._last_frameno = frameno
+            regs, slots = None, True
+        elif prev != step - 1 or self.COMPARE_ALL:  # another path ran since: compare every name
+            regs, slots = None, True
         changed = []
-        i = 0
-        for reg in frame.regs:
+        frame_regs = frame.regs
+        for i in range(MAX_BPF_REG) if regs is None else regs:
+            reg = frame_regs[i]
             kind = reg.type
             if kind == SCALAR:  # _scalar_key, inlined: this loop runs for every register of every step
                 sc = reg.s
@@ -159,11 +170,10 @@ class Trace(Sequence):
             if key != last[i]:
                 last[i] = key
                 changed.append((i, key, reg))
-            i += 1
         stack = frame.stack
-        allocated = max(stack, default=-1) + 1
+        allocated = max(stack, default=-1) + 1 if slots else self._slot_limit
         name = FIRST_SLOT
-        for spi in range(max(allocated, self._slot_limit)):  # the slots now, and those printed before
+        for spi in range(max(allocated, self._slot_limit) if slots else 0):  # the slots now, and those printed before
             slot = stack.get(spi)
             if slot is None:
                 key = None
