@@ -13,7 +13,7 @@ and ``trace.frame()`` read; a million-step walk takes tens of megabytes.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
@@ -138,11 +138,12 @@ class Trace(Sequence):
         return len(self.entries) - 1
 
     def record(self, frame, insn: int, prev: int | None, event: str | None, note: str, entry: int,
-               regs: tuple[int, ...] | None = None, slots: bool = True) -> int:
+               regs: tuple[int, ...] | None = None, slots: bool | Collection[int] = True) -> int:
         """Append the step after ``insn`` with ``frame``'s registers and slots; its number.
         ``regs``: the only registers the instruction may have changed since the step
-        before it on its path (None: any), ``slots``: whether it may have changed a stack
-        slot; they narrow what is compared when that step is the last one recorded."""
+        before it on its path (None: any); ``slots``: whether it may have changed a stack
+        slot, or the only slots (by spi) it may have changed; they narrow what is compared
+        when that step is the last one recorded."""
         step = len(self.insn)
         frameno = frame.frameno
         current = self._current
@@ -171,9 +172,17 @@ class Trace(Sequence):
                 last[i] = key
                 changed.append((i, key, reg))
         stack = frame.stack
-        allocated = max(stack, default=-1) + 1 if slots else self._slot_limit
-        name = FIRST_SLOT
-        for spi in range(max(allocated, self._slot_limit) if slots else 0):  # the slots now, and those printed before
+        if slots is True:  # the slots now, and those printed before
+            allocated = max(stack, default=-1) + 1
+            spis = range(max(allocated, self._slot_limit))
+        elif slots:  # the slots given, unless one left the frame (it was printed before)
+            allocated = max(stack, default=-1) + 1
+            limit = max(allocated, self._slot_limit)
+            spis = range(limit) if allocated < self._slot_limit else sorted(spi for spi in slots if spi < limit)
+        else:
+            allocated, spis = self._slot_limit, ()
+        for spi in spis:
+            name = FIRST_SLOT + spi
             slot = stack.get(spi)
             if slot is None:
                 key = None
@@ -193,7 +202,6 @@ class Trace(Sequence):
             if key != last[name]:
                 last[name] = key
                 changed.append((name, key, slot))
-            name += 1
         for name, key, obj in changed:
             if key is None:
                 tid = ABSENT
