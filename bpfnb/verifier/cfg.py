@@ -7,6 +7,8 @@ instruction, no jump into the middle of a 64-bit load)."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from ..isa import opcodes as op
 from ..isa.flow import function_starts, jump_target, pseudo_func_target, successors
 from ..isa.valid import unknown_opcode
@@ -22,6 +24,13 @@ def _function_starts(insns) -> tuple[int, ...]:
     return tuple(function_starts(insns, callbacks=True))
 
 
+@per_insns
+def flow_successors(insns) -> tuple[tuple[int, ...], ...]:
+    """``successors`` of every slot (kept per instruction tuple: ``check_cfg`` and the
+    liveness both walk them)."""
+    return tuple(successors(insns, i) for i in range(len(insns)))
+
+
 class Subprogs:
     """``env->subprog_info``: the functions of a program, by their first slot."""
 
@@ -33,7 +42,8 @@ class Subprogs:
 
     def of(self, insn: int) -> int:
         """The first slot of the function holding ``insn``."""
-        return max((s for s in self.starts if s <= insn), default=0)
+        k = bisect_right(self.starts, insn)  # the starts are sorted
+        return self.starts[k - 1] if k else 0
 
     def index(self, start: int) -> int:
         return self.starts.index(start)
@@ -152,6 +162,7 @@ def check_cfg(insns, reject) -> None:
     """Every slot reachable over the flow graph, callees included (calls also fall
     through), and no jump into the second slot of a 64-bit immediate load."""
     n = len(insns)
+    succ = flow_successors(insns)
     seen = [False] * n
     work = [0]
     while work:
@@ -162,7 +173,7 @@ def check_cfg(insns, reject) -> None:
         insn = insns[i]
         if insn.is_ld_imm64 and i + 1 >= n:
             raise reject("invalid BPF_LD_IMM insn")
-        work += successors(insns, i)
+        work += succ[i]
         if insn.is_pseudo_call:
             work.append(jump_target(insn, i))
         elif insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # visit_func_call_insn: the callback

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.effects import effects
-from ..isa.flow import successors
+from .cfg import flow_successors
 from .helper_protos import PROTOS
 from .insn_aux import per_insns
 from .log import VerifierLog
@@ -47,16 +47,23 @@ def compute_live_registers(insns) -> Liveness:
     """Backward data flow to a fixed point over the function-local flow graph (the
     registers as bit masks; each instruction's effects read once)."""
     n = len(insns)
-    succ = [tuple(x for x in successors(insns, i) if 0 <= x < n) for i in range(n)]
+    succ = [tuple(x for x in out if 0 <= x < n) for out in flow_successors(insns)]
     reads = [_reads_memory(insn) for insn in insns]
     stack_read_after = [False] * (n + 1)
     changed = True
     while changed:
         changed = False
         for i in range(n - 1, -1, -1):
-            value = reads[i] or any(stack_read_after[x] for x in succ[i])
-            if value != stack_read_after[i]:
-                stack_read_after[i] = value
+            if stack_read_after[i]:  # it only ever turns True
+                continue
+            value = reads[i]
+            if not value:
+                for x in succ[i]:
+                    if stack_read_after[x]:
+                        value = True
+                        break
+            if value:
+                stack_read_after[i] = True
                 changed = True
     # (slot, registers read, registers written) of each slot but a 64-bit load's second
     flow = []
