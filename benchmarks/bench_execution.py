@@ -283,7 +283,9 @@ def _jit_image(prog, small, vm):
 
     checked = verify(small, log_level=0)
     assert checked.ok, f"{small.name}: bpfnb's verifier rejected it: {checked.error}"
-    return jit(prog, probe_mem=checked.probe_mem, stack_depths=checked.stack_depths, verify=False, vm=vm)
+    # verified through ``small``: the kernel's image, without the region checks of unverified ones
+    return jit(prog, probe_mem=checked.probe_mem, stack_depths=checked.stack_depths, verify=False, vm=vm,
+               region_checks=False)
 
 
 def _ratio(a: float | None, b: float | None) -> str:

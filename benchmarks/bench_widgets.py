@@ -1,4 +1,5 @@
-"""Interactivity of the notebook widgets on a 1,000-instruction program.
+"""Interactivity of the notebook widgets on a 1,000-instruction program, and of the
+stepper on a 990,003-step walk in a real browser.
 
 Figures: the CFG's layout by graphviz ``dot`` (once per program), building a
 ``VerifierStepper`` (verification, the walk, the first render), and the
@@ -6,16 +7,32 @@ update per step (the register panel and the CFG's highlighting, no re-layout)
 — against a reference measured in the same run: a plain ``dot`` run on the
 same graph text (the floor for the layout) and 100 ms, the usual limit for a
 response to feel immediate.
+
+In the browser (JupyterLab and headless Chromium, as tests/browser drives them): the
+first paint of ``VerifierStepper(result)`` after the cell starts and the time of a
+step from the click until the panes show it, on tests/large_fixtures/million.bpf.o
+(990,003 visits) beside tests/fixtures/loops.bpf.o's alu_loop_1000 (9,003) on the same
+page: the ratio is what the walk's size costs. Skipped, saying why, without
+Chromium or Playwright.
 """
 
 from __future__ import annotations
 
+import pathlib
+import statistics
 import subprocess
 import time
 
 from benchmarks.timing import best
 
 INTERACTIVE_S = 0.100
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# the walks the browser steps through: (object, program), the small reference first
+BROWSER_WALKS = [(ROOT / "tests/fixtures/loops.bpf.o", "alu_loop_1000"),
+                 (ROOT / "tests/large_fixtures/million.bpf.o", "million_steps")]
+BROWSER_STEPS = 20
+BROWSER_TIMEOUT_MS = 1_200_000  # the 990k-step verification in the notebook's kernel
+TARGET_PAINT_S, TARGET_STEP_MS = 5, 50
 
 
 def main() -> None:
@@ -45,6 +62,81 @@ def main() -> None:
     print(f"stepper built    : {build_s * 1e3:8.1f} ms (verification, walk, CFG layout, first render)")
     print(f"one step         : {step_s * 1e3:8.1f} ms ({step_s / INTERACTIVE_S:.2f}x the 100 ms budget)")
     print(f"jump to insn     : {jump_s * 1e3:8.1f} ms")
+    browser()
+
+
+def _browser_cells() -> list[str]:
+    cells = ["import json, time\nimport bpfnb\nfrom bpfnb.widgets import VerifierStepper\nresults = []\n"]
+    for path, name in BROWSER_WALKS:
+        cells.append(f"start = time.perf_counter()\nresults.append(bpfnb.verify(bpfnb.load({str(path)!r})"
+                     f".program({name!r}), log_level=0, progress=False))\n"
+                     "print('VERIFIED ' + json.dumps({'processed': results[-1].processed, "
+                     "'verify_s': time.perf_counter() - start}))")
+    for k in range(len(BROWSER_WALKS)):
+        cells.append(f"shown = time.time()\nstepper{k} = VerifierStepper(results[{k}])\n"
+                     f"print('SHOWN ' + json.dumps({{'shown': shown}}))\nstepper{k}")
+    return cells
+
+
+def browser() -> None:
+    """The stepper in JupyterLab under headless Chromium: first paint and step times."""
+    import tempfile
+
+    from tests.browser.lab import (
+        CHROMIUM,
+        CHROMIUM_ARGS,
+        PANEL,
+        jupyter_lab,
+        missing,
+        notebook,
+        open_and_run,
+        painted,
+        printed,
+        scope_of,
+        time_clicks,
+        wait_idle,
+        watch_paints,
+    )
+
+    reason = missing()
+    if reason:
+        print(f"browser          : not measured ({reason})")
+        return
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp, jupyter_lab(pathlib.Path(tmp)) as (base, token), \
+            sync_playwright() as p:
+        notebook(pathlib.Path(tmp) / "walks.ipynb", _browser_cells())
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = chromium.new_page(viewport={"width": 1280, "height": 1300})
+        open_and_run(page, base, token, "walks.ipynb")
+        watch_paints(page)
+        wait_idle(page, timeout=BROWSER_TIMEOUT_MS)
+        page.wait_for_function(f"() => {len(BROWSER_WALKS) - 1} in window.__bpfnbPainted", timeout=60_000)
+        verified, shown = printed(page, "VERIFIED"), printed(page, "SHOWN")
+        steppers = page.locator(f"{PANEL} .bpfnb-stepper")
+        rows = []
+        for k, ((_path, name), done, made) in enumerate(zip(BROWSER_WALKS, verified, shown, strict=True)):
+            stepper = steppers.nth(k)
+            stepper.scroll_into_view_if_needed()
+            scope = scope_of(stepper)
+            forward = time_clicks(page, scope, "next ▶", BROWSER_STEPS)
+            stepper.locator(".bpfnb-panes .state .step > div").first.click()  # focus for the End key
+            page.keyboard.press("End")
+            page.wait_for_function(
+                "([s, n]) => document.querySelector('.' + s + ' .bpfnb-panes .state').textContent"
+                ".includes(`visit ${n - 1} of`)", arg=[scope, done["processed"]], timeout=60_000)
+            back = time_clicks(page, scope, "◀ back", BROWSER_STEPS, -1)
+            steps = forward + back
+            rows.append((name, done, painted(page, k) - made["shown"], statistics.median(steps), max(steps)))
+        chromium.close()
+    for name, done, paint_s, median_ms, max_ms in rows:
+        print(f"browser {name:16}: {done['processed']:7} visits (verified in {done['verify_s']:.1f} s), first paint "
+              f"{paint_s:.2f} s (goal < {TARGET_PAINT_S} s), a step {median_ms:.0f} ms median, {max_ms:.0f} ms "
+              f"slowest (goal < {TARGET_STEP_MS} ms)")
+    (_, _, small_paint, small_step, _), (_, _, big_paint, big_step, _) = rows
+    print(f"browser, the 990k-step walk against the 9k-step one on the same page: first paint "
+          f"{big_paint / small_paint:.2f}x, a step {big_step / small_step:.2f}x")
 
 
 if __name__ == "__main__":

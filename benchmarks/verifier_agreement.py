@@ -48,7 +48,10 @@ def run(paths: list[str], *, log_level: int = 2):
             if prog.type == UNKNOWN_TYPE:  # its section names no type: nothing to load it as
                 unloadable.append((f"{path.name}:{prog.name}", prog.type_note))
                 continue
-            rows.append((path.name, compare_with_kernel(prog, log_level=log_level)))
+            try:
+                rows.append((path.name, compare_with_kernel(prog, log_level=log_level)))
+            except BpfnbError as exc:  # e.g. a program of no known type: neither side can judge it
+                unloadable.append((f"{path.name}:{prog.name}", str(exc)))
     return rows, unloadable
 
 

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, replace
 
@@ -210,6 +211,7 @@ def legacy_maps(data: bytes, symbols: list[tuple[str, int, int]], *, where: str)
 
 
 MAP_NAME_MAX = 15  # BPF_OBJ_NAME_LEN less the terminating NUL
+MAP_NAME_REFUSED = re.compile(r"[^A-Za-z0-9_.]")  # what bpf_obj_name_cpy refuses in a map name
 
 
 def global_data_map(obj_name: str, section: str, data: bytes) -> MapDef:
@@ -219,5 +221,6 @@ def global_data_map(obj_name: str, section: str, data: bytes) -> MapDef:
     flags = BPF_F_MMAPABLE | (BPF_F_RDONLY_PROG if section.startswith(".rodata") else 0)
     stem = obj_name.split(".")[0]
     prefix = stem[:max(MAP_NAME_MAX - len(section), 0)]
-    return MapDef(f"{prefix}{section}"[:MAP_NAME_MAX], "array", 4, len(data), 1, flags, section=section,
-                  initial=bytes(data))
+    # libbpf then turns every character the kernel refuses in a name into "_"
+    name = MAP_NAME_REFUSED.sub("_", f"{prefix}{section}"[:MAP_NAME_MAX])
+    return MapDef(name, "array", 4, len(data), 1, flags, section=section, initial=bytes(data))

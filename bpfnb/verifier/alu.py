@@ -9,6 +9,7 @@ from ..isa import opcodes as op
 from .log import Reject
 from .precision import mark_chain_precision
 from .regstate import (
+    BPF_ADD_CONST,
     CONST_PTR_TO_MAP,
     PACKET_TYPES,
     PTR_TO_BTF_ID,
@@ -29,9 +30,8 @@ from .scalar import Scalar
 from .state import State
 from .tnum import Tnum, s64
 
-# the id flag of a scalar known to be another's value plus a constant (``BPF_ADD_CONST``)
-BPF_ADD_CONST = 1 << 31
 S32_MAX = 0x7FFFFFFF
+S32_MIN = -(1 << 31)
 U32_MAX = 0xFFFFFFFF
 BPF_ALU_STRING = {op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=",
                   op.BPF_AND: "&=", op.BPF_LSH: "<<=", op.BPF_RSH: ">>=", op.BPF_NEG: "neg", op.BPF_MOD: "%=",
@@ -120,19 +120,22 @@ def _check_mov(env, state: State, insn: Insn, alu64: bool) -> None:
     if src.is_pointer:  # a part of a pointer is some number (root may leak pointers)
         env.write_reg(state, insn.dst, scalar_reg())
         return
-    new = src.copy()
-    if insn.off:  # movsx
-        new.id = 0
+    if insn.off:  # movsx: the copy stays linked to its source when no sign bit is extended
+        if src.s.umax < 1 << (insn.off - 1):
+            env.assign_scalar_id_before_mov(src)
+        new = src.copy()
+        if src.s.umax >= 1 << (insn.off - 1):
+            new.id, new.off = 0, 0
         new.s = coerce_reg_to_size_sx(new.s, insn.off // BITS_PER_BYTE)
         if not alu64:
             new.s.zext32()
             new.s.sync()
     else:
-        if new.s.umax > U32_MAX:
-            new.id = 0
-        else:
+        if src.s.umax <= U32_MAX:
             env.assign_scalar_id_before_mov(src)
-            new.id = src.id
+        new = src.copy()
+        if src.s.umax > U32_MAX:
+            new.id, new.off = 0, 0
         new.s.zext32()
         new.s.sync()
     env.write_reg(state, insn.dst, new)
@@ -145,12 +148,12 @@ def adjust_reg_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, a
                 env.write_reg(state, insn.dst, scalar_reg())
                 return
             raise Reject(f"R{insn.dst} pointer {BPF_ALU_STRING[insn.op]} pointer prohibited")
-        mark_chain_precision(env, state, insn.dst, env.insn_idx or 0)  # scalar += pointer
+        mark_chain_precision(env, state, insn.dst)  # scalar += pointer
         adjust_ptr_min_max_vals(env, state, insn, src, dst.copy(), alu64)
         return
     if dst.is_pointer:
         if insn.uses_src_reg:
-            mark_chain_precision(env, state, insn.src, env.insn_idx or 0)
+            mark_chain_precision(env, state, insn.src)
         adjust_ptr_min_max_vals(env, state, insn, dst, src, alu64)
         return
     adjust_scalar_min_max_vals(env, state, insn, dst, src, not alu64)
@@ -159,14 +162,16 @@ def adjust_reg_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, a
 def adjust_scalar_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, alu32: bool) -> None:
     result = dst.copy()
     result.s.alu(insn.code, src.s.copy(), alu32)
-    if not alu32 and insn.op == op.BPF_ADD and dst.id and src.s.is_const and not (
+    if not alu32 and insn.op in (op.BPF_ADD, op.BPF_SUB) and dst.id and src.s.is_const and not (
             insn.uses_src_reg and insn.src == insn.dst):
-        value = src.s.value
-        if dst.id & BPF_ADD_CONST or value > S32_MAX:
+        # rX = rY; rX += K (or -= K): rX stays linked to rY, K apart (K fits 32 signed bits)
+        value = s64(src.s.value)
+        sub = insn.op == op.BPF_SUB
+        if dst.id & BPF_ADD_CONST or not S32_MIN <= value <= S32_MAX or (sub and value == S32_MIN):
             result.id, result.off = 0, 0
         else:
             result.id = dst.id | BPF_ADD_CONST
-            result.off = value
+            result.off = -value if sub else value
     else:
         result.id, result.off = 0, 0
     result.precise = False

@@ -21,7 +21,7 @@ from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
 from .mem import BPF_F_RDONLY_PROG, check_map_access, check_ptr_alignment, stack_frame
-from .precision import mark_chain_precision
+from .precision import BacktrackState, mark_chain_precision, mark_chain_precision_batch
 from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
@@ -71,7 +71,9 @@ PTR_CAST_FUNCS = (BpfFunc.tcp_sock, BpfFunc.sk_fullsock, BpfFunc.skc_to_tcp_sock
 SOCKET_RETURNS = {"sock_or_null": PTR_TO_SOCKET, "tcp_sock_or_null": PTR_TO_TCP_SOCK,
                   "sock_common_or_null": PTR_TO_SOCK_COMMON}
 FIXED_U64 = "fixed_u64"
-STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str)
+# helpers returning a length at most their buffer's size, or -errno (do_refine_retval_range)
+STR_HELPERS = (BpfFunc.probe_read_str, BpfFunc.probe_read_user_str, BpfFunc.probe_read_kernel_str,
+               BpfFunc.get_stack, BpfFunc.get_task_stack)
 ARRAY_MAPS = ("array", "percpu_array")
 SOCK_MAPS = ("sockmap", "sockhash")
 BTF_ID_EXPECTED = "ptr_, trusted_ptr_, rcu_ptr_"
@@ -173,6 +175,8 @@ def record_func_key(env, state: State, i: int) -> None:
     const = key.type == SCALAR and key.s.var_off.is_const and m is not None \
         and key.s.var_off.value < m.max_entries
     seen = (m, key.s.var_off.value) if const else None
+    if const:  # the call may become a direct jump: the key's value matters
+        mark_chain_precision(env, state, 3)
     if i not in env.tail_call_keys:
         env.tail_call_keys[i] = seen
     elif env.tail_call_keys[i] != seen:
@@ -239,7 +243,7 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         meta.ref_obj_id = reg.ref_obj_id
     if kind in NULLABLE:
         if reg.type == SCALAR and reg.s.var_off.equals_const(0):  # NULL: nothing to check
-            reg.precise = True
+            mark_chain_precision(env, state, regno)
             return
         kind = NULLABLE[kind]
     if kind == "map":
@@ -256,15 +260,13 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
             raise Reject(f"invalid map_ptr to access map->{kind}")
         size = meta.map.key_size if kind == "key" else meta.map.value_size
         check_helper_mem_access(env, state, regno, reg, size, write=False)
-        if kind == "key":
-            meta.const_key = constant_key(state, reg, size)
+        if kind == "key" and meta.map.type in ARRAY_MAPS:  # can_elide_value_nullness
+            meta.const_key = get_constant_map_key(env, state, reg, size)
     elif kind in ("uninit_mem", "mem"):
         size_reg = regs[regno + 1] if regno + 1 <= 5 else None
         size = size_reg.s.umax if size_reg is not None and size_reg.type == SCALAR else 0
         check_helper_mem_access(env, state, regno, reg, size, write=(kind == "uninit_mem"))
     elif kind in ("size", "size_or_zero", "alloc_size"):
-        if reg.type == SCALAR:
-            reg.precise = True
         if reg.type != SCALAR:
             raise Reject(f"R{regno} type={format_type(reg)} expected=scalar")
         if kind == "size" and reg.s.umin == 0 and reg.s.umax == 0:
@@ -276,6 +278,7 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         if kind == "alloc_size":
             meta.alloc_size = reg.s.umax
         meta.size_max = reg.s.umax
+        mark_chain_precision(env, state, regno)  # the access was checked with its bounds
     elif kind in (SOCK_COMMON, SOCK_COMMON_RELEASE):
         # ARG_PTR_TO_BTF_ID_SOCK_COMMON: a socket pointer, or struct sock_common (or one starting with it)
         socket = reg.type in SOCK_TYPES and not reg.maybe_null
@@ -351,7 +354,15 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
         base = reg.off + s64(reg.s.value) if reg.s.var_off.is_const else reg.off
         if base < -MAX_BPF_STACK or base + size > 0:
             raise Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} off={base} size={size}")
-        frame = stack_frame(state, reg)  # a pointer may point into a caller's frame
+        frame = stack_frame(state, reg)
+        if not write:  # check_stack_range_initialized: every slot the helper may read is read
+            lo, hi = (base, base + size) if reg.s.var_off.is_const else \
+                (reg.s.smin + reg.off, reg.s.smax + reg.off + size)
+            read = 0
+            for addr in range(lo, hi):
+                read |= 1 << ((-addr - 1) // BPF_REG_SIZE)
+            if read:
+                env.live_stack.mark_read(state, frame.frameno, env.insn_idx, read)
         for addr in range(base, base + size):
             spi = (-addr - 1) // BPF_REG_SIZE
             slot = frame.stack.setdefault(spi, Slot())
@@ -376,22 +387,34 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
     raise Reject(f"R{regno} type={format_type(reg)} expected={HELPER_MEM_EXPECTED}")
 
 
-def constant_key(state: State, reg: Reg, size: int) -> int | None:
-    """The key's value when the stack holds it as a known constant (zeroed bytes or a spilled constant)."""
+def get_constant_map_key(env, state: State, reg: Reg, size: int) -> int | None:
+    """The key's value when the stack holds it as a known constant: zeroed bytes, or
+    a spilled constant of the key's size (then relied on: the slot becomes precise)."""
     if reg.type != PTR_TO_STACK or not reg.s.var_off.is_const:
         return None
-    base = reg.off + s64(reg.s.value)
+    slot_index = -(reg.off + s64(reg.s.value)) - 1
+    spi, off = slot_index // BPF_REG_SIZE, slot_index % BPF_REG_SIZE
     frame = state.frames[reg.frameno] if reg.frameno < len(state.frames) else state.frame
-    spi = (-base - 1) // BPF_REG_SIZE
-    slot = frame.stack.get(spi)
-    if slot is None:
+    slot = frame.stack.get(spi, Slot())
+    if _run_of(slot.types, off, ZERO) >= size:
+        return 0
+    spilled = slot.spilled
+    if not slot.is_spill or spilled is None or spilled.type != SCALAR:
         return None
-    if base % BPF_REG_SIZE == 0 and slot.is_spill and slot.spilled is not None and slot.spilled.type == SCALAR \
-            and slot.spilled.s.var_off.is_const:
-        return slot.spilled.s.value & ((1 << (8 * size)) - 1)
-    kinds = [frame.stack.get((-a - 1) // BPF_REG_SIZE, Slot()).types[(-a - 1) % BPF_REG_SIZE]
-             for a in range(base, base + size)]
-    return 0 if all(k == ZERO for k in kinds) else None
+    if _run_of(slot.types, off, SPILL) != size or not spilled.s.var_off.is_const:
+        return None
+    bt = BacktrackState(len(state.frames) - 1)
+    bt.set_slot(frame.frameno, spi)
+    mark_chain_precision_batch(env, state, bt)
+    return spilled.s.value
+
+
+def _run_of(types: list[str], off: int, kind: str) -> int:
+    """How many bytes from ``off`` towards the slot's start are ``kind``."""
+    n = 0
+    while off - n >= 0 and types[off - n] == kind:
+        n += 1
+    return n
 
 
 def check_func_call(env, state: State, insn: Insn, i: int) -> int:
@@ -401,6 +424,7 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     caller = state.frame
     subprogs = env.subprogs
     if subprogs.is_global(target):
+        env.called_globals.add(target)  # verified on its own after the main program
         env.log.verbose(f"Func#{subprogs.index(target)} ('{subprogs.name(target)}') is global and assumed valid.")
         for r in CALLER_SAVED:
             caller.regs[r] = Reg()
@@ -413,6 +437,7 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     for r in CALLER_SAVED:  # set_callee_state: the arguments
         callee.regs[r] = caller.regs[r].copy()
         caller.regs[r] = Reg()
+    env.live_stack.reset_callchain()
     if env.log.level >= 2:
         env.log.verbose("caller:")
         env.log.verbose(format_frame(caller))
@@ -499,7 +524,7 @@ def set_map_elem_callback_state(env, caller: Frame, callee: Frame) -> None:
 def check_bpf_loop(env, state: State, i: int, subprogno: int) -> None:
     """Visit the callback again while this call made fewer visits than R1 may ask for."""
     update_loop_inline_state(env, state, i, subprogno)
-    mark_chain_precision(env, state, 1, i)
+    mark_chain_precision(env, state, 1)
     frame = state.frame
     if frame.callback_depth < state.regs[1].s.umax:
         push_callback_call(env, state, i, subprogno, set_loop_callback_state)
@@ -514,7 +539,7 @@ def update_loop_inline_state(env, state: State, i: int, subprogno: int) -> None:
     flags = state.regs[4]
     zero = flags.type == SCALAR and flags.s.var_off.equals_const(0)
     if zero:
-        mark_chain_precision(env, state, 4, i)
+        mark_chain_precision(env, state, 4)
     fit, seen = env.loop_inline_state.get(i, (True, subprogno))
     env.loop_inline_state[i] = (fit and zero and seen == subprogno, subprogno)
 
@@ -533,7 +558,7 @@ def check_callback_return(env, state: State, i: int, r0: Reg) -> None:
     """A callback returns a scalar in ``CALLBACK_RET_RANGE``."""
     if r0.type != SCALAR:
         raise Reject("R0 not a scalar value")
-    mark_chain_precision(env, state, 0, i)
+    mark_chain_precision(env, state, 0)
     lo, hi = CALLBACK_RET_RANGE
     if r0.s.smin < lo or r0.s.smax > hi:
         raise Reject(verbose_invalid_scalar(r0, CALLBACK_RET_RANGE, "At callback return", "R0"))
@@ -602,10 +627,11 @@ def check_exit(env, state: State, i: int) -> int | None:
     (``check_return_code``); the next instruction, or None when the path ended."""
     if len(state.frames) > 1:  # R0 goes back as it is, even unset (the caller may not read it)
         env.log.scratch_regs.add(0)
+        env.live_stack.update(state)
         return prepare_func_exit(env, state, i, state.regs[0])
     check_reference_leak(state)
     if env.validating_subprog or state.frame.in_async_callback_fn or not attach_func_returns_void(env.prog):
-        check_return_code(env, env.read_reg(state, 0), state.frame)
+        check_return_code(env, state, env.read_reg(state, 0), state.frame)
     env.record(state, i, "exit")
     return None
 
@@ -687,9 +713,9 @@ def retval_range(prog) -> tuple[int, int] | None:
 ASYNC_CB_RET_RANGE = (0, 0)  # a timer's callback returns 0
 
 
-def check_return_code(env, r0: Reg, frame: Frame | None = None) -> None:
+def check_return_code(env, state: State, r0: Reg, frame: Frame | None = None) -> None:
     if frame is not None and frame.in_async_callback_fn:
-        enforce_retval(env, r0, ASYNC_CB_RET_RANGE, "At async callback return")
+        enforce_retval(env, state, r0, ASYNC_CB_RET_RANGE, "At async callback return")
         return
     if env.validating_subprog:
         if r0.type != SCALAR:
@@ -698,14 +724,14 @@ def check_return_code(env, r0: Reg, frame: Frame | None = None) -> None:
     wanted = retval_range(env.prog)
     if wanted is None:
         return
-    enforce_retval(env, r0, wanted, "At program exit")
+    enforce_retval(env, state, r0, wanted, "At program exit")
 
 
-def enforce_retval(env, r0: Reg, wanted: tuple[int, int], where: str) -> None:
+def enforce_retval(env, state: State, r0: Reg, wanted: tuple[int, int], where: str) -> None:
     """R0 at an exit: a scalar, precise, inside ``wanted``."""
     if r0.type != SCALAR:
         raise Reject(f"{where} the register R0 is not a known value ({r0.type_name()})")
-    r0.precise = True
+    mark_chain_precision(env, state, 0)
     lo, hi = wanted
     if r0.s.smin < lo or r0.s.smax > hi:
         raise Reject(verbose_invalid_scalar(r0, wanted, where, "R0"))

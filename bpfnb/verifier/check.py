@@ -18,6 +18,7 @@ from ..errors import BpfnbError
 from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.flow import jump_target
+from ..logtext import NOISE
 from .alu import check_alu_op
 from .attach import check_attach_btf_id
 from .calls import check_call, check_exit, optimize_bpf_loop
@@ -26,6 +27,7 @@ from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .insn_aux import InsnsCache
 from .jumps import check_cond_jmp_op
 from .kfuncs import kfunc_call_name
+from .live_stack import LiveStack
 from .liveness import compute_live_registers, print_liveness
 from .log import Reject
 from .mem import (
@@ -36,6 +38,7 @@ from .mem import (
     check_st_mem,
     check_store_reg,
 )
+from .precision import push_jmp_history
 from .progress import CHECK_EVERY, interrupted
 from .prune import is_state_visited
 from .regstate import PTR_TO_CTX, Reg, scalar_reg
@@ -70,6 +73,7 @@ def bpf_check(env: VerifierEnv) -> None:
             SHAPE_CHECKED.put(env.insns, True)
         starts = env.subprogs.starts
         env.liveness = compute_live_registers(env.insns)
+        env.live_stack = LiveStack(env.insns, env.subprogs, env.explored.points, log)
         if log.level >= 2:
             for k, start in enumerate(starts):
                 log.verbose(f"func#{k} @{start}")
@@ -97,7 +101,7 @@ def _reject(env: VerifierEnv, exc: Reject) -> None:
     start = env.insn_log_pos if env.insn_log_pos is not None else len(log.lines)
     for line in str(exc).splitlines():
         log.verbose(line)
-    printed = [ln for ln in log.lines[start:] if ln.strip()]
+    printed = [ln for ln in log.lines[start:] if ln.strip() and not NOISE.match(ln)]
     env.error = printed[0] if printed else (str(exc).splitlines()[0] if str(exc) else "rejected")
     log.glue_next = exc.continues
     if env.insn_idx is None and len(env.trace):
@@ -134,26 +138,39 @@ def btf_prepare_main_args(env: VerifierEnv) -> None:
 
 
 def do_check_subprogs(env: VerifierEnv) -> None:
-    """A global function is verified once, for any arguments of its prototype."""
+    """A global function is verified once, for any arguments of its prototype, when
+    a verified path calls it (the ones only dead code calls are never looked at);
+    verifying one may reach calls of others."""
     subprogs = env.subprogs
-    for start in subprogs.starts[1:]:
-        if not subprogs.is_global(start):
-            continue
-        index = subprogs.index(start)
-        name = subprogs.name(start)
-        env.log.verbose(f"Validating {name}() func#{index}...")
-        state = initial_state()
-        state.frame.subprog = start
-        state.regs[1] = Reg()
-        proto = subprogs.proto(start)
-        btf = env.prog.btf
-        for k, param in enumerate(proto.params if proto is not None else ()):
-            t = btf.type(btf.resolve(param.type))
-            state.regs[k + 1] = scalar_reg() if t.kind in SCALAR_KINDS else Reg(PTR_TO_CTX, Scalar.const(0))
-        env.stack.clear()
-        env.validating_subprog = True
-        do_check(env, state, start)
-        env.log.verbose(f"Func#{index} ('{name}') is safe for any args that match its prototype")
+    verified: set[int] = set()
+    while True:
+        todo = [start for start in subprogs.starts[1:]
+                if subprogs.is_global(start) and start in env.called_globals and start not in verified]
+        if not todo:
+            return
+        for start in todo:
+            verified.add(start)
+            _check_global_subprog(env, start)
+
+
+def _check_global_subprog(env: VerifierEnv, start: int) -> None:
+    """``do_check_common`` for one global function: its arguments from its BTF prototype."""
+    subprogs = env.subprogs
+    index = subprogs.index(start)
+    name = subprogs.name(start)
+    env.log.verbose(f"Validating {name}() func#{index}...")
+    state = initial_state()
+    state.frame.subprog = start
+    state.regs[1] = Reg()
+    proto = subprogs.proto(start)
+    btf = env.prog.btf
+    for k, param in enumerate(proto.params if proto is not None else ()):
+        t = btf.type(btf.resolve(param.type))
+        state.regs[k + 1] = scalar_reg() if t.kind in SCALAR_KINDS else Reg(PTR_TO_CTX, Scalar.const(0))
+    env.stack.clear()
+    env.validating_subprog = True
+    do_check(env, state, start)
+    env.log.verbose(f"Func#{index} ('{name}') is safe for any args that match its prototype")
 
 
 def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> None:
@@ -172,6 +189,8 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
             raise Reject(f"BPF program is too large. Processed {env.insn_processed} insn")
         if not env.insn_processed % CHECK_EVERY:
             env.progress.update(env.insn_processed)
+        env.cur_hist_ent = False  # no jump history recorded for this instruction yet
+        state.last_insn_idx, state.insn_idx = prev_insn, insn_idx
         if env.prune and env.explored.is_prune_point(insn_idx) and is_state_visited(env, state, insn_idx):
             if log.level:
                 if do_print_state:
@@ -180,17 +199,19 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
                 else:
                     log.verbose(f"{insn_idx}: safe")
             env.record(state, insn_idx, "pruned", "safe: the state is within one already verified here")
+            env.live_stack.update(state)
             popped = env.pop_stack()
             if popped is None:
                 return
             state, insn_idx, prev_insn = popped
             do_print_state = True
             continue
+        if env.prune and env.explored.is_jmp_point(insn_idx):
+            push_jmp_history(env, state)
         if log.level >= 2 and do_print_state:
             log.verbose("")
             log.verbose(f"from {prev_insn} to {insn_idx}:{format_frame(state.frame)}{state.refs_text()}")
-            do_print_state = False
-            log.mark_verifier_state_clean()
+            do_print_state = False  # printing the whole state leaves it scratched, as the kernel's does
         if log.level:
             log.print_insn_state(state, insn_idx)
             li = env.line_at.get(insn_idx)
@@ -203,9 +224,12 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
         env.insn_idx = insn_idx
         env.cur_state = state
         env.insn_log_pos = len(log.lines)
+        env.live_stack.reset_write_marks(state, insn_idx)
         result = do_check_insn(env, state, insn_idx)
+        env.live_stack.commit_write_marks()
         env.insn_idx = None
         if result is None:  # the path ended
+            env.live_stack.update(state)
             popped = env.pop_stack()
             if popped is None:
                 return

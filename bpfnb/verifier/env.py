@@ -10,7 +10,7 @@ from .cfg import Subprogs
 from .log import Reject, VerifierLog
 from .progress import WalkProgress
 from .prune import ExploredStates
-from .regstate import NOT_INIT, PTR_TO_STACK, SCALAR, Reg
+from .regstate import BPF_ADD_CONST, NOT_INIT, PTR_TO_STACK, SCALAR, Reg
 from .state import State
 from .trace import NO_ENTRY, Trace
 
@@ -35,6 +35,7 @@ class VerifierEnv:
         self.id_gen = 0
         self.explored = ExploredStates(self.insns)
         self.jmps_processed = 0
+        self.cur_hist_ent = False  # the current instruction has its jump history entry already
         self.stack_depth = 0
         self.sub_stack_depth: dict[int, int] = {}  # function start -> its stack depth
         self.probe_mem: set[int] = set()  # loads the kernel turns into PROBE_MEM loads
@@ -53,9 +54,11 @@ class VerifierEnv:
         self.prev_linfo = None
         self.stack: list[tuple] = []  # pushed paths: state, insn, from insn, log position, prev step, checkpoints
         self.validating_subprog = False  # a global function verified on its own (do_check_subprogs)
+        self.called_globals: set[int] = set()  # global functions a verified path calls (first slots)
         self.force_print_state = False  # the next instruction prints the whole state (after a return)
         self.time_us = 0
         self.liveness = None  # liveness.Liveness, computed once per program
+        self.live_stack = None  # live_stack.LiveStack: the stack slots each kept state may still read
         # what the next recorded step carries from the branch that pushed its path
         self.cur_prev_step: int | None = None
         self.entry_note = ""
@@ -91,7 +94,14 @@ class VerifierEnv:
         return self.id_gen
 
     def assign_scalar_id_before_mov(self, reg: Reg) -> None:
-        if reg.type == SCALAR and not reg.id and not reg.s.var_off.is_const:
+        """A scalar about to be copied gets an id its copy shares (``sync_linked_regs``
+        then carries what a branch learns about one to the other); a source that is
+        itself another's value plus a constant loses that link first (one link deep)."""
+        if reg.type != SCALAR:
+            return
+        if reg.id & BPF_ADD_CONST:
+            reg.id, reg.off = 0, 0
+        if not reg.id and not reg.s.var_off.is_const:
             reg.id = self.new_id()
 
     def update_stack_depth(self, depth: int, frame=None) -> None:
@@ -134,7 +144,9 @@ class VerifierEnv:
         self.cur_prev_step = prev_step
         self.entry_note = f"from {from_insn} to {insn}"
         self.entry_state = self.trace.entry_of(state.frame) if self.record_states else NO_ENTRY
-        self.log.mark_verifier_state_clean()
+        # the kernel marks the whole state scratched when a path ends: the popped state
+        # prints in full before its first instruction (after the "from" line at level 2)
+        self.log.mark_verifier_state_scratched()
         return state, insn, from_insn
 
     # -- the trace ----------------------------------------------------------------------

@@ -11,10 +11,16 @@ import functools
 
 from ..isa import Insn
 from ..isa import opcodes as op
-from .alu import BPF_ADD_CONST
 from .log import Reject
-from .precision import mark_chain_precision
+from .precision import (
+    INSN_F_DST_REG_STACK,
+    INSN_F_SRC_REG_STACK,
+    LinkedReg,
+    mark_chain_precision,
+    push_jmp_history,
+)
 from .regstate import (
+    BPF_ADD_CONST,
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
     PTR_TO_MAP_KEY,
@@ -25,6 +31,7 @@ from .regstate import (
     PTR_TO_PACKET_META,
     PTR_TO_SOCK_COMMON,
     PTR_TO_SOCKET,
+    PTR_TO_STACK,
     PTR_TO_TCP_SOCK,
     SCALAR,
     Reg,
@@ -39,6 +46,8 @@ from .tnum import U64
 AT_PKT_END, BEYOND_PKT_END = -1, -2
 MAX_PACKET_OFF = 0xFFFF
 UNKNOWN = -1  # is_branch_taken: the outcome depends on the values
+LINKED_REGS_MAX = 6  # scalars one jump history entry links
+BPF_REG_FP = 10
 
 
 def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
@@ -54,11 +63,16 @@ def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
             raise Reject("BPF_JMP/JMP32 uses reserved fields")
         src = const_reg(insn.imm)  # the immediate sign-extended, for either width
     target = i + insn.off + 1
+    flags = (INSN_F_SRC_REG_STACK if insn.uses_src_reg and src.type == PTR_TO_STACK else 0) | \
+        (INSN_F_DST_REG_STACK if dst.type == PTR_TO_STACK else 0)
+    if flags:  # a stack pointer compared: backtracking must not look for its origin
+        push_jmp_history(env, state, flags)
     pred = is_branch_taken(dst, src, opcode, is_jmp32)
     if pred >= 0:  # the outcome hangs on these values: they become precise
-        regnos = (insn.dst, insn.src) if insn.uses_src_reg else (insn.dst,)
-        for regno in regnos:
-            mark_chain_precision(env, state, regno, i)
+        if dst.type == SCALAR:
+            mark_chain_precision(env, state, insn.dst)
+        if insn.uses_src_reg and src.type == SCALAR:
+            mark_chain_precision(env, state, insn.src)
     if pred == 1:
         env.record(state, i, "branch", "always taken")
         env.log.print_insn_state(state, i)
@@ -67,6 +81,15 @@ def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
         env.record(state, i, "branch", "never taken")
         env.log.print_insn_state(state, i)
         return i + 1
+    # scalars sharing an id with the compared ones learn from this jump: record them
+    # before the other side is copied, so both sides' histories have them
+    linked: list[LinkedReg] = []
+    if insn.uses_src_reg and src.type == SCALAR and src.id:
+        collect_linked_regs(state, src.id, linked)
+    if dst.type == SCALAR and dst.id:
+        collect_linked_regs(state, dst.id, linked)
+    if len(linked) > 1:
+        push_jmp_history(env, state, 0, tuple(linked))
     other = state.copy()
     o_dst = other.regs[insn.dst]
     o_src = other.regs[insn.src] if insn.uses_src_reg else src.copy()
@@ -123,6 +146,23 @@ def _regs_and_spills(frame) -> list[Reg]:
     return list(frame.regs) + [s.spilled for s in frame.stack.values() if s.is_spill and s.spilled]
 
 
+def collect_linked_regs(state: State, reg_id: int, linked: list[LinkedReg]) -> None:
+    """The scalar registers and spilled scalars sharing ``reg_id``, innermost frame
+    first (past LINKED_REGS_MAX the rest lose their id)."""
+    base_id = reg_id & ~BPF_ADD_CONST
+    for frame in reversed(state.frames):
+        candidates = [(r, reg, True) for r, reg in enumerate(frame.regs[:BPF_REG_FP])] + [
+            (spi, frame.stack[spi].spilled, False) for spi in sorted(frame.stack)
+            if frame.stack[spi].is_spill and frame.stack[spi].spilled is not None]
+        for index, reg, is_reg in candidates:
+            if reg.type != SCALAR or (reg.id & ~BPF_ADD_CONST) != base_id:
+                continue
+            if len(linked) < LINKED_REGS_MAX:
+                linked.append(LinkedReg(frame.frameno, index, is_reg))
+            else:
+                reg.id = 0
+
+
 def sync_linked_regs(state: State, known: Reg) -> None:
     """Scalars sharing ``known``'s id (copies, or copies plus a constant) learn its range."""
     if known.type != SCALAR or not known.id:
@@ -132,6 +172,7 @@ def sync_linked_regs(state: State, known: Reg) -> None:
         for reg in _regs_and_spills(frame):
             if reg is None or reg is known or reg.type != SCALAR or (reg.id & ~BPF_ADD_CONST) != base_id:
                 continue
+            reg.precise = known.precise  # copy_register_state
             if not (reg.id & BPF_ADD_CONST) and not (known.id & BPF_ADD_CONST) or reg.off == known.off:
                 reg.s = known.s.copy()
             else:

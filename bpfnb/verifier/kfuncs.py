@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from ..isa import opcodes as op
 from .log import Reject
+from .precision import mark_chain_precision
 from .regstate import PTR_TO_BTF_ID, PTR_TO_CTX, SCALAR, Reg
 from .scalar import Scalar
 
@@ -122,7 +123,7 @@ def check_kfunc_call(env, state, insn, i: int) -> int:
         k = env.read_reg(state, 2)
         if k.type != SCALAR or not k.s.var_off.is_const:
             raise Reject("R2 must be a known constant")
-        k.precise = True
+        mark_chain_precision(env, state, 2)
         target = btf.type(k.s.var_off.value) if 0 < k.s.var_off.value < len(btf) else None
         if target is None or target.kind != "struct":
             raise Reject(f"bpfnb does not model bpf_rdonly_cast to a non-struct (btf_id {k.s.var_off.value})")

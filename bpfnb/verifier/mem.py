@@ -10,11 +10,12 @@ from __future__ import annotations
 from ..isa import Insn
 from ..isa import opcodes as op
 from ..isa.flow import pseudo_func_target
-from .alu import coerce_reg_to_size_sx
+from .alu import BITS_PER_BYTE, coerce_reg_to_size_sx
 from .btf_access import check_pseudo_btf_id, check_ptr_to_btf_access
 from .btf_record import BPF_TIMER, BPF_TIMER_SIZE, map_timer_off
 from .ctx import ctx_access, sock_access
 from .log import Reject
+from .precision import insn_stack_access_flags, mark_chain_precision, push_jmp_history
 from .regstate import (
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
@@ -163,7 +164,7 @@ def check_mem_access(env, state: State, regno: int, base: Reg, off: int, size: i
     elif t == PTR_TO_STACK:
         check_stack_access_within_bounds(env, state, regno, base, off, size, write)
         if write:
-            return check_stack_write(env, state, regno, base, off, size, value, st)
+            return check_stack_write(env, state, regno, base, off, size, value, st, value_regno)
         result = check_stack_read(env, state, regno, base, off, size)
     elif t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
         if write and env.prog.type not in PKT_WRITERS:
@@ -362,9 +363,15 @@ def check_stack_access_within_bounds(env, state: State, regno: int, base: Reg, o
     env.update_stack_depth(-min_off, stack_frame(state, base))
 
 
-def _stack_var_off_access(env, frame, base: Reg, off: int, size: int, write: bool) -> Reg:
-    """Every byte a variable-offset stack access may touch."""
+def _stack_var_off_access(env, state: State, frame, base: Reg, off: int, size: int, write: bool) -> Reg:
+    """Every byte a variable-offset stack access may touch (a read reads every slot
+    of the range; a write never counts as writing a slot whole)."""
     lo, hi = off + base.s.smin, off + base.s.smax
+    if not write:
+        read = 0
+        for addr in range(lo, hi + size):
+            read |= 1 << ((-addr - 1) // BPF_REG_SIZE)
+        env.live_stack.mark_read(state, frame.frameno, env.insn_idx, read)
     for addr in range(lo, hi + size):
         spi = (-addr - 1) // BPF_REG_SIZE
         slot = frame.stack.setdefault(spi, Slot())
@@ -376,23 +383,28 @@ def _stack_var_off_access(env, frame, base: Reg, off: int, size: int, write: boo
 
 
 def check_stack_write(env, state: State, regno: int, base: Reg, off: int, size: int, value: Reg | None,
-                      st: bool) -> Reg:
+                      st: bool, value_regno: int = -1) -> Reg:
+    """``check_stack_write_fixed_off``: a scalar or immediate at an aligned offset, or a
+    pointer, is spilled (and the jump history records the slot); anything else makes
+    the bytes misc, or zero when a known zero is written."""
     frame = stack_frame(state, base)
     if not base.s.var_off.is_const:
-        return _stack_var_off_access(env, frame, base, off, size, True)
+        return _stack_var_off_access(env, state, frame, base, off, size, True)
     total = off + s64(base.s.value)
     slot_index = -total - 1
     spi = slot_index // BPF_REG_SIZE
     env.log.scratch_slots.add(spi)
     slot = frame.stack.setdefault(spi, Slot())
     aligned = total % BPF_REG_SIZE == 0
+    if aligned and size == BPF_REG_SIZE:  # only a whole slot written ends what was live in it
+        env.live_stack.mark_write(frame.frameno, 1 << spi)
+    spilled_reg = True
     if value is not None and value.type == SCALAR and aligned and not st:
-        spilled = value.copy()
-        fits = value.s.var_off.is_const or value.s.umax < (1 << (8 * size)) or size == BPF_REG_SIZE
-        if fits:
+        fits = value.s.umax.bit_length() <= BITS_PER_BYTE * size  # get_reg_width
+        if fits:  # the spilled copy stays linked to the register
             env.assign_scalar_id_before_mov(value)
-            spilled.id = value.id
-        else:
+        spilled = value.copy()
+        if not fits:  # a narrowing spill breaks the link
             spilled.id = 0
         save_register_state(slot, spilled, size)
     elif value is not None and st and aligned:
@@ -404,38 +416,57 @@ def check_stack_write(env, state: State, regno: int, base: Reg, off: int, size: 
             raise Reject("cannot spill pointers to stack into stack frame of the caller")
         save_register_state(slot, value.copy(), size)
     else:
-        kind = ZERO if value is not None and value.type == SCALAR and value.s.var_off.equals_const(0) else MISC
+        spilled_reg = False
+        zero = value is not None and value.type == SCALAR and value.s.var_off.equals_const(0)
+        if zero and not st and value_regno >= 0:
+            # the zero bytes stand for the register's value: it must stay exactly zero
+            mark_chain_precision(env, state, value_regno)
+        kind = ZERO if zero else MISC
         if slot.is_spill:  # a plain write over a spill scrubs the whole slot
             slot.types = [MISC if t != INVALID else t for t in slot.types]
         slot.spilled = None
         for k in range(size):
             slot.types[(slot_index - k) % BPF_REG_SIZE] = kind
+    if spilled_reg:
+        push_jmp_history(env, state, insn_stack_access_flags(frame.frameno, spi))
     return value if value is not None else scalar_reg()
 
 
 def check_stack_read(env, state: State, regno: int, base: Reg, off: int, size: int) -> Reg:
+    """``check_stack_read_fixed_off``: a spilled register comes back (whole, or narrowed
+    from its low bytes), and the jump history records the slot it was filled from;
+    other bytes read as zero when all are, else as an unknown scalar."""
     frame = stack_frame(state, base)
     if not base.s.var_off.is_const:
-        return _stack_var_off_access(env, frame, base, off, size, False)
+        return _stack_var_off_access(env, state, frame, base, off, size, False)
     total = off + s64(base.s.value)
     slot_index = -total - 1
     spi = slot_index // BPF_REG_SIZE
     env.log.scratch_slots.add(spi)
+    env.live_stack.mark_read(state, frame.frameno, env.insn_idx, 1 << spi)
     slot = frame.stack.setdefault(spi, Slot())
-    if slot.is_spill and slot.spilled is not None:
-        spilled = slot.spilled
-        if size == BPF_REG_SIZE:
-            return spilled.copy()
-        if spilled.type == SCALAR:
-            spill_size = sum(1 for t in slot.types if t == SPILL)
-            if size >= spill_size or spilled.s.var_off.is_const:
-                return spilled.copy()
-            return scalar_reg()
-        raise Reject("invalid size of register fill")
     kinds = [slot.types[(slot_index - k) % BPF_REG_SIZE] for k in range(size)]
-    if all(k == ZERO for k in kinds):
-        return const_reg(0)
-    return scalar_reg()
+    if not (slot.is_spill and slot.spilled is not None):
+        return const_reg(0) if all(k == ZERO for k in kinds) else scalar_reg()
+    spilled = slot.spilled
+    spill_size = 1
+    while spill_size < BPF_REG_SIZE and slot.types[BPF_REG_SIZE - 1 - spill_size] == SPILL:
+        spill_size += 1
+    result = None
+    if size == BPF_REG_SIZE and spill_size == BPF_REG_SIZE:
+        result = spilled.copy()
+    elif spilled.type != SCALAR:
+        raise Reject("invalid size of register fill")
+    elif size <= spill_size and total % BPF_REG_SIZE == 0:  # bpf_stack_narrow_access_ok
+        result = spilled.copy()
+        if spilled.s.umax.bit_length() > size * 8:
+            result.id = 0  # a narrowing fill breaks the link
+    elif kinds.count(SPILL) == size and spilled.s.var_off.equals_const(0):
+        result = const_reg(0)
+    else:
+        return const_reg(0) if kinds.count(ZERO) == size else scalar_reg()
+    push_jmp_history(env, state, insn_stack_access_flags(frame.frameno, spi))
+    return result
 
 
 def save_register_state(slot: Slot, reg: Reg, size: int) -> None:

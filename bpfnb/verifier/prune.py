@@ -10,8 +10,27 @@ from ..isa.flow import jump_target
 from ..isa.helpers import BpfFunc
 from .insn_aux import per_insns
 from .log import Reject
-from .regstate import NOT_INIT, SCALAR, Reg
-from .state import INVALID, MISC, SPILL, ZERO, Slot, State, format_frame
+from .precision import (
+    MAX_JMP_HISTORY_BEFORE_CHECKPOINT,
+    is_sync_callback_calling_insn,
+    mark_all_scalars_imprecise,
+    propagate_precision,
+    push_jmp_history,
+)
+from .regstate import (
+    BPF_ADD_CONST,
+    NOT_INIT,
+    PTR_TO_MAP_KEY,
+    PTR_TO_MAP_VALUE,
+    PTR_TO_MEM,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_META,
+    PTR_TO_STACK,
+    SCALAR,
+    Reg,
+)
+from .scalar import Scalar
+from .state import INVALID, MISC, SPILL, Frame, Slot, State, format_frame
 
 # is_state_visited's heuristics for keeping the current state: not before 2 jumps and
 # 8 instructions since the last kept one; inside a loop (a state on the current path
@@ -22,46 +41,57 @@ KEEP_AFTER_JMPS, KEEP_AFTER_INSNS = 2, 8
 LOOP_KEEP_AFTER_JMPS, LOOP_KEEP_AFTER_INSNS = 20, 100
 EVICT_AFTER_MISSES, CHECKPOINT_EVICT_AFTER_MISSES = 3, 64
 ALL_REGS = range(10)
+BPF_REG_SIZE = 8
+EMPTY_SLOT = (INVALID,) * BPF_REG_SIZE
 U32_MASK = 0xFFFFFFFF
-
-
-# the helpers that call a callback before they return (``is_sync_callback_calling_function``)
-SYNC_CALLBACK_CALLERS = (BpfFunc.loop, BpfFunc.for_each_map_elem)
-
-
-def is_sync_callback_calling_insn(insn) -> bool:
-    return insn.is_helper_call and insn.imm in SYNC_CALLBACK_CALLERS
+# helpers that register a callback run later: the call is a prune point
+ASYNC_CALLBACK_HELPERS = (BpfFunc.timer_set_callback,)
+# how states_equal compares (enum exact_level): precision decides; or, for states of
+# one path (a callback's visits), every register and slot by its range
+NOT_EXACT, RANGE_WITHIN = 0, 2
 
 
 @per_insns
-def prune_points(insns) -> tuple[frozenset[int], frozenset[int]]:
-    """``mark_prune_point`` and ``mark_force_checkpoint`` as ``check_cfg`` places them:
-    (prune points, force checkpoints: the may_goto instructions)."""
+def prune_points(insns) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+    """``mark_prune_point``, ``mark_force_checkpoint`` and ``mark_jmp_point`` as
+    ``check_cfg`` places them: (prune points, force checkpoints: may_goto and the
+    helpers calling a callback, jump points: where the jump history records how
+    the walk arrived)."""
     points: set[int] = set()
     force: set[int] = set()
+    jmp_points: set[int] = set()
     for i, insn in enumerate(insns):
-        if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # visit_func_call_insn: a callback's address
-            points.update((i, i + 2))
+        if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # a callback's address
+            points.update((i, i + 2, i + insn.imm + 1))
+            jmp_points.update((i + 2, i + insn.imm + 1))
             continue
         if not insn.is_jmp_class or insn.is_exit:
             continue
         if insn.is_call:  # the return point, and a bpf-to-bpf call itself
-            points.add(i + 1)
-            if insn.is_pseudo_call or (insn.is_helper_call and insn.imm == BpfFunc.timer_set_callback):
-                points.add(i)  # (for an async callback: checked before another walk of it is queued)
-            if is_sync_callback_calling_insn(insn):  # where the walk comes back after each callback visit
+            if insn.is_helper_call and insn.imm in ASYNC_CALLBACK_HELPERS:
+                points.add(i)
+            if is_sync_callback_calling_insn(insn):
                 points.add(i)
                 force.add(i)
+                jmp_points.add(i)
+            points.add(i + 1)
+            jmp_points.add(i + 1)
+            if insn.is_pseudo_call:
+                points.add(i)
+                points.add(i + insn.imm + 1)
+                jmp_points.add(i + insn.imm + 1)
             continue
         target = jump_target(insn, i)
         if insn.op == op.BPF_JA:  # the target of an unconditional jump
             points.add(target)
+            jmp_points.add(target)
         else:  # a conditional jump, and the target of its branch edge
             points.add(i)
             points.add(target)
+            jmp_points.add(target)
             if insn.op == op.BPF_JCOND:
                 force.add(i)
-    return frozenset(points), frozenset(force)
+    return frozenset(points), frozenset(force), frozenset(jmp_points)
 
 
 class StateList:
@@ -70,14 +100,14 @@ class StateList:
     (``parent`` is the state kept before it on its path). A state with branches is on
     the path being explored (exploration is depth first), so it cannot prune yet."""
 
-    __slots__ = ("state", "insn_idx", "parent", "branches", "miss_cnt", "hit_cnt", "in_free_list", "key")
+    __slots__ = ("state", "insn_idx", "parent", "branches", "miss_cnt", "hit_cnt", "in_free_list", "cleaned")
 
     def __init__(self, state: State, insn_idx: int, parent: StateList | None):
         self.state, self.insn_idx, self.parent = state, insn_idx, parent
         self.branches = 1
         self.miss_cnt = self.hit_cnt = 0
         self.in_free_list = False
-        self.key = quick_key(state)
+        self.cleaned = False  # clean_verifier_state ran: what nothing reads is forgotten
 
 
 class ExploredStates:
@@ -88,7 +118,7 @@ class ExploredStates:
     list does)."""
 
     def __init__(self, insns):
-        self.points, self.force_checkpoints = prune_points(insns)
+        self.points, self.force_checkpoints, self.jmp_points = prune_points(insns)
         self.callback_calls = {i for i, insn in enumerate(insns) if is_sync_callback_calling_insn(insn)}
         self.size = max(len(insns), 1)  # state_htab_size
         self.buckets: dict[int, list[StateList]] = {}
@@ -100,6 +130,9 @@ class ExploredStates:
     def is_prune_point(self, insn_idx: int) -> bool:
         return insn_idx in self.points
 
+    def is_jmp_point(self, insn_idx: int) -> bool:
+        return insn_idx in self.jmp_points
+
     def bucket(self, state: State, insn_idx: int) -> list[StateList]:
         """``explored_state``: the list for this instruction in this call frame."""
         key = ((insn_idx ^ state.frame.callsite) & U32_MASK) % self.size
@@ -110,9 +143,14 @@ class ExploredStates:
 
     def keep(self, state: State, insn_idx: int, head: list[StateList], jmps_processed: int,
              insn_processed: int) -> None:
+        """Keep a copy of ``state``: it becomes the state's parent, and the state's jump
+        history starts again here."""
         kept = StateList(state.copy(), insn_idx, self.checkpoints)
         head.insert(0, kept)
         self.checkpoints = kept
+        state.parent = kept
+        state.first_insn_idx = insn_idx
+        state.jmp_history = []
         self.total_states += 1
         self.explored_states_size += 1
         self.peak_states = max(self.peak_states, self.explored_states_size + self.free_list_size)
@@ -146,21 +184,22 @@ class ExploredStates:
 
 def is_state_visited(env, state: State, insn_idx: int) -> bool:
     """Prune when a kept state at this instruction (no longer on the path) covers
-    the current one; a state on the path that equals the current one exactly is
-    an infinite loop. States that keep missing are dropped from the list. The
-    current state is kept for later comparisons after at least 2 jumps and 8
-    instructions since the last kept state (20 jumps or 100 instructions inside
-    a loop), or always at a may_goto."""
+    the current one, and give the current path's kept states the precision the
+    covering state had (``propagate_precision``); a state on the path that equals
+    the current one exactly is an infinite loop. States that keep missing are
+    dropped from the list. The current state is kept for later comparisons after
+    at least 2 jumps and 8 instructions since the last kept state (20 jumps or 100
+    instructions inside a loop), always at a force checkpoint, and when its jump
+    history grew long."""
     explored = env.explored
-    force_new_state = insn_idx in explored.force_checkpoints
+    force_new_state = insn_idx in explored.force_checkpoints or \
+        len(state.jmp_history) > MAX_JMP_HISTORY_BEFORE_CHECKPOINT
     add_new_state = force_new_state or (
         env.jmps_processed - explored.prev_jmps_processed >= KEEP_AFTER_JMPS
         and env.insn_processed - explored.prev_insn_processed >= KEEP_AFTER_INSNS)
     head = explored.bucket(state, insn_idx)
-    liveness = env.liveness
-    live = liveness.live[insn_idx] if insn_idx < len(liveness.live) else set(ALL_REGS)
-    stack_matters = liveness.stack_read_after[insn_idx] if insn_idx < len(liveness.stack_read_after) else True
-    current = None
+    clean_live_states(env, insn_idx, state, head)
+    live_regs = env.liveness.live
     states_cnt = 0
     for sl in tuple(head):
         states_cnt += 1
@@ -172,22 +211,20 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
                 pass  # another entry into an async callback: no loop, but no proof either
             elif insn_idx in explored.callback_calls:
                 # back at a callback's call site: the visits converged when nothing grew
-                if states_equal(old, state, live, stack_matters, exact=RANGE_WITHIN):
-                    sl.hit_cnt += 1
-                    return True
-            # identical states on one path: a loop that cannot end (compare cheaply first), unless
-            # they are two visits of a callback
-            elif sl.key == (current or (current := quick_key(state))) and \
-                    old.callback_unroll_depth == state.callback_unroll_depth and format_state(old) == format_state(state):
+                if states_equal(old, state, live_regs, env.id_gen, insn_idx, RANGE_WITHIN):
+                    return _hit(env, sl, old, state, insn_idx)
+            # identical states on one path: a loop that cannot end, unless they are two
+            # visits of a callback
+            elif old.callback_unroll_depth == state.callback_unroll_depth and states_maybe_looping(old, state) \
+                    and states_exact(old, state, live_regs, env.id_gen, insn_idx):
                 raise Reject(f"infinite loop detected at insn {insn_idx}\ncur state:{format_frame(state.frame)}"
                              f"\nold state:{format_frame(old.frame)}")
             if not force_new_state and \
                     env.jmps_processed - explored.prev_jmps_processed < LOOP_KEEP_AFTER_JMPS and \
                     env.insn_processed - explored.prev_insn_processed < LOOP_KEEP_AFTER_INSNS:
                 add_new_state = False
-        elif states_equal(old, state, live, stack_matters):
-            sl.hit_cnt += 1
-            return True
+        elif states_equal(old, state, live_regs, env.id_gen, insn_idx):
+            return _hit(env, sl, old, state, insn_idx)
         if add_new_state:
             sl.miss_cnt += 1
         n = CHECKPOINT_EVICT_AFTER_MISSES if force_new_state and sl.branches else EVICT_AFTER_MISSES
@@ -195,88 +232,290 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
             explored.evict(head, sl)
     explored.max_states_per_insn = max(explored.max_states_per_insn, states_cnt)
     if add_new_state:
+        mark_all_scalars_imprecise(state)  # the kept copy starts imprecise: its descendants decide
         explored.keep(state, insn_idx, head, env.jmps_processed, env.insn_processed)
     return False
 
 
-def format_state(state: State) -> str:
-    return "|".join(format_frame(f) for f in state.frames)
+def _hit(env, sl: StateList, old: State, state: State, insn_idx: int) -> bool:
+    """The current state is covered by ``old``: what was precise there becomes precise
+    on the current path (``propagate_precision``)."""
+    sl.hit_cnt += 1
+    if env.explored.is_jmp_point(insn_idx):
+        push_jmp_history(env, state)
+    propagate_precision(env, old, state)
+    return True
 
 
-def quick_key(state: State) -> tuple:
-    """What two states printing alike must share: each register's type, a pointer's
-    offset, a constant scalar's value (a cheap filter before ``format_state``)."""
-    key = []
-    for frame in state.frames:
-        for reg in frame.regs:
-            if reg.type == NOT_INIT:
-                key.append(NOT_INIT)
-            elif reg.type == SCALAR:
-                key.append(reg.s.var_off.value if reg.s.var_off.is_const else SCALAR)
-            else:
-                key.append((reg.type, reg.off))
-    return tuple(key)
+def states_maybe_looping(old: State, cur: State) -> bool:
+    """A cheap first test for an infinite loop: the same frames, and every register
+    of the innermost frame the same in every field (ids too)."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    return all(_same_head(o, c) and _same_bounds(o.s, c.s) and o.id == c.id and o.ref_obj_id == c.ref_obj_id
+               for o, c in zip(old.frame.regs, cur.frame.regs, strict=True))
 
 
-# how states_equal compares: NOT_EXACT ignores what was never read or never decided anything;
-# RANGE_WITHIN (states of one path, e.g. a callback's visits) compares every register and slot
-NOT_EXACT, RANGE_WITHIN = 0, 1
+def states_exact(old: State, cur: State, live_regs: list[set[int]], id_gen: int, insn_idx: int) -> bool:
+    """``states_equal(.., EXACT)``: every live register and every stack byte the same
+    (ids mapped alike), precision aside."""
+    if len(old.frames) != len(cur.frames) or len(old.refs) != len(cur.refs) or \
+            old.active_rcu_lock != cur.active_rcu_lock:
+        return False
+    idmap = IdMap(id_gen)
+    if not all(idmap.check_ids(o, c) for (o, _), (c, _) in zip(old.refs, cur.refs, strict=True)):
+        return False
+    last = len(old.frames) - 1
+    for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        if fo.callsite != fc.callsite:
+            return False
+        live = live_regs[insn_idx if depth == last else old.frames[depth + 1].callsite]
+        if not all(regs_exact(fo.regs[r], fc.regs[r], idmap) for r in ALL_REGS if r in live):
+            return False
+        if fo.allocated_slots > fc.allocated_slots:
+            return False
+        for spi in range(fo.allocated_slots):
+            slot, cslot = fo.stack.get(spi), fc.stack.get(spi)
+            types = slot.types if slot is not None else list(EMPTY_SLOT)
+            ctypes = cslot.types if cslot is not None else list(EMPTY_SLOT)
+            if types != ctypes:
+                return False
+            if types[BPF_REG_SIZE - 1] == SPILL and not regs_exact(slot.spilled or Reg(), cslot.spilled or Reg(),
+                                                                 idmap):
+                return False
+    return True
 
 
-def regsafe(old: Reg, cur: Reg, exact: int = NOT_EXACT) -> bool:
-    if old.type == NOT_INIT:
-        return exact == NOT_EXACT or cur.type == NOT_INIT
-    if old.type != cur.type:
+class IdMap:
+    """``struct bpf_idmap``: which id of the current state each id of the old one
+    stands for (two registers sharing an id in the old state must share one in the
+    current state too); ``tmp_id_gen`` numbers the current state's id-less scalars."""
+
+    __slots__ = ("pairs", "tmp_id_gen")
+
+    def __init__(self, id_gen: int):
+        self.pairs: list[tuple[int, int]] = []
+        self.tmp_id_gen = id_gen
+
+    def check_ids(self, old_id: int, cur_id: int) -> bool:
+        if bool(old_id) != bool(cur_id):
+            return False
+        if not old_id:
+            return True
+        for o, c in self.pairs:
+            if o == old_id:
+                return c == cur_id
+            if c == cur_id:
+                return False
+        self.pairs.append((old_id, cur_id))
+        return True
+
+    def check_scalar_ids(self, old_id: int, cur_id: int) -> bool:
+        """An old scalar without an id is linked to nothing: any current one will do;
+        a current one without an id gets a fresh one, so two linked old scalars
+        cannot both map to "no id"."""
+        if not old_id:
+            return True
+        if not cur_id:
+            self.tmp_id_gen += 1
+            cur_id = self.tmp_id_gen
+        if not self.check_ids(old_id, cur_id):
+            return False
+        if old_id & BPF_ADD_CONST:
+            return self.check_ids(old_id & ~BPF_ADD_CONST, cur_id & ~BPF_ADD_CONST)
+        return True
+
+
+def range_within(o: Scalar, c: Scalar) -> bool:
+    return (o.umin <= c.umin and c.umax <= o.umax and o.smin <= c.smin and c.smax <= o.smax
+            and o.u32_min <= c.u32_min and c.u32_max <= o.u32_max and o.s32_min <= c.s32_min
+            and c.s32_max <= o.s32_max)
+
+
+def _same_bounds(o: Scalar, c: Scalar) -> bool:
+    return (o.var_off == c.var_off and o.smin == c.smin and o.smax == c.smax and o.umin == c.umin
+            and o.umax == c.umax and o.s32_min == c.s32_min and o.s32_max == c.s32_max
+            and o.u32_min == c.u32_min and o.u32_max == c.u32_max)
+
+
+def _same_type(o: Reg, c: Reg) -> bool:
+    """The type with its flags (``PTR_MAYBE_NULL``, ``PTR_TRUSTED``, ``MEM_RDONLY`` ...)."""
+    return (o.type == c.type and o.maybe_null == c.maybe_null and o.trusted == c.trusted
+            and o.untrusted == c.untrusted and o.rcu == c.rcu and o.rdonly == c.rdonly and o.ringbuf == c.ringbuf)
+
+
+def _same_head(o: Reg, c: Reg) -> bool:
+    """What the kernel compares with ``memcmp`` up to ``var_off``: the type, the fixed
+    offset and the type's own facts (the map, the BTF type, the memory size, the range)."""
+    return (_same_type(o, c) and o.off == c.off and o.map is c.map and o.btf_id == c.btf_id
+            and o.mem_size == c.mem_size and o.range == c.range and o.subprogno == c.subprogno)
+
+
+def regs_exact(o: Reg, c: Reg, idmap: IdMap) -> bool:
+    return (_same_head(o, c) and _same_bounds(o.s, c.s) and idmap.check_ids(o.id, c.id)
+            and idmap.check_ids(o.ref_obj_id, c.ref_obj_id))
+
+
+# pointers whose variable offset may grow within what the old one allowed
+RANGED_POINTERS = (PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM)
+
+
+def regsafe(old: Reg, cur: Reg, idmap: IdMap, exact: int = NOT_EXACT) -> bool:
+    """Whether ``cur`` is safe wherever ``old`` was (``regsafe``; ``RANGE_WITHIN``, for
+    states of one path, compares every scalar by its range)."""
+    if old.type == NOT_INIT and (exact == NOT_EXACT or cur.type == NOT_INIT):
+        return True  # the explored state cannot have used it
+    if not _same_type(old, cur):
         return False
     if old.type == SCALAR:
         if not old.precise and exact == NOT_EXACT:
-            return True  # the kernel: an imprecise scalar's exact value did not matter
-        o, c = old.s, cur.s
-        return (o.smin <= c.smin and c.smax <= o.smax and o.umin <= c.umin and c.umax <= o.umax
-                and o.s32_min <= c.s32_min and c.s32_max <= o.s32_max and o.u32_min <= c.u32_min
-                and c.u32_max <= o.u32_max and o.var_off.contains(c.var_off))
-    return (old.off == cur.off and old.maybe_null == cur.maybe_null and old.map is cur.map
-            and old.btf_id == cur.btf_id and cur.range >= old.range and old.trusted == cur.trusted
-            and old.s.var_off == cur.s.var_off and old.frameno == cur.frameno and old.subprogno == cur.subprogno)
+            return True  # its exact value decided nothing
+        o_linked, c_linked = old.id & BPF_ADD_CONST, cur.id & BPF_ADD_CONST
+        if o_linked and not c_linked:
+            return False
+        if old.id and not o_linked and c_linked:
+            return False
+        if o_linked and old.off != cur.off:
+            return False
+        if not idmap.check_scalar_ids(old.id, cur.id):
+            return False
+        return range_within(old.s, cur.s) and old.s.var_off.contains(cur.s.var_off)
+    if old.type in RANGED_POINTERS:
+        return (_same_head(old, cur) and range_within(old.s, cur.s) and old.s.var_off.contains(cur.s.var_off)
+                and idmap.check_ids(old.id, cur.id) and idmap.check_ids(old.ref_obj_id, cur.ref_obj_id))
+    if old.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+        # at least the old range (a negative range marks a comparison with pkt_end: exact)
+        if old.range < 0 or cur.range < 0:
+            if old.range != cur.range:
+                return False
+        elif old.range > cur.range:
+            return False
+        if old.off != cur.off or not idmap.check_ids(old.id, cur.id):
+            return False
+        return range_within(old.s, cur.s) and old.s.var_off.contains(cur.s.var_off)
+    if old.type == PTR_TO_STACK:  # fp-8 of one frame is not fp-8 of another
+        return regs_exact(old, cur, idmap) and old.frameno == cur.frameno
+    return regs_exact(old, cur, idmap)
 
 
-def stacksafe(old_frame, cur_frame, exact: int = NOT_EXACT) -> bool:
-    if exact != NOT_EXACT:  # every slot of either state typed alike
-        for spi in old_frame.stack.keys() | cur_frame.stack.keys():
-            if old_frame.stack.get(spi, Slot()).types != cur_frame.stack.get(spi, Slot()).types:
+# what a load from a slot of MISC (or, as root, never written) bytes gives: any number
+# (compared, never changed)
+UNBOUND_SCALAR = Reg(SCALAR, Scalar.unknown())
+SKIPPED_BYTES = (INVALID, MISC)  # bytes root may read as anything: an old state relied on nothing there
+
+
+def scalar_reg_for_stack(slot: Slot | None) -> Reg | None:
+    """A slot a 64-bit scalar was spilled to, or one a load would read as any number
+    (every byte ``STACK_MISC``, or never written: root may read those)."""
+    if slot is None:
+        return UNBOUND_SCALAR
+    types = slot.types
+    if types[0] == SPILL and slot.spilled is not None and slot.spilled.type == SCALAR:
+        return slot.spilled
+    if all(t in SKIPPED_BYTES for t in types):
+        return UNBOUND_SCALAR
+    return None
+
+
+def stacksafe(old_frame: Frame, cur_frame: Frame, idmap: IdMap, exact: int = NOT_EXACT) -> bool:
+    """Every slot byte the old state relied on is at least as good in the current one.
+    As root, bytes never written and ``STACK_MISC`` bytes are any number alike (unless
+    ``exact``: then every byte is typed alike)."""
+    cur_slots = cur_frame.allocated_slots
+    cur_stack = cur_frame.stack
+    for spi, slot in sorted(old_frame.stack.items()):
+        types = slot.types
+        if exact != NOT_EXACT and spi < old_frame.allocated_slots:
+            cslot = cur_stack.get(spi) if spi < cur_slots else None
+            if cslot is None and any(t != INVALID for t in types) or (
+                    cslot is not None and cslot.types != types):
                 return False
-    for spi, slot in old_frame.stack.items():
-        cslot = cur_frame.stack.get(spi, Slot())
-        for k in range(8):
-            if slot.types[k] == INVALID:
+        for k in range(BPF_REG_SIZE):
+            t = types[k]
+            if t in SKIPPED_BYTES:
                 continue
-            if slot.types[k] == MISC and cslot.types[k] in (MISC, ZERO, SPILL):
-                continue
-            if slot.types[k] != cslot.types[k]:
+            if spi >= cur_slots:
                 return False
-        if slot.is_spill and slot.spilled is not None:
-            if cslot.spilled is None or not regsafe(slot.spilled, cslot.spilled, exact):
-                return False
+            cslot = cur_stack.get(spi)
+            old_reg, cur_reg = scalar_reg_for_stack(slot), scalar_reg_for_stack(cslot)
+            if old_reg is not None and cur_reg is not None:
+                if not regsafe(old_reg, cur_reg, idmap, exact):
+                    return False
+                break
+            ctypes = cslot.types if cslot is not None else EMPTY_SLOT
+            for j in range(k, BPF_REG_SIZE):
+                t = types[j]
+                if t in SKIPPED_BYTES:
+                    continue
+                if t != ctypes[j]:
+                    return False
+            if types[BPF_REG_SIZE - 1] == SPILL:
+                cur_spill = cslot.spilled if cslot is not None else None
+                if not regsafe(slot.spilled or Reg(), cur_spill or Reg(), idmap, exact):
+                    return False
+            break
     return True
 
 
-def states_equal(old: State, cur: State, live: set[int], stack_matters: bool = True,
+def states_equal(old: State, cur: State, live_regs: list[set[int]], id_gen: int, insn_idx: int,
                  exact: int = NOT_EXACT) -> bool:
-    if len(old.frames) != len(cur.frames) or old.refs != cur.refs or old.active_rcu_lock != cur.active_rcu_lock:
+    """``states_equal``: the same frames and call sites, the same references (ids
+    mapped), and in each frame every register live where the old state stands
+    (``live_regs`` before each instruction) and every stack slot safe."""
+    if len(old.frames) != len(cur.frames):
         return False
+    idmap = IdMap(id_gen)
+    if len(old.refs) != len(cur.refs) or old.active_rcu_lock != cur.active_rcu_lock:
+        return False
+    for (old_ref, _), (cur_ref, _) in zip(old.refs, cur.refs, strict=True):
+        if not idmap.check_ids(old_ref, cur_ref):
+            return False
+    last = len(old.frames) - 1
     for depth, (fo, fc) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        if fo.callsite != fc.callsite:
+            return False
         if fo.callback_depth > fc.callback_depth:  # fewer callback visits made than the old state's
             return False
-        innermost = depth == len(old.frames) - 1
-        regs = live if innermost and exact == NOT_EXACT else ALL_REGS
-        for r in regs:
-            if not regsafe(fo.regs[r], fc.regs[r], exact):
+        live = live_regs[insn_idx if depth == last else old.frames[depth + 1].callsite]
+        for r in ALL_REGS:
+            if r in live and not regsafe(fo.regs[r], fc.regs[r], idmap, exact):
                 return False
-        if not stack_matters and innermost and exact == NOT_EXACT:
-            continue
-        if not stacksafe(fo, fc, exact):
+        if not stacksafe(fo, fc, idmap, exact):
             return False
     return True
 
 
-__all__ = ["ExploredStates", "StateList", "is_state_visited", "regsafe", "stacksafe", "states_equal"]
+def clean_live_states(env, insn_idx: int, cur: State, head: list[StateList]) -> None:
+    """``clean_live_states``: each kept state here whose paths are all explored forgets,
+    once, the registers and stack slots nothing after it reads (``clean_func_state``)."""
+    for sl in head:
+        if sl.branches or sl.cleaned or sl.insn_idx != insn_idx or not same_callsites(sl.state, cur):
+            continue
+        clean_verifier_state(env, sl.state, insn_idx)
+        sl.cleaned = True
+
+
+def same_callsites(a: State, b: State) -> bool:
+    return len(a.frames) == len(b.frames) and all(
+        fa.callsite == fb.callsite for fa, fb in zip(a.frames, b.frames, strict=True))
+
+
+def clean_verifier_state(env, st: State, insn_idx: int) -> None:
+    live_stack = env.live_stack
+    live_stack.query_init(st, insn_idx)
+    live_regs = env.liveness.live
+    last = len(st.frames) - 1
+    for depth, frame in enumerate(st.frames):
+        ip = insn_idx if depth == last else st.frames[depth + 1].callsite
+        live = live_regs[ip]
+        for r in ALL_REGS:
+            if r not in live:
+                frame.regs[r] = Reg()
+        for spi, slot in frame.stack.items():
+            if not live_stack.slot_alive(depth, spi):
+                slot.types = [INVALID] * BPF_REG_SIZE
+                slot.spilled = None
+
+
+__all__ = ["ExploredStates", "IdMap", "StateList", "clean_live_states", "is_state_visited", "regsafe", "stacksafe",
+           "states_equal"]

@@ -103,6 +103,16 @@ class Scalar:
         self.smax = min(self.smax, s64(v.value | (v.mask & S64_MAX)))
         self.umin = max(self.umin, v.value)
         self.umax = min(self.umax, v.value | v.mask)
+        # the unsigned range and the tnum may share a single value (6.18.y): then it is known
+        nxt = v.step(self.umin)
+        umin_in_tnum = (self.umin & ~v.mask & U64) == v.value
+        tmax = v.value | v.mask
+        if umin_in_tnum and nxt > self.umax:
+            self.mark_known(self.umin)
+        elif not umin_in_tnum and nxt == tmax:
+            self.mark_known(tmax)
+        elif not umin_in_tnum and nxt <= self.umax and v.step(nxt) > self.umax:
+            self.mark_known(nxt)
 
     def update_bounds(self) -> None:
         self._update32()
@@ -405,15 +415,12 @@ class Scalar:
 
     def _lsh64(self, src: Scalar) -> None:
         umin_val, umax_val = src.umin, src.umax
-        if umin_val == 32 and umax_val == 32 and self.s32_max >= 0:
-            new_smax = self.s32_max << 32
+        # ``<<= 32`` then ``s>>= 32`` is how compilers sign-extend a subregister: the
+        # 32-bit signed bounds shifted by exactly 32 keep their sign (6.18.y stable)
+        if umin_val == 32 and umax_val == 32:
+            self.smax, self.smin = self.s32_max << 32, self.s32_min << 32
         else:
-            new_smax = S64_MAX
-        if umin_val == 32 and umax_val == 32 and self.s32_min >= 0:
-            new_smin = self.s32_min << 32
-        else:
-            new_smin = S64_MIN
-        self.smax, self.smin = new_smax, new_smin
+            self.smax, self.smin = S64_MAX, S64_MIN
         if self.umax > (1 << (63 - umax_val)):
             self.umin, self.umax = 0, U64
         else:

@@ -59,16 +59,25 @@ class Frame:
 
 @dataclass
 class State:
+    """``struct bpf_verifier_state``: the frames, the references held, and what
+    precision backtracking needs: ``parent`` (the ``StateList`` of the state kept
+    last on this path), the instructions walked since it (``first_insn_idx`` up to
+    ``last_insn_idx``, the one before ``insn_idx``) and ``jmp_history``, the
+    ``HistEntry`` of every jump, return and stack spill/fill among them."""
+
     frames: list[Frame]
-    insn: int = 0
-    parent_insn: int = -1  # the branch that pushed this state
     refs: tuple[tuple[int, int], ...] = ()  # acquired references: (id, insn that acquired it)
     active_rcu_lock: bool = False  # inside bpf_rcu_read_lock()/bpf_rcu_read_unlock()
     callback_unroll_depth: int = 0  # callback visits on this path (states of two visits are no loop)
+    parent: object = None
+    insn_idx: int = 0
+    first_insn_idx: int = 0
+    last_insn_idx: int = -1
+    jmp_history: list = field(default_factory=list)
 
     def copy(self) -> State:
-        return State([f.copy() for f in self.frames], self.insn, self.parent_insn, self.refs,
-                     self.active_rcu_lock, self.callback_unroll_depth)
+        return State([f.copy() for f in self.frames], self.refs, self.active_rcu_lock, self.callback_unroll_depth,
+                     self.parent, self.insn_idx, self.first_insn_idx, self.last_insn_idx, list(self.jmp_history))
 
     def refs_text(self) -> str:
         """`` refs=2,5``: what ``print_verifier_state`` appends while references are held."""

@@ -146,6 +146,22 @@ class Tnum:
             return False
         return self.value == (b.value & ~self.mask & U64)
 
+    def step(self, z: int) -> int:
+        """``tnum_step``: the smallest value ``self`` may take above ``z`` (its largest
+        when ``z`` is at or past it, its smallest when ``z`` is below it). A member is
+        ``value + s`` for a submask ``s`` of ``mask``; the smallest ``s`` above ``d = z -
+        value`` is ``d`` counted up by one inside the mask, after filling every bit
+        below ``d``'s highest bit outside the mask."""
+        tmax = self.value | self.mask
+        if z >= tmax:
+            return tmax
+        if z < self.value:
+            return self.value
+        d = z - self.value
+        below = (1 << (d & ~self.mask & U64).bit_length()) - 1
+        filled = d | below | (~self.mask & U64)
+        return self.value | ((filled + 1) & self.mask)
+
     def cast(self, size: int) -> Tnum:
         keep = (1 << (size * 8)) - 1
         return Tnum(self.value & keep, self.mask & keep)

@@ -7,7 +7,8 @@ slots whose printed text differs from the step recorded before it, each text
 interned once. A full state is kept every ``SNAPSHOT_EVERY`` steps, so reading
 any step replays at most that many change lists. ``Step`` objects are built on
 demand (``trace[i]``, ``trace.steps[i]``, iteration), which is what the stepper
-and ``trace.frame()`` read; a million-step walk takes tens of megabytes.
+reads; ``trace.frame()`` is built from the columns and change lists without steps. A
+million-step walk takes tens of megabytes, its frame about a hundred.
 """
 
 from __future__ import annotations
@@ -292,14 +293,24 @@ class Trace(Sequence):
         return Step(k, self.insn[k], None if prev < 0 else prev, regs, stack, EVENTS[self.event[k]],
                     self.notes[self.note[k]], entry_regs, None, self.frameno[k])
 
+    def changed_names(self, k: int) -> list[str] | None:
+        """The registers and slots whose printed text step ``k`` changed, when its path
+        came from step ``k - 1`` and it starts from that step's state (then these are the
+        changes recorded for it); else None."""
+        if k == 0 or self.prev[k] != k - 1 or self.entry[k] != NO_ENTRY:
+            return None
+        names = self.change_name
+        return [NAMES[names[c]] for c in range(self.change_start[k], self.change_start[k + 1])]
+
     def columns(self) -> dict:
         """The per-step fields as numpy arrays (no copy): insn, prev (-1: none), event
-        (an index into ``EVENTS``), frame."""
+        (an index into ``EVENTS``), frame, note (an index into ``notes``)."""
         import numpy as np
 
         return {"insn": np.frombuffer(self.insn, dtype=np.int32), "prev": np.frombuffer(self.prev, dtype=np.int32),
                 "event": np.frombuffer(self.event, dtype=np.int8),
-                "frame": np.frombuffer(self.frameno, dtype=np.int8)}
+                "frame": np.frombuffer(self.frameno, dtype=np.int8),
+                "note": np.frombuffer(self.note, dtype=np.int32)}
 
     def nbytes(self) -> int:
         """The bytes the arrays and interned texts take (an estimate of the trace's size)."""
@@ -309,16 +320,35 @@ class Trace(Sequence):
                 + sum(len(t) for t in self.texts) + sum(len(t) for t in self.notes))
 
     def frame(self):
-        """One row per step: step, insn, prev, event, and a column per register/slot."""
+        """One row per step: step, insn, prev (missing: the first visit of its path),
+        event, frame, and a column per register/slot that any step printed (its text
+        after the step, missing where it was not initialised or written). Built from
+        the columns and the change lists without making steps: the register and slot
+        columns are categorical over the interned texts (a million-step walk's frame
+        takes a few bytes per cell)."""
+        import numpy as np
         import pandas as pd
 
-        rows = []
-        for s in self:
-            row = {"step": s.step, "insn": s.insn, "prev": s.prev, "event": s.event, "frame": s.frame}
-            row.update(s.regs)
-            row.update(s.stack)
-            rows.append(row)
-        frame = pd.DataFrame(rows)
-        regs = sorted((c for c in frame.columns if c.startswith("R")), key=lambda c: int(c[1:]))
-        slots = sorted((c for c in frame.columns if c.startswith("fp")), key=lambda c: -int(c[2:]))
-        return frame[[c for c in ("step", "insn", "prev", "event", "frame") if c in frame.columns] + regs + slots]
+        n = len(self)
+        cols = self.columns()
+        prev = pd.array(cols["prev"], dtype="Int64")
+        prev[cols["prev"] < 0] = pd.NA
+        events = pd.Categorical.from_codes(cols["event"].astype(np.int64) - 1, categories=list(EVENTS[1:]))
+        data = {"step": np.arange(n, dtype=np.int64), "insn": cols["insn"].copy(), "prev": prev,
+                "event": events, "frame": cols["frame"].copy()}
+        starts = np.frombuffer(self.change_start, dtype=np.int64)
+        names = np.frombuffer(self.change_name, dtype=np.int8)
+        texts = np.frombuffer(self.change_text, dtype=np.int32)
+        step_of = np.repeat(np.arange(n, dtype=np.int64), np.diff(starts))  # the step of each change
+        categories = pd.Index(self.texts, dtype=object)
+        printed = [int(k) for k in np.unique(names) if (texts[names == k] != ABSENT).any()]
+        regs = [k for k in printed if k < FIRST_SLOT]
+        slots = [k for k in printed if k >= FIRST_SLOT]  # fp-8 first
+        for name in regs + slots:
+            mine = names == name
+            at = np.full(n, -1, dtype=np.int64)
+            at[step_of[mine]] = np.arange(int(mine.sum()))
+            at = np.maximum.accumulate(at)  # each step: its name's latest change (or -1: none yet)
+            codes = np.where(at >= 0, texts[mine][np.maximum(at, 0)], ABSENT)
+            data[NAMES[name]] = pd.Categorical.from_codes(codes, categories=categories)
+        return pd.DataFrame(data)

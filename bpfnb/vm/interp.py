@@ -508,6 +508,8 @@ def _helper(helper, regs, arena, rbase, rsize, rperm, map_kind, map_ks, map_vs, 
             result = _map_slot(r2, arena, index, rbase, rsize, rperm, map_kind, map_ks, map_vs, map_max,
                                map_addr, False)
         elif helper == 2:
+            if _region(r3, map_vs[index], rbase, rsize, rperm, 1) < 0:
+                return 1  # the value pointer holds no value (only unverified code gets here)
             slot = _map_slot(r2, arena, index, rbase, rsize, rperm, map_kind, map_ks, map_vs, map_max,
                              map_addr, True)
             if slot == 0:
@@ -567,6 +569,8 @@ def _helper(helper, regs, arena, rbase, rsize, rperm, map_kind, map_ks, map_vs, 
         result = U64(state[6])
     elif helper == 6:  # trace_printk: the format bytes; arguments in the meta row
         n = np.int64(r2)
+        if n < 0 or (n > 0 and _region(r1, n, rbase, rsize, rperm, 1) < 0):
+            return 1
         if _emit(out, meta, state, arena, 2, r1, n, U64(0), 0):
             row = state[2] - 1
             meta[row, 4] = np.int64(r3)
@@ -584,6 +588,12 @@ def _helper(helper, regs, arena, rbase, rsize, rperm, map_kind, map_ks, map_vs, 
     elif helper == 111:  # skb_output: the record, then flags>>32 packet bytes
         n = np.int64(r5)
         want = np.int64(r3 >> U64(32))
+        if n < 0 or (n > 0 and _region(r4, n, rbase, rsize, rperm, 1) < 0):
+            return 1
+        if skb_layout[0] >= 0 and _region(r1 + U64(skb_layout[0]), 4, rbase, rsize, rperm, 1) < 0:
+            return 1
+        if want > 0 and _region(r1 + U64(skb_layout[1]), 8, rbase, rsize, rperm, 1) < 0:
+            return 1
         skb_len = np.int64(_load(arena, r1 + U64(skb_layout[0]), 4)) if skb_layout[0] >= 0 else 0
         if want > skb_len:
             result = U64(0) - U64(14)  # the kernel refuses more than skb->len
@@ -596,8 +606,12 @@ def _helper(helper, regs, arena, rbase, rsize, rperm, map_kind, map_ks, map_vs, 
     elif helper == 26:  # skb_load_bytes(ctx, offset, to, len) from the __sk_buff's packet
         n = np.int64(r4)
         start = np.int64(r2)
+        if _region(r1, 4, rbase, rsize, rperm, 1) < 0 or _region(r1 + U64(76), 4, rbase, rsize, rperm, 1) < 0:
+            return 1  # no __sk_buff (only unverified code gets here)
         length = np.int64(_load(arena, r1, 4))
         data = _load(arena, r1 + U64(76), 4)
+        if start >= 0 and n > 0 and _region(data + U64(start), n, rbase, rsize, rperm, 1) < 0:
+            length = -1  # its data pointer holds no packet: refused as out of range
         if start < 0 or n <= 0 or start + n > length or _region(r3, n, rbase, rsize, rperm, 2) < 0:
             if n > 0 and _region(r3, n, rbase, rsize, rperm, 2) >= 0:
                 for i in range(n):

@@ -17,8 +17,11 @@ from .walk import Chain, Walk
 # A stack slot through the frame pointer, or a register (rN, or wN in 32-bit ops)
 OPERAND = re.compile(r"\*\((?:u|s)(?:8|16|32|64) \*\)\(r10 (?P<off>[+-]\d+)\)|\b[rw](?P<reg>\d+)\b")
 INDENT_PX = 18
-# Around the current visit, this many lines are listed (a level-2 walk can be long).
-WINDOW = 1500
+# Around the current visit, this many lines are listed (a walk can have a million visits;
+# the pane shows about 13: the rest is for scrolling).
+WINDOW = 600
+STRIDE = WINDOW // 3
+LINES_KEPT = 4 * WINDOW  # lines made lately, kept for the next steps
 
 
 def operands_html(text: str) -> str:
@@ -47,51 +50,85 @@ def insn_text(prog, insn: int) -> str:
 
 
 class StreamListing:
-    """The stream of one walk: each visit's line made once, only its marks per step."""
+    """The stream of one walk: each visit's line made when it is first listed (a walk
+    can have a million visits), only its marks per step."""
 
     def __init__(self, walk: Walk, *, unknown=frozenset()):
         self.walk = walk
-        bodies: dict[int, str] = {}
-        self._lines: list[tuple[str, str, str]] = []  # (before the classes, classes, after)
-        for v in walk.visits:
-            head = f'<div class="path">{html.escape(v.note)}</div>' if v.note.startswith("from ") else ""
-            if v.event == "pruned":
-                body = "safe (pruned: a state already verified here covers this one)"
-            elif v.insn in unknown:
-                body = "(not in the log)"
-            else:
-                if v.insn not in bodies:
-                    bodies[v.insn] = operands_html(insn_text(walk.prog, v.insn))
-                body = bodies[v.insn]
-            pad = walk.depth(v.step) * INDENT_PX
-            self._lines.append((f'{head}<div class="ln', " err" if v.event == "error" else "",
-                                f'" data-step="{v.step}" style="padding-left:{pad}px"><span class="no">{v.step}'
-                                f'</span><span class="pc">{v.insn}:</span>{body}</div>'))
+        self.unknown = unknown
+        self._bodies: dict[int, str] = {}  # per instruction
+        self._lines: dict[int, tuple[str, str, str]] = {}  # per visit: (before the classes, classes, after)
+        self._marked: tuple[Chain, dict[int, str]] | None = None  # the last chain and its marks
+        self._listed: tuple = (None, None, "")  # the last window listed unmarked: (lo, chain, html)
 
-    def html(self, current: int, chain: Chain | None = None) -> str:
-        """The stream with the current visit marked (``cur``); with a ``chain``, its
-        visits marked (``def``/``use``/``refined``, the selected one ``sel``) and the
-        others dimmed (``dim``). Only ``WINDOW`` lines around the current one."""
-        n = len(self._lines)
-        lo = max(0, min(current - WINDOW // 2, n - WINDOW))
-        hi = min(n, lo + WINDOW)
-        marks: dict[int, str] = {}
-        if chain is not None:
-            marks.update({s: " def" for s in chain.defs})
+    def line(self, step: int) -> tuple[str, str, str]:
+        """Visit ``step``'s line: the HTML before its classes, its classes, the HTML after."""
+        made = self._lines.get(step)
+        if made is not None:
+            return made
+        walk = self.walk
+        insn, event, note = walk.insn_of(step), walk.event_of(step), walk.note_of(step)
+        head = f'<div class="path">{html.escape(note)}</div>' if note.startswith("from ") else ""
+        if event == "pruned":
+            body = "safe (pruned: a state already verified here covers this one)"
+        elif insn in self.unknown:
+            body = "(not in the log)"
+        else:
+            body = self._bodies.get(insn)
+            if body is None:
+                body = self._bodies[insn] = operands_html(insn_text(walk.prog, insn))
+        pad = walk.depth(step) * INDENT_PX
+        if len(self._lines) >= LINES_KEPT:
+            self._lines.clear()
+        made = self._lines[step] = (
+            f'{head}<div class="ln', " err" if event == "error" else "",
+            f'" data-step="{step}" style="padding-left:{pad}px"><span class="no">{step}'
+            f'</span><span class="pc">{insn}:</span>{body}</div>')
+        return made
+
+    def _marks(self, chain: Chain) -> dict[int, str]:
+        """The class of each visit of ``chain`` (made once per chain: it may have many)."""
+        if self._marked is None or self._marked[0] is not chain:
+            marks = {s: " def" for s in chain.defs}
             marks.update({s: " refined" for s in chain.refined})
             marks.update({s: " use" for s in chain.uses})
             marks[chain.step] = " sel"
+            self._marked = (chain, marks)
+        return self._marked[1]
+
+    def window(self, current: int) -> tuple[int, int]:
+        """The visits listed around ``current``: ``WINDOW`` lines, moved by ``STRIDE``
+        lines at a time with ``current`` at least ``STRIDE`` lines from either end (but at
+        the walk's ends), so that stepping lists the same lines until it nears an end."""
+        n = len(self.walk)
+        lo = max(0, min((current // STRIDE - 1) * STRIDE, n - WINDOW))
+        return lo, min(n, lo + WINDOW)
+
+    def html(self, current: int, chain: Chain | None = None, *, mark_current: bool = True) -> str:
+        """The stream's ``window`` around visit ``current``, marked ``cur`` (unless
+        ``mark_current`` is False: the browser marks it, and the lines are sent only
+        when the window or the chain changes); with a ``chain``, its visits marked
+        (``def``/``use``/``refined``, the selected one ``sel``) and the others dimmed
+        (``dim``)."""
+        n = len(self.walk)
+        lo, hi = self.window(current)
+        if not mark_current and self._listed[:2] == (lo, chain):
+            return self._listed[2]
+        marks = self._marks(chain) if chain is not None else {}
         rows = [f'<div class="gap">… {lo} earlier visits</div>'] if lo else []
         for step in range(lo, hi):
-            before, classes, after = self._lines[step]
-            if step == current:
+            before, classes, after = self.line(step)
+            if step == current and mark_current:
                 classes += " cur"
             if chain is not None:
                 classes += marks.get(step, " dim")
             rows.append(before + classes + after)
         if hi < n:
             rows.append(f'<div class="gap">… {n - hi} later visits</div>')
-        return "".join(rows)
+        text = "".join(rows)
+        if not mark_current:
+            self._listed = (lo, chain, text)
+        return text
 
 
 def listing_html(walk: Walk, current: int, chain: Chain | None = None, *, unknown=frozenset()) -> str:

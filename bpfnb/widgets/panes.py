@@ -54,6 +54,13 @@ function render({ model, el }) {
   root.append(style, state, right);
   el.appendChild(root);
 
+  // the current line is marked here: stepping sends its number, not the stream again
+  const markCurrent = () => {
+    const old = listing.querySelector(".ln.cur");
+    if (old) old.classList.remove("cur");
+    const line = listing.querySelector(`.ln[data-step="${model.get("listing_current")}"]`);
+    if (line) line.classList.add("cur");
+  };
   const follow = () => {
     keepInView(listing, listing.querySelector(".ln.cur"));
     const id = model.get("cfg_follow");
@@ -67,7 +74,7 @@ function render({ model, el }) {
   };
   const paint = {
     state: () => { state.innerHTML = model.get("state"); },
-    listing: () => { listing.innerHTML = model.get("listing"); },
+    listing: () => { listing.innerHTML = model.get("listing"); markCurrent(); },
     cfg: () => { cfg.innerHTML = model.get("cfg"); cfg.style.display = model.get("cfg") ? "" : "none"; },
     cfg_style: () => { style.textContent = model.get("cfg_style"); },
     legend: () => { legend.innerHTML = model.get("legend"); },
@@ -77,6 +84,7 @@ function render({ model, el }) {
     model.on("change:" + name, () => { fn(); later(); });
   }
   model.on("change:cfg_follow", later);
+  model.on("change:listing_current", () => { markCurrent(); later(); });
   // an output scrolled into view, or a notebook tab shown, lays the panes out late
   const resized = new ResizeObserver(later);
   resized.observe(root);
@@ -130,7 +138,8 @@ class StepperPanes(anywidget.AnyWidget):
     _esm = ESM
     scope = traitlets.Unicode("").tag(sync=True)
     state = traitlets.Unicode("").tag(sync=True)
-    listing = traitlets.Unicode("").tag(sync=True)
+    listing = traitlets.Unicode("").tag(sync=True)  # the stream's lines around the current one
+    listing_current = traitlets.Int(-1).tag(sync=True)  # the visit whose line the browser marks current
     legend = traitlets.Unicode("").tag(sync=True)
     cfg = traitlets.Unicode("").tag(sync=True)  # the SVG, laid out once
     cfg_style = traitlets.Unicode("").tag(sync=True)  # the current step's highlighting

@@ -28,7 +28,7 @@ from ..isa.helpers import HELPER_PARAMS, helper_name
 from ..viz.cfg import CfgView, legend_html, new_scope
 from .listing import StreamListing
 from .panes import StepperPanes
-from .walk import Chain, Walk, btf_type_of, type_name
+from .walk import CHAIN_REACH, Chain, Walk, btf_type_of, type_name
 
 # Colours of the state panel and the stream (the CFG's are in bpfnb.viz.cfg).
 CHANGED, DIFFERS, DEF, USE = "#fff8c5", "#ffebe9", "#ddf4ff", "#dafbe1"
@@ -80,7 +80,8 @@ def _type_cell(text: str) -> str:
 class VerifierStepper(w.VBox):
     """Steps through a ``Walk`` (ours, from ``bpfnb.verify``; or the kernel's).
 
-    ``VerifierStepper(prog)`` verifies ``prog`` with bpfnb's verifier;
+    ``VerifierStepper(prog)`` verifies ``prog`` with bpfnb's verifier,
+    ``VerifierStepper(bpfnb.verify(prog))`` steps through a verification made before;
     ``vs_kernel=True`` also loads it into the running kernel and shows the
     kernel's state for the same visit beside ours, differences marked.
 
@@ -104,6 +105,7 @@ class VerifierStepper(w.VBox):
         self.prog = walk.prog
         self.step = 0
         self.chain: Chain | None = None
+        self._chain_cfg: tuple[Chain | None, list[int]] = (None, [])  # the chain and its instructions
         self.scope = new_scope("s")
         self.cfg = CfgView(self.prog, scope=self.scope) if cfg else None
         self._unknown = frozenset(getattr(self.prog, "meta", {}).get("unknown_slots", ()))
@@ -202,7 +204,8 @@ class VerifierStepper(w.VBox):
         step = self.step
         with self.panes.hold_sync():
             self.panes.state = self.panel_html(step)
-            self.panes.listing = self.stream.html(step, self.chain)
+            self.panes.listing = self.stream.html(step, self.chain, mark_current=False)  # sent when it changes
+            self.panes.listing_current = step
             if self.cfg is not None:
                 self.panes.cfg_style = self.cfg.rules(**self._highlight(step))
                 self.panes.cfg_follow = self.cfg.row_id(self.walk.visits[step].insn)
@@ -274,6 +277,8 @@ class VerifierStepper(w.VBox):
         if c.refined:
             parts.append(f"narrowed at {', '.join(where(s) for s in c.refined[:4])}")
         parts.append(f"{len(c.uses)} later use(s)")
+        if c.truncated:
+            parts.append(f"followed {CHAIN_REACH:,} visits each way (the walk goes on)")
         if c.entry:
             parts.append(f"from the entry: {', '.join(map(_esc, c.entry))}")
         origin = self.walk.origin(c.step, c.name, before=False)
@@ -394,10 +399,17 @@ class VerifierStepper(w.VBox):
         path, edges = self._path_on_cfg(step)
         pruned = walk.pruned_until(step)
         error_step = walk.error_step
-        chain = [walk.visits[s].insn for s in self.chain.steps] if self.chain is not None else ()
+        chain = self._chain_insns() if self.chain is not None else ()
         return dict(current=walk.visits[step].insn, path=path, visits=walk.visit_counts(), pruned=pruned,
                     error=walk.visits[error_step].insn if error_step is not None else None,
                     taken_edges=edges, chain=chain)
+
+    def _chain_insns(self) -> list[int]:
+        """The instructions of the selected chain's visits (once per chain)."""
+        chain = self.chain
+        if self._chain_cfg[0] is not chain:
+            self._chain_cfg = (chain, sorted({self.walk.insn_of(s) for s in chain.steps}))
+        return self._chain_cfg[1]
 
     def graph_svg(self, step: int) -> str:
         """The CFG as an SVG with visit ``step``'s highlighting."""
@@ -415,16 +427,14 @@ class VerifierStepper(w.VBox):
             return path, edges
         import numpy as np
 
-        insns = walk.columns["insn"][walk.history_steps(step)]
+        on_path, pairs = walk.path_pairs(step)
         blocks = getattr(self, "_blocks", None)
         if blocks is None:
             blocks = self._blocks = np.array([_block_or_none(block, i) for i in range(len(self.prog.insns))])
-        crossing = blocks[insns[:-1]] != blocks[insns[1:]]
         count = len(self.prog.insns)
-        # each edge once: a pair coded as one integer, so the sort is one-dimensional
-        codes = np.unique(insns[:-1][crossing].astype(np.int64) * count + insns[1:][crossing])
-        on_path = np.flatnonzero(np.bincount(insns, minlength=count))
-        return on_path.tolist(), [(int(c // count), int(c % count)) for c in codes]
+        a, b = pairs // count, pairs % count
+        crossing = blocks[a] != blocks[b]
+        return on_path.tolist(), list(zip(a[crossing].tolist(), b[crossing].tolist(), strict=True))
 
     def origin_html(self, name: str, step: int | None = None) -> str:
         step = self.step if step is None else step
@@ -459,7 +469,8 @@ class VerifierStepper(w.VBox):
                  f"{self.graph_svg(self.step)}</div>" if self.cfg else "")
         return (f'<div class="{self.scope}" style="display:flex;gap:12px">'
                 f'<div style="flex:1;min-width:0">{p.state}</div>'
-                f'<div style="flex:1;min-width:0;max-height:600px;overflow:auto">{p.listing}</div>{graph}</div>')
+                f'<div style="flex:1;min-width:0;max-height:600px;overflow:auto">'
+                f"{self.stream.html(self.step, self.chain)}</div>{graph}</div>")
 
 
 def _block_or_none(block_of, insn: int) -> int:
@@ -469,11 +480,15 @@ def _block_or_none(block_of, insn: int) -> int:
         return -1
 
 
-def _walk_of(prog) -> Walk:
+def _walk_of(prog_or_result) -> Walk:
     from ..verifier import verify  # the verifier publishes its walk
+    from ..verifier.verify import VerifierResult
     from .adapters import walk_from_result
 
-    return walk_from_result(verify(prog, log_level=2))
+    if isinstance(prog_or_result, VerifierResult):
+        return walk_from_result(prog_or_result)
+    # the walk reads the trace, not the log: no log to format
+    return walk_from_result(verify(prog_or_result, log_level=0))
 
 
 def _kernel_walk_of(prog) -> Walk | None:

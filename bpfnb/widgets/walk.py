@@ -18,10 +18,16 @@ from dataclasses import dataclass
 
 from ..isa import opcodes as op
 from ..isa.effects import effects
+from ..isa.flow import jump_target
 from ..isa.helpers import HELPER_PARAMS
 from ..verifier.trace import Step
 
 ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
+# How far a def-use chain is followed: this many visits back along the path from the
+# selected one, and this many forward from its definition (a loop walked a million
+# times would otherwise make every iteration part of the chain, and one click a minute)
+CHAIN_REACH = 20_000
+PATH_CHUNK = 16_384  # steps whose distinct instructions and pairs path_pairs keeps together
 
 
 # one visit of an instruction: the verifier's own ``Step`` (regs/stack are the state after it)
@@ -45,6 +51,7 @@ class Chain:
     uses: tuple[int, ...] = ()
     refined: tuple[int, ...] = ()
     entry: tuple[str, ...] = ()
+    truncated: bool = False  # the walk went on past ``CHAIN_REACH`` visits, one way or the other
 
     @property
     def steps(self) -> tuple[int, ...]:
@@ -106,7 +113,9 @@ class Walk:
         self.error = error
         self.entry = dict(entry or ENTRY_REGS)
         self.source = source  # "bpfnb" or "kernel"
-        self._depths: list[int] | None = None
+        self._depths = None  # per step, made once
+        self._effects: dict[int, tuple[set, set]] = {}  # per instruction
+        self._chunks: dict[int, tuple] = {}  # path_pairs' distinct instructions and pairs per chunk
         # the verifier's columnar trace stays as it is (steps built when read); its columns
         # answer the questions over every visit without building them
         self.columns = visits.columns() if hasattr(visits, "columns") else None
@@ -126,32 +135,73 @@ class Walk:
     def effects_at(self, step: int):
         """What visit ``step``'s instruction reads and writes, names as the log
         prints them (``R1``, ``fp-8``); a helper call reads only its parameters."""
-        insn = self.prog.insns[self.visits[step].insn]
-        args = 5
-        if insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == 0 and insn.imm in HELPER_PARAMS:
-            args = len(HELPER_PARAMS[insn.imm])
-        fx = effects(insn, helper_args=args)
-        return {_canon(x) for x in fx.reads}, {_canon(x) for x in fx.writes}
+        return self._effects_of(self.insn_of(step))
+
+    def _effects_of(self, index: int) -> tuple[set, set]:
+        known = self._effects.get(index)
+        if known is None:
+            insn = self.prog.insns[index]
+            args = 5
+            if insn.code == op.BPF_JMP | op.BPF_CALL and insn.src == 0 and insn.imm in HELPER_PARAMS:
+                args = len(HELPER_PARAMS[insn.imm])
+            fx = effects(insn, helper_args=args)
+            known = self._effects[index] = ({_canon(x) for x in fx.reads}, {_canon(x) for x in fx.writes})
+        return known
+
+    def insn_of(self, step: int) -> int:
+        """The instruction of visit ``step`` (without building the visit)."""
+        return int(self.columns["insn"][step]) if self.columns is not None else self.visits[step].insn
+
+    def event_of(self, step: int) -> str | None:
+        """The event of visit ``step`` (without building the visit)."""
+        if self.columns is not None:
+            from ..verifier.trace import EVENTS
+
+            return EVENTS[self.columns["event"][step]]
+        return self.visits[step].event
+
+    def prev_of(self, step: int) -> int | None:
+        """The previous visit on visit ``step``'s path (without building the visit)."""
+        if self.columns is not None:
+            prev = int(self.columns["prev"][step])
+            return None if prev < 0 else prev
+        return self.visits[step].prev
+
+    def note_of(self, step: int) -> str:
+        """The note of visit ``step`` (``from 3 to 6``...), without building the visit."""
+        if self.columns is not None:
+            return self.visits.notes[self.columns["note"][step]]
+        return self.visits[step].note
 
     def depth(self, step: int) -> int:
         """The call depth visit ``step``'s instruction ran at (0 in the main program,
         1 in a subprogram it called...), counted along the path from the calls and
         exits before it: the same for a log's walk and bpfnb's."""
+        if self._depths is None and self.columns is not None:
+            # the trace records the frame after each instruction: a visit runs in the frame
+            # its path's previous visit left (a call enters the callee, an exit leaves it)
+            import numpy as np
+
+            prev, frames = self.columns["prev"], self.columns["frame"]
+            self._depths = np.where(prev >= 0, frames[np.maximum(prev, 0)], 0)
         if self._depths is None:
             depths: list[int] = []
             for v in self.visits:
                 if v.prev is None:
                     depths.append(0)
                     continue
-                before = self.prog.insns[self.visits[v.prev].insn]
+                at = self.visits[v.prev].insn
+                before = self.prog.insns[at]
                 d = depths[v.prev]
                 if before.code == op.BPF_JMP | op.BPF_CALL and before.src == op.BPF_PSEUDO_CALL:
-                    d += 1
+                    # a static function is walked inside its caller; a global one apart
+                    # (the walk goes on after the call)
+                    d += v.insn == jump_target(before, at)
                 elif before.code == op.BPF_JMP | op.BPF_EXIT and d > 0:
                     d -= 1
                 depths.append(d)
             self._depths = depths
-        return self._depths[step]
+        return int(self._depths[step])
 
     def chain(self, step: int, name: str) -> Chain:
         """The def-use chain of register/slot ``name`` as it is after visit ``step``
@@ -161,9 +211,10 @@ class Walk:
         wanted = {name}
         defs: list[int] = []
         refined: list[int] = []
-        s: int | None = step if name in writes else self.visits[step].prev
+        s: int | None = step if name in writes else self.prev_of(step)
         definition = s if name in writes else None
-        while s is not None and wanted:
+        looked = 0
+        while s is not None and wanted and looked < CHAIN_REACH:
             r, w = self.effects_at(s)
             made = w & wanted
             if made:
@@ -171,21 +222,39 @@ class Walk:
                 if definition is None and name in made:
                     definition = s
                 wanted = (wanted - made) | (r - {"R10"})
-            elif self.visits[s].event == "branch" and wanted & set(self.changed(s)):
+            elif self.event_of(s) == "branch" and wanted & self._changed_names(s):
                 refined.append(s)
-            s = self.visits[s].prev
+            s = self.prev_of(s)
+            looked += 1
+        cut_back = s is not None and bool(wanted)
         # later reads of the value, on every path through its definition
-        alive = {definition if definition is not None else -1}
+        start = definition if definition is not None else -1
+        alive = {start}
         uses: list[int] = []
-        for v in self.visits[(definition if definition is not None else -1) + 1:]:
-            if (v.prev if v.prev is not None else -1) not in alive or v.event == "pruned":
+        end = min(len(self), start + 1 + CHAIN_REACH)
+        for v in range(start + 1, end):
+            prev = self.prev_of(v)
+            if (prev if prev is not None else -1) not in alive or self.event_of(v) == "pruned":
                 continue  # another path, or a state pruned before the instruction ran
-            r, w = self.effects_at(v.step)
+            r, w = self.effects_at(v)
             if name in r:
-                uses.append(v.step)
+                uses.append(v)
             if name not in w:
-                alive.add(v.step)
-        return Chain(step, name, tuple(defs), tuple(uses), tuple(refined), tuple(sorted(wanted, key=_order)))
+                alive.add(v)
+        # what was left unresolved is the entry's only when the walk back reached it
+        entry = () if cut_back else tuple(sorted(wanted, key=_order))
+        return Chain(step, name, tuple(defs), tuple(uses), tuple(refined), entry,
+                     cut_back or self._continues(alive, end))
+
+    def _continues(self, alive: set[int], end: int) -> bool:
+        """Whether a visit from ``end`` on continues the path of one of ``alive``."""
+        if end >= len(self):
+            return False
+        if self.columns is not None:
+            import numpy as np
+
+            return bool(np.isin(self.columns["prev"][end:], np.fromiter(alive, dtype=np.int64)).any())
+        return any((v.prev if v.prev is not None else -1) in alive for v in self.visits[end:])
 
     def __len__(self) -> int:
         return len(self.visits)
@@ -197,8 +266,10 @@ class Walk:
 
             from ..verifier.trace import EVENT_CODE
 
-            hits = np.flatnonzero(self.columns["event"] == EVENT_CODE["error"])
-            return int(hits[-1]) if len(hits) else None
+            if "error_step" not in self.columns:
+                hits = np.flatnonzero(self.columns["event"] == EVENT_CODE["error"])
+                self.columns["error_step"] = int(hits[-1]) if len(hits) else None
+            return self.columns["error_step"]
         return next((v.step for v in reversed(self.visits) if v.event == "error"), None)
 
     def before(self, step: int) -> dict[str, str]:
@@ -222,6 +293,11 @@ class Walk:
         return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after), key=_order)
                 if before.get(k) != after.get(k)}
 
+    def _changed_names(self, step: int) -> set[str]:
+        """The names in ``changed(step)`` (from the trace's record of the step when it has it)."""
+        names = self.visits.changed_names(step) if self.columns is not None else None
+        return set(self.changed(step)) if names is None else set(names)
+
     def history(self, step: int) -> list[int]:
         """Steps of the path that led to ``step``, from the entry."""
         if self.columns is not None:
@@ -233,10 +309,9 @@ class Walk:
             s = self.visits[s].prev
         return out[::-1]
 
-    def history_steps(self, step: int):
-        """``history`` as a numpy array, read from the trace's columns run by run (a run
-        is a stretch of consecutive steps on one path), so a path of a million steps
-        through a loop costs a few array slices."""
+    def _runs(self, step: int) -> list[tuple[int, int]]:
+        """The history of ``step`` as runs ``(first, last)``, the latest first: a run is a
+        stretch of consecutive steps on one path (read from the trace's columns)."""
         import numpy as np
 
         cols = self.columns
@@ -251,14 +326,68 @@ class Walk:
         s = step
         while s >= 0:
             start = int(run_start[s])
-            runs.append(np.arange(start, s + 1))
+            runs.append((start, s))
             s = int(prev[start])
-        return np.concatenate(runs[::-1]) if runs else np.zeros(0, dtype=np.int64)
+        return runs
+
+    def history_steps(self, step: int):
+        """``history`` as a numpy array, read from the trace's columns run by run, so a
+        path of a million steps through a loop costs a few array slices."""
+        import numpy as np
+
+        runs = [np.arange(first, last + 1) for first, last in reversed(self._runs(step))]
+        return np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
+
+    def path_pairs(self, step: int):
+        """The instructions on the path to ``step`` and the pairs ``(a, b)`` of
+        instructions run one after the other on it, each once, as two sorted numpy
+        arrays (a pair coded ``a * len(insns) + b``). From the trace's columns, run by
+        run, each long run through what ``PATH_CHUNK`` steps at a time visit (kept once
+        made): what the CFG highlights, in time that does not grow with the path."""
+        import numpy as np
+
+        insn, prev = self.columns["insn"], self.columns["prev"]
+        count = len(self.prog.insns)
+        on_path, taken = [], []
+        for first, last in self._runs(step):
+            later = first // PATH_CHUNK + 1  # whole chunks start after the run's first step
+            head = min(last + 1, later * PATH_CHUNK)
+            on_path.append(insn[first:head])
+            taken.append(_pairs(insn, first + 1, head, count))  # the run's first step came from elsewhere
+            whole = range(later, max(later, (last + 1) // PATH_CHUNK))
+            for chunk in whole:
+                insns, pairs = self._chunk(chunk, count)
+                on_path.append(insns)
+                taken.append(pairs)
+            tail = max(head, whole.stop * PATH_CHUNK) if whole else head
+            on_path.append(insn[tail:last + 1])
+            taken.append(_pairs(insn, tail, last + 1, count))
+            if prev[first] >= 0:  # the step into this run from the one that pushed it
+                taken.append(np.array([int(insn[prev[first]]) * count + int(insn[first])], dtype=np.int64))
+        return np.unique(np.concatenate(on_path)), np.unique(np.concatenate(taken))
+
+    def _chunk(self, chunk: int, count: int):
+        """The distinct instructions of steps ``chunk * PATH_CHUNK`` up to the next chunk,
+        and the distinct pairs (each step with the one before it), made once."""
+        import numpy as np
+
+        made = self._chunks.get(chunk)
+        if made is None:
+            start = chunk * PATH_CHUNK
+            insn = self.columns["insn"]
+            before, after = insn[start - 1:start + PATH_CHUNK - 1], insn[start:start + PATH_CHUNK]
+            # counted, not sorted: most pairs fall through (b = a + 1), the others are few
+            falls = after == before + 1
+            fall = np.flatnonzero(np.bincount(before[falls], minlength=count)).astype(np.int64)
+            jumps = np.unique(before[~falls].astype(np.int64) * count + after[~falls])
+            made = self._chunks[chunk] = (np.flatnonzero(np.bincount(after, minlength=count)),
+                                          np.concatenate([fall * count + fall + 1, jumps]))
+        return made
 
     def path_start(self, step: int) -> int:
         """The first step of the path that led to ``step``."""
         if self.columns is not None:
-            return int(self.history_steps(step)[0])
+            return self._runs(step)[-1][0]
         return self.history(step)[0]
 
     def visit_counts(self) -> Counter:
@@ -298,10 +427,15 @@ class Walk:
     def pruned_until(self, step: int) -> list[int]:
         """The instructions where a path was pruned at or before ``step``."""
         if self.columns is not None:
+            import numpy as np
+
             from ..verifier.trace import EVENT_CODE
 
             cols = self.columns
-            return cols["insn"][: step + 1][cols["event"][: step + 1] == EVENT_CODE["pruned"]].tolist()
+            if "pruned" not in cols:
+                cols["pruned"] = np.flatnonzero(cols["event"] == EVENT_CODE["pruned"])
+            pruned = cols["pruned"]
+            return cols["insn"][pruned[:np.searchsorted(pruned, step, side="right")]].tolist()
         return [v.insn for v in self.visits[: step + 1] if v.event == "pruned"]
 
     def next_visit(self, step: int) -> int | None:
@@ -352,6 +486,16 @@ class Walk:
             s = v.prev
         chain.append(Origin(-1, -1, name, "entry"))
         return chain
+
+
+def _pairs(insn, start: int, end: int, count: int):
+    """The pair codes ``insn[k - 1] * count + insn[k]`` of the steps ``k`` in start..end - 1."""
+    import numpy as np
+
+    start = max(start, 1)
+    if end <= start:
+        return np.zeros(0, dtype=np.int64)
+    return insn[start - 1:end - 1].astype(np.int64) * count + insn[start:end]
 
 
 def _canon(name: str) -> str:

@@ -14,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# the notebook on show (JupyterLab reopens the tabs of the last session, hidden)
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -68,3 +70,119 @@ def jupyter_lab(root: Path, *, timeout: float = 60.0):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def open_and_run(page, base, token, name):
+    """Open notebook ``name`` in the lab and Run All Cells."""
+    page.goto(f"{base}/lab/tree/{name}?token={token}")
+    page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
+    # a fresh environment starts its kernel slowly: run only once it is idle
+    page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
+    for _attempt in range(3):  # a menu opened while the lab still lays out can miss the click
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_text("Run All Cells", exact=True).click()
+        news = page.get_by_role("button", name="No", exact=True)  # "notified about Jupyter news?"
+        if news.count():
+            news.first.click()
+        try:
+            page.wait_for_function(
+                """(panel) => [...document.querySelectorAll(panel + ' .jp-InputPrompt')]
+                              .some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))""", arg=PANEL, timeout=15_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"{name}: Run All Cells did not start")
+
+
+def wait_idle(page, timeout: float = 300_000):
+    """Every code cell has run: the last one has its execution count, none is
+    queued (``[*]``) and the kernel is idle (cells off screen may not be in the
+    DOM: JupyterLab renders a window of the notebook)."""
+    page.wait_for_function(
+        """(selector) => {
+            const panel = document.querySelector(selector);
+            if (!panel) return false;
+            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+            const last = prompts[prompts.length - 1];
+            return last && /\\[\\d+\\]/.test(last.innerText)
+                && !prompts.some(p => p.innerText.includes('[*]'))
+                && document.body.innerText.includes('| Idle');
+        }""", arg=PANEL, timeout=timeout)
+
+
+def notebook(path: Path, sources: list[str]) -> None:
+    """Write a notebook of code cells (Python 3 kernel) to ``path``."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    nbformat.write(nb, path)
+
+
+def printed(page, tag: str) -> list[dict]:
+    """The JSON objects the notebook printed on lines ``TAG {...}``, in order."""
+    import json
+
+    chunks = page.locator(f"{PANEL} .jp-OutputArea-output").all_text_contents()
+    return [json.loads(line[len(tag) + 1:]) for chunk in chunks for line in chunk.splitlines()
+            if line.startswith(tag + " ")]
+
+
+def scope_of(stepper) -> str:
+    """The scope class of a ``.bpfnb-stepper`` element (its CSS and ids are under it)."""
+    return next(c for c in stepper.get_attribute("class").split() if c.startswith("bpfnbs"))
+
+
+# Records when each stepper of the page first shows a visit (epoch ms, by the
+# steppers' order on the page): a notebook prints when it began making each one.
+WATCH_PAINTS = """() => {
+  const painted = window.__bpfnbPainted = {};
+  const tick = setInterval(() => {
+    document.querySelectorAll('.bpfnb-stepper').forEach((el, i) => {
+      const state = el.querySelector('.bpfnb-panes .state');
+      if (!(i in painted) && state && state.textContent.includes('visit 0 of')) painted[i] = Date.now();
+    });
+  }, 5);
+}"""
+
+
+def watch_paints(page) -> None:
+    page.evaluate(WATCH_PAINTS)
+
+
+def painted(page, index: int) -> float | None:
+    """When stepper ``index`` first showed a visit (epoch seconds), or None."""
+    ms = page.evaluate("(i) => window.__bpfnbPainted[i] ?? null", index)
+    return None if ms is None else ms / 1000
+
+
+# A step as a person sees it: from the click until the state pane says the new visit
+# and the browser has painted a frame after it.
+TIME_CLICKS = """async ([scope, label, count, delta]) => {
+  const root = document.querySelector('.' + scope);
+  const state = root.querySelector('.bpfnb-panes .state');
+  const button = [...root.querySelectorAll('button')].find(b => b.textContent.includes(label));
+  const visit = () => Number(/visit (\\d+) of/.exec(state.textContent)[1]);
+  const times = [];
+  for (let k = 0; k < count; k++) {
+    const want = `visit ${visit() + delta} of`;
+    const start = performance.now();
+    await new Promise((resolve) => {
+      const seen = new MutationObserver(() => {
+        if (state.textContent.includes(want)) { seen.disconnect(); resolve(); }
+      });
+      seen.observe(state, { childList: true, subtree: true, characterData: true });
+      button.click();
+    });
+    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    times.push(performance.now() - start);
+  }
+  return times;
+}"""
+
+
+def time_clicks(page, scope: str, label: str, count: int, delta: int = 1) -> list[float]:
+    """Click the stepper's button ``label`` ``count`` times, each once the last one's
+    visit (the current one + ``delta``) is shown: the milliseconds each took."""
+    return page.evaluate(TIME_CLICKS, [scope, label, count, delta])

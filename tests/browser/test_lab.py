@@ -13,52 +13,13 @@ import shutil
 
 import pytest
 
-from .lab import CHROMIUM, CHROMIUM_ARGS, jupyter_lab, missing
+from .lab import CHROMIUM, CHROMIUM_ARGS, PANEL, jupyter_lab, missing, open_and_run, wait_idle
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 WIDTH, HEIGHT = 1280, 1300
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 CURRENT_FILL = "rgb(255, 248, 197)"  # bpfnb.viz.cfg.CURRENT
-# the notebook on show (JupyterLab reopens the tabs of the last session, hidden)
-PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-
-
-def _open_and_run(page, base, token, name):
-    page.goto(f"{base}/lab/tree/{name}?token={token}")
-    page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
-    # a fresh environment starts its kernel slowly: run only once it is idle
-    page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
-    for _attempt in range(3):  # a menu opened while the lab still lays out can miss the click
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_text("Run All Cells", exact=True).click()
-        news = page.get_by_role("button", name="No", exact=True)  # "notified about Jupyter news?"
-        if news.count():
-            news.first.click()
-        try:
-            page.wait_for_function(
-                """(panel) => [...document.querySelectorAll(panel + ' .jp-InputPrompt')]
-                              .some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))""", arg=PANEL, timeout=15_000)
-            return
-        except Exception:
-            page.keyboard.press("Escape")
-    raise AssertionError(f"{name}: Run All Cells did not start")
-
-
-def _wait_idle(page):
-    """Every code cell has run: the last one has its execution count, none is
-    queued (``[*]``) and the kernel is idle (cells off screen may not be in the
-    DOM: JupyterLab renders a window of the notebook)."""
-    page.wait_for_function(
-        """(selector) => {
-            const panel = document.querySelector(selector);
-            if (!panel) return false;
-            const prompts = [...panel.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-            const last = prompts[prompts.length - 1];
-            return last && /\\[\\d+\\]/.test(last.innerText)
-                && !prompts.some(p => p.innerText.includes('[*]'))
-                && document.body.innerText.includes('| Idle');
-        }""", arg=PANEL, timeout=300_000)
 
 
 def _screenshots(page, stem: str):
@@ -110,10 +71,10 @@ def test_steppers_on_one_page_are_independent_and_interactive(lab):
     browser, base, token = lab
     page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
     name = "01_verifier_walkthrough.ipynb"
-    _open_and_run(page, base, token, name)
+    open_and_run(page, base, token, name)
     steppers = page.locator(f"{PANEL} .bpfnb-stepper")
     try:
-        _wait_idle(page)
+        wait_idle(page)
         steppers.nth(2).wait_for(timeout=60_000)
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "01-steppers-missing.png"), full_page=True)
@@ -206,9 +167,9 @@ def test_steppers_on_one_page_are_independent_and_interactive(lab):
 def test_notebook_renders_at_1280px(lab, path):
     browser, base, token = lab
     page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
-    _open_and_run(page, base, token, path.name)
+    open_and_run(page, base, token, path.name)
     try:
-        _wait_idle(page)
+        wait_idle(page)
     except Exception:
         page.screenshot(path=str(ARTIFACTS / f"{path.stem[:2]}-not-idle.png"))
         raise

@@ -135,3 +135,11 @@ def test_an_unknown_section_loads_with_type_unknown_and_the_reason(tmp_path):
     given = bpfnb.load(out, types={"mystery/thing": "socket_filter"}).program()
     assert (given.type, given.type_note) == ("socket_filter", "type 'socket_filter' given")
     assert given.insns == prog.insns
+
+
+def test_global_data_maps_take_the_names_libbpf_gives():
+    from bpfnb.elf.maps import global_data_map
+
+    # cilium/ebpf's loader-clang-22-el.elf: the kernel logs "map=loader_clan.bss"
+    assert global_data_map("loader-clang-22-el.elf", ".bss", bytes(4)).name == "loader_clan.bss"
+    assert global_data_map("drops.bpf.o", ".rodata", bytes(4)).name == "drops.rodata"

@@ -26,8 +26,11 @@ def test_a_dead_worker_is_a_crash_and_a_stuck_one_a_hang():
         outcome, detail = worker.run("selftest-crash", SEED, 0)
         assert (outcome, detail) == ("crash", "the worker died (signal 11)")
         assert worker.run("btf", SEED, 1)[0] in ("ok", "refused")  # a new worker
-        outcome, detail = worker.run("selftest-hang", SEED, 0, timeout=2)
-        assert (outcome, detail) == ("hang", "no answer within 2 s")
+        outcome, detail = worker.run("selftest-hang", SEED, 0, timeout=0.5)  # asleep: 10x in wall time
+        assert outcome == "hang" and detail.startswith("no answer within") and detail.endswith("s (asleep)")
+        assert worker.run("btf", SEED, 2)[0] in ("ok", "refused")  # a new worker, past its first case's allowance
+        outcome, detail = worker.run("selftest-spin", SEED, 0, timeout=1)
+        assert (outcome, detail) == ("hang", "no answer within 1 s of CPU time")
     finally:
         worker.stop()
 

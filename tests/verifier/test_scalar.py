@@ -104,3 +104,25 @@ def test_branches_refine_both_sides():
     assert format_scalar(fall) == "scalar(smin=smin32=0,smax=umax=smax32=umax32=10,var_off=(0x0; 0xf))"
     assert branch_taken(fall, ten, op.BPF_JGT, False) == 0
     assert branch_taken(Scalar.const(3), Scalar.const(3), op.BPF_JEQ, True) == 1
+
+
+def test_tnum_step_is_the_next_member():
+    rng = random.Random(7)
+    for _ in range(3000):
+        mask = rng.getrandbits(8)
+        t = Tnum(rng.getrandbits(8) & ~mask, mask)
+        z = rng.getrandbits(9)
+        tmax = t.value | t.mask
+        members = [v for v in range(1 << 9) if v & ~mask == t.value and v > z]
+        assert t.step(z) == (tmax if z >= tmax else min(members))
+
+
+def test_a_range_meeting_the_tnum_once_is_that_value():
+    """6.18.y: ``r1 &= 0x100000; if r1 == 0 goto`` leaves 0x100000 on the fall-through
+    (libbpf-tools filelife: the kernel prints R1=0x100000)."""
+    s = Scalar.unknown()
+    s.var_off = Tnum(0, 0x100000)
+    s.umin, s.umax = 1, 0x100000
+    s.sync()
+    assert s.var_off.is_const and s.var_off.value == 0x100000
+    assert (s.umin, s.umax, s.smin, s.smax) == (0x100000,) * 4

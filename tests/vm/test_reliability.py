@@ -28,10 +28,12 @@ def _raw(name: str, type_: str = "socket_filter", maps=()) -> Program:
     return Program(prog.name, prog.insns, type=type_, maps=tuple(maps))
 
 
-def _engines(prog, **run):
-    """(interp outcome, {engine: outcome}) with one Vm; an outcome is r0 or the error."""
+def _engines(prog, region_checks=None, **run):
+    """(interp outcome, {engine: outcome}) with one Vm; an outcome is r0 or the error.
+    ``region_checks=False``: the image as a program the verifier wrongly accepted runs
+    (guard pages only); by default an unverified image checks every access."""
     vm = Vm(prog, probe_mem=())
-    image = jit(prog, verify=False, probe_mem=(), vm=vm)
+    image = jit(prog, verify=False, probe_mem=(), vm=vm, region_checks=region_checks)
     outcomes = {}
     for engine in ("interp", *JIT_ENGINES):
         try:
@@ -43,16 +45,18 @@ def _engines(prog, **run):
 
 
 # -- 1. unsafe runs of programs the verifier should have refused ---------------------------------
-def test_a_store_past_the_packet_faults_on_every_engine():
+@pytest.mark.parametrize("region_checks, how", [(False, "not a PROBE_MEM load"),
+                                                (None, "in no region: the image's region check")])
+def test_a_store_past_the_packet_faults_on_every_engine(region_checks, how):
     prog = _raw("xdp_store_past_packet.insns", "xdp")
     assert not bpfnb.verify(prog).ok  # fixed in the verifier since; the engines do not rely on it
-    out = _engines(prog, packet=bytes(54))
+    out = _engines(prog, region_checks, packet=bytes(54))
     assert isinstance(out["interp"], VmError)
     assert "insn 5 ((7a) *(u64 *)(r7 +54) = 65): invalid memory access" in str(out["interp"])
     for engine in JIT_ENGINES:
         assert isinstance(out[engine], JitError), engine
         text = str(out[engine])
-        assert "insn 5 ((7a) *(u64 *)(r7 +54) = 65): invalid memory access at address" in text
+        assert "insn 5 ((7a) *(u64 *)(r7 +54) = 65): invalid memory access at address" in text and how in text
         address = int(text.split("at address ")[1].split()[0], 16)
         assert address % PAGE == 0 and address > BASE  # the guard page right after the packet's end
 
@@ -67,16 +71,51 @@ def test_the_packet_ends_at_a_page_boundary_and_a_guard_page_precedes_each_regio
     vm.memory.release(mark)
 
 
-def test_a_write_in_front_of_a_region_is_caught_after_a_native_run():
+def test_without_region_checks_a_write_in_front_of_a_region_is_caught_after_a_native_run():
     # *(u64 *)(r7 - 8) = 1: on the packet's page, before it: no guard page there
     prog = Program("underrun", (Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_W, 7, 1, 0, 0),
                                 Insn(op.BPF_ST | op.BPF_MEM | op.BPF_DW, 7, 0, -8, 1),
                                 Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0, 0, 0, 0),
                                 Insn(op.BPF_JMP | op.BPF_EXIT)), type="xdp")
-    out = _engines(prog, packet=bytes(54))
+    out = _engines(prog, False, packet=bytes(54))
     assert "insn 1" in str(out["interp"]) and "invalid memory access" in str(out["interp"])
     for engine in JIT_ENGINES:
         assert "a write outside every region" in str(out[engine]) and "8 bytes before 'packet'" in str(out[engine])
+
+
+# found by make fuzz: what a guard page cannot see (inside a region's first page, or the JIT's
+# frame linkage at r10 +0), named by every engine once unverified images check each access
+@pytest.mark.parametrize("name, type_, insn", [
+    ("read_before_ctx.insns", "socket_filter", "insn 0 ((61) r0 = *(u32 *)(r1 -512))"),
+    ("zero_before_packet.insns", "xdp", "insn 1 ((72) *(u8 *)(r7 -5) = 0)"),
+    ("zero_at_r10.insns", "socket_filter", "insn 0 ((72) *(u8 *)(r10 +0) = 0)"),
+])
+def test_an_access_on_a_regions_page_but_outside_it_is_named_by_every_engine(name, type_, insn):
+    out = _engines(_raw(name, type_), packet=bytes(54))
+    address = str(out["interp"]).split("at address ")[1]
+    for engine, error in out.items():
+        assert isinstance(error, (VmError, JitError)), (engine, error)
+        assert f"{insn}: invalid memory access at address {address}" in str(error), engine
+
+
+def test_a_region_check_lets_every_in_region_access_through():
+    # the first and last byte of the packet and of the stack, and the ctx: 0x01 + 0x02 + 0x03 + 0x04 + 54
+    prog = Program("edges", (Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_W, 7, 1, 0, 0),
+                             Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_W, 8, 1, 4, 0),
+                             Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_B, 0, 7, 0, 0),
+                             Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_B, 2, 8, -1, 0),
+                             Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_X, 0, 2),
+                             Insn(op.BPF_ST | op.BPF_MEM | op.BPF_B, 10, 0, -1, 3),
+                             Insn(op.BPF_ST | op.BPF_MEM | op.BPF_B, 10, 0, -512, 4),
+                             Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_B, 2, 10, -1, 0),
+                             Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_X, 0, 2),
+                             Insn(op.BPF_LDX | op.BPF_MEM | op.BPF_B, 2, 10, -512, 0),
+                             Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_X, 0, 2),
+                             Insn(op.BPF_ALU64 | op.BPF_SUB | op.BPF_X, 8, 7),
+                             Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_X, 0, 8),
+                             Insn(op.BPF_JMP | op.BPF_EXIT)), type="xdp")
+    assert _engines(prog, packet=bytes([1]) + bytes(52) + bytes([2])) == {"interp": 64, "native": 64,
+                                                                            "unicorn": 64}
 
 
 def test_a_store_to_read_only_data_faults_natively():
@@ -90,10 +129,25 @@ def test_a_store_to_read_only_data_faults_natively():
 
 
 def test_a_corrupted_return_address_is_the_programs_fault_and_the_process_lives():
-    out = _engines(_raw("store_above_frame.insns"))
+    out = _engines(_raw("store_above_frame.insns"), False)
     assert "insn 0" in str(out["interp"]) and "invalid memory access" in str(out["interp"])
     for engine in JIT_ENGINES:
         assert isinstance(out[engine], JitError), engine
+
+
+def test_a_helper_given_no_value_is_named_by_every_engine_and_the_process_lives():
+    out = _engines(_raw("update_value_null.insns", maps=[MapDef("m", "array", 4, 8, 4)]))
+    assert "insn 7 ((85) call bpf_map_update_elem#2): invalid memory access" in str(out["interp"])
+    for engine in JIT_ENGINES:
+        assert isinstance(out[engine], JitError) and "helper #2: invalid memory access" in str(out[engine])
+
+
+def test_a_failing_helper_ends_the_run_on_every_engine():
+    # retried while it returns NULL: a run that went on after the failure would never end
+    out = _engines(_raw("helper_fails_in_loop.insns"))
+    assert "insn 4 ((85) call bpf_map_lookup_elem#1): not a map" in str(out["interp"])
+    for engine in JIT_ENGINES:
+        assert isinstance(out[engine], JitError) and "helper #1: not a map" in str(out[engine]), engine
 
 
 @pytest.mark.parametrize("imm", [-1, 0x2, 0x10, 0xE0, 0xF0, 0x100])

@@ -123,7 +123,8 @@ def test_clicking_an_operand_selects_its_chain_through_the_fill_and_the_spill(wa
     assert chain.defs == (4, 2, 1, 0)  # fill of fp-8, spill of r0, load through r6, r6 = r1
     assert chain.uses == () and chain.entry == ("R1",)
     listing = s.panes.listing
-    assert 'class="ln def" data-step="2"' in listing and 'class="ln cur dim" data-step="5"' in listing
+    assert 'class="ln def" data-step="2"' in listing and 'class="ln dim" data-step="5"' in listing
+    assert s.panes.listing_current == 5 and 'class="ln cur dim" data-step="5"' in s._repr_html_()
     assert 'class="ln sel" data-step="4"' in listing
     assert all(f"#{s.scope}graph #a_{s.scope}t{i} text{{opacity:1}}" in s.panes.cfg_style for i in (0, 1, 2, 4))
     s.show(0)

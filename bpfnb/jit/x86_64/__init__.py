@@ -52,11 +52,18 @@ def _tail_call_layout(vm):
 
 
 def jit(prog, *, probe_mem=None, stack_depths=None, verify: bool = True, bmi2: bool | None = None,
-        vm=None, direct_tail_calls=None) -> JitResult:
+        vm=None, direct_tail_calls=None, region_checks: bool | None = None) -> JitResult:
     """Translate ``prog`` (verified first, for its PROBE_MEM loads, stack depths and
     constant tail calls, unless ``verify=False`` or they are given). With a ``vm`` that
     has tail-call targets (``Vm(prog, tail_calls=...)``), the targets go into the same
-    image; a tail call through a constant slot is a direct jump, as in the kernel."""
+    image; a tail call through a constant slot is a direct jump, as in the kernel.
+
+    An unverified image (``verify=False``) checks every load and store against the run's
+    region table, as the interpreter does (a call before each, shown in the listing):
+    nothing proved its accesses, and guard pages alone work per page. A verified
+    image is the kernel's, guarded per page. ``region_checks`` overrides the choice
+    (``False`` on an unverified program: what a wrongly accepted one would run as)."""
+    region_checks = not verify if region_checks is None else region_checks
     from ...vm import Vm
     from .tailcalls import ProgArrays, has_tail_calls
 
@@ -106,7 +113,8 @@ def jit(prog, *, probe_mem=None, stack_depths=None, verify: bool = True, bmi2: b
 
     target = Target(base=stubs.image, helper_address=lambda h: stubs.thunks[h], guard=_user_guard(),
                     bmi2=_has_bmi2() if bmi2 is None else bmi2, map_value=map_value, tail_calls=layout_tc,
-                    tail_call_target=arrays.target if arrays is not None else None, zero_r0_after_tail_call=True)
+                    tail_call_target=arrays.target if arrays is not None else None, zero_r0_after_tail_call=True,
+                    region_check=(lambda size, need: stubs.checks[(size, need)]) if region_checks else None)
     patched = fixups.patch(tuple(stream))
     compiler = Compiler(patched.insns, probe_mem={patched.last[i] for i in all_probe}, stack_depths=all_depths,
                         target=target, where=where, entries=[patched.first[e] for e in entries],
@@ -117,7 +125,7 @@ def jit(prog, *, probe_mem=None, stack_depths=None, verify: bool = True, bmi2: b
     return JitResult(prog=prog, image=image, layout=layout, passes=compiler.passes,
                      pass_lens=tuple(compiler.pass_lens), helper_ids=tuple(helper_ids), stub_base=stubs.image,
                      vm=vm, stream=tuple(stream), entries=tuple(entries), entry_offsets=entry_offsets,
-                     prog_arrays=arrays)
+                     prog_arrays=arrays, region_checks=region_checks)
 
 
 def _in_program_terms(layout, patched):

@@ -51,6 +51,7 @@ from .encode import (
     s32,
     vex3,
 )
+from .runtime import CHECK_READ, CHECK_WRITE
 
 MAX_PASSES = 20
 TAIL_CALL = 12  # the helper id of bpf_tail_call
@@ -67,6 +68,7 @@ SHIFTX_PP = {op.BPF_LSH: 1, op.BPF_ARSH: 2, op.BPF_RSH: 3}  # shlx 66, sarx F3, 
 JCC = {op.BPF_JEQ: 0x74, op.BPF_JNE: 0x75, op.BPF_JSET: 0x75, op.BPF_JGT: 0x77, op.BPF_JLT: 0x72,
        op.BPF_JGE: 0x73, op.BPF_JLE: 0x76, op.BPF_JSGT: 0x7F, op.BPF_JSLT: 0x7C, op.BPF_JSGE: 0x7D,
        op.BPF_JSLE: 0x7E}
+SIZE_BYTES = {op.BPF_B: 1, op.BPF_H: 2, op.BPF_W: 4, op.BPF_DW: 8}
 PUSH = {6: b"\x53", 7: b"\x41\x55", 8: b"\x41\x56", 9: b"\x41\x57"}
 POP = {6: b"\x5b", 7: b"\x41\x5d", 8: b"\x41\x5e", 9: b"\x41\x5f"}
 
@@ -129,6 +131,10 @@ class Target:
     # ours, not the kernel's: ``xor eax, eax`` where a tail call falls through, so r0 after a
     # missed bpf_tail_call is 0 as in the interpreter (the kernel leaves whatever rax held)
     zero_r0_after_tail_call: bool = False
+    # ours, for programs no verifier accepted: callable(size, need) -> the address of a stub that
+    # checks [r11, r11 + size) against the run's region table (runtime's region checks), called
+    # before every load and store; None: the kernel's image, guarded per page only
+    region_check: object = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +345,29 @@ class Compiler:
     # -- one instruction ------------------------------------------------------------------------------
     def _insn(self, f: int, i: int, here: int) -> tuple[bytes, list]:
         insn = self.insns[i]
+        check = self._region_check(f, i, insn, here)
+        if check:
+            code, extable = self._access(f, i, insn, here + len(check))
+            return check + code, [(rel + len(check), length, dst) for rel, length, dst in extable]
+        return self._access(f, i, insn, here)
+
+    def _region_check(self, f: int, i: int, insn, here: int) -> bytes:
+        """``lea r11, [base + off]; call check`` before a load or store of an image with region
+        checks (PROBE_MEM loads excepted: the exception table answers for those)."""
+        cls = insn.code & 0x07
+        if self.target.region_check is None or cls not in (op.BPF_LDX, op.BPF_ST, op.BPF_STX):
+            return b""
+        mode = insn.code & 0xE0
+        if cls == op.BPF_LDX and (mode in (op.BPF_PROBE_MEM, op.BPF_PROBE_MEMSX) or i in self.probe_mem):
+            return b""
+        base = insn.src if cls == op.BPF_LDX else insn.dst
+        size = SIZE_BYTES[insn.code & 0x18]
+        need = CHECK_READ if cls == op.BPF_LDX else CHECK_WRITE
+        lea = bytes([add_2mod(0x48, base, AUX), 0x8D]) + mem_suffix(base, AUX, insn.off)
+        after = self._function_base(f) + here + len(lea) + 5
+        return lea + b"\xe8" + s32(self.target.region_check(size, need) - after)
+
+    def _access(self, f: int, i: int, insn, here: int) -> tuple[bytes, list]:
         cls = insn.code & 0x07
         try:
             if cls in (op.BPF_ALU, op.BPF_ALU64):

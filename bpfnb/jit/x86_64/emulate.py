@@ -29,6 +29,7 @@ HOOK_PAGE = 0x6100_0000_0000  # one `ret`: the helper dispatcher
 HOST_STACK = 0x6200_0000_0000  # the "host" stack entry() starts on
 HOST_STACK_SIZE = 64 * 1024
 RETURN_SENTINEL = 0x6300_0000_0000  # entry() returns here: the run is over
+STATUS_PAGE = 0x6400_0000_0000  # the run's context as the helper thunks read it: its status word
 TIMEOUT_S = 10.0
 
 
@@ -108,6 +109,10 @@ class Emulator:
         uc.mem_map(HOOK_PAGE, runtime.PAGE, UC_PROT_ALL)
         uc.mem_write(HOOK_PAGE, b"\xc3")
         uc.mem_map(HOST_STACK, HOST_STACK_SIZE, UC_PROT_READ | UC_PROT_WRITE)
+        uc.mem_map(STATUS_PAGE, runtime.PAGE, UC_PROT_READ | UC_PROT_WRITE)
+        from .dispatch import STATUS
+
+        status_word = STATUS_PAGE + 8 * STATUS
         self.regs = _uc_registers()
         self.fixups = {CODE_BASE + lay.image + e.code_offset: e for e in extable}
         self.mapped: list[tuple[int, int]] = []
@@ -119,6 +124,8 @@ class Emulator:
         def dispatch(uc, address, size, _):
             values = [uc.reg_read(r) for r in args]
             uc.reg_write(x86.UC_X86_REG_RAX, state.session.dispatch(*values) & 0xFFFF_FFFF_FFFF_FFFF)
+            if state.session.error:  # the thunk sees it and ends the run, as natively
+                uc.mem_write(status_word, struct.pack("<Q", 1))
 
         def bad_access(uc, access, address, size, value, _):
             state.fault.setdefault("addr", address)
@@ -173,6 +180,13 @@ class Emulator:
         uc.reg_write(x86.UC_X86_REG_RSI, r2 & 0xFFFF_FFFF_FFFF_FFFF)
         uc.reg_write(x86.UC_X86_REG_RDX, stack_top)
         uc.reg_write(x86.UC_X86_REG_RCX, 1)  # one run per emulation
+        regions = execution.region_table(result)
+        data = CODE_BASE + lay.data
+        uc.mem_write(data + lay.regions, regions)
+        uc.mem_write(data + runtime.REGION_COUNT, struct.pack("<Q", len(regions) // runtime.REGION_ENTRY))
+        uc.mem_write(data + runtime.FAULTED, struct.pack("<Q", 0))
+        uc.mem_write(data + runtime.CONTEXT, struct.pack("<Q", STATUS_PAGE))
+        uc.mem_write(STATUS_PAGE, bytes(runtime.PAGE))
 
         probe_faults = 0
         pc = CODE_BASE + lay.entry
@@ -199,6 +213,11 @@ class Emulator:
                 raise JitError(_unrecoverable(result, lay, rip, fault, None))
             if rip != RETURN_SENTINEL:
                 raise JitError(f"{_where(result)}: no exit after {TIMEOUT_S:.0f} s under Unicorn")
+            faulted, fault_rip, fault_addr, signo = (
+                struct.unpack_from("<Q", uc.mem_read(data + slot, 8))[0]
+                for slot in (runtime.FAULTED, runtime.FAULT_RIP, runtime.FAULT_ADDR, runtime.FAULT_SIGNO))
+            if faulted:  # a region check's fault: recorded by the stubs, as in a native run
+                raise JitError(result._fault_message(fault_rip - CODE_BASE - lay.image, fault_addr, signo))
             break
         seconds = time.perf_counter() - start
         execution.check_slack(vm, window, result)

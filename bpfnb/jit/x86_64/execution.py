@@ -92,6 +92,21 @@ def prepare(vm: Vm, ctx, packet: bytes | None, r1: int | None, r2: int | None):
     return ctx_addr, r2 or 0, vm.frame_top + FRAME_LINKAGE, mark
 
 
+def region_table(image) -> bytes:
+    """The run's region table for ``image``'s region checks, as the data area holds it:
+    (base, size, perm) of every region, the interpreter's ``Memory.tables``; empty for
+    an image without checks."""
+    from .runtime import MAX_REGIONS
+
+    if not image.region_checks:
+        return b""
+    base, size, perm = image.vm.memory.tables()
+    if len(base) > MAX_REGIONS:
+        raise JitError(f"{image.vm.prog.where or image.vm.prog.name}: {len(base)} memory regions; a run with "
+                       f"region checks holds at most {MAX_REGIONS}")
+    return np.stack([base, size, perm], axis=1).astype(np.uint64).tobytes()
+
+
 def stack_bounds(vm: Vm) -> tuple[int, int]:
     """Where a stack pointer belongs to the program (for the native fault handler)."""
     return vm.stack_base - STACK_SLOP, vm.frame_top + FRAME_LINKAGE + STACK_SLOP

@@ -250,13 +250,16 @@ class NativeImage:
         self._words[offset // 8] = value
 
     def call(self, ctx: int, r2: int, stack_top: int, repeat: int = 1, context: int = 0,
-             stack_bounds: tuple[int, int] = (0, 0)) -> tuple[int, int, tuple[int, int, int] | None]:
+             stack_bounds: tuple[int, int] = (0, 0), regions: bytes = b"") -> tuple[int, int, tuple[int, int, int] | None]:
         """(r0, PROBE_MEM faults recovered, (fault offset in image, address, signal) of an
         unrecoverable fault), after ``repeat`` runs (the stub installs the fault handler
         around them and puts the previous actions back itself; an unrecoverable fault
         ends them); ``context``: what helper thunks pass the dispatcher as its 7th argument;
-        ``stack_bounds``: the program's stack, where any fault is the program's."""
+        ``stack_bounds``: the program's stack, where any fault is the program's; ``regions``:
+        the region table the region checks walk (``execution.region_table``)."""
         _ensure_altstack()
+        ctypes.memmove(self.base + self.layout.data + self.layout.regions, regions, len(regions))
+        self._set(runtime.REGION_COUNT, len(regions) // runtime.REGION_ENTRY)
         self._set(runtime.STACK_LOW, stack_bounds[0])
         self._set(runtime.STACK_HIGH, stack_bounds[1])
         self._set(runtime.PROBE_FAULTS, 0)

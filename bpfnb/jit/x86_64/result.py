@@ -36,6 +36,7 @@ class JitResult:
     entries: tuple[int, ...] = (0,)  # where each program of the stream starts
     entry_offsets: tuple[int, ...] = (0,)  # where each program's code starts in the image
     prog_arrays: object = field(repr=False, default=None)
+    region_checks: bool = False  # every load and store checked against the region table (unverified images)
     _native: object = field(repr=False, default=None)
     _emulator: object = field(repr=False, default=None)  # the Unicorn instance, made on the first such run
 
@@ -193,7 +194,8 @@ class JitResult:
         context = session.native_context()
         start = time.perf_counter()
         r0, probe_faults, fault = self._native.call(ctx_addr, r2, stack_top, repeat, context.ctypes.data,
-                                                    stack_bounds=execution.stack_bounds(vm))
+                                                    stack_bounds=execution.stack_bounds(vm),
+                                                    regions=execution.region_table(self))
         session.collect_native_status()
         seconds = time.perf_counter() - start
         if fault is not None:
@@ -212,6 +214,8 @@ class JitResult:
 
     def _fault_message(self, offset: int, addr: int, signo: int = signal.SIGSEGV) -> str:
         where = self.prog.where or self.prog.name
+        from .runtime import REGION_CHECK
+
         what = {signal.SIGFPE: "arithmetic fault (SIGFPE)", signal.SIGILL: "illegal instruction (SIGILL)"}.get(
             signo, f"invalid memory access at address {addr:#x}")
         i = self.insn_at(offset)
@@ -223,6 +227,8 @@ class JitResult:
         nxt = insns[i + 1] if insns[i].is_ld_imm64 else None
         why = ("not a PROBE_MEM load, so no exception table entry" if signo in (signal.SIGSEGV, signal.SIGBUS)
                else "the code is wrong here: a BPF program cannot trap")
+        if signo == REGION_CHECK:
+            why = "in no region: the image's region check"
         if insns[i].code == op.BPF_JMP | op.BPF_CALL and insns[i].src == 0 and insns[i].imm == TAIL_CALL:
             why = "bpf_tail_call's r2 is not a prog array"
         return f"{where}: insn {i} ({format_insn(insns[i], nxt)}): {what} (x86 +{offset:#x}; {why})"

@@ -11,7 +11,9 @@ image in one mapping so every ``call rel32`` reaches:
   handed to helpers are VM addresses), calls the program ``runs`` times, switches back;
 - one thunk per helper id: back on the host stack (16-byte aligned), calls the
   dispatcher with the five BPF arguments, the helper id as a sixth and the run's
-  context (the data page's ``CONTEXT`` word) as a seventh, on the stack;
+  context (the data page's ``CONTEXT`` word) as a seventh, on the stack; when the
+  context's status word says the helper failed, the run ends there (``fault_exit``),
+  as the interpreter's does;
 - around each run, ``entry`` installs the handler for SIGSEGV/SIGBUS/SIGFPE/SIGILL with
   ``rt_sigaction`` itself (the kernel-level action prepared once from libc's) and puts
   the previous actions back afterwards, so a call costs a few system calls;
@@ -22,8 +24,14 @@ image in one mapping so every ``call rel32`` reaches:
   table: record the fault and resume at ``fault_exit``, which unwinds to the
   host and returns; anything else (a helper, this process): hand the signal to
   the previous handler (or the default action);
+- the region checks (images of unverified programs only): ``call check_N_r|w`` with
+  the address in r11 before each load and store; the stub walks the run's region table
+  (the data page's copy of ``Memory.tables``, the interpreter's) and, when no region
+  holds the N bytes with the permission, records a fault at the caller's instruction
+  and leaves through ``fault_exit``: exactly the interpreter's check, where guard pages
+  work per page;
 - data (read-write, its own pages): the saved host stack pointer, the dispatcher
-  address, the fault record, counters and the table itself.
+  address, the fault record, counters, the exception table and the region table.
 """
 
 from __future__ import annotations
@@ -40,6 +48,12 @@ IMAGE_START, IMAGE_END, EXTABLE_COUNT, CONTEXT = 64, 72, 80, 88
 ZERO_SIGACTION = 96  # 32 zero bytes: a kernel sigaction with SIG_DFL
 ARG_R1, ARG_R2, ARG_STACK, RUNS_LEFT = 144, 152, 160, 168  # entry()'s arguments, kept for each run
 STACK_LOW, STACK_HIGH = 128, 136  # the program's stack (in the VM's memory): a fault with rsp there is its own
+REGION_COUNT = 176  # entries of the region table (after the exception table): (base, size, perm), 8 bytes each
+REGION_ENTRY = 24
+MAX_REGIONS = 1024  # the region table's capacity: a checked run with more regions is refused
+REGION_CHECK = 0  # FAULT_SIGNO of a fault found by a region check (no signal was taken)
+CHECK_SIZES = (1, 2, 4, 8)
+CHECK_READ, CHECK_WRITE = 1, 2  # the region permission bits a load / a store needs (vm.memory's READ, WRITE)
 OLD_HANDLERS = 256  # the previous handler of each signal number (8 bytes each, 32 signals)
 OUR_ACTION = 512  # the kernel's struct sigaction for our handler (handler, flags, restorer, mask)
 SAVED_ACTIONS = 544  # the actions ours replaced during a run, one per entry of SIGNALS
@@ -60,6 +74,8 @@ class StubLayout:
     fault_exit: int
     handler: int
     thunks: dict
+    checks: dict  # (size, CHECK_READ | CHECK_WRITE) -> the region-check stub's offset
+    regions: int  # the region table's offset in the data area
     image: int
     data: int
     size: int
@@ -96,6 +112,11 @@ class _Asm:
         self.code += b"\xe9\0\0\0\0"
         self.near.append((len(self.code) - 4, name))
 
+    def jcc32(self, opcode: int, name: str) -> None:
+        """A conditional near jump (``0f opcode+0x10 rel32``; ``opcode`` the short form's)."""
+        self.code += bytes([0x0F, opcode + 0x10]) + b"\0\0\0\0"
+        self.near.append((len(self.code) - 4, name))
+
     def rt_sigaction(self, signo: int, act: int | None, old: int | None) -> None:
         """``rt_sigaction(signo, data + act, data + old, 8)`` (None: NULL); clobbers
         rax, rcx, rdx, rsi, rdi, r10, r11."""
@@ -129,9 +150,55 @@ ZERO_OTHERS = (b"\x31\xed\x31\xc0\x31\xd2\x31\xc9\x31\xdb\x45\x31\xc0\x45\x31\xc
 POP_HOST = b"\x41\x5f\x41\x5e\x41\x5d\x41\x5c\x5d\x5b"  # pop r15, r14, r13, r12, rbp, rbx
 
 
+def regions_offset(extable_len: int) -> int:
+    """Where the region table starts in the data area (after the exception table)."""
+    return EXTABLE + EXTABLE_ENTRY * extable_len
+
+
 def data_size(extable_len: int) -> int:
-    """Bytes of the data area for a table of ``extable_len`` entries (whole pages)."""
-    return (EXTABLE + EXTABLE_ENTRY * extable_len + PAGE - 1) // PAGE * PAGE
+    """Bytes of the data area for an exception table of ``extable_len`` entries and a
+    region table of ``MAX_REGIONS`` (whole pages)."""
+    return (regions_offset(extable_len) + REGION_ENTRY * MAX_REGIONS + PAGE - 1) // PAGE * PAGE
+
+
+def _region_checks(a: _Asm, regions: int) -> dict:
+    """One stub per (size, permission): r11 is the address; every register but r11 and
+    the flags kept. In a region: ``ret``; in none (or without the permission): the fault
+    is recorded at the caller's instruction (its return address) and the run ends."""
+    checks = {}
+    for size in CHECK_SIZES:
+        for need in (CHECK_READ, CHECK_WRITE):
+            k = f"{size}{need}"
+            checks[(size, need)] = len(a.code)
+            a.emit(b"\x50\x51\x52\x56")  # push rax, rcx, rdx, rsi
+            a.rip_data(b"\x48\x8d\x0d", regions)  # lea rcx, [regions]
+            a.rip_data(b"\x48\x8b\x35", REGION_COUNT)  # mov rsi, [region count]
+            a.label(f"walk{k}")
+            a.emit(b"\x48\x85\xf6")  # test rsi, rsi
+            a.jcc8(0x74, f"none{k}")
+            a.emit(b"\x4c\x89\xd8\x48\x2b\x01")  # mov rax, r11; sub rax, [rcx]   (offset in the region)
+            a.jcc8(0x72, f"next{k}")
+            a.emit(b"\x48\x8b\x51\x08\x48\x29\xc2")  # mov rdx, [rcx + 8]; sub rdx, rax   (bytes left)
+            a.jcc8(0x72, f"next{k}")
+            a.emit(b"\x48\x83\xfa" + bytes([size]))  # cmp rdx, size
+            a.jcc8(0x72, f"next{k}")
+            a.emit(b"\xf6\x41\x10" + bytes([need]))  # test byte [rcx + 16], need
+            a.jcc8(0x74, f"none{k}")
+            a.emit(b"\x5e\x5a\x59\x58\xc3")  # pop rsi, rdx, rcx, rax; ret
+            a.label(f"next{k}")
+            a.emit(b"\x48\x83\xc1" + bytes([REGION_ENTRY]))  # add rcx, 24
+            a.emit(b"\x48\xff\xce")  # dec rsi
+            a.jcc8(0xEB, f"walk{k}")
+            a.label(f"none{k}")
+            a.jmp32("region_fault")
+    a.label("region_fault")
+    a.emit(b"\x48\x8b\x44\x24\x20")  # mov rax, [rsp + 32]   (the return address: the instruction)
+    a.rip_data(b"\x48\x89\x05", FAULT_RIP)  # mov [fault_rip], rax
+    a.rip_data(b"\x4c\x89\x1d", FAULT_ADDR)  # mov [fault_addr], r11
+    a.rip_data(b"\x48\xc7\x05", FAULT_SIGNO, s32(REGION_CHECK))
+    a.rip_data(b"\x48\xc7\x05", FAULTED, s32(1))
+    a.jmp32("fault_exit")
+    return checks
 
 
 def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) -> tuple[bytes, StubLayout]:
@@ -139,9 +206,13 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
 
     The mapping is ``stubs | image | data page``: stubs are built knowing where
     the image and the data will be."""
+    # the context's status word (imported here: dispatch compiles on import)
+    from .dispatch import STATUS as CONTEXT_STATUS
+
     helper_ids = sorted(set(helper_ids))
-    thunk_size = 48
-    stub_size = 640 + len(helper_ids) * thunk_size + 128
+    thunk_size = 80
+    check_size = 72  # one region-check stub, and the shared fault path once
+    stub_size = 640 + (len(CHECK_SIZES) * 2 + 1) * check_size + len(helper_ids) * thunk_size + 128
     stub_size = (stub_size + 15) & ~15
     image_at = stub_size
     data_at = (image_at + len(image) + PAGE - 1) // PAGE * PAGE
@@ -232,6 +303,8 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
     a.label("default")
     a.rip_data(b"\x48\x8d\x35", ZERO_SIGACTION)  # lea rsi, [zero sigaction]
     a.emit(b"\x31\xd2\x41\xba\x08\x00\x00\x00\xb8" + s32(SYS_RT_SIGACTION) + b"\x0f\x05\xc3")
+    regions = regions_offset(extable_len)
+    checks = _region_checks(a, regions)
     # helper thunks
     thunks = {}
     for helper in helper_ids:
@@ -245,13 +318,16 @@ def build(image: bytes, helper_ids, main_offset: int = 0, extable_len: int = 0) 
         a.rip_data(b"\xff\x35", CONTEXT)  # push qword [context]   (the 7th argument)
         a.emit(b"\x41\xb9" + s32(helper))  # mov r9d, id
         a.rip_data(b"\xff\x15", DISPATCH)  # call [dispatch]
+        a.rip_data(b"\x48\x8b\x0d", CONTEXT)  # mov rcx, [context]
+        a.emit(b"\x48\x83\xb9" + s32(8 * CONTEXT_STATUS) + b"\x00")  # cmp qword [rcx + status], 0
+        a.jcc32(0x75, "fault_exit")  # jne: the helper failed, the run is over
         a.emit(b"\x48\x89\xec\x5d\xc3")  # mov rsp, rbp; pop rbp; ret
     if len(a.code) > stub_size:
         raise AssertionError("stub area overflow")
     a.code += b"\xcc" * (stub_size - len(a.code))
     stubs = a.finish(data_at)
     layout = StubLayout(entry=a.labels["entry"], fault_exit=a.labels["fault_exit"], handler=a.labels["handler"],
-                        returns_to=call_at + 5,
+                        returns_to=call_at + 5, checks=checks, regions=regions,
                         thunks=thunks, image=image_at, data=data_at, size=data_at + data_size(extable_len))
     return stubs, layout
 
