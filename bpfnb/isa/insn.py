@@ -15,6 +15,11 @@ from ..errors import IsaError
 from . import opcodes as op
 
 _SLOT = struct.Struct("<BBhi")
+_CLASS_MASK, _OP_MASK = 0x07, 0xF0  # the fields ``cls`` and ``op`` read
+_ALU_CLASSES = frozenset((op.BPF_ALU, op.BPF_ALU64))
+_JMP_CLASSES = frozenset((op.BPF_JMP, op.BPF_JMP32))
+_CALL, _EXIT = op.BPF_CALL, op.BPF_EXIT
+_LD_IMM64, _JMP_CALL = op.BPF_LD | op.BPF_IMM | op.BPF_DW, op.BPF_JMP | op.BPF_CALL
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,12 +32,12 @@ class Insn:
 
     @property
     def cls(self) -> int:
-        return self.code & 0x07
+        return self.code & _CLASS_MASK
 
     @property
     def op(self) -> int:
         """The operation field of ALU and JMP codes (``BPF_ADD``, ``BPF_JEQ``, ``BPF_CALL``...)."""
-        return self.code & 0xF0
+        return self.code & _OP_MASK
 
     @property
     def mode(self) -> int:
@@ -49,17 +54,20 @@ class Insn:
         """ALU/JMP with a register operand (``BPF_X``), not an immediate."""
         return bool(self.code & op.BPF_X)
 
+    # the class and call tests below read ``code`` directly: the verifier's passes over
+    # every instruction call them millions of times
     @property
     def is_alu_class(self) -> bool:
-        return self.cls in (op.BPF_ALU, op.BPF_ALU64)
+        return self.code & _CLASS_MASK in _ALU_CLASSES
 
     @property
     def is_jmp_class(self) -> bool:
-        return self.cls in (op.BPF_JMP, op.BPF_JMP32)
+        return self.code & _CLASS_MASK in _JMP_CLASSES
 
     @property
     def is_call(self) -> bool:
-        return self.is_jmp_class and self.op == op.BPF_CALL
+        code = self.code
+        return code & _CLASS_MASK in _JMP_CLASSES and code & _OP_MASK == _CALL
 
     @property
     def is_pseudo_call(self) -> bool:
@@ -68,15 +76,16 @@ class Insn:
 
     @property
     def is_helper_call(self) -> bool:
-        return self.code == op.BPF_JMP | op.BPF_CALL and self.src == 0
+        return self.code == _JMP_CALL and self.src == 0
 
     @property
     def is_exit(self) -> bool:
-        return self.is_jmp_class and self.op == op.BPF_EXIT
+        code = self.code
+        return code & _CLASS_MASK in _JMP_CLASSES and code & _OP_MASK == _EXIT
 
     @property
     def is_ld_imm64(self) -> bool:
-        return self.code == (op.BPF_LD | op.BPF_IMM | op.BPF_DW)
+        return self.code == _LD_IMM64
 
     def encode(self) -> bytes:
         return _SLOT.pack(self.code, (self.src << 4) | self.dst, self.off, self.imm)

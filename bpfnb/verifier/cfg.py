@@ -7,13 +7,28 @@ instruction, no jump into the middle of a 64-bit load)."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
+
 from ..isa import opcodes as op
 from ..isa.flow import function_starts, jump_target, pseudo_func_target, successors
 from ..isa.valid import unknown_opcode
+from .insn_aux import per_insns
 
 BTF_FUNC_GLOBAL = 1  # linkage of a global function in BTF
 BPF_MAX_VAR_OFF = 1 << 29
 MAP_PSEUDO_KINDS = (op.BPF_PSEUDO_MAP_FD, op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE)
+
+
+@per_insns
+def _function_starts(insns) -> tuple[int, ...]:
+    return tuple(function_starts(insns, callbacks=True))
+
+
+@per_insns
+def flow_successors(insns) -> tuple[tuple[int, ...], ...]:
+    """``successors`` of every slot (kept per instruction tuple: ``check_cfg`` and the
+    liveness both walk them)."""
+    return tuple(successors(insns, i) for i in range(len(insns)))
 
 
 class Subprogs:
@@ -23,11 +38,12 @@ class Subprogs:
         self.prog = prog
         # add_subprog: every bpf-to-bpf call's target and every function whose address is
         # taken (a callback)
-        self.starts: list[int] = function_starts(prog.insns, callbacks=True)
+        self.starts: list[int] = list(_function_starts(prog.insns))
 
     def of(self, insn: int) -> int:
         """The first slot of the function holding ``insn``."""
-        return max((s for s in self.starts if s <= insn), default=0)
+        k = bisect_right(self.starts, insn)  # the starts are sorted
+        return self.starts[k - 1] if k else 0
 
     def index(self, start: int) -> int:
         return self.starts.index(start)
@@ -78,6 +94,32 @@ def check_subprogs(insns, subprogs: Subprogs, reject) -> None:
 def resolve_pseudo_ldimm64(insns, maps, reject) -> None:
     """The pass over every instruction before the walk: reserved fields of loads,
     well-formed 64-bit immediate loads naming maps that exist, known opcodes."""
+    map_loads = _map_loads(insns)
+    if map_loads is None:  # a slot fails a check of its own: the whole pass, in order
+        _each_slot(insns, reject, lambda i: _check_map_load(insns, i, maps, reject))
+        return
+    for i in map_loads:  # every slot passes its own checks: only the maps can fail
+        _check_map_load(insns, i, maps, reject)
+
+
+class _SlotRejected(Exception):
+    pass
+
+
+@per_insns
+def _map_loads(insns) -> tuple[int, ...] | None:
+    """The 64-bit loads that name a map, when every slot passes the checks that need no
+    map (kept per instruction tuple); None when one does not."""
+    found: list[int] = []
+    try:
+        _each_slot(insns, _SlotRejected, found.append)
+    except _SlotRejected:
+        return None
+    return tuple(found)
+
+
+def _each_slot(insns, reject, map_load) -> None:
+    """The checks of each slot in order; ``map_load(i)`` at each 64-bit load naming a map."""
     n = len(insns)
     i = 0
     while i < n:
@@ -93,15 +135,7 @@ def resolve_pseudo_ldimm64(insns, maps, reject) -> None:
                     raise reject("unrecognized bpf_ld_imm64 insn")
                 if insn.src not in MAP_PSEUDO_KINDS:
                     raise reject("unrecognized bpf_ld_imm64 insn")
-                if not 0 <= insn.imm < len(maps):
-                    raise reject(f"fd {insn.imm} is not pointing to valid bpf_map")
-                if insn.src in (op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE):
-                    off = second.imm & 0xFFFFFFFF
-                    if off >= BPF_MAX_VAR_OFF:
-                        raise reject(f"direct value offset of {off} is not allowed")
-                    if off >= maps[insn.imm].value_size:
-                        raise reject(f"invalid access to map value pointer, value_size={maps[insn.imm].value_size} "
-                                     f"off={off}")
+                map_load(i)
             i += 2
             continue
         message = unknown_opcode(insn.code)
@@ -110,10 +144,25 @@ def resolve_pseudo_ldimm64(insns, maps, reject) -> None:
         i += 1
 
 
+def _check_map_load(insns, i: int, maps, reject) -> None:
+    """The map a 64-bit load names exists, and a direct value offset lies inside it."""
+    insn, second = insns[i], insns[i + 1]
+    if not 0 <= insn.imm < len(maps):
+        raise reject(f"fd {insn.imm} is not pointing to valid bpf_map")
+    if insn.src in (op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE):
+        off = second.imm & 0xFFFFFFFF
+        if off >= BPF_MAX_VAR_OFF:
+            raise reject(f"direct value offset of {off} is not allowed")
+        if off >= maps[insn.imm].value_size:
+            raise reject(f"invalid access to map value pointer, value_size={maps[insn.imm].value_size} "
+                         f"off={off}")
+
+
 def check_cfg(insns, reject) -> None:
     """Every slot reachable over the flow graph, callees included (calls also fall
     through), and no jump into the second slot of a 64-bit immediate load."""
     n = len(insns)
+    succ = flow_successors(insns)
     seen = [False] * n
     work = [0]
     while work:
@@ -124,7 +173,7 @@ def check_cfg(insns, reject) -> None:
         insn = insns[i]
         if insn.is_ld_imm64 and i + 1 >= n:
             raise reject("invalid BPF_LD_IMM insn")
-        work += successors(insns, i)
+        work += succ[i]
         if insn.is_pseudo_call:
             work.append(jump_target(insn, i))
         elif insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # visit_func_call_insn: the callback

@@ -24,6 +24,7 @@ from .attach import check_attach_btf_id
 from .calls import check_call, check_exit, optimize_bpf_loop
 from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
+from .insn_aux import InsnsCache
 from .jumps import check_cond_jmp_op
 from .kfuncs import kfunc_call_name
 from .live_stack import LiveStack
@@ -45,6 +46,8 @@ from .scalar import Scalar
 from .state import State, format_frame, initial_state
 
 USEC_PER_SEC = 1_000_000
+MEMORY_CLASSES = (op.BPF_LDX, op.BPF_STX, op.BPF_ST)
+SHAPE_CHECKED = InsnsCache()  # instruction tuples check_subprogs and check_cfg passed
 UNMODELLED_TYPES = ("ext", "lsm", "syscall")
 SCALAR_KINDS = ("int", "enum", "enum64")
 
@@ -57,10 +60,17 @@ def bpf_check(env: VerifierEnv) -> None:
     try:
         if env.prog.type in UNMODELLED_TYPES:
             raise Reject(f"bpfnb does not model {env.prog.type} programs")
-        check_subprogs(env.insns, env.subprogs, Reject)
+        # the shape checks need the instructions alone: passed once, passed for good
+        # (the checks between them, on the attach target and the maps, run every time, in
+        # the kernel's order)
+        shape_checked = SHAPE_CHECKED.get(env.insns, False)
+        if not shape_checked:
+            check_subprogs(env.insns, env.subprogs, Reject)
         check_attach_btf_id(env)
         resolve_pseudo_ldimm64(env.insns, getattr(env.prog, "maps", ()), Reject)
-        check_cfg(env.insns, Reject)
+        if not shape_checked:
+            check_cfg(env.insns, Reject)
+            SHAPE_CHECKED.put(env.insns, True)
         starts = env.subprogs.starts
         env.liveness = compute_live_registers(env.insns)
         env.live_stack = LiveStack(env.insns, env.subprogs, env.explored.points, log)
@@ -237,7 +247,42 @@ def do_check_insn(env: VerifierEnv, state: State, i: int) -> int | None:
     cls = insn.cls
     if insn.is_alu_class:
         check_alu_op(env, state, insn)
-    elif cls == op.BPF_LDX:
+        env.record(state, i, regs=(insn.dst, insn.src), slots=False)  # its operands, nothing else
+        return i + 1
+    if env.record_states and cls in MEMORY_CLASSES:
+        # a load or store: its registers (r0 for an atomic compare-and-exchange) and the stack
+        # slots it reached, which the log's scratch marks name (counted apart, then merged)
+        log = env.log
+        reached: set[int] | bool = set()
+        before, log.scratch_slots = log.scratch_slots, reached
+        try:
+            _check_memory_insn(env, state, insn, i)
+        finally:
+            if log.scratch_slots is reached:
+                before |= reached
+                log.scratch_slots = before
+            else:  # the check cleared or set the marks itself: keep them, compare every slot
+                reached = True
+        env.record(state, i, regs=(insn.dst, insn.src, 0), slots=reached)
+        return i + 1
+    if cls in MEMORY_CLASSES:
+        _check_memory_insn(env, state, insn, i)
+        env.record(state, i, regs=(insn.dst, insn.src, 0))
+        return i + 1
+    if cls == op.BPF_LD:
+        if insn.mode == op.BPF_IMM:
+            check_ld_imm(env, state, insn, i)
+            env.record(state, i, regs=(insn.dst,), slots=False)
+            return i + 2
+        check_ld_abs(env, state, insn)
+        env.record(state, i)
+        return i + 1
+    return _check_jmp(env, state, insn, i)
+
+
+def _check_memory_insn(env: VerifierEnv, state: State, insn, i: int) -> None:
+    cls = insn.cls
+    if cls == op.BPF_LDX:
         check_load_mem(env, state, insn, i)
     elif cls == op.BPF_STX:
         if insn.mode == op.BPF_ATOMIC:
@@ -250,16 +295,6 @@ def do_check_insn(env: VerifierEnv, state: State, i: int) -> int | None:
         if insn.mode != op.BPF_MEM or insn.src:
             raise Reject("BPF_ST uses reserved fields")
         check_st_mem(env, state, insn, i)
-    elif cls == op.BPF_LD:
-        if insn.mode == op.BPF_IMM:
-            check_ld_imm(env, state, insn, i)
-            env.record(state, i)
-            return i + 2
-        check_ld_abs(env, state, insn)
-    else:
-        return _check_jmp(env, state, insn, i)
-    env.record(state, i)
-    return i + 1
 
 
 def _check_jmp(env: VerifierEnv, state: State, insn, i: int) -> int | None:

@@ -150,9 +150,15 @@ class VerifierEnv:
         return state, insn, from_insn
 
     # -- the trace ----------------------------------------------------------------------
-    def record(self, state: State, insn: int, event: str | None = None, note: str = "") -> None:
-        """One ``Step`` of the trace: the state after ``insn`` (no-op without a trace)."""
+    def record(self, state: State, insn: int, event: str | None = None, note: str = "",
+               regs: tuple[int, ...] | None = None, slots: bool = True) -> None:
+        """One ``Step`` of the trace: the state after ``insn`` (no-op without a trace).
+        ``regs``/``slots``: what the instruction alone may have changed (the registers, and
+        whether any stack slot) — nothing else ran on the state since the step before, unless
+        the step opens a path, ends one (an event) or follows ``is_state_visited``."""
         if self.record_states:
+            if event is not None or self.entry_note or insn in self.explored.points:
+                regs, slots = None, True
             self.cur_prev_step = self.trace.record(state.frame, insn, self.cur_prev_step, event,
-                                                   note or self.entry_note, self.entry_state)
+                                                   note or self.entry_note, self.entry_state, regs, slots)
         self.entry_note, self.entry_state = "", NO_ENTRY

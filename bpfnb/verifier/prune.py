@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..isa import opcodes as op
 from ..isa.flow import jump_target
 from ..isa.helpers import BpfFunc
+from .insn_aux import per_insns
 from .log import Reject
 from .precision import (
     MAX_JMP_HISTORY_BEFORE_CHECKPOINT,
@@ -50,7 +51,8 @@ ASYNC_CALLBACK_HELPERS = (BpfFunc.timer_set_callback,)
 NOT_EXACT, RANGE_WITHIN = 0, 2
 
 
-def prune_points(insns) -> tuple[set[int], set[int], set[int]]:
+@per_insns
+def prune_points(insns) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
     """``mark_prune_point``, ``mark_force_checkpoint`` and ``mark_jmp_point`` as
     ``check_cfg`` places them: (prune points, force checkpoints: may_goto and the
     helpers calling a callback, jump points: where the jump history records how
@@ -89,7 +91,7 @@ def prune_points(insns) -> tuple[set[int], set[int], set[int]]:
             jmp_points.add(target)
             if insn.op == op.BPF_JCOND:
                 force.add(i)
-    return points, force, jmp_points
+    return frozenset(points), frozenset(force), frozenset(jmp_points)
 
 
 class StateList:

@@ -14,7 +14,7 @@ million-step walk takes tens of megabytes, its frame about a hundred.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
 
@@ -89,6 +89,9 @@ class Trace(Sequence):
     """Steps in the order the verifier made them, over every explored path."""
 
     EVENTS = EVENTS  # what the ``event`` column's codes stand for
+    # compare every register and slot at every step, whatever the recorder says may have
+    # changed (tests check that the narrowed comparison records the same steps)
+    COMPARE_ALL = False
 
     def __init__(self) -> None:
         self.insn = array("i")
@@ -135,8 +138,13 @@ class Trace(Sequence):
         self.entries.append(pairs)
         return len(self.entries) - 1
 
-    def record(self, frame, insn: int, prev: int | None, event: str | None, note: str, entry: int) -> int:
-        """Append the step after ``insn`` with ``frame``'s registers and slots; its number."""
+    def record(self, frame, insn: int, prev: int | None, event: str | None, note: str, entry: int,
+               regs: tuple[int, ...] | None = None, slots: bool | Collection[int] = True) -> int:
+        """Append the step after ``insn`` with ``frame``'s registers and slots; its number.
+        ``regs``: the only registers the instruction may have changed since the step
+        before it on its path (None: any); ``slots``: whether it may have changed a stack
+        slot, or the only slots (by spi) it may have changed; they narrow what is compared
+        when that step is the last one recorded."""
         step = len(self.insn)
         frameno = frame.frameno
         current = self._current
@@ -146,9 +154,13 @@ class Trace(Sequence):
         if frameno != self._last_frameno:  # another frame: compare every name afresh
             last[:] = [UNSEEN] * len(NAMES)
             self._last_frameno = frameno
+            regs, slots = None, True
+        elif prev != step - 1 or self.COMPARE_ALL:  # another path ran since: compare every name
+            regs, slots = None, True
         changed = []
-        i = 0
-        for reg in frame.regs:
+        frame_regs = frame.regs
+        for i in range(MAX_BPF_REG) if regs is None else regs:
+            reg = frame_regs[i]
             kind = reg.type
             if kind == SCALAR:  # _scalar_key, inlined: this loop runs for every register of every step
                 sc = reg.s
@@ -160,11 +172,18 @@ class Trace(Sequence):
             if key != last[i]:
                 last[i] = key
                 changed.append((i, key, reg))
-            i += 1
         stack = frame.stack
-        allocated = max(stack, default=-1) + 1
-        name = FIRST_SLOT
-        for spi in range(max(allocated, self._slot_limit)):  # the slots now, and those printed before
+        if slots is True:  # the slots now, and those printed before
+            allocated = max(stack, default=-1) + 1
+            spis = range(max(allocated, self._slot_limit))
+        elif slots:  # the slots given, unless one left the frame (it was printed before)
+            allocated = max(stack, default=-1) + 1
+            limit = max(allocated, self._slot_limit)
+            spis = range(limit) if allocated < self._slot_limit else sorted(spi for spi in slots if spi < limit)
+        else:
+            allocated, spis = self._slot_limit, ()
+        for spi in spis:
+            name = FIRST_SLOT + spi
             slot = stack.get(spi)
             if slot is None:
                 key = None
@@ -184,7 +203,6 @@ class Trace(Sequence):
             if key != last[name]:
                 last[name] = key
                 changed.append((name, key, slot))
-            name += 1
         for name, key, obj in changed:
             if key is None:
                 tid = ABSENT
