@@ -16,6 +16,7 @@ from pathlib import Path
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # the notebook on show (JupyterLab reopens the tabs of the last session, hidden)
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+WORKSPACES = "workspaces"  # under the lab's root
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -47,6 +48,8 @@ def jupyter_lab(root: Path, *, timeout: float = 60.0):
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--allow-root",
+         # the tabs a workspace reopens belong to this server only (never ~/.jupyter's)
+         f"--LabApp.workspaces_dir={root / WORKSPACES}",
          "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
          "jupyterlab.NeverCheckForUpdate"],
         stdout=log, stderr=subprocess.STDOUT, cwd=root,
@@ -90,8 +93,11 @@ def dismiss_dialogs(page) -> list[str]:
 
 
 def open_and_run(page, base, token, name):
-    """Open notebook ``name`` in the lab and Run All Cells."""
-    page.goto(f"{base}/lab/tree/{name}?token={token}")
+    """Open notebook ``name`` in the lab, alone in a workspace of its own (a shared one
+    reopens the notebooks opened before, and one of them can take the focus back from
+    ``name`` while it loads), and Run All Cells."""
+    workspace = "".join(c if c.isalnum() else "-" for c in Path(name).stem)
+    page.goto(f"{base}/lab/workspaces/{workspace}/tree/{name}?reset&token={token}")
     page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
     # a fresh environment starts its kernel slowly: run only once it is idle
     page.wait_for_function("() => document.body.innerText.includes('| Idle')", timeout=120_000)
