@@ -189,6 +189,21 @@ def test_the_subcommand_speaks_the_same_protocol(conformance_dir):
     assert int(done.stdout, 16) == v.result
 
 
+def test_the_plugin_takes_jit_as_the_design_spells_it(conformance_dir, capsys):
+    import argparse
+
+    from bpfnb.cli.conformance_plugin import _arguments, plugin_main
+
+    parser = argparse.ArgumentParser()
+    _arguments(parser)
+    assert parser.parse_args(["--jit"]).engine == "jit" and parser.parse_args([]).engine == "interp"
+    v = parse(conformance_dir / "ubpf" / "mul-loop.data")
+    assert plugin_main(["--jit", "--program", encode(v.insns()).hex()]) == 0
+    assert int(capsys.readouterr().out, 16) == v.result
+    with pytest.raises(SystemExit):  # --jit is --engine jit: not a second engine choice
+        plugin_main(["--jit", "--engine", "nope", "--program", "9500000000000000"])
+
+
 # The running kernel's refusal of each uBPF error vector that applies, loaded as a socket
 # filter (Linux 6.18): the error line and the instruction its log names (None: none).
 LINUX_6_18 = {

@@ -79,6 +79,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("memory", nargs="?", default="", help="the input memory, in hex (bytes may be spaced)")
     p.add_argument("--program", help="the program in hex (default: read from stdin)")
     p.add_argument("--engine", choices=sorted(ENGINES), default="interp")
+    p.add_argument("--jit", dest="engine", action="store_const", const="jit",
+                   help="the same as --engine jit (the spelling in DESIGN.md)")
     p.add_argument("--elf", action="store_true", help="the program is an ELF object (the runner's --elf)")
 
 
