@@ -153,7 +153,7 @@ def object_rows(obj: ObjectFile, data: bytes | None = None, *, vs_kernel: bool =
         row = {"file": obj.name, "program": prog.name, "section": prog.section, "type": prog.type,
                "insns": len(prog.insns)}
         try:
-            result = verify(prog, log_level=0, trace=False)
+            result = verify(prog, log_level=0, trace=False, progress=False)  # the corpus has its own bar
         except Exception as exc:  # a corpus run reports, never stops
             row.update(verdict=ERROR, error=f"{prog.where}: {type(exc).__name__}: {exc}")
         else:

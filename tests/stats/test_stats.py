@@ -234,3 +234,17 @@ def test_vs_kernel_agrees_except_where_the_kernel_refuses(corpus, capsys):
     assert (ok.kernel_verdict, ok.kernel_processed) == ("accept", 76) and ok.kernel_time_us > 0
     assert main(["stats", str(corpus / "examples"), "--vs-kernel"]) == 0
     assert "the kernel agrees on 4 of 4 verdicts" in capsys.readouterr().out
+
+
+def test_a_corpus_run_shows_no_bar_per_program(corpus, monkeypatch, capsys):
+    """The corpus has its own bar; a long program's own 'verifying …' bar is not drawn
+    inside it (made to appear at once here: looked for at every instruction, from 0 s)."""
+    from bpfnb.verifier import check, progress
+
+    monkeypatch.setattr(check, "CHECK_EVERY", 1)
+    monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)
+    prog = bpfnb.load(OBJECTS[0]).program()
+    bpfnb.verify(prog, trace=False)
+    assert f"verifying {prog.name}" in capsys.readouterr().err  # a bare verify draws one
+    stats([corpus], progress=False)
+    assert "verifying" not in capsys.readouterr().err
