@@ -4,6 +4,10 @@ still compare bpfnb's verifier with Linux's.
 ``golden/NAME.json`` holds ``{"kernel": uname release, "programs": {name:
 {"verdict", "error", "error_insn"}}}`` (``fixtures.json`` also the register and slot
 values the kernel printed on instruction lines, ``"states": [[insn, name, value], ...]``).
+The generated-program files (``btf_generated``, ``raw_tp_generated``,
+``fentry_generated``) also keep the programs themselves and the SHA-256 of the kernel
+BTF they were generated from (``read_for_btf`` skips where this machine's differs);
+``tally`` compares bpfnb with them.
 Regenerate on a machine with root:
 
     BPFNB_UPDATE_GOLDEN=1 python -m pytest tests/verifier -m kernel -k golden
@@ -11,9 +15,14 @@ Regenerate on a machine with root:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import pytest
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("BPFNB_UPDATE_GOLDEN") == "1"
@@ -58,3 +67,114 @@ def write(name: str, programs: dict[str, dict]) -> None:
     GOLDEN.mkdir(exist_ok=True)
     data = {"kernel": os.uname().release, "programs": programs}
     (GOLDEN / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def btf_digest() -> str | None:
+    """SHA-256 of this machine's kernel BTF (None where it is unreadable)."""
+    from bpfnb.btf import LIVE_VMLINUX
+
+    try:
+        with open(LIVE_VMLINUX, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def read_for_btf(name: str) -> dict:
+    """A generated-program golden file, skipping (saying why) where this machine's kernel
+    BTF is not the one its programs were generated from."""
+    data = read(name)
+    if btf_digest() != data["btf_sha256"]:
+        pytest.skip(f"golden/{name}.json walks the BTF of kernel {data['kernel']}; this machine's is another "
+                    "(or unreadable)")
+    return data
+
+
+def write_generated(name: str, seed: int, programs: dict[str, dict]) -> None:
+    data = {"kernel": os.uname().release, "btf_sha256": btf_digest(), "seed": seed, "programs": programs}
+    (GOLDEN / f"{name}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def check_running_kernels(name: str, live: dict[str, dict], seed: int | None = None) -> None:
+    """``golden/NAME.json`` is what the running kernel said (``live``); rewritten first
+    under BPFNB_UPDATE_GOLDEN=1 (``seed`` given: a generated-program file)."""
+    if UPDATE:
+        if seed is None:
+            write(name, live)
+        else:
+            write_generated(name, seed, live)
+    stored = read(name)
+    if stored["kernel"] != os.uname().release:
+        pytest.skip(f"golden/{name}.json is from kernel {stored['kernel']}, this is {os.uname().release}")
+    assert stored["programs"] == live
+
+
+def program_of(entry: dict, btf):
+    """The stored program of a generated-program entry."""
+    from bpfnb.program import program
+
+    return program(bytes.fromhex(entry["insns"]), section=entry["section"], kernel_btf=btf, name=entry["name"])
+
+
+def stored_program(prog) -> dict:
+    """A program as a generated-program file keeps it (``program_of`` reads it back)."""
+    from bpfnb.isa.insn import encode
+
+    return {"name": prog.name, "section": prog.section, "insns": encode(prog.insns).hex()}
+
+
+def kernel_answer(prog) -> dict:
+    """The running kernel's verdict, first error line and printed states (log level 2)."""
+    from bpfnb.kernel import load
+    from bpfnb.verifier.agreement import printed_states
+
+    with load(prog, log_level=2) as loaded:
+        ok, error, log = loaded.ok, loaded.error, loaded.log
+    return {"verdict": "accept" if ok else "reject", "error": None if ok else error,
+            "states": sorted(list(s) for s in printed_states(log)) if ok else []}
+
+
+@dataclass
+class Tally:
+    """bpfnb against a generated-program golden file: verdicts alike, the kernel's
+    rejects and the error lines alike among them, printed values alike / printed by the
+    kernel for the accepted programs."""
+
+    verdicts: int = 0
+    rejects: int = 0
+    errors: int = 0
+    same_states: int = 0
+    total_states: int = 0
+
+
+def _unchanged(states: set[tuple]) -> set[tuple]:
+    return states
+
+
+def tally(entries: Iterable[dict], judge: Callable[[dict], tuple[object, str | None]],
+          normalise: Callable[[set[tuple]], set[tuple]] = _unchanged) -> Tally:
+    """Verify each stored program once: ``judge(entry)`` gives bpfnb's result (at log
+    level 2) and the error line it must print; states are compared after ``normalise``."""
+    from bpfnb.verifier.agreement import printed_states
+
+    out = Tally()
+    for entry in entries:
+        ours, want_error = judge(entry)
+        out.verdicts += ours.ok == (entry["verdict"] == "accept")
+        if entry["verdict"] == "reject":
+            out.rejects += 1
+            out.errors += ours.error == want_error
+        elif ours.ok:
+            theirs = normalise({tuple(s) for s in entry["states"]})
+            out.total_states += len(theirs)
+            out.same_states += len(theirs & normalise(printed_states(ours.log)))
+    return out
+
+
+def defect_reasons(entries: Iterable[dict]) -> dict[str, set[str]]:
+    """The kernel's error lines by injected defect class (programs it accepted left out)."""
+    reasons: dict[str, set[str]] = {}
+    for entry in entries:
+        if entry["error"] is not None:
+            reasons.setdefault(entry["defect"], set()).add(entry["error"])
+    return reasons

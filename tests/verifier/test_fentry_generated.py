@@ -18,30 +18,23 @@ kernel BTF they were generated from. Regenerate on the kernel with root:
     BPFNB_UPDATE_GOLDEN=1 python -m pytest tests/verifier/test_fentry_generated.py -m kernel
 """
 
-import json
-import os
 import random
 import re
 
 import pytest
 
 from bpfnb.btf import kernel_btf
-from bpfnb.isa.insn import encode
 from bpfnb.program import program
 from bpfnb.verifier import verify
 
 from . import golden
 from .btfgen import fentry_targets, random_fentry_program
-from .test_btf_generated import _btf_digest, _states
 
 NAME = "fentry_generated"
 SEED = 17
 COUNT = 150
+REJECTS, VALUES = 78, 625  # of the stored programs: rejected ones, and printed values of the others' twins
 TRUST = re.compile(r"\b(?:trusted_|rcu_|untrusted_)(?=ptr_)|or_null_|\bid=\d+,?")
-
-
-def printed_states(log: str) -> set[tuple]:
-    return {tuple(s) for s in _states(log)}
 
 
 def normalise_states(states: set[tuple]) -> set[tuple]:
@@ -65,44 +58,22 @@ def _ctx_offset(prog) -> int:
     return next(i.off for i in prog.insns if i.src == 6 and i.dst == 7)
 
 
-def _generated(btf) -> dict:
-    rng = random.Random(SEED)
-    targets = fentry_targets(btf)
-    return {f"fentrygen-{i}": random_fentry_program(rng, btf, targets, name=f"fentrygen{i}") for i in range(COUNT)}
-
-
-def _stored():
-    data = golden.read(NAME)
-    if _btf_digest() != data["btf_sha256"]:
-        pytest.skip(f"golden/{NAME}.json walks the BTF of kernel {data['kernel']}; this machine's is another "
-                    "(or unreadable)")
-    return data
-
-
 def test_fentry_programs_get_their_twins_verdicts_errors_and_values():
-    data = _stored()
     btf = kernel_btf()
-    verdicts = errors = rejects = found = total = 0
-    for entry in data["programs"].values():
-        fentry = program(bytes.fromhex(entry["insns"]), section=entry["section"], kernel_btf=btf, name=entry["name"])
+
+    def judge(entry):
+        fentry = golden.program_of(entry, btf)
         twin = program(bytes.fromhex(entry["twin_insns"]), section=entry["twin_section"], kernel_btf=btf,
                        name=entry["name"])
-        ours = verify(fentry, log_level=2)
-        verdicts += ours.ok == (entry["verdict"] == "accept")
-        if entry["verdict"] == "reject":
-            rejects += 1
-            errors += ours.error == normalise_error(entry["error"], twin, fentry)
-        elif ours.ok:
-            theirs = normalise_states({tuple(s) for s in entry["states"]})
-            total += len(theirs)
-            found += len(theirs & normalise_states(printed_states(ours.log)))
-    assert (verdicts, rejects, errors) == (COUNT, 78, 78)
-    assert (found, total) == (625, 625)
+        return verify(fentry, log_level=2), normalise_error(entry["error"], twin, fentry)
+
+    got = golden.tally(golden.read_for_btf(NAME)["programs"].values(), judge, normalise_states)
+    assert (got.verdicts, got.rejects, got.errors) == (COUNT, REJECTS, REJECTS)
+    assert (got.same_states, got.total_states) == (VALUES, VALUES)
 
 
 def test_generated_fentry_programs_cover_the_argument_positions_and_defects():
-    data = _stored()
-    entries = data["programs"].values()
+    entries = golden.read_for_btf(NAME)["programs"].values()
     assert {e["section"].split("/")[0] for e in entries} == {"fentry", "fexit"}
     assert len({e["arg"] for e in entries}) >= 3  # arguments after others, at their own offsets
     assert {e["defect"] for e in entries} >= {"", "beyond", "store", "ctx_off", "ptr_arith"}
@@ -110,22 +81,14 @@ def test_generated_fentry_programs_cover_the_argument_positions_and_defects():
 
 @pytest.mark.kernel
 def test_golden_file_is_the_running_kernels():
-    from bpfnb.kernel import load
-
     btf = kernel_btf()
+    rng = random.Random(SEED)
+    targets = fentry_targets(btf)
     live = {}
-    for name, (fentry, twin, target, defect) in _generated(btf).items():
-        with load(twin, log_level=2) as loaded:
-            ok, error, log = loaded.ok, loaded.error, loaded.log
-        live[name] = {"name": fentry.name, "section": fentry.section, "twin_section": twin.section,
-                      "arg": target.arg, "defect": defect, "insns": encode(fentry.insns).hex(),
-                      "twin_insns": encode(twin.insns).hex(), "verdict": "accept" if ok else "reject",
-                      "error": None if ok else error, "states": sorted(list(s) for s in printed_states(log)) if ok
-                      else []}
-    if golden.UPDATE:
-        data = {"kernel": os.uname().release, "btf_sha256": _btf_digest(), "seed": SEED, "programs": live}
-        (golden.GOLDEN / f"{NAME}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    stored = golden.read(NAME)
-    if stored["kernel"] != os.uname().release:
-        pytest.skip(f"golden/{NAME}.json is from kernel {stored['kernel']}, this is {os.uname().release}")
-    assert stored["programs"] == live
+    for i in range(COUNT):
+        fentry, twin, target, defect = random_fentry_program(rng, btf, targets, name=f"fentrygen{i}")
+        twin_stored = golden.stored_program(twin)
+        live[f"fentrygen-{i}"] = {**golden.stored_program(fentry), "twin_section": twin_stored["section"],
+                                  "twin_insns": twin_stored["insns"], "arg": target.arg, "defect": defect,
+                                  **golden.kernel_answer(twin)}
+    golden.check_running_kernels(NAME, live, seed=SEED)
