@@ -9,6 +9,10 @@ from bpfnb.kernel import load
 from bpfnb.kernel.log import KernelLog, RegValue, parse_fields
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# loops.bpf.o's longer loops print these programs' lines again 4 and 16 times over (17 to
+# 208 MB of log, 80 s of the kernel's printing); their figures are checked against the
+# running kernel at log level 1 in tests/verifier/test_explored_states.py
+LOOPS_AT_LEVEL_2 = ("alu_loop_1000", "stack_loop_1000")
 
 
 def test_register_values():
@@ -65,6 +69,8 @@ def test_a_rejection_is_read_from_the_log():
                          sorted((ROOT / "bpfnb/data/examples").glob("*.bpf.o")), ids=lambda p: p.name)
 def test_the_logs_verdict_is_the_syscalls(path):
     for prog in bpfnb.load(path).programs.values():
+        if path.name == "loops.bpf.o" and prog.name not in LOOPS_AT_LEVEL_2:
+            continue
         _check_the_logs_verdict(prog)
 
 
