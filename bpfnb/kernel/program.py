@@ -18,6 +18,8 @@ from .syscall import BPF_PROG_LOAD, ProgLoadAttr, bpf, errno_name
 LOG_START = 1 << 16
 BPF_LOG_STATS = 4  # adds "verification time" and "stack depth" to the log
 LOG_MAX = 1 << 30  # the kernel's own limit on log_size
+LOG_GROWTH = 8  # where the kernel gives no log_true_size (before Linux 6.4)
+LOG_SLACK = 1 << 12  # the next load's figures (verification time) may print longer
 
 
 @dataclass
@@ -281,7 +283,10 @@ def _load(prog: Program, insns, log_level: int, btf_fd: int | None = None, recor
         except OSError as exc:
             text = log_buf.value.decode("utf-8", "replace")
             if exc.errno == errno.ENOSPC and size < LOG_MAX:
-                size *= 8
+                # the kernel says how much the whole log takes: one more load, not one per
+                # growth step (each re-verifies: 5 loads of a 1M-insn walk before)
+                needed = attr.log_true_size + LOG_SLACK if attr.log_true_size > size else size * LOG_GROWTH
+                size = min(LOG_MAX, needed)
                 continue
             # EACCES is the verifier's refusal even without a log; EINVAL and
             # E2BIG (too many insns processed) only when the verifier explained it
