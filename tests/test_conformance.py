@@ -160,24 +160,32 @@ def _runner_bytes(data: bytes) -> str:
 
 
 @pytest.mark.parametrize("engine", ["interp", "jit"])
-def test_the_plugin_is_the_runners_plugin_path_as_it_is(conformance_dir, engine, tmp_path):
-    script = _console_script(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ran = 0
-    for name in ("ldxb-0offset", "factorial", "div-by-zero-reg", "arsh64", "mul-loop"):
-        v = parse(conformance_dir / "ubpf" / f"{name}.data")
-        # the runner: [memory] then the --plugin_options words; the program on stdin
-        argv = [str(script), *([_runner_bytes(v.mem)] if v.mem else []), "--engine", engine]
-        done = subprocess.run(argv, input=_runner_bytes(encode(v.insns())) + "\n", capture_output=True,
-                              text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr
-        assert int(done.stdout.strip(), 16) == v.result, name
-        ran += 1
-    assert ran == 5
-    bad = subprocess.run([str(script), "--program", "f700000000000000 9500000000000000", "--engine", engine],
-                         capture_output=True, text=True, timeout=300, env=env)
-    assert bad.returncode == 1 and bad.stdout == ""
-    assert bad.stderr == "bpfnb-conformance-plugin: conformance: insn 0: unknown opcode f7\n"
+def test_the_plugin_is_the_runners_plugin_path_as_it_is(conformance_dir, engine, tmp_path, monkeypatch, capsys):
+    """One start of the console script as the runner starts it (a process per program:
+    its start-up is most of the time), then the same entry point in this process for
+    the other vectors and a program it refuses."""
+    import io
+
+    from bpfnb.cli.conformance_plugin import plugin_main
+
+    def argv(v):  # the runner: [memory] then the --plugin_options words; the program on stdin
+        return [*([_runner_bytes(v.mem)] if v.mem else []), "--engine", engine]
+
+    first, *others = [parse(conformance_dir / "ubpf" / f"{name}.data")
+                      for name in ("ldxb-0offset", "factorial", "div-by-zero-reg", "arsh64", "mul-loop")]
+    assert first.mem  # the memory argument goes through the process too
+    done = subprocess.run([str(_console_script(tmp_path)), *argv(first)],
+                          input=_runner_bytes(encode(first.insns())) + "\n", capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip(), 16) == first.result
+    for v in others:
+        monkeypatch.setattr("sys.stdin", io.StringIO(_runner_bytes(encode(v.insns())) + "\n"))
+        assert plugin_main(argv(v)) == 0
+        assert int(capsys.readouterr().out.strip(), 16) == v.result, v.name
+    assert plugin_main(["--program", "f700000000000000 9500000000000000", "--engine", engine]) == 1
+    bad = capsys.readouterr()
+    assert bad.out == "" and bad.err == "bpfnb-conformance-plugin: conformance: insn 0: unknown opcode f7\n"
 
 
 def test_the_subcommand_speaks_the_same_protocol(conformance_dir):
