@@ -49,6 +49,35 @@ def _s64(value):
 
 
 @njit(cache=True, inline="always")
+def _signed(a, b, is64):
+    """The operands of a signed ALU64 or ALU (32-bit: their low halves) operation."""
+    if is64:
+        return np.int64(a), np.int64(b)
+    return np.int64(_sx(a, 32)), np.int64(_sx(b, 32))
+
+
+@njit(cache=True, inline="always")
+def _sdiv(a, b, is64):
+    """sdiv, b != 0: the quotient rounded towards zero; INT_MIN / -1 wraps (to INT_MIN).
+    An ALU result is truncated to 32 bits by the caller."""
+    sa, sb = _signed(a, b, is64)
+    if sb == -1:
+        return U64(0) - a
+    q = abs(sa) // abs(sb)
+    return U64(q) if (sa < 0) == (sb < 0) else U64(0) - U64(q)
+
+
+@njit(cache=True, inline="always")
+def _smod(a, b, is64):
+    """smod, b != 0: the remainder takes the dividend's sign; x % -1 is 0."""
+    sa, sb = _signed(a, b, is64)
+    if sb == -1:
+        return U64(0)
+    m = abs(sa) % abs(sb)
+    return U64(m) if sa >= 0 else U64(0) - U64(m)
+
+
+@njit(cache=True, inline="always")
 def _inside(addr, size, base, length):
     """``addr .. addr + size`` lies in ``base .. base + length`` (no sum can wrap)."""
     return addr >= base and addr - base <= length and U64(size) <= length - (addr - base)
@@ -174,24 +203,7 @@ def run(code, dst, src, off, imm, arena, a16, a32, a64, rbase, rsize, rperm, pro
                 r = a * b
             elif operation == 0x30:  # div / sdiv
                 if o == 1:
-                    if b == 0:
-                        r = U64(0)
-                    elif is64:
-                        sa = np.int64(a)
-                        sb = np.int64(b)
-                        if sb == -1:
-                            r = U64(0) - a
-                        else:
-                            q = abs(sa) // abs(sb)
-                            r = U64(q) if (sa < 0) == (sb < 0) else U64(0) - U64(q)
-                    else:
-                        sa = np.int64(_sx(a, 32))
-                        sb = np.int64(_sx(b, 32))
-                        if sb == -1:
-                            r = (U64(0) - a) & MASK32
-                        else:
-                            q = abs(sa) // abs(sb)
-                            r = U64(q) if (sa < 0) == (sb < 0) else U64(0) - U64(q)
+                    r = U64(0) if b == 0 else _sdiv(a, b, is64)
                 else:
                     r = U64(0) if b == 0 else a // b
             elif operation == 0x40:
@@ -206,24 +218,7 @@ def run(code, dst, src, off, imm, arena, a16, a32, a64, rbase, rsize, rperm, pro
                 r = U64(0) - a
             elif operation == 0x90:  # mod / smod
                 if o == 1:
-                    if b == 0:
-                        r = a
-                    elif is64:
-                        sa = np.int64(a)
-                        sb = np.int64(b)
-                        if sb == -1:
-                            r = U64(0)
-                        else:
-                            m = abs(sa) % abs(sb)
-                            r = U64(m) if sa >= 0 else U64(0) - U64(m)
-                    else:
-                        sa = np.int64(_sx(a, 32))
-                        sb = np.int64(_sx(b, 32))
-                        if sb == -1:
-                            r = U64(0)
-                        else:
-                            m = abs(sa) % abs(sb)
-                            r = U64(m) if sa >= 0 else U64(0) - U64(m)
+                    r = a if b == 0 else _smod(a, b, is64)
                 else:
                     r = a if b == 0 else a % b
             elif operation == 0xA0:
