@@ -22,24 +22,29 @@ WALK = re.compile(r"^(?:\d+: (?:R\d+|fp-?\d+)\S*=|from \d+ to \d+: |\d+: safe$|;
 STATE_NAME = re.compile(r"^(?P<name>R\d+|fp-?\d+)(?:_[a-z]+)?$")
 
 
+def split_outside_parens(text: str, sep: str) -> list[str]:
+    """``text`` split at each ``sep`` that stands outside parentheses (the kernel prints
+    ``var_off=(0x0; 0xff)`` and ``R0=scalar(smin=0,smax=3)`` with separators inside)."""
+    pieces, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            pieces.append(text[start:i])
+            start = i + 1
+    pieces.append(text[start:])
+    return pieces
+
+
 def split_state(text: str) -> dict[str, str]:
     """``R0=scalar(var_off=(0x0; 0xff)) R1=ctx() fp-8=mmmmmmmm`` → {"R0": ..., "R1": ..., "fp-8": ...}.
 
     Spaces inside parentheses belong to the value; write marks (``R0_w``) are dropped.
     """
     out: dict[str, str] = {}
-    depth, start = 0, 0
-    tokens = []
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == " " and depth == 0:
-            tokens.append(text[start:i])
-            start = i + 1
-    tokens.append(text[start:])
-    for token in filter(None, tokens):
+    for token in filter(None, split_outside_parens(text, " ")):
         name, sep, value = token.partition("=")
         match = STATE_NAME.match(name)
         if sep and match:

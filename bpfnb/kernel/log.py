@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..logtext import INSN_LINE, NOISE, error_line, split_state
+from ..logtext import INSN_LINE, NOISE, error_line, split_outside_parens, split_state
 
 INSN = re.compile(r"^(?P<insn>\d+): \((?P<code>[0-9a-f]{2})\) (?P<text>.*?)(?:\s+; (?P<state>.*))?$")
 STATE = re.compile(r"^(?P<insn>\d+): (?P<state>(?:R\d+|fp-?\d+)\S*=.*)$")
@@ -41,25 +41,11 @@ def _number(text: str) -> int:
     return int(text, 0)
 
 
-def _split_fields(text: str) -> list[str]:
-    out, depth, start = [], 0, 0
-    for i, ch in enumerate(text):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            out.append(text[start:i])
-            start = i + 1
-    if text[start:]:
-        out.append(text[start:])
-    return out
-
-
 def parse_fields(text: str) -> dict[str, object]:
     """``id=1,smin=smin32=0,var_off=(0x0; 0xff)`` → {"id": 1, "smin": 0, "smin32": 0, "var_off": (0, 255)}."""
     fields: dict[str, object] = {}
-    for item in _split_fields(text):
+    items = split_outside_parens(text, ",")
+    for item in items if items[-1] else items[:-1]:  # no field after a trailing comma
         *names, value = item.split("=")
         if not names:
             fields[item] = True
