@@ -46,6 +46,22 @@ PACKET = bytes.fromhex("ffffffffffff" "020000000001" "88b5") + random.Random(7).
 
 
 # -- the programs -------------------------------------------------------------------------------
+# each program returns r0 folded to 32 bits (the high half xored into the low one): fold()
+FOLD_R0 = """mov %r1, %r0
+        rsh %r1, 32
+        xor %r0, %r1
+        mov32 %r0, %r0
+        exit"""
+
+
+def fold(value: int) -> int:
+    return (value ^ (value >> 32)) & 0xFFFFFFFF
+
+
+def _filter(name: str, text: str) -> Program:
+    return Program(name, assemble(text), type="socket_filter")
+
+
 def alu_program(rounds: int = ALU_ROUNDS) -> Program:
     text = f"""
         mov %r0, 0
@@ -64,13 +80,9 @@ def alu_program(rounds: int = ALU_ROUNDS) -> Program:
         sub %r3, 1
         jne %r3, 0, loop
         xor %r0, %r4
-        mov %r1, %r0
-        rsh %r1, 32
-        xor %r0, %r1
-        mov32 %r0, %r0
-        exit
+        {FOLD_R0}
     """
-    return Program("alu", assemble(text), type="socket_filter")
+    return _filter("alu", text)
 
 
 def alu_python() -> int:
@@ -83,8 +95,7 @@ def alu_python() -> int:
         r4 |= r0
         r4 = (r4 - r3) & M64
     r0 ^= r4
-    r0 ^= r0 >> 32
-    return r0 & 0xFFFFFFFF
+    return fold(r0)
 
 
 def stack_program(rounds: int = STACK_ROUNDS) -> Program:
@@ -120,13 +131,9 @@ def stack_program(rounds: int = STACK_ROUNDS) -> Program:
         xor %r0, %r1
         ldxdw %r1, [%r10-64]
         add %r0, %r1
-        mov %r1, %r0
-        rsh %r1, 32
-        xor %r0, %r1
-        mov32 %r0, %r0
-        exit
+        {FOLD_R0}
     """
-    return Program("stack", assemble(text), type="socket_filter")
+    return _filter("stack", text)
 
 
 def stack_python() -> int:
@@ -153,8 +160,7 @@ def stack_python() -> int:
         st(slot, 8, ld(slot, 8) + r0)
     r0 ^= ld(-40, 8)
     r0 = (r0 + ld(-64, 8)) & M64
-    r0 ^= r0 >> 32
-    return r0 & 0xFFFFFFFF
+    return fold(r0)
 
 
 def checksum_program(rounds: int = CSUM_PASSES, inner: int = CSUM_BYTES) -> Program:
@@ -209,7 +215,7 @@ def checksum_program(rounds: int = CSUM_PASSES, inner: int = CSUM_BYTES) -> Prog
     out:
         exit
     """
-    return Program("checksum", assemble(text), type="socket_filter")
+    return _filter("checksum", text)
 
 
 def checksum_python(packet: bytes) -> int:
@@ -227,7 +233,7 @@ def checksum_python(packet: bytes) -> int:
                 acc = (acc + b) & M64
             if not x & 0x100:
                 acc = (acc + 1) & M64
-    return (acc ^ (acc >> 32)) & 0xFFFFFFFF
+    return fold(acc)
 
 
 def straight_line_program(n: int = 4000, seed: int = 11) -> Program:
