@@ -49,6 +49,13 @@ def _s64(value):
 
 
 @njit(cache=True, inline="always")
+def _access_size(op):
+    """The bytes a load or store moves: its size bits (BPF_W 0x00, BPF_H 0x08, BPF_B 0x10, BPF_DW 0x18)."""
+    sz = op & 0x18
+    return 4 if sz == 0 else (2 if sz == 8 else (1 if sz == 0x10 else 8))
+
+
+@njit(cache=True, inline="always")
 def _signed(a, b, is64):
     """The operands of a signed ALU64 or ALU (32-bit: their low halves) operation."""
     if is64:
@@ -250,8 +257,7 @@ def run(code, dst, src, off, imm, arena, a16, a32, a64, rbase, rsize, rperm, pro
             pc += 1
             continue
         if cls == 1:  # LDX
-            sz = op & 0x18
-            size = 4 if sz == 0 else (2 if sz == 8 else (1 if sz == 0x10 else 8))
+            size = _access_size(op)
             addr = regs[s] + U64(np.int64(o))
             if not (hit_perm & READ and _inside(addr, size, hit_base, hit_size)):
                 region = _region(addr, size, rbase, rsize, rperm, READ)
@@ -282,8 +288,7 @@ def run(code, dst, src, off, imm, arena, a16, a32, a64, rbase, rsize, rperm, pro
             pc += 1
             continue
         if cls == 2 or cls == 3:  # ST / STX
-            sz = op & 0x18
-            size = 4 if sz == 0 else (2 if sz == 8 else (1 if sz == 0x10 else 8))
+            size = _access_size(op)
             addr = regs[d] + U64(np.int64(o))
             if not (hit_perm & WRITE and _inside(addr, size, hit_base, hit_size)):
                 region = _region(addr, size, rbase, rsize, rperm, WRITE)

@@ -38,16 +38,11 @@ def _program(name):
     return bpfnb.load(LOOPS).program(name)
 
 
-@pytest.mark.parametrize("name", ["alu_loop_1000", "stack_loop_1000"])
+LONG = ("alu_loop_4000", "stack_loop_4000", "alu_loop_16000", "stack_loop_16000")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in LONG else n for n in KERNEL_6_18])
 def test_loop_figures_are_the_kernels(name):
-    result = verify(_program(name), log_level=1, trace=False)
-    assert result.ok
-    assert _figures(result) == KERNEL_6_18[name]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["alu_loop_4000", "stack_loop_4000", "alu_loop_16000", "stack_loop_16000"])
-def test_long_loop_figures_are_the_kernels(name):
     # log level 0: the figures alone (level 1 also formats every step: a sixth more time)
     result = verify(_program(name), log_level=0, trace=False)
     assert result.ok
@@ -59,8 +54,8 @@ def test_long_loop_figures_are_the_kernels(name):
 def test_loop_figures_against_the_running_kernel(name):
     """The table above is the running kernel's (bpfnb's figures are checked against it
     above). Log level 1 keeps the log to its last lines (level 2 prints every step: 51 MB
-    and 16 s for stack_loop_4000); the 16000-iteration loops, 10 s more for the same
-    loops again, keep the figures measured once."""
+    for stack_loop_4000); the 16000-iteration loops, 10 s more of the kernel's walk for
+    the same loops again, keep the figures measured once."""
     from bpfnb.kernel import load
 
     with load(_program(name), log_level=1) as loaded:
