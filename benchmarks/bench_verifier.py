@@ -24,6 +24,13 @@ steps across the walk (wall time).
 
 ``python -m benchmarks.bench_verifier [--quick]`` (--quick: no 1M-step walk). The 1M-step
 walk is tests/large_fixtures/million.bpf.o, whose processed count the kernel gives too.
+
+``python -m benchmarks.bench_verifier --every [DIR_OR_OBJECT...]``: every program of
+those objects (default: the fixtures, the examples and the three corpora), each against
+the kernel's verification time of the same run, verdict and processed count equal
+first; the time is that of a first verification only (each run on the program loaded
+afresh from its object, so nothing is kept from an earlier verification of it; the best
+of ``FIRST_REPEAT``), then the distribution of the ratios and the worst programs.
 """
 
 from __future__ import annotations
@@ -225,7 +232,83 @@ def memory(walks: dict[str, str]) -> None:
               f"{full['step_ms']:.1f} ms (goal < {TARGET_STEP_MS} ms)")
 
 
+FIRST_REPEAT = 3
+EVERY_DEFAULT = (ROOT / "tests/fixtures", ROOT / "bpfnb/data", ROOT / "bpfnb/data/examples",
+                 *(CORPORA / name for name in CORPUS_DIRS))
+WORST_SHOWN = 15
+
+
+def _first_times(path: pathlib.Path, indexes: list[int]) -> dict[int, tuple[float, object]]:
+    """Per program (its index in the object at ``path``): the best CPU time of
+    ``FIRST_REPEAT`` first verifications (the object loaded afresh for each) and the result."""
+    out: dict[int, tuple[float, object]] = {}
+    for _ in range(FIRST_REPEAT):
+        progs = list(bpfnb.load(path))
+        for k in indexes:
+            start = CPU()
+            result = verify(progs[k], log_level=0, trace=False, progress=False)
+            took = CPU() - start
+            out[k] = (min(took, out[k][0]) if k in out else took, result)
+    return out
+
+
+def every(paths: list[str]) -> list[tuple]:
+    """First verifications of every program of ``paths`` against the kernel's time."""
+    from benchmarks.verifier_agreement import objects
+    from bpfnb.program import UNKNOWN_TYPE
+
+    rows, skipped = [], []
+    for path in objects(paths):
+        try:
+            progs = list(bpfnb.load(path))
+        except Exception as exc:  # noqa: BLE001 (an object bpfnb cannot load is listed, not timed)
+            skipped.append(f"{path.name}: {str(exc).splitlines()[0][:100]}")
+            continue
+        kernels = {}
+        for k, prog in enumerate(progs):
+            if prog.type == UNKNOWN_TYPE:
+                continue
+            kernel = _kernel(prog)
+            if kernel is None:
+                skipped.append(f"{path.name}:{prog.name}: the kernel refuses it here")
+                continue
+            kernels[k] = (prog.name, kernel, len(prog.insns))
+        firsts = _first_times(path, list(kernels))
+        for k, (name, kernel, n_insns) in kernels.items():
+            took, result = firsts[k]
+            if (result.ok, result.processed) != kernel[:2]:
+                skipped.append(f"{path.name}:{name}: bpfnb {result.verdict} {result.processed} processed, "
+                               f"kernel {'accept' if kernel[0] else 'reject'} {kernel[1]}")
+                continue
+            k_ms = min(kernel[2], kernel[3] or kernel[2]) / 1000
+            rows.append((f"{path.parent.name}/{path.name}:{name}", n_insns, result.processed, k_ms, took * 1e3))
+    _every_report(rows, skipped)
+    return rows
+
+
+def _every_report(rows: list[tuple], skipped: list[str]) -> None:
+    for line in skipped:
+        print(f"  not timed: {line}")
+    if not rows:
+        return
+    ratios = sorted(r[4] / r[3] for r in rows)
+
+    def pct(q: float) -> float:
+        return ratios[min(len(ratios) - 1, int(q * len(ratios)))]
+
+    over = sum(r > TARGET_RATIO for r in ratios)
+    print(f"{len(rows)} programs, first verification / kernel: median {pct(0.5):.1f}x, p90 {pct(0.9):.1f}x,"
+          f" max {ratios[-1]:.1f}x; {over} over {TARGET_RATIO}x")
+    print(f"{'program':60} {'insns':>6} {'processed':>9} {'kernel ms':>9} {'first ms':>8} {'ratio':>6}")
+    for label, n, processed, k_ms, ms in sorted(rows, key=lambda r: -r[4] / r[3])[:WORST_SHOWN]:
+        print(f"{label[-60:]:60} {n:6} {processed:9} {k_ms:9.3f} {ms:8.2f} {ms / k_ms:5.1f}x")
+
+
 def main() -> None:
+    if "--every" in sys.argv:
+        paths = [a for a in sys.argv[1:] if not a.startswith("--")]
+        every(paths or [str(p) for p in EVERY_DEFAULT if p.exists()])
+        return
     quick = "--quick" in sys.argv
     speed(quick)
     memory({k: v for k, v in MEMORY_WALKS.items() if not (quick and k == "1M")})

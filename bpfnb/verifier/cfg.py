@@ -10,13 +10,20 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from ..isa import opcodes as op
-from ..isa.flow import function_starts, jump_target, pseudo_func_target, successors
-from ..isa.valid import unknown_opcode
+from ..isa.flow import all_successors, function_starts, jump_target, pseudo_func_target
+from ..isa.valid import KNOWN_OPCODES, unknown_opcode
 from .insn_aux import per_insns
 
 BTF_FUNC_GLOBAL = 1  # linkage of a global function in BTF
 BPF_MAX_VAR_OFF = 1 << 29
 MAP_PSEUDO_KINDS = (op.BPF_PSEUDO_MAP_FD, op.BPF_PSEUDO_MAP_IDX, op.BPF_PSEUDO_MAP_VALUE, op.BPF_PSEUDO_MAP_IDX_VALUE)
+# the fields of ``code`` the passes over every slot test (read once per slot: these passes
+# run over every instruction of every program before its walk)
+_CLASS_MASK, _OP_MASK, _MODE_MASK = 0x07, 0xF0, 0xE0
+_JMP_CLASSES = (op.BPF_JMP, op.BPF_JMP32)
+_LD_IMM64, _GOTOL = op.BPF_LD | op.BPF_IMM | op.BPF_DW, op.BPF_JMP32 | op.BPF_JA
+_FUNCTION_ENDS = (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP | op.BPF_JA, op.BPF_JMP32 | op.BPF_JA)
+_LDX_MODES = (op.BPF_MEM, op.BPF_MEMSX)
 
 
 @per_insns
@@ -28,7 +35,7 @@ def _function_starts(insns) -> tuple[int, ...]:
 def flow_successors(insns) -> tuple[tuple[int, ...], ...]:
     """``successors`` of every slot (kept per instruction tuple: ``check_cfg`` and the
     liveness both walk them)."""
-    return tuple(successors(insns, i) for i in range(len(insns)))
+    return all_successors(insns)
 
 
 class Subprogs:
@@ -39,6 +46,7 @@ class Subprogs:
         # add_subprog: every bpf-to-bpf call's target and every function whose address is
         # taken (a callback)
         self.starts: list[int] = list(_function_starts(prog.insns))
+        self._func_info: dict | None = None  # func_info records by instruction, when first asked
 
     def of(self, insn: int) -> int:
         """The first slot of the function holding ``insn``."""
@@ -50,10 +58,12 @@ class Subprogs:
 
     def func_info(self, start: int):
         btf = getattr(self.prog, "btf", None)
-        for fi in getattr(self.prog, "func_info", ()):
-            if fi.insn == start:
-                return fi, btf
-        return None, btf
+        by_insn = self._func_info
+        if by_insn is None:  # the first record of each instruction, as a scan would find
+            by_insn = self._func_info = {}
+            for fi in getattr(self.prog, "func_info", ()):
+                by_insn.setdefault(fi.insn, fi)
+        return by_insn.get(start), btf
 
     def name(self, start: int) -> str:
         fi, _ = self.func_info(start)
@@ -77,17 +87,31 @@ def check_subprogs(insns, subprogs: Subprogs, reject) -> None:
     n = len(insns)
     if n == 0:
         raise reject("last insn is not an exit or jmp")
+    starts = subprogs.starts  # sorted, the first is 0
+    ends = [*starts[1:], n]
+    k, lo, hi = 0, starts[0], ends[0]  # the function holding slot i
     for i, insn in enumerate(insns):
-        target = jump_target(insn, i)
-        if target is None:
+        while i >= hi:
+            k += 1
+            lo, hi = starts[k], ends[k]
+        code = insn.code
+        if code & _CLASS_MASK not in _JMP_CLASSES:
             continue
-        if not 0 <= target < n:
+        operation = code & _OP_MASK
+        if operation == op.BPF_EXIT:
+            continue
+        if operation == op.BPF_CALL:  # a bpf-to-bpf call may enter another function
+            if insn.src != op.BPF_PSEUDO_CALL:
+                continue
+            target = i + insn.imm + 1
+            if not 0 <= target < n:
+                raise reject(f"jump out of range from insn {i} to {target}")
+            continue
+        target = i + (insn.imm if code == _GOTOL else insn.off) + 1
+        if not lo <= target < hi:  # outside the program, or into another function
             raise reject(f"jump out of range from insn {i} to {target}")
-        if not insn.is_call and subprogs.of(target) != subprogs.of(i):
-            raise reject(f"jump out of range from insn {i} to {target}")  # into another function
-    ends = subprogs.starts[1:] + [n]
     for end in ends:
-        if insns[end - 1].code not in (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP | op.BPF_JA, op.BPF_JMP32 | op.BPF_JA):
+        if insns[end - 1].code not in _FUNCTION_ENDS:
             raise reject("last insn is not an exit or jmp")
 
 
@@ -124,9 +148,10 @@ def _each_slot(insns, reject, map_load) -> None:
     i = 0
     while i < n:
         insn = insns[i]
-        if insn.cls == op.BPF_LDX and (insn.mode not in (op.BPF_MEM, op.BPF_MEMSX) or insn.imm):
+        code = insn.code
+        if code & _CLASS_MASK == op.BPF_LDX and (code & _MODE_MASK not in _LDX_MODES or insn.imm):
             raise reject("BPF_LDX uses reserved fields")
-        if insn.is_ld_imm64:
+        if code == _LD_IMM64:
             second = insns[i + 1] if i + 1 < n else None
             if second is None or second.code or second.dst or second.src or second.off:
                 raise reject("invalid bpf_ld_imm64 insn")
@@ -138,9 +163,8 @@ def _each_slot(insns, reject, map_load) -> None:
                 map_load(i)
             i += 2
             continue
-        message = unknown_opcode(insn.code)
-        if message:
-            raise reject(message)
+        if code not in KNOWN_OPCODES:
+            raise reject(unknown_opcode(code))
         i += 1
 
 
@@ -163,26 +187,30 @@ def check_cfg(insns, reject) -> None:
     through), and no jump into the second slot of a 64-bit immediate load."""
     n = len(insns)
     succ = flow_successors(insns)
-    seen = [False] * n
+    seen = bytearray(n)
     work = [0]
+    pop, push, extend = work.pop, work.append, work.extend
     while work:
-        i = work.pop()
+        i = pop()
         if not 0 <= i < n or seen[i]:
             continue
-        seen[i] = True
+        seen[i] = 1
+        extend(succ[i])
         insn = insns[i]
-        if insn.is_ld_imm64 and i + 1 >= n:
-            raise reject("invalid BPF_LD_IMM insn")
-        work += succ[i]
-        if insn.is_pseudo_call:
-            work.append(jump_target(insn, i))
-        elif insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # visit_func_call_insn: the callback
-            work.append(pseudo_func_target(insn, i))
+        code = insn.code
+        if code == _LD_IMM64:
+            if i + 1 >= n:
+                raise reject("invalid BPF_LD_IMM insn")
+            if insn.src == op.BPF_PSEUDO_FUNC:  # visit_func_call_insn: the callback
+                push(pseudo_func_target(insn, i))
+        elif code & _OP_MASK == op.BPF_CALL and code & _CLASS_MASK in _JMP_CLASSES \
+                and insn.src == op.BPF_PSEUDO_CALL:
+            push(i + insn.imm + 1)
     i = 0
     while i < n:
         if not seen[i]:
             raise reject(f"unreachable insn {i}")
-        if insns[i].is_ld_imm64:
+        if insns[i].code == _LD_IMM64:
             if i + 1 < n and seen[i + 1]:
                 raise reject(f"jump into the middle of ldimm64 insn {i}")
             i += 1

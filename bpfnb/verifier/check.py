@@ -28,7 +28,7 @@ from .insn_aux import InsnsCache
 from .jumps import check_cond_jmp_op
 from .kfuncs import kfunc_call_name
 from .live_stack import LiveStack
-from .liveness import compute_live_registers, print_liveness
+from .liveness import print_liveness
 from .log import Reject
 from .mem import (
     check_atomic,
@@ -72,7 +72,6 @@ def bpf_check(env: VerifierEnv) -> None:
             check_cfg(env.insns, Reject)
             SHAPE_CHECKED.put(env.insns, True)
         starts = env.subprogs.starts
-        env.liveness = compute_live_registers(env.insns)
         env.live_stack = LiveStack(env.insns, env.subprogs, env.explored.points, log)
         if log.level >= 2:
             for k, start in enumerate(starts):

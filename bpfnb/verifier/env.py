@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..errors import InternalError
 from ..isa import Insn
 from .cfg import Subprogs
+from .liveness import compute_live_registers
 from .log import Reject, VerifierLog
 from .progress import WalkProgress
 from .prune import ExploredStates
@@ -50,19 +51,28 @@ class VerifierEnv:
         self.insn_idx: int | None = None  # the instruction being checked (the error's, on a reject)
         self.cur_state: State | None = None
         self.insn_log_pos: int | None = None  # where the current instruction's messages start in the log
-        self.line_at = {li.insn: li for li in getattr(prog, "line_info", ())}
+        # the source lines the log prints (none at log level 0)
+        self.line_at = {li.insn: li for li in getattr(prog, "line_info", ())} if log_level else {}
         self.prev_linfo = None
         self.stack: list[tuple] = []  # pushed paths: state, insn, from insn, log position, prev step, checkpoints
         self.validating_subprog = False  # a global function verified on its own (do_check_subprogs)
         self.called_globals: set[int] = set()  # global functions a verified path calls (first slots)
         self.force_print_state = False  # the next instruction prints the whole state (after a return)
         self.time_us = 0
-        self.liveness = None  # liveness.Liveness, computed once per program
+        self._liveness = None  # liveness.Liveness, computed when first needed
         self.live_stack = None  # live_stack.LiveStack: the stack slots each kept state may still read
         # what the next recorded step carries from the branch that pushed its path
         self.cur_prev_step: int | None = None
         self.entry_note = ""
         self.entry_state = NO_ENTRY  # the trace's entry registers of the path just popped
+
+    @property
+    def liveness(self):
+        """``compute_live_registers``: the registers live before each instruction (computed
+        the first time pruning compares states, or the log prints it)."""
+        if self._liveness is None:
+            self._liveness = compute_live_registers(self.insns)
+        return self._liveness
 
     # -- check_reg_arg ------------------------------------------------------------------
     def read_reg(self, state: State, regno: int) -> Reg:

@@ -24,7 +24,7 @@ iterations``).
 
 from __future__ import annotations
 
-from ..isa.flow import successors
+from .cfg import flow_successors
 
 # the four masks of one instruction in one frame (``struct per_frame_masks``)
 MAY_READ, MUST_WRITE, MUST_WRITE_ACC, LIVE_BEFORE = range(4)
@@ -36,26 +36,30 @@ def compute_postorder(insns, starts: list[int]) -> dict[int, list[int]]:
     """``compute_postorder``: each function's instructions in the postorder of an
     iterative depth-first walk from its first instruction (a jump target is taken
     before the fall-through)."""
-    state = [0] * len(insns)
+    succ = flow_successors(insns)
+    return {start: function_postorder(insns, succ, start) for start in starts}
+
+
+def function_postorder(insns, succ, start: int) -> list[int]:
+    """``compute_postorder`` of the function at ``start`` (``succ``: ``flow_successors``)."""
+    n = len(insns)
+    state = bytearray(n)
     discovered, explored = 1, 2
-    orders: dict[int, list[int]] = {}
-    for start in starts:
-        order: list[int] = []
-        stack = [start]
-        while stack:
-            top = stack[-1]
-            state[top] |= discovered
-            if state[top] & explored:
-                order.append(top)
-                stack.pop()
-                continue
-            for s in successors(insns, top):
-                if 0 <= s < len(insns) and not state[s]:
-                    stack.append(s)
-                    state[s] |= discovered
-            state[top] |= explored
-        orders[start] = order
-    return orders
+    order: list[int] = []
+    stack = [start]
+    while stack:
+        top = stack[-1]
+        state[top] |= discovered
+        if state[top] & explored:
+            order.append(top)
+            stack.pop()
+            continue
+        for s in succ[top]:
+            if 0 <= s < n and not state[s]:
+                stack.append(s)
+                state[s] |= discovered
+        state[top] |= explored
+    return order
 
 
 def format_stack_mask(mask: int) -> str:
@@ -101,8 +105,9 @@ class LiveStack:
         self.prune_points = prune_points
         self.log = log
         self.starts = list(subprogs.starts)
-        self.postorder = compute_postorder(insns, self.starts)
-        self.succ = [successors(insns, i) for i in range(len(insns))]
+        # each function's postorder, computed when the walk first updates it
+        self.postorder: dict[int, list[int]] = {}
+        self.succ = flow_successors(insns)
         self.instances: dict[tuple[int, ...], FuncInstance] = {}
         self.cur_instance: FuncInstance | None = None
         self.write_masks_acc: list[int] = []
@@ -234,7 +239,10 @@ class LiveStack:
             for arr in inst.frames:
                 if arr is not None:
                     arr[MUST_WRITE_ACC][:] = [0] * inst.insn_cnt
-        order = self.postorder.get(inst.start, ())
+        order = self.postorder.get(inst.start)
+        if order is None:
+            order = self.postorder[inst.start] = function_postorder(self.insns, self.succ, inst.start) \
+                if inst.start in self.starts else []
         rounds = 0
         changed = True
         while changed:
@@ -298,4 +306,4 @@ class LiveStack:
         return False
 
 
-__all__ = ["FuncInstance", "LiveStack", "compute_postorder", "format_stack_mask"]
+__all__ = ["FuncInstance", "LiveStack", "compute_postorder", "format_stack_mask", "function_postorder"]

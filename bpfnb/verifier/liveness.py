@@ -1,12 +1,12 @@
 """Register liveness before each instruction (the kernel's ``compute_live_registers``,
-printed at log level 2 as ``Live regs before insn:``), and whether the stack may
-still be read after an instruction (what pruning may ignore)."""
+printed at log level 2 as ``Live regs before insn:``). Pruning needs it only once it
+compares states: the walk computes it then (``VerifierEnv.liveness``)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.effects import effects
 from .cfg import flow_successors
@@ -16,22 +16,18 @@ from .log import VerifierLog
 
 BPF_REG_FP = 10
 MAX_ARGS = 5
+FP_MASK = 1 << BPF_REG_FP
+DISTINCT_INSNS_KEPT = 1 << 14  # the register masks of this many distinct instructions are kept
 
 
 @dataclass(frozen=True)
 class Liveness:
     live: tuple[frozenset[int], ...]  # registers live before each slot
-    stack_read_after: tuple[bool, ...]  # whether any instruction reachable from a slot may read memory
 
 
 def _helper_args(insn) -> int:
     proto = PROTOS.get(insn.imm) if insn.is_helper_call else None
     return len(proto.args) if proto is not None else MAX_ARGS
-
-
-def _reads_memory(insn) -> bool:
-    return (insn.cls == op.BPF_LDX or insn.code == op.BPF_JMP | op.BPF_CALL
-            or (insn.cls == op.BPF_STX and insn.mode == op.BPF_ATOMIC))
 
 
 def _register_mask(names) -> int:
@@ -42,46 +38,40 @@ def _register_mask(names) -> int:
     return mask
 
 
+@functools.lru_cache(maxsize=DISTINCT_INSNS_KEPT)
+def _register_flow(insn) -> tuple[int, int]:
+    """(registers ``insn`` reads, registers it leaves as they were) as bit masks: a
+    function of the instruction alone, so programs share it (most instructions repeat)."""
+    fx = effects(insn, helper_args=_helper_args(insn))
+    return _register_mask(fx.reads) & ~FP_MASK, ~_register_mask(fx.writes) & ~FP_MASK
+
+
 @per_insns
 def compute_live_registers(insns) -> Liveness:
     """Backward data flow to a fixed point over the function-local flow graph (the
     registers as bit masks; each instruction's effects read once)."""
     n = len(insns)
-    succ = [tuple(x for x in out if 0 <= x < n) for out in flow_successors(insns)]
-    reads = [_reads_memory(insn) for insn in insns]
-    stack_read_after = [False] * (n + 1)
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n - 1, -1, -1):
-            if stack_read_after[i]:  # it only ever turns True
-                continue
-            value = reads[i]
-            if not value:
-                for x in succ[i]:
-                    if stack_read_after[x]:
-                        value = True
-                        break
-            if value:
-                stack_read_after[i] = True
-                changed = True
-    # (slot, registers read, registers written) of each slot but a 64-bit load's second
+    succ = flow_successors(insns)
+    if not all(0 <= x < n for out in succ for x in out):  # only after the checks of the shape failed
+        succ = [tuple(x for x in out if 0 <= x < n) for out in succ]
+    # (slot, successors, registers read, registers kept) of each slot but a 64-bit load's
+    # second, last first
     flow = []
-    for i in range(n - 1, -1, -1):
-        insn = insns[i]
-        if i > 0 and insns[i - 1].is_ld_imm64:
-            continue
-        fx = effects(insn, helper_args=_helper_args(insn))
-        flow.append((i, _register_mask(fx.reads), ~_register_mask(fx.writes) & ~(1 << BPF_REG_FP)))
+    after_ld_imm64 = False
+    for i, insn in enumerate(insns):
+        if not after_ld_imm64:
+            flow.append((i, succ[i], *_register_flow(insn)))
+        after_ld_imm64 = insn.is_ld_imm64
+    flow.reverse()
     live = [0] * (n + 1)
     changed = True
     while changed:
         changed = False
-        for i, read, kept in flow:
+        for i, out_slots, read, kept in flow:
             out = 0
-            for s in succ[i]:
+            for s in out_slots:
                 out |= live[s]
-            new = (out & kept) | (read & ~(1 << BPF_REG_FP))
+            new = (out & kept) | read
             if new != live[i]:
                 live[i] = new
                 changed = True
@@ -89,7 +79,7 @@ def compute_live_registers(insns) -> Liveness:
     for mask in live:
         if mask not in sets:
             sets[mask] = frozenset(r for r in range(BPF_REG_FP + 1) if mask >> r & 1)
-    return Liveness(tuple(sets[mask] for mask in live), tuple(stack_read_after))
+    return Liveness(tuple(sets[mask] for mask in live))
 
 
 def print_liveness(log: VerifierLog, insns, live: list[set[int]], call_name=None) -> None:

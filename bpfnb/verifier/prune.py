@@ -6,7 +6,6 @@ its own path is an infinite loop."""
 from __future__ import annotations
 
 from ..isa import opcodes as op
-from ..isa.flow import jump_target
 from ..isa.helpers import BpfFunc
 from .insn_aux import per_insns
 from .log import Reject
@@ -51,47 +50,61 @@ ASYNC_CALLBACK_HELPERS = (BpfFunc.timer_set_callback,)
 NOT_EXACT, RANGE_WITHIN = 0, 2
 
 
+_CLASS_MASK, _OP_MASK = 0x07, 0xF0
+_JMP_CLASSES = (op.BPF_JMP, op.BPF_JMP32)
+_LD_IMM64, _GOTOL, _HELPER_CALL = op.BPF_LD | op.BPF_IMM | op.BPF_DW, op.BPF_JMP32 | op.BPF_JA, op.BPF_JMP | op.BPF_CALL
+
+
 @per_insns
-def prune_points(insns) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+def prune_points(insns) -> tuple[frozenset[int], frozenset[int], frozenset[int], frozenset[int]]:
     """``mark_prune_point``, ``mark_force_checkpoint`` and ``mark_jmp_point`` as
     ``check_cfg`` places them: (prune points, force checkpoints: may_goto and the
     helpers calling a callback, jump points: where the jump history records how
-    the walk arrived)."""
+    the walk arrived, and the calls of those helpers). One pass that looks only at
+    jumps, calls and 64-bit loads (it runs over every instruction before the walk)."""
     points: set[int] = set()
     force: set[int] = set()
     jmp_points: set[int] = set()
+    callback_calls: set[int] = set()
     for i, insn in enumerate(insns):
-        if insn.is_ld_imm64 and insn.src == op.BPF_PSEUDO_FUNC:  # a callback's address
-            points.update((i, i + 2, i + insn.imm + 1))
-            jmp_points.update((i + 2, i + insn.imm + 1))
+        code = insn.code
+        if code == _LD_IMM64:
+            if insn.src == op.BPF_PSEUDO_FUNC:  # a callback's address
+                points.update((i, i + 2, i + insn.imm + 1))
+                jmp_points.update((i + 2, i + insn.imm + 1))
             continue
-        if not insn.is_jmp_class or insn.is_exit:
+        if code & _CLASS_MASK not in _JMP_CLASSES:
             continue
-        if insn.is_call:  # the return point, and a bpf-to-bpf call itself
-            if insn.is_helper_call and insn.imm in ASYNC_CALLBACK_HELPERS:
-                points.add(i)
-            if is_sync_callback_calling_insn(insn):
-                points.add(i)
-                force.add(i)
-                jmp_points.add(i)
+        operation = code & _OP_MASK
+        if operation == op.BPF_EXIT:
+            continue
+        if operation == op.BPF_CALL:  # the return point, and a bpf-to-bpf call itself
+            if code == _HELPER_CALL and insn.src == 0:
+                if insn.imm in ASYNC_CALLBACK_HELPERS:
+                    points.add(i)
+                if is_sync_callback_calling_insn(insn):
+                    points.add(i)
+                    force.add(i)
+                    jmp_points.add(i)
+                    callback_calls.add(i)
             points.add(i + 1)
             jmp_points.add(i + 1)
-            if insn.is_pseudo_call:
+            if insn.src == op.BPF_PSEUDO_CALL:
                 points.add(i)
                 points.add(i + insn.imm + 1)
                 jmp_points.add(i + insn.imm + 1)
             continue
-        target = jump_target(insn, i)
-        if insn.op == op.BPF_JA:  # the target of an unconditional jump
+        target = i + (insn.imm if code == _GOTOL else insn.off) + 1  # jump_target
+        if operation == op.BPF_JA:  # the target of an unconditional jump
             points.add(target)
             jmp_points.add(target)
         else:  # a conditional jump, and the target of its branch edge
             points.add(i)
             points.add(target)
             jmp_points.add(target)
-            if insn.op == op.BPF_JCOND:
+            if operation == op.BPF_JCOND:
                 force.add(i)
-    return frozenset(points), frozenset(force), frozenset(jmp_points)
+    return frozenset(points), frozenset(force), frozenset(jmp_points), frozenset(callback_calls)
 
 
 class StateList:
@@ -118,8 +131,7 @@ class ExploredStates:
     list does)."""
 
     def __init__(self, insns):
-        self.points, self.force_checkpoints, self.jmp_points = prune_points(insns)
-        self.callback_calls = {i for i, insn in enumerate(insns) if is_sync_callback_calling_insn(insn)}
+        self.points, self.force_checkpoints, self.jmp_points, self.callback_calls = prune_points(insns)
         self.size = max(len(insns), 1)  # state_htab_size
         self.buckets: dict[int, list[StateList]] = {}
         self.checkpoints: StateList | None = None
@@ -199,7 +211,8 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
         and env.insn_processed - explored.prev_insn_processed >= KEEP_AFTER_INSNS)
     head = explored.bucket(state, insn_idx)
     clean_live_states(env, insn_idx, state, head)
-    live_regs = env.liveness.live
+    # the registers live here: computed for the program the first time a state is compared
+    live_regs = env.liveness.live if head else ()
     states_cnt = 0
     for sl in tuple(head):
         states_cnt += 1
