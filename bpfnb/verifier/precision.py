@@ -38,6 +38,8 @@ INSN_F_DST_REG_STACK = 1 << 10
 INSN_F_SRC_REG_STACK = 1 << 11
 # a jump history longer than this makes is_state_visited keep the state
 MAX_JMP_HISTORY_BEFORE_CHECKPOINT = 40
+CLASS_MASK, OP_MASK = 0x07, 0xF0
+ALU_CLASSES, JMP_CLASSES = (op.BPF_ALU, op.BPF_ALU64), (op.BPF_JMP, op.BPF_JMP32)
 SYNC_CALLBACK_HELPERS = (BpfFunc.loop, BpfFunc.for_each_map_elem, BpfFunc.find_vma, BpfFunc.user_ringbuf_drain)
 
 
@@ -107,7 +109,11 @@ class BacktrackState:
         self.stack_masks = [0] * MAX_CALL_FRAMES
 
     def empty(self) -> bool:
-        return not any(self.reg_masks[i] | self.stack_masks[i] for i in range(self.frame + 1))
+        reg_masks, stack_masks = self.reg_masks, self.stack_masks
+        for i in range(self.frame + 1):  # a loop, not any(): asked after every instruction backtracked
+            if reg_masks[i] or stack_masks[i]:
+                return False
+        return True
 
     def reset(self) -> None:
         self.reg_masks = [0] * MAX_CALL_FRAMES
@@ -190,25 +196,27 @@ def backtrack_insn(env, idx: int, subseq_idx: int, hist: HistEntry | None, bt: B
     is the instruction walked after it)."""
     insns = env.insns
     insn = insns[idx]
-    if insn.code == 0:  # the second half of a 64-bit immediate load
+    code = insn.code
+    if code == 0:  # the second half of a 64-bit immediate load
         return
-    cls, opcode = insn.cls, insn.op
+    cls, opcode = code & CLASS_MASK, code & OP_MASK  # read once: this runs for every instruction backtracked
     dreg, sreg = insn.dst, insn.src
     if env.log.level >= 2:
         nxt = insns[idx + 1] if insn.is_ld_imm64 and idx + 1 < len(insns) else None
         env.log.verbose(f"mark_precise: frame{bt.frame}: regs={fmt_reg_mask(bt.reg_mask)} "
                         f"stack={fmt_stack_mask(bt.stack_mask)} before {idx}: {format_insn(insn, nxt)}")
-    bt_sync_linked_regs(bt, hist)
-    if insn.is_alu_class:
-        if not bt.is_reg_set(dreg):
+    if hist is not None:
+        bt_sync_linked_regs(bt, hist)
+    if cls in ALU_CLASSES:
+        if not bt.reg_masks[bt.frame] >> dreg & 1:  # is_reg_set(dreg)
             return
         if opcode in (op.BPF_END, op.BPF_NEG):
             return
         if opcode == op.BPF_MOV:
             bt.clear_reg(dreg)
-            if insn.uses_src_reg and sreg != BPF_REG_FP:
+            if code & op.BPF_X and sreg != BPF_REG_FP:
                 bt.set_reg(sreg)
-        elif insn.uses_src_reg and sreg != BPF_REG_FP:
+        elif code & op.BPF_X and sreg != BPF_REG_FP:
             bt.set_reg(sreg)
     elif cls == op.BPF_LDX:
         if not bt.is_reg_set(dreg):
@@ -228,7 +236,7 @@ def backtrack_insn(env, idx: int, subseq_idx: int, hist: HistEntry | None, bt: B
         bt.clear_slot(fr, spi)
         if cls == op.BPF_STX:
             bt.set_reg(sreg)
-    elif insn.is_jmp_class:
+    elif cls in JMP_CLASSES:
         _backtrack_jmp(env, insn, idx, subseq_idx, hist, bt)
     elif cls == op.BPF_LD:
         if not bt.is_reg_set(dreg):
@@ -236,7 +244,8 @@ def backtrack_insn(env, idx: int, subseq_idx: int, hist: HistEntry | None, bt: B
         bt.clear_reg(dreg)
         if insn.mode in (op.BPF_IND, op.BPF_ABS):
             raise NotSupported
-    bt_sync_linked_regs(bt, hist)
+    if hist is not None:
+        bt_sync_linked_regs(bt, hist)
 
 
 def _backtrack_jmp(env, insn, idx: int, subseq_idx: int, hist: HistEntry | None, bt: BacktrackState) -> None:

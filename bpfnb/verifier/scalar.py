@@ -90,28 +90,43 @@ class Scalar:
         return self.var_off.value & U32 if is_jmp32 else self.var_off.value
 
     # -- keeping the views consistent ---------------------------------------------------
+    # the bound functions below read the fields into locals and write them back once: they
+    # run several times for every scalar an instruction changes
     def _update32(self) -> None:
-        v = self.var_off.subreg()
-        self.s32_min = max(self.s32_min, s32(v.value | (v.mask & 0x80000000)))
-        self.s32_max = min(self.s32_max, s32(v.value | (v.mask & 0x7FFFFFFF)))
-        self.u32_min = max(self.u32_min, v.value)
-        self.u32_max = min(self.u32_max, v.value | v.mask)
+        v = self.var_off
+        value, mask = v.value & U32, v.mask & U32  # the subregister's tnum
+        x = value | (mask & 0x80000000)
+        lo = x - (1 << 32) if x >> 31 else x
+        x = value | (mask & 0x7FFFFFFF)
+        hi = x - (1 << 32) if x >> 31 else x
+        if lo > self.s32_min:
+            self.s32_min = lo
+        if hi < self.s32_max:
+            self.s32_max = hi
+        if value > self.u32_min:
+            self.u32_min = value
+        if value | mask < self.u32_max:
+            self.u32_max = value | mask
 
     def _update64(self) -> None:
         v = self.var_off
-        self.smin = max(self.smin, s64(v.value | (v.mask & (1 << 63))))
-        self.smax = min(self.smax, s64(v.value | (v.mask & S64_MAX)))
-        self.umin = max(self.umin, v.value)
-        self.umax = min(self.umax, v.value | v.mask)
+        value, mask = v.value, v.mask
+        x = value | (mask & (1 << 63))
+        smin = max(self.smin, x - (1 << 64) if x >> 63 else x)
+        x = value | (mask & S64_MAX)
+        smax = min(self.smax, x - (1 << 64) if x >> 63 else x)
+        umin = max(self.umin, value)
+        tmax = value | mask
+        umax = min(self.umax, tmax)
+        self.smin, self.smax, self.umin, self.umax = smin, smax, umin, umax
         # the unsigned range and the tnum may share a single value (6.18.y): then it is known
-        nxt = v.step(self.umin)
-        umin_in_tnum = (self.umin & ~v.mask & U64) == v.value
-        tmax = v.value | v.mask
-        if umin_in_tnum and nxt > self.umax:
-            self.mark_known(self.umin)
+        nxt = v.step(umin)
+        umin_in_tnum = (umin & ~mask & U64) == value
+        if umin_in_tnum and nxt > umax:
+            self.mark_known(umin)
         elif not umin_in_tnum and nxt == tmax:
             self.mark_known(tmax)
-        elif not umin_in_tnum and nxt <= self.umax and v.step(nxt) > self.umax:
+        elif not umin_in_tnum and nxt <= umax and v.step(nxt) > umax:
             self.mark_known(nxt)
 
     def update_bounds(self) -> None:
@@ -119,32 +134,41 @@ class Scalar:
         self._update64()
 
     def _deduce32(self) -> None:
-        if (self.umin >> 32) == (self.umax >> 32):
-            self.u32_min = max(self.u32_min, _u32(self.umin))
-            self.u32_max = min(self.u32_max, _u32(self.umax))
-            if s32(self.umin) <= s32(self.umax):
-                self.s32_min = max(self.s32_min, s32(self.umin))
-                self.s32_max = min(self.s32_max, s32(self.umax))
-        if (self.smin >> 32) == (self.smax >> 32):
-            if _u32(self.smin) <= _u32(self.smax):
-                self.u32_min = max(self.u32_min, _u32(self.smin))
-                self.u32_max = min(self.u32_max, _u32(self.smax))
-            if s32(self.smin) <= s32(self.smax):
-                self.s32_min = max(self.s32_min, s32(self.smin))
-                self.s32_max = min(self.s32_max, s32(self.smax))
-        if (_u32(self.umin >> 32) + 1) & U32 == _u32(self.umax >> 32) and s32(self.umin) < 0 <= s32(self.umax):
-            self.s32_min = max(self.s32_min, s32(self.umin))
-            self.s32_max = min(self.s32_max, s32(self.umax))
-        if (_u32((self.smin & U64) >> 32) + 1) & U32 == _u32((self.smax & U64) >> 32) \
-                and s32(self.smin) < 0 <= s32(self.smax):
-            self.s32_min = max(self.s32_min, s32(self.smin))
-            self.s32_max = min(self.s32_max, s32(self.smax))
-        if s32(self.u32_min) <= s32(self.u32_max):
-            self.s32_min = max(self.s32_min, s32(self.u32_min))
-            self.s32_max = min(self.s32_max, s32(self.u32_max))
-        if _u32(self.s32_min) <= _u32(self.s32_max):
-            self.u32_min = max(_u32(self.s32_min), self.u32_min)
-            self.u32_max = min(_u32(self.s32_max), self.u32_max)
+        umin, umax, smin, smax = self.umin, self.umax, self.smin, self.smax
+        u32_min, u32_max, s32_min, s32_max = self.u32_min, self.u32_max, self.s32_min, self.s32_max
+        if (umin >> 32) == (umax >> 32):
+            u32_min = max(u32_min, umin & U32)
+            u32_max = min(u32_max, umax & U32)
+            lo, hi = s32(umin), s32(umax)
+            if lo <= hi:
+                s32_min = max(s32_min, lo)
+                s32_max = min(s32_max, hi)
+        if (smin >> 32) == (smax >> 32):
+            if smin & U32 <= smax & U32:
+                u32_min = max(u32_min, smin & U32)
+                u32_max = min(u32_max, smax & U32)
+            lo, hi = s32(smin), s32(smax)
+            if lo <= hi:
+                s32_min = max(s32_min, lo)
+                s32_max = min(s32_max, hi)
+        if (((umin >> 32) & U32) + 1) & U32 == (umax >> 32) & U32:
+            lo, hi = s32(umin), s32(umax)
+            if lo < 0 <= hi:
+                s32_min = max(s32_min, lo)
+                s32_max = min(s32_max, hi)
+        if ((((smin & U64) >> 32) & U32) + 1) & U32 == ((smax & U64) >> 32) & U32:
+            lo, hi = s32(smin), s32(smax)
+            if lo < 0 <= hi:
+                s32_min = max(s32_min, lo)
+                s32_max = min(s32_max, hi)
+        lo, hi = s32(u32_min), s32(u32_max)
+        if lo <= hi:
+            s32_min = max(s32_min, lo)
+            s32_max = min(s32_max, hi)
+        if s32_min & U32 <= s32_max & U32:
+            u32_min = max(s32_min & U32, u32_min)
+            u32_max = min(s32_max & U32, u32_max)
+        self.u32_min, self.u32_max, self.s32_min, self.s32_max = u32_min, u32_max, s32_min, s32_max
 
     def _deduce64(self) -> None:
         if s64(self.umin) <= s64(self.umax):
@@ -156,27 +180,23 @@ class Scalar:
 
     def _deduce_mixed(self) -> None:
         hi = ~U32 & U64
-        new_umin = (self.umin & hi) | self.u32_min
-        new_umax = (self.umax & hi) | self.u32_max
-        self.umin = max(self.umin, new_umin)
-        self.umax = min(self.umax, new_umax)
-        new_smin = s64((self.smin & U64 & hi) | self.u32_min)
-        new_smax = s64((self.smax & U64 & hi) | self.u32_max)
-        self.smin = max(self.smin, new_smin)
-        self.smax = min(self.smax, new_smax)
-        if _u32(self.s32_min) <= _u32(self.s32_max):
-            new_umin = (self.umin & hi) | _u32(self.s32_min)
-            new_umax = (self.umax & hi) | _u32(self.s32_max)
-            self.umin = max(self.umin, new_umin)
-            self.umax = min(self.umax, new_umax)
-            new_smin = s64((self.smin & U64 & hi) | _u32(self.s32_min))
-            new_smax = s64((self.smax & U64 & hi) | _u32(self.s32_max))
-            self.smin = max(self.smin, new_smin)
-            self.smax = min(self.smax, new_smax)
-        if self.s32_min >= 0 and self.smin >= S32_MIN and self.smax <= S32_MAX:
-            self.smin, self.smax = self.s32_min, self.s32_max
-            self.umin, self.umax = self.s32_min, self.s32_max
-            self.var_off = self.var_off.intersect(Tnum.range(self.smin, self.smax))
+        umin, umax, smin, smax = self.umin, self.umax, self.smin, self.smax
+        u32_min, u32_max, s32_min, s32_max = self.u32_min, self.u32_max, self.s32_min, self.s32_max
+        umin = max(umin, (umin & hi) | u32_min)
+        umax = min(umax, (umax & hi) | u32_max)
+        smin = max(smin, s64((smin & hi) | u32_min))
+        smax = min(smax, s64((smax & hi) | u32_max))
+        lo32, hi32 = s32_min & U32, s32_max & U32
+        if lo32 <= hi32:
+            umin = max(umin, (umin & hi) | lo32)
+            umax = min(umax, (umax & hi) | hi32)
+            smin = max(smin, s64((smin & hi) | lo32))
+            smax = min(smax, s64((smax & hi) | hi32))
+        if s32_min >= 0 and smin >= S32_MIN and smax <= S32_MAX:
+            smin, smax = s32_min, s32_max
+            umin, umax = s32_min, s32_max
+            self.var_off = self.var_off.intersect(Tnum.range(smin, smax))
+        self.umin, self.umax, self.smin, self.smax = umin, umax, smin, smax
 
     def deduce_bounds(self) -> None:
         self._deduce32()
