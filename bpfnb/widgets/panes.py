@@ -6,6 +6,16 @@ line and CFG row in view, and reports clicks and keys back. Every class the
 HTML uses is under the stepper's own scope class, every CFG id under its own
 prefix: two steppers on a page never touch each other.
 
+Stepping does not wait for the kernel: Python sends the visits around the
+current one ahead (``ahead`` messages: each visit's state pane, instruction and
+CFG rules), and the stepper's own next/back/first buttons and the arrow,
+Home and End keys paint a visit from there at once, then tell Python
+(``{"kind": "shown"}``), which moves the slider and the instruction box and
+sends the visits that came into reach. A visit not (yet) there goes to Python
+as before. A round trip through the kernel costs ~65 ms in JupyterLab even for
+a trivial widget (most of it between the server's write and the browser's
+read); painting a visit held here takes a frame.
+
 Keys act only while focus is inside the stepper and never while it is in a
 text field (the instruction box stays typeable).
 """
@@ -19,6 +29,13 @@ import traitlets
 ESM = r"""
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
                       "e", "v", "b", "n", "p", "Escape"]);
+// what the stepper's buttons (by their class) and keys do to the current visit,
+// when the browser holds the visit they lead to: (current, last) => visit
+const MOVES = {
+  "bpfnb-next": (k) => k + 1, "bpfnb-back": (k) => k - 1, "bpfnb-first": () => 0,
+  ArrowRight: (k) => k + 1, ArrowDown: (k) => k + 1, ArrowLeft: (k) => k - 1, ArrowUp: (k) => k - 1,
+  Home: () => 0, End: (k, last) => last,
+};
 
 function keepInView(box, target) {
   // scroll ``box`` (only it, never the page) so ``target`` sits in its middle
@@ -49,9 +66,10 @@ function render({ model, el }) {
   const cfg = document.createElement("div");
   cfg.className = "cfg";
   cfg.style.cssText = "overflow:auto;height:440px;border:1px solid #d0d7de;min-width:0";
+  const css = document.createElement("style");
   const style = document.createElement("style");
   right.append(listing, legend, cfg);
-  root.append(style, state, right);
+  root.append(css, style, state, right);
   el.appendChild(root);
 
   // the current line is marked here: stepping sends its number, not the stream again
@@ -63,7 +81,7 @@ function render({ model, el }) {
   };
   const follow = () => {
     keepInView(listing, listing.querySelector(".ln.cur"));
-    const id = model.get("cfg_follow");
+    const id = model.get("cfg") && model.get("cfg_follow");
     if (id) keepInView(cfg, cfg.querySelector("#" + CSS.escape(id)));
   };
   let pending = false;
@@ -77,6 +95,7 @@ function render({ model, el }) {
     listing: () => { listing.innerHTML = model.get("listing"); markCurrent(); },
     cfg: () => { cfg.innerHTML = model.get("cfg"); cfg.style.display = model.get("cfg") ? "" : "none"; },
     cfg_style: () => { style.textContent = model.get("cfg_style"); },
+    css: () => { css.textContent = model.get("css"); },
     legend: () => { legend.innerHTML = model.get("legend"); },
   };
   for (const [name, fn] of Object.entries(paint)) {
@@ -89,6 +108,49 @@ function render({ model, el }) {
   const resized = new ResizeObserver(later);
   resized.observe(root);
   later();
+
+  // the visits Python sent ahead: step -> {state, insn, cfg_style}, made for chain ``gen``
+  const ahead = new Map();
+  let gen = -1;
+  model.on("msg:custom", (message) => {
+    if (message.kind !== "ahead") return;
+    if (message.gen !== gen) { ahead.clear(); gen = message.gen; }
+    for (const step of message.drop) ahead.delete(step);
+    for (const [step, visit] of Object.entries(message.visits)) ahead.set(Number(step), visit);
+  });
+  // paint visit ``step`` from what was sent ahead, then tell Python (false: not held here)
+  const move = (step) => {
+    const visit = ahead.get(step);
+    if (visit === undefined) return false;
+    const host = el.closest(".bpfnb-stepper");
+    const last = model.get("last");
+    model.set({ state: visit.state, listing_current: step, cfg_style: visit.cfg_style,
+                cfg_follow: model.get("cfg") ? `a_${model.get("scope")}t${visit.insn}` : "" });
+    model.save_changes();
+    model.send({ kind: "shown", step, gen });
+    if (host) {  // the buttons as Python will set them (it moves the slider and the box)
+      for (const [name, off] of [["bpfnb-back", step === 0], ["bpfnb-first", false], ["bpfnb-next", step === last]]) {
+        const button = host.querySelector("button." + name);
+        if (button) button.disabled = off;
+      }
+    }
+    return true;
+  };
+  // the stepper's own next/back/first buttons (ipywidgets): taken here, before their view
+  // sends the click to Python, when the visit they lead to is held
+  const onButton = (event) => {
+    const host = el.closest(".bpfnb-stepper");
+    const button = event.target instanceof Element && event.target.closest("button");
+    if (!host || !button || !host.contains(button)) return;
+    const name = Object.keys(MOVES).find((c) => button.classList.contains(c));
+    if (!name) return;
+    if (move(MOVES[name](model.get("listing_current"), model.get("last")))) {
+      event.stopPropagation();
+      event.preventDefault();
+    }
+  };
+  window.addEventListener("click", onButton, true);
+  model.send({ kind: "ready" });
 
   root.addEventListener("click", (event) => {
     const target = event.target;
@@ -121,10 +183,16 @@ function render({ model, el }) {
     if (event.ctrlKey || event.metaKey || event.altKey || !KEYS.has(event.key)) return;
     event.preventDefault();
     event.stopPropagation();
+    const to = MOVES[event.key];
+    if (to && move(Math.max(0, Math.min(to(model.get("listing_current"), model.get("last")), model.get("last"))))) return;
     model.send({ kind: "key", key: event.key });
   };
   window.addEventListener("keydown", onKey, true);
-  return () => { window.removeEventListener("keydown", onKey, true); resized.disconnect(); };
+  return () => {
+    window.removeEventListener("keydown", onKey, true);
+    window.removeEventListener("click", onButton, true);
+    resized.disconnect();
+  };
 }
 
 export default { render };
@@ -133,18 +201,33 @@ export default { render };
 
 class StepperPanes(anywidget.AnyWidget):
     """State, instruction stream and CFG of one stepper; ``on_message`` gets
-    the browser's clicks and keys (``{"kind": "operand"|"step"|"insn"|"key", ...}``)."""
+    the browser's clicks and keys (``{"kind": "operand"|"step"|"insn"|"key", ...}``),
+    ``{"kind": "ready"}`` when a view starts (it holds no visit ahead yet) and
+    ``{"kind": "shown", "step": k, "gen": g}`` after it painted visit ``k`` from
+    what was sent ahead for chain generation ``g`` (see ``send_ahead``).
+
+    The traits the browser sets itself when it paints a visit held ahead are not
+    echoed back (``echo_update=False``): Python has them from the browser."""
 
     _esm = ESM
     scope = traitlets.Unicode("").tag(sync=True)
-    state = traitlets.Unicode("").tag(sync=True)
+    css = traitlets.Unicode("").tag(sync=True)  # the scope's style rules, sent once
+    state = traitlets.Unicode("").tag(sync=True, echo_update=False)
     listing = traitlets.Unicode("").tag(sync=True)  # the stream's lines around the current one
-    listing_current = traitlets.Int(-1).tag(sync=True)  # the visit whose line the browser marks current
+    # the visit whose line the browser marks current (the current visit)
+    listing_current = traitlets.Int(-1).tag(sync=True, echo_update=False)
+    last = traitlets.Int(0).tag(sync=True)  # the walk's last visit
     legend = traitlets.Unicode("").tag(sync=True)
     cfg = traitlets.Unicode("").tag(sync=True)  # the SVG, laid out once
-    cfg_style = traitlets.Unicode("").tag(sync=True)  # the current step's highlighting
-    cfg_follow = traitlets.Unicode("").tag(sync=True)  # id of the CFG row kept in view
+    cfg_style = traitlets.Unicode("").tag(sync=True, echo_update=False)  # the current step's highlighting
+    cfg_follow = traitlets.Unicode("").tag(sync=True, echo_update=False)  # id of the CFG row kept in view
 
     def __init__(self, on_message, **kwargs):
         super().__init__(**kwargs)
         self.on_msg(lambda _widget, content, _buffers: on_message(content))
+
+    def send_ahead(self, gen: int, visits: dict[int, dict], drop: list[int]) -> None:
+        """Visits the browser may paint without asking (``{step: {"state", "insn",
+        "cfg_style"}}``), made for chain generation ``gen`` (a new one replaces all
+        held before), and the steps it no longer needs to hold."""
+        self.send({"kind": "ahead", "gen": gen, "visits": {str(k): v for k, v in visits.items()}, "drop": drop})

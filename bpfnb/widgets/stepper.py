@@ -32,11 +32,15 @@ from .walk import CHAIN_REACH, Chain, Walk, btf_type_of, type_name
 
 # Colours of the state panel and the stream (the CFG's are in bpfnb.viz.cfg).
 CHANGED, DIFFERS, DEF, USE = "#fff8c5", "#ffebe9", "#ddf4ff", "#dafbe1"
+# The browser holds this many visits each side of the current one, made ahead, and the
+# walk's ends: stepping paints them at once (bpfnb.widgets.panes); a jump waits for Python.
+AHEAD = 12
 
 
 def _css(scope: str) -> str:
+    """The style rules of the state pane and the stream, under ``scope``."""
     s = f".{scope}"
-    return f"""<style>
+    return f"""
 {s} .step table{{border-collapse:collapse;font-family:monospace;font-size:12px;table-layout:fixed;width:100%}}
 {s} .step td,{s} .step th{{padding:1px 6px;text-align:left;border-bottom:1px solid #eee;vertical-align:top;
   overflow-wrap:anywhere}}
@@ -64,7 +68,7 @@ def _css(scope: str) -> str:
 {s} .ln .op{{border-bottom:1px dotted #0969da}}
 {s} .ln .op.picked{{outline:1px solid #0969da}}
 {s} .path,{s} .gap{{color:#6a737d;font:italic 11px monospace}}
-</style>"""
+"""
 
 
 def _esc(text) -> str:
@@ -111,11 +115,16 @@ class VerifierStepper(w.VBox):
         self._unknown = frozenset(getattr(self.prog, "meta", {}).get("unknown_slots", ()))
         self.stream = StreamListing(walk, unknown=self._unknown)
         self._syncing = False
+        self._gen = 0  # the chain generation the visits sent ahead were made for
+        self._ahead: set[int] = set()  # the visits the browser holds (none until a view says ready)
+        self._browser = False  # a view has started: send visits ahead
         n = len(walk)
 
         self.first = w.Button(description="|◀", tooltip="first visit (Home)", layout=w.Layout(width="40px"))
         self.back = w.Button(description="◀ back", tooltip="previous visit (←)", layout=w.Layout(width="80px"))
         self.next = w.Button(description="next ▶", tooltip="next visit (→)", layout=w.Layout(width="80px"))
+        for button, name in ((self.first, "first"), (self.back, "back"), (self.next, "next")):
+            button.add_class(f"bpfnb-{name}")  # the panes step on these without Python (see panes.py)
         self.to_error = w.Button(description="to error", tooltip="jump to the rejection (e)",
                                  disabled=walk.error_step is None, layout=w.Layout(width="80px"),
                                  button_style="danger" if walk.error_step is not None else "")
@@ -137,7 +146,7 @@ class VerifierStepper(w.VBox):
                                    layout=w.Layout(width="80px"), disabled=True)
         self.chain_clear = w.Button(description="clear", tooltip="forget the chain (Esc)",
                                     layout=w.Layout(width="60px"), disabled=True)
-        self.panes = StepperPanes(self._message, scope=self.scope,
+        self.panes = StepperPanes(self._message, scope=self.scope, css=_css(self.scope), last=max(n - 1, 0),
                                   cfg=self.cfg.base_svg if self.cfg else "",
                                   legend=legend_html(max(walk.visit_counts().values(), default=0))
                                   if self.cfg else "")
@@ -186,6 +195,12 @@ class VerifierStepper(w.VBox):
         if step is None or not len(self.walk):
             return
         step = max(0, min(step, len(self.walk) - 1))
+        self._follow(step)
+        self._paint()
+        self._send_ahead()
+
+    def _follow(self, step: int) -> None:
+        """The controls follow visit ``step``: the slider, the instruction box, the buttons."""
         self.step = step
         if self.slider.value != step:
             self.slider.value = step
@@ -198,17 +213,26 @@ class VerifierStepper(w.VBox):
         self.back.disabled = step == 0
         self.next.disabled = step == len(self.walk) - 1
         self.again.disabled = self.walk.next_visit(step) is None
-        self._paint()
+
+    def _visit_panes(self, step: int) -> dict:
+        """What the panes show at visit ``step`` (but the stream's lines): the state pane,
+        the instruction, the CFG's rules."""
+        return {"state": self.panel_html(step), "insn": self.walk.insn_of(step),
+                "cfg_style": self.cfg.rules(**self._highlight(step)) if self.cfg is not None else ""}
 
     def _paint(self) -> None:
         step = self.step
+        visit = self._visit_panes(step)
         with self.panes.hold_sync():
-            self.panes.state = self.panel_html(step)
+            self.panes.state = visit["state"]
             self.panes.listing = self.stream.html(step, self.chain, mark_current=False)  # sent when it changes
             self.panes.listing_current = step
             if self.cfg is not None:
-                self.panes.cfg_style = self.cfg.rules(**self._highlight(step))
-                self.panes.cfg_follow = self.cfg.row_id(self.walk.visits[step].insn)
+                self.panes.cfg_style = visit["cfg_style"]
+                self.panes.cfg_follow = self.cfg.row_id(visit["insn"])
+        self._paint_chain()
+
+    def _paint_chain(self) -> None:
         chain = self.chain
         for b in (self.chain_back, self.chain_next, self.chain_clear):
             b.disabled = chain is None
@@ -251,8 +275,36 @@ class VerifierStepper(w.VBox):
         """Select the def-use chain of register/slot ``name`` after visit ``step``
         (default: the current one); ``None`` clears it."""
         self.chain = None if name is None else self.walk.chain(self.step if step is None else step, name)
+        self._gen += 1  # every visit sent ahead shows the chain before: made again
+        self._ahead = set()
         self._paint()
+        self._send_ahead()
         return self.chain
+
+    def _send_ahead(self) -> None:
+        """Send the browser the visits around the current one it does not hold yet (and
+        say which it may forget): the next steps are painted without a round trip."""
+        if not self._browser:
+            return
+        last = len(self.walk) - 1
+        wanted = set(range(max(0, self.step - AHEAD), min(last, self.step + AHEAD) + 1)) | {0, last}
+        new = sorted(wanted - self._ahead)
+        if not new and self._ahead <= wanted:
+            return
+        drop = sorted(self._ahead - wanted)
+        self._ahead = wanted
+        self.panes.send_ahead(self._gen, {k: self._visit_panes(k) for k in new}, drop)
+
+    def _shown(self, step: int, gen: int) -> None:
+        """The browser painted visit ``step`` from the visits sent ahead (and set the
+        panes' traits itself): the controls, the stream's lines and the visits ahead follow."""
+        if gen != self._gen or not 0 <= step < len(self.walk):  # made for another chain
+            self.show(step)
+            return
+        self._follow(step)
+        self.panes.listing = self.stream.html(step, self.chain, mark_current=False)  # sent when it changes
+        self._paint_chain()
+        self._send_ahead()
 
     def along_chain(self, direction: int) -> None:
         """Move to the next (``+1``) or previous (``-1``) visit of the selected chain."""
@@ -290,7 +342,13 @@ class VerifierStepper(w.VBox):
     def _message(self, message: dict) -> None:
         """A click or key from the browser (see ``bpfnb.widgets.panes``)."""
         kind = message.get("kind")
-        if kind == "operand":
+        if kind == "shown":
+            self._shown(int(message["step"]), int(message["gen"]))
+        elif kind == "ready":  # a view (new, or the notebook reopened) holds nothing yet
+            self._browser = True
+            self._ahead = set()
+            self._send_ahead()
+        elif kind == "operand":
             self.select(message["name"], int(message["step"]))
         elif kind == "step":
             self.show(int(message["step"]))
@@ -391,7 +449,7 @@ class VerifierStepper(w.VBox):
         if visit.event == "error" and walk.error:
             why = explain(walk.error)
             error = f'<div class="err">{_esc(walk.error)}</div>' + (why._repr_html_() if why else "")
-        return (f'{_css(self.scope)}<div class="step">{head}{src}{insn}{note}{error}'
+        return (f'<div class="step">{head}{src}{insn}{note}{error}'
                 f"{self.registers_html(step)}{self.stack_html(step)}</div>")
 
     def _highlight(self, step: int) -> dict:
@@ -467,7 +525,7 @@ class VerifierStepper(w.VBox):
         p = self.panes
         graph = (f'<div style="flex:1;min-width:0;overflow:auto;max-height:600px">{p.legend}'
                  f"{self.graph_svg(self.step)}</div>" if self.cfg else "")
-        return (f'<div class="{self.scope}" style="display:flex;gap:12px">'
+        return (f'<div class="{self.scope}" style="display:flex;gap:12px"><style>{p.css}</style>'
                 f'<div style="flex:1;min-width:0">{p.state}</div>'
                 f'<div style="flex:1;min-width:0;max-height:600px;overflow:auto">'
                 f"{self.stream.html(self.step, self.chain)}</div>{graph}</div>")

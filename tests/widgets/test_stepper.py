@@ -110,7 +110,7 @@ def test_two_steppers_share_no_scope_id_or_rule(walk):
     ids_b = set(re.findall(r'id="([^"]+)"', b.panes.cfg))
     assert ids_a and not ids_a & ids_b
     for s in (a, b):  # every rule of each stepper is under its own scope
-        css = re.findall(r"^(\S+)", s.panes.state.split("<style>")[1].split("</style>")[0], re.M)
+        css = re.findall(r"^(\S+)", s.panes.css, re.M)
         assert css and all(sel.startswith(f".{s.scope}") for sel in css)
         assert all(s.scope in sel for sel in re.findall(r"#([a-z][\w]*)[ >{,]", s.panes.cfg_style))
 
@@ -149,6 +149,35 @@ def test_the_stream_marks_paths_and_clicks_jump(walk):
     assert s.step == 4
     s._message({"kind": "key", "key": "ArrowRight"})
     assert s.step == 5
+
+
+def test_the_browser_is_sent_the_visits_around_the_current_one_and_steps_on_them(walk, monkeypatch):
+    from bpfnb.widgets import stepper as stepper_module
+
+    monkeypatch.setattr(stepper_module, "AHEAD", 2)
+    s = VerifierStepper(walk)
+    sent = []
+    monkeypatch.setattr(s.panes, "send_ahead", lambda gen, visits, drop: sent.append((gen, visits, drop)))
+    s.show(3)
+    assert sent == []  # no view has started: nothing made ahead
+    s._message({"kind": "ready"})
+    (gen, visits, drop), = sent
+    assert (gen, sorted(visits), drop) == (0, [0, 1, 2, 3, 4, 5, 7], [])  # 3 ± 2 and the walk's ends
+    assert visits[4] == {"state": s.panel_html(4), "insn": 4, "cfg_style": s.cfg.rules(**s._highlight(4))}
+    # the browser painted visit 4 from them: the controls follow, visit 6 is sent, 1 forgotten
+    s.panes.state, s.panes.cfg_style = visits[4]["state"], visits[4]["cfg_style"]  # as the browser set them
+    s._message({"kind": "shown", "step": 4, "gen": 0})
+    assert s.step == 4 and s.slider.value == 4 and s.goto.value == 4 and not s.back.disabled
+    assert (sorted(sent[-1][1]), sent[-1][2]) == ([6], [1])
+    # a chain selected: every visit held is made again (a new generation) ...
+    s.select("R0", 1)
+    gen, visits, drop = sent[-1]
+    assert gen == 1 and sorted(visits) == [0, 2, 3, 4, 5, 6, 7] and "dim" not in visits[4]["state"]
+    assert f"#{s.scope}graph .node text" in visits[5]["cfg_style"]  # the others dimmed
+    # ... and a visit the browser painted from an older one is painted again by Python
+    s._message({"kind": "shown", "step": 5, "gen": 0})
+    assert s.step == 5 and s.panes.state == s.panel_html(5) and s.panes.listing_current == 5
+    assert "bpfnb-next" in s.next._dom_classes  # the button the browser steps on itself
 
 
 def test_error_step_shows_the_explanation():
