@@ -82,54 +82,30 @@ def browser() -> None:
     """The stepper in JupyterLab under headless Chromium: first paint and step times."""
     import tempfile
 
-    from tests.browser.lab import (
-        CHROMIUM,
-        CHROMIUM_ARGS,
-        PANEL,
-        jupyter_lab,
-        missing,
-        notebook,
-        open_and_run,
-        painted,
-        printed,
-        scope_of,
-        time_clicks,
-        wait_idle,
-        watch_paints,
-    )
+    from tests.browser import lab
 
-    reason = missing()
+    reason = lab.missing()
     if reason:
         print(f"browser          : not measured ({reason})")
         return
-    from playwright.sync_api import sync_playwright
-
-    with tempfile.TemporaryDirectory() as tmp, jupyter_lab(pathlib.Path(tmp)) as (base, token), \
-            sync_playwright() as p:
-        notebook(pathlib.Path(tmp) / "walks.ipynb", _browser_cells())
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = chromium.new_page(viewport={"width": 1280, "height": 1300})
-        open_and_run(page, base, token, "walks.ipynb")
-        watch_paints(page)
-        wait_idle(page, timeout=BROWSER_TIMEOUT_MS)
-        page.wait_for_function(f"() => {len(BROWSER_WALKS) - 1} in window.__bpfnbPainted", timeout=60_000)
-        verified, shown = printed(page, "VERIFIED"), printed(page, "SHOWN")
-        steppers = page.locator(f"{PANEL} .bpfnb-stepper")
+    with tempfile.TemporaryDirectory() as tmp, lab.lab_and_chromium(pathlib.Path(tmp)) as (chromium, base, token):
+        lab.notebook(pathlib.Path(tmp) / "walks.ipynb", _browser_cells())
+        page = lab.new_page(chromium)
+        lab.run_steppers(page, base, token, "walks.ipynb", len(BROWSER_WALKS), BROWSER_TIMEOUT_MS)
+        verified, shown = lab.printed(page, "VERIFIED"), lab.printed(page, "SHOWN")
+        steppers = page.locator(f"{lab.PANEL} .bpfnb-stepper")
         rows = []
         for k, ((_path, name), done, made) in enumerate(zip(BROWSER_WALKS, verified, shown, strict=True)):
             stepper = steppers.nth(k)
             stepper.scroll_into_view_if_needed()
-            scope = scope_of(stepper)
-            forward = time_clicks(page, scope, "next ▶", BROWSER_STEPS)
-            stepper.locator(".bpfnb-panes .state .step > div").first.click()  # focus for the End key
+            scope = lab.scope_of(stepper)
+            forward = lab.time_clicks(page, scope, "next ▶", BROWSER_STEPS)
+            lab.focus(stepper)  # for the End key
             page.keyboard.press("End")
-            page.wait_for_function(
-                "([s, n]) => document.querySelector('.' + s + ' .bpfnb-panes .state').textContent"
-                ".includes(`visit ${n - 1} of`)", arg=[scope, done["processed"]], timeout=60_000)
-            back = time_clicks(page, scope, "◀ back", BROWSER_STEPS, -1)
+            lab.wait_state(page, scope, f"visit {done['processed'] - 1} of", timeout=60_000)
+            back = lab.time_clicks(page, scope, "◀ back", BROWSER_STEPS, -1)
             steps = forward + back
-            rows.append((name, done, painted(page, k) - made["shown"], statistics.median(steps), max(steps)))
-        chromium.close()
+            rows.append((name, done, lab.painted(page, k) - made["shown"], statistics.median(steps), max(steps)))
     for name, done, paint_s, median_ms, max_ms in rows:
         print(f"browser {name:16}: {done['processed']:7} visits (verified in {done['verify_s']:.1f} s), first paint "
               f"{paint_s:.2f} s (goal < {TARGET_PAINT_S} s), a step {median_ms:.0f} ms median, {max_ms:.0f} ms "

@@ -150,7 +150,11 @@ function render({ model, el }) {
     }
   };
   window.addEventListener("click", onButton, true);
-  model.send({ kind: "ready" });
+  try {
+    model.send({ kind: "ready" });  // this view holds nothing yet: Python sends the visits ahead
+  } catch (error) {
+    console.debug("bpfnb: no kernel, no visits sent ahead", error);
+  }
 
   root.addEventListener("click", (event) => {
     const target = event.target;

@@ -32,8 +32,8 @@ from .walk import CHAIN_REACH, Chain, Walk, btf_type_of, type_name
 
 # Colours of the state panel and the stream (the CFG's are in bpfnb.viz.cfg).
 CHANGED, DIFFERS, DEF, USE = "#fff8c5", "#ffebe9", "#ddf4ff", "#dafbe1"
-# The browser holds this many visits each side of the current one, made ahead, and the
-# walk's ends: stepping paints them at once (bpfnb.widgets.panes); a jump waits for Python.
+# The browser holds this many visits each side of the current one and of the walk's ends,
+# made ahead: stepping paints them at once (bpfnb.widgets.panes); a jump waits for Python.
 AHEAD = 12
 
 
@@ -287,7 +287,8 @@ class VerifierStepper(w.VBox):
         if not self._browser:
             return
         last = len(self.walk) - 1
-        wanted = set(range(max(0, self.step - AHEAD), min(last, self.step + AHEAD) + 1)) | {0, last}
+        wanted = {k for around in (self.step, 0, last)  # and the ends: Home/End then a step
+                  for k in range(max(0, around - AHEAD), min(last, around + AHEAD) + 1)}
         new = sorted(wanted - self._ahead)
         if not new and self._ahead <= wanted:
             return

@@ -13,7 +13,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots and figures for a person (ignored by git)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+WIDTH, HEIGHT = 1280, 1300  # the page's viewport: a laptop's width, the notebook's cells tall
+CURRENT_FILL = "rgb(255, 248, 197)"  # bpfnb.viz.cfg.CURRENT, as the browser computes it
 # the notebook on show (JupyterLab reopens the tabs of the last session, hidden)
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 WORKSPACES = "workspaces"  # under the lab's root
@@ -73,6 +77,40 @@ def jupyter_lab(root: Path, *, timeout: float = 60.0):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@contextlib.contextmanager
+def lab_and_chromium(root: Path):
+    """Yields ``(browser, base, token)``: headless Chromium beside a JupyterLab serving
+    ``root``."""
+    from playwright.sync_api import sync_playwright
+
+    with jupyter_lab(root) as (base, token), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser, base, token
+        finally:
+            browser.close()
+
+
+def serve(tmp_path_factory, name: str, write):
+    """A module fixture's body: skips saying why the browser cannot run here, else
+    ``write(root)`` puts the notebooks in a fresh ``root`` and it yields ``(browser,
+    base, token)`` of a lab serving it (``yield from serve(...)``)."""
+    import pytest
+
+    reason = missing()
+    if reason:
+        pytest.skip(reason)
+    ARTIFACTS.mkdir(exist_ok=True)
+    root = tmp_path_factory.mktemp(name)
+    write(root)
+    with lab_and_chromium(root) as session:
+        yield session
+
+
+def new_page(browser):
+    return browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
 
 
 def dismiss_dialogs(page) -> list[str]:
@@ -159,6 +197,42 @@ def scope_of(stepper) -> str:
     return next(c for c in stepper.get_attribute("class").split() if c.startswith("bpfnbs"))
 
 
+def state_of(stepper) -> str:
+    """The text of a stepper's state pane (textContent: an output off screen is not
+    rendered, and has no innerText)."""
+    return stepper.locator(".bpfnb-panes .state").text_content()
+
+
+def focus(stepper) -> None:
+    """Give a stepper the focus (its keys act) by a click on its state pane's header
+    (which selects nothing)."""
+    stepper.locator(".bpfnb-panes .state .step > div").first.click()
+
+
+def wait_state(page, scope: str, pattern: str, timeout: float = 30_000) -> None:
+    """Wait until the state pane of the stepper ``scope`` matches the regex ``pattern``."""
+    page.wait_for_function(
+        "([s, p]) => new RegExp(p).test(document.querySelector('.' + s + ' .bpfnb-panes .state').textContent)",
+        arg=[scope, pattern], timeout=timeout)
+
+
+def cfg_fill(page, scope: str, insn: int) -> str:
+    """The computed fill of instruction ``insn``'s row in the stepper ``scope``'s CFG."""
+    return page.evaluate(
+        "([id]) => { const e = document.querySelector('#' + CSS.escape(id) + ' polygon');"
+        " return e ? getComputedStyle(e).fill : 'none'; }", [f"a_{scope}t{insn}"])
+
+
+def run_steppers(page, base, token, name: str, count: int, timeout: float) -> None:
+    """Run notebook ``name`` and wait until it is idle and its first ``count`` steppers
+    have each shown a visit (``painted`` says when)."""
+    open_and_run(page, base, token, name)
+    watch_paints(page)
+    wait_idle(page, timeout=timeout)
+    page.locator(f"{PANEL} .bpfnb-stepper").nth(count - 1).wait_for(timeout=60_000)
+    page.wait_for_function("(i) => i in window.__bpfnbPainted", arg=count - 1, timeout=60_000)
+
+
 # Records when each stepper of the page first shows a visit (epoch ms, by the
 # steppers' order on the page): a notebook prints when it began making each one.
 WATCH_PAINTS = """() => {
@@ -184,7 +258,7 @@ def painted(page, index: int) -> float | None:
 
 # A step as a person sees it: from the click until the state pane says the new visit
 # and the browser has painted a frame after it.
-TIME_CLICKS = """async ([scope, label, count, delta]) => {
+TIME_CLICKS = """async ([scope, label, count, delta, timeout]) => {
   const root = document.querySelector('.' + scope);
   const state = root.querySelector('.bpfnb-panes .state');
   const button = [...root.querySelectorAll('button')].find(b => b.textContent.includes(label));
@@ -193,9 +267,13 @@ TIME_CLICKS = """async ([scope, label, count, delta]) => {
   for (let k = 0; k < count; k++) {
     const want = `visit ${visit() + delta} of`;
     const start = performance.now();
-    await new Promise((resolve) => {
+    await new Promise((resolve, reject) => {
+      const late = setTimeout(() => {  // never forever: say what the pane shows instead
+        seen.disconnect();
+        reject(new Error(`no "${want}" after ${timeout} ms: ${state.textContent.slice(0, 80)}`));
+      }, timeout);
       const seen = new MutationObserver(() => {
-        if (state.textContent.includes(want)) { seen.disconnect(); resolve(); }
+        if (state.textContent.includes(want)) { seen.disconnect(); clearTimeout(late); resolve(); }
       });
       seen.observe(state, { childList: true, subtree: true, characterData: true });
       button.click();
@@ -207,7 +285,8 @@ TIME_CLICKS = """async ([scope, label, count, delta]) => {
 }"""
 
 
-def time_clicks(page, scope: str, label: str, count: int, delta: int = 1) -> list[float]:
+def time_clicks(page, scope: str, label: str, count: int, delta: int = 1, timeout: float = 30_000) -> list[float]:
     """Click the stepper's button ``label`` ``count`` times, each once the last one's
-    visit (the current one + ``delta``) is shown: the milliseconds each took."""
-    return page.evaluate(TIME_CLICKS, [scope, label, count, delta])
+    visit (the current one + ``delta``) is shown: the milliseconds each took (an error
+    if one is not shown within ``timeout`` ms)."""
+    return page.evaluate(TIME_CLICKS, [scope, label, count, delta, timeout])

@@ -154,7 +154,7 @@ def test_the_stream_marks_paths_and_clicks_jump(walk):
 def test_the_browser_is_sent_the_visits_around_the_current_one_and_steps_on_them(walk, monkeypatch):
     from bpfnb.widgets import stepper as stepper_module
 
-    monkeypatch.setattr(stepper_module, "AHEAD", 2)
+    monkeypatch.setattr(stepper_module, "AHEAD", 1)
     s = VerifierStepper(walk)
     sent = []
     monkeypatch.setattr(s.panes, "send_ahead", lambda gen, visits, drop: sent.append((gen, visits, drop)))
@@ -162,17 +162,17 @@ def test_the_browser_is_sent_the_visits_around_the_current_one_and_steps_on_them
     assert sent == []  # no view has started: nothing made ahead
     s._message({"kind": "ready"})
     (gen, visits, drop), = sent
-    assert (gen, sorted(visits), drop) == (0, [0, 1, 2, 3, 4, 5, 7], [])  # 3 ± 2 and the walk's ends
+    assert (gen, sorted(visits), drop) == (0, [0, 1, 2, 3, 4, 6, 7], [])  # 3 ± 1, the ends ± 1
     assert visits[4] == {"state": s.panel_html(4), "insn": 4, "cfg_style": s.cfg.rules(**s._highlight(4))}
-    # the browser painted visit 4 from them: the controls follow, visit 6 is sent, 1 forgotten
+    # the browser painted visit 4 from them: the controls follow, visit 5 is sent, 2 forgotten
     s.panes.state, s.panes.cfg_style = visits[4]["state"], visits[4]["cfg_style"]  # as the browser set them
     s._message({"kind": "shown", "step": 4, "gen": 0})
     assert s.step == 4 and s.slider.value == 4 and s.goto.value == 4 and not s.back.disabled
-    assert (sorted(sent[-1][1]), sent[-1][2]) == ([6], [1])
+    assert (sorted(sent[-1][1]), sent[-1][2]) == ([5], [2])
     # a chain selected: every visit held is made again (a new generation) ...
     s.select("R0", 1)
     gen, visits, drop = sent[-1]
-    assert gen == 1 and sorted(visits) == [0, 2, 3, 4, 5, 6, 7] and "dim" not in visits[4]["state"]
+    assert gen == 1 and sorted(visits) == [0, 1, 3, 4, 5, 6, 7]
     assert f"#{s.scope}graph .node text" in visits[5]["cfg_style"]  # the others dimmed
     # ... and a visit the browser painted from an older one is painted again by Python
     s._message({"kind": "shown", "step": 5, "gen": 0})
