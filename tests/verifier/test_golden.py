@@ -104,3 +104,29 @@ def test_golden_files_are_the_running_kernels(which):
     progs = SETS[which]()
     live = {name: golden.kernel_judgement(prog) for name, prog in progs.items()}
     golden.check_running_kernels(which, live)
+
+
+# fixtures whose whole kernel log (level 2) is kept: source lines, calls of static
+# functions (their BTF prototypes checked once), the liveness table
+LOG_FIXTURES = ("subprog_args",)
+
+
+def _log_fixture_programs() -> dict:
+    import bpfnb
+
+    return {f"{name}/{prog.name}": prog for name in LOG_FIXTURES
+            for prog in bpfnb.load(ROOT / "tests" / "fixtures" / f"{name}.bpf.o")}
+
+
+@pytest.mark.parametrize("name", sorted(_log_fixture_programs()))
+def test_fixture_logs_are_the_kernels_line_by_line(name):
+    from bpfnb.verifier import verify
+
+    expected = golden.read("logs")["programs"][name]
+    assert golden.comparable_log_lines(verify(_log_fixture_programs()[name], log_level=2).log) == expected
+
+
+@pytest.mark.kernel
+def test_log_golden_file_is_the_running_kernels():
+    live = {name: golden.kernel_log_lines(prog) for name, prog in _log_fixture_programs().items()}
+    golden.check_running_kernels("logs", live)
