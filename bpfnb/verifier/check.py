@@ -124,11 +124,12 @@ def verbose_linfo(env: VerifierEnv, insn_idx: int) -> None:
     printed last or another record of the same file and line (records differing only
     in their column print once; the last printed one stays the one compared with)."""
     li, prev = env.linfo[insn_idx], env.prev_linfo
-    if li is None or li is prev or not li.text.strip():
+    if li is None or li is prev:
         return
     if prev is not None and li.file == prev.file and li.line == prev.line:
         return
-    env.log.verbose(f"; {li.text.strip()} @ {li.file.rsplit('/', 1)[-1]}:{li.line}")
+    # a record without text still prints, as ";  @ file:line"
+    env.log.verbose(f"; {li.text.lstrip()} @ {li.file.rsplit('/', 1)[-1]}:{li.line}")
     env.prev_linfo = li
 
 
