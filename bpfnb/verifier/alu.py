@@ -41,6 +41,7 @@ BITS_PER_BYTE = 8
 
 MOV_SX_OFFS = {op.BPF_ALU: (0, 8, 16), op.BPF_ALU64: (0, 8, 16, 32)}  # movsx widths each class allows
 BSWAP_WIDTHS = (16, 32, 64)
+HOST_IS_BIG_ENDIAN = False  # x86-64: le16/le32 only truncate, be16/be32/be64 swap
 SIGNED_DIV = 1  # off of sdiv/smod
 # offsets and values of pointers beyond this are never sane (``BPF_MAX_VAR_OFF``)
 BPF_MAX_VAR_OFF = 1 << 29
@@ -70,11 +71,8 @@ def check_alu_op(env, state: State, insn: Insn) -> None:
             result = Scalar.const(0)
             result.alu(op.BPF_SUB, dst.s.copy(), not alu64)
             env.write_reg(state, insn.dst, scalar_reg(result))
-        else:  # a byte swap: an unknown value of the swapped width
-            swapped = Scalar.unknown()
-            if insn.imm < 64:
-                swapped.coerce_to_size(insn.imm // BITS_PER_BYTE)
-            env.write_reg(state, insn.dst, scalar_reg(swapped))
+        else:
+            _scalar_byte_swap(env, state, insn, dst, alu64)
         return
     if operation == op.BPF_MOV:
         _check_mov(env, state, insn, alu64)
@@ -98,6 +96,20 @@ def check_alu_op(env, state: State, insn: Insn) -> None:
             raise Reject(f"invalid shift {insn.imm}")
     env.check_reg_write(insn.dst)
     adjust_reg_min_max_vals(env, state, insn, dst, src, alu64)
+
+
+def _scalar_byte_swap(env, state: State, insn: Insn, dst: Reg, alu64: bool) -> None:
+    """A byte swap of a scalar (``adjust_scalar_min_max_vals`` for ``BPF_END``): bswap
+    always swaps, ``le``/``be`` only when the host's order differs; the register keeps
+    its id only when its value cannot change (``le64`` here), as the kernel prints."""
+    to_le = not insn.code & op.BPF_TO_BE
+    swap = alu64 or to_le == HOST_IS_BIG_ENDIAN
+    result = dst.copy()
+    result.s.byte_swap(insn.imm, swap)
+    if swap or insn.imm < BSWAP_WIDTHS[-1]:
+        result.id, result.off = 0, 0
+    state.regs[insn.dst] = result
+    env.log.scratch_regs.add(insn.dst)
 
 
 def _check_mov(env, state: State, insn: Insn, alu64: bool) -> None:

@@ -20,7 +20,13 @@ from .helper_protos import helper_allowed, helper_proto, trampoline_helper
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .map_func_compat import check_map_func_compatibility
-from .mem import BPF_F_RDONLY_PROG, check_map_access, check_ptr_alignment, stack_frame
+from .mem import (
+    BPF_F_RDONLY_PROG,
+    check_ctx_pointer_unmodified,
+    check_map_access,
+    check_ptr_alignment,
+    stack_frame,
+)
 from .precision import BacktrackState, mark_chain_precision, mark_chain_precision_batch
 from .regstate import (
     CONST_PTR_TO_MAP,
@@ -47,6 +53,32 @@ from .state import MAX_BPF_STACK, MISC, SPILL, ZERO, Frame, Slot, State, format_
 from .tnum import s64
 
 MAX_CALL_FRAMES = 8
+MAX_BPF_FUNC_REG_ARGS = 5
+BTF_SCALAR_KINDS = ("int", "enum", "enum64")
+ARG_ANYTHING, ARG_PTR_TO_CTX = "anything", "ptr_to_ctx"  # a static function's argument kinds
+# the context struct of each program type (include/linux/bpf_types.h) as a BPF program
+# names it, and the kernel struct it projects where the kernel accepts that name too
+_SKB_CTX = ("__sk_buff", "sk_buff")
+PROG_CTX_STRUCTS = {
+    **dict.fromkeys(("socket_filter", "sched_cls", "sched_act", "cgroup_skb", "lwt_in", "lwt_out", "lwt_xmit",
+                     "lwt_seg6local", "sk_skb", "flow_dissector"), _SKB_CTX),
+    "xdp": ("xdp_md", "xdp_buff"),
+    "cgroup_sock": ("bpf_sock",),
+    "cgroup_sock_addr": ("bpf_sock_addr",),
+    "sock_ops": ("bpf_sock_ops",),
+    "sk_msg": ("sk_msg_md",),
+    "sk_lookup": ("bpf_sk_lookup",),
+    "sk_reuseport": ("sk_reuseport_md",),
+    "perf_event": ("bpf_perf_event_data",),
+    "raw_tracepoint": ("bpf_raw_tracepoint_args",),
+    "raw_tracepoint_writable": ("bpf_raw_tracepoint_args",),
+    "cgroup_sysctl": ("bpf_sysctl",),
+    "cgroup_sockopt": ("bpf_sockopt",),
+    "cgroup_device": ("bpf_cgroup_dev_ctx",),
+    "kprobe": ("pt_regs",),
+}
+KPROBE_TYPES = ("kprobe",)
+KPROBE_CTX_TYPEDEF = "bpf_user_pt_regs_t"
 CALLER_SAVED = range(1, 6)
 BPF_REG_FP = 10
 MAX_ERRNO = 4095
@@ -426,8 +458,7 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     if subprogs.is_global(target):
         env.called_globals.add(target)  # verified on its own after the main program
         env.log.verbose(f"Func#{subprogs.index(target)} ('{subprogs.name(target)}') is global and assumed valid.")
-        for r in CALLER_SAVED:
-            caller.regs[r] = Reg()
+        clear_caller_saved_regs(caller)
         caller.regs[0] = scalar_reg()
         env.log.scratch_regs.add(0)
         env.record(state, i, "call", f"global function {subprogs.name(target)}")
@@ -436,7 +467,7 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     callee = setup_func_entry(state, i, target)
     for r in CALLER_SAVED:  # set_callee_state: the arguments
         callee.regs[r] = caller.regs[r].copy()
-        caller.regs[r] = Reg()
+    clear_caller_saved_regs(caller)
     env.live_stack.reset_callchain()
     if env.log.level >= 2:
         env.log.verbose("caller:")
@@ -447,6 +478,14 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     env.log.scratch_regs = set(CALLER_SAVED) | {BPF_REG_FP}
     env.log.scratch_slots = set()
     return target
+
+
+def clear_caller_saved_regs(caller: Frame) -> None:
+    """R0-R5 of the caller are not readable after a call (the callee's R0 comes back
+    into the caller's on return)."""
+    caller.regs[0] = Reg()
+    for r in CALLER_SAVED:
+        caller.regs[r] = Reg()
 
 
 def setup_func_entry(state: State, callsite: int, subprog: int) -> Frame:
@@ -610,16 +649,85 @@ def widen_imprecise_scalars(env, state: State, insn_idx: int) -> None:
 
 def btf_check_subprog_call(env, caller, target: int) -> None:
     """The kernel compares a static function's arguments with its BTF prototype
-    and says so when they do not match (verification goes on)."""
+    (``btf_check_func_arg_match``) and says so when they do not match (verification
+    goes on); a prototype it cannot use or a mismatch makes the function's BTF
+    unreliable, and later calls are not compared again."""
     proto = env.subprogs.proto(target)
-    if proto is None:
+    if proto is None or target in env.unreliable_subprogs:
         return
+    args = btf_prepare_func_args(env, proto)
+    if args is None:
+        env.unreliable_subprogs.add(target)
+        return
+    for k, arg in enumerate(args):
+        regno = k + 1
+        reg = caller.regs[regno]
+        if arg == ARG_ANYTHING and reg.type != SCALAR:
+            env.log.verbose(f"R{regno} is not a scalar")
+        elif arg == ARG_PTR_TO_CTX and not _ctx_arg_matches(env, reg, regno, k):
+            pass
+        else:
+            continue
+        env.unreliable_subprogs.add(target)
+        return
+
+
+def _ctx_arg_matches(env, reg: Reg, regno: int, k: int) -> bool:
+    """``check_func_arg_reg_off`` for a context argument (its offsets, when it is the
+    context: other kinds here are checked only for their type), then its type."""
+    if reg.type == PTR_TO_CTX:
+        try:
+            check_ctx_pointer_unmodified(reg, regno)
+        except Reject as exc:
+            env.log.verbose(str(exc))
+            return False
+    if reg.type != PTR_TO_CTX:
+        env.log.verbose(f"arg#{k} expects pointer to ctx")
+        return False
+    return True
+
+
+def btf_prepare_func_args(env, proto) -> list[str] | None:
+    """What each argument of a static function must be, from its BTF prototype: a
+    scalar for an integer or enum, the context for a pointer to the program type's
+    context struct; None when the prototype has anything else (too many arguments, a
+    non-scalar return, another pointer), which the kernel does not say for a static
+    function."""
     btf = env.prog.btf
+    if len(proto.params) > MAX_BPF_FUNC_REG_ARGS:
+        return None
+    if not proto.type or btf.type(btf.resolve(proto.type)).kind not in BTF_SCALAR_KINDS:
+        return None
+    args = []
     for k, param in enumerate(proto.params):
         t = btf.type(btf.resolve(param.type))
-        if t.kind in ("int", "enum", "enum64") and caller.regs[k + 1].type != SCALAR:
-            env.log.verbose(f"R{k + 1} is not a scalar")
-            return
+        if t.kind == "ptr" and btf_is_prog_ctx_type(env, btf, t, k):
+            args.append(ARG_PTR_TO_CTX)
+        elif t.kind in BTF_SCALAR_KINDS:
+            args.append(ARG_ANYTHING)
+        else:
+            return None
+    return args
+
+
+def btf_is_prog_ctx_type(env, btf, ptr, k: int) -> bool:
+    """Whether the pointer type ``ptr`` points to the program type's context as
+    programs name it (or the kernel struct it is a projection of; for kprobes also
+    the ``bpf_user_pt_regs_t`` typedef)."""
+    prog_type = env.prog.type
+    type_id = btf.strip_modifiers(ptr.type)
+    target = btf.type(type_id) if type_id else None
+    if prog_type in KPROBE_TYPES and target is not None and target.kind == "typedef" \
+            and target.name == KPROBE_CTX_TYPEDEF:
+        return True
+    type_id = btf.resolve(ptr.type) if ptr.type else 0
+    target = btf.type(type_id) if type_id else None
+    if target is None or target.kind != "struct":
+        return False
+    if not target.name:
+        env.log.verbose(f"arg#{k} struct doesn't have a name")
+        return False
+    return target.name in PROG_CTX_STRUCTS.get(prog_type, ())
 
 
 def check_exit(env, state: State, i: int) -> int | None:

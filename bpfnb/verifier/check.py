@@ -119,6 +119,20 @@ def print_verification_stats(env: VerifierEnv) -> None:
                 f"peak_states {explored.peak_states} mark_read 0")
 
 
+def verbose_linfo(env: VerifierEnv, insn_idx: int) -> None:
+    """The source line of the record ``insn_idx`` belongs to, unless it is the record
+    printed last or another record of the same file and line (records differing only
+    in their column print once; the last printed one stays the one compared with)."""
+    li, prev = env.linfo[insn_idx], env.prev_linfo
+    if li is None or li is prev:
+        return
+    if prev is not None and li.file == prev.file and li.line == prev.line:
+        return
+    # a record without text still prints, as ";  @ file:line"
+    env.log.verbose(f"; {li.text.lstrip()} @ {li.file.rsplit('/', 1)[-1]}:{li.line}")
+    env.prev_linfo = li
+
+
 MAX_BPF_FUNC_REG_ARGS = 5
 
 
@@ -213,10 +227,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
             do_print_state = False  # printing the whole state leaves it scratched, as the kernel's does
         if log.level:
             log.print_insn_state(state, insn_idx)
-            li = env.line_at.get(insn_idx)
-            if li is not None and li is not env.prev_linfo and li.text.strip():
-                log.verbose(f"; {li.text.strip()} @ {li.file.rsplit('/', 1)[-1]}:{li.line}")
-                env.prev_linfo = li
+            verbose_linfo(env, insn_idx)
             insn = insns[insn_idx]
             nxt = insns[insn_idx + 1] if insn.is_ld_imm64 and insn_idx + 1 < len(insns) else None
             log.print_insn(f"{insn_idx}: {format_insn(insn, nxt, call_name=kfunc_call_name(env, insn))}")

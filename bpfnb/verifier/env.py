@@ -51,12 +51,15 @@ class VerifierEnv:
         self.insn_idx: int | None = None  # the instruction being checked (the error's, on a reject)
         self.cur_state: State | None = None
         self.insn_log_pos: int | None = None  # where the current instruction's messages start in the log
-        # the source lines the log prints (none at log level 0)
-        self.line_at = {li.insn: li for li in getattr(prog, "line_info", ())} if log_level else {}
+        # the line record each instruction belongs to, for the source lines the log prints
+        # (none at log level 0)
+        self.linfo = covering_linfo(getattr(prog, "line_info", ()), len(prog.insns)) if log_level else []
         self.prev_linfo = None
         self.stack: list[tuple] = []  # pushed paths: state, insn, from insn, log position, prev step, checkpoints
         self.validating_subprog = False  # a global function verified on its own (do_check_subprogs)
         self.called_globals: set[int] = set()  # global functions a verified path calls (first slots)
+        # static functions whose BTF prototype a call did not match (func_info_aux[].unreliable)
+        self.unreliable_subprogs: set[int] = set()
         self.force_print_state = False  # the next instruction prints the whole state (after a return)
         self.time_us = 0
         self._liveness = None  # liveness.Liveness, computed when first needed
@@ -172,3 +175,15 @@ class VerifierEnv:
             self.cur_prev_step = self.trace.record(state.frame, insn, self.cur_prev_step, event,
                                                    note or self.entry_note, self.entry_state, regs, slots)
         self.entry_note, self.entry_state = "", NO_ENTRY
+
+
+def covering_linfo(line_info, insn_cnt: int) -> list:
+    """``find_linfo`` for every instruction at once: the line record an instruction
+    belongs to is the last one starting at or before it (None before the first)."""
+    starts = sorted(line_info, key=lambda li: li.insn)
+    out, k, cur = [], 0, None
+    for i in range(insn_cnt):
+        while k < len(starts) and starts[k].insn <= i:
+            cur, k = starts[k], k + 1
+        out.append(cur)
+    return out

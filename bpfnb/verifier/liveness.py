@@ -82,6 +82,9 @@ def compute_live_registers(insns) -> Liveness:
     return Liveness(tuple(sets[mask] for mask in live))
 
 
+LIVE_TABLE_INDENT = " " * 4
+
+
 def print_liveness(log: VerifierLog, insns, live: list[set[int]], call_name=None) -> None:
     """The ``Live regs before insn:`` table; ``call_name(insn)`` names kfunc calls as the walk does."""
     log.verbose("Live regs before insn:")
@@ -91,5 +94,6 @@ def print_liveness(log: VerifierLog, insns, live: list[set[int]], call_name=None
         nxt = insns[i + 1] if insn.is_ld_imm64 and i + 1 < len(insns) else None
         marks = "".join(str(r) if r in live[i] else "." for r in range(BPF_REG_FP))
         named = call_name(insn) if call_name is not None else None
-        log.verbose(f"{i:>7}: {marks} {format_insn(insn, nxt, call_name=named)}")
+        # the kernel's "%3d: " after a four-space indent: indices past 999 widen the column
+        log.verbose(f"{LIVE_TABLE_INDENT}{i:>3}: {marks} {format_insn(insn, nxt, call_name=named)}")
         i += 2 if insn.is_ld_imm64 else 1

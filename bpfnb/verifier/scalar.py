@@ -243,6 +243,18 @@ class Scalar:
             self.mark_unbounded32()
         self.sync()
 
+    def byte_swap(self, width: int, swap: bool) -> None:
+        """``scalar_byte_swap`` then ``reg_bounds_sync``: a swap permutes the known bits
+        (``tnum_bswap``) and loses the ranges, which the sync derives again from them;
+        a 16- or 32-bit form then truncates to its width (swapped or not). No zero
+        extension after: ``le64`` as an ALU32 instruction keeps all 64 bits."""
+        if swap:
+            self.var_off = self.var_off.bswap(width)
+            self.mark_unbounded()
+        if width < 64:
+            self.coerce_to_size(width // 8)
+        self.sync()
+
     # -- ALU ---------------------------------------------------------------------------
     def alu(self, opcode: int, src: Scalar, alu32: bool) -> None:
         """``adjust_scalar_min_max_vals`` for ``self (op)= src``."""

@@ -166,6 +166,14 @@ class Tnum:
         keep = (1 << (size * 8)) - 1
         return Tnum(self.value & keep, self.mask & keep)
 
+    def bswap(self, width: int) -> Tnum:
+        """``tnum_bswap16/32/64``: the low ``width`` bits with their bytes reversed
+        (a byte swap permutes bits, so known bits stay known)."""
+        size = width // 8
+        keep = (1 << width) - 1
+        return Tnum(int.from_bytes((self.value & keep).to_bytes(size, "little"), "big"),
+                    int.from_bytes((self.mask & keep).to_bytes(size, "little"), "big"))
+
     # -- subregisters -------------------------------------------------------------
     def subreg(self) -> Tnum:
         return self.cast(4)

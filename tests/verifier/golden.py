@@ -3,7 +3,9 @@ still compare bpfnb's verifier with Linux's.
 
 ``golden/NAME.json`` holds ``{"kernel": uname release, "programs": {name:
 {"verdict", "error", "error_insn"}}}`` (``fixtures.json`` also the register and slot
-values the kernel printed on instruction lines, ``"states": [[insn, name, value], ...]``).
+values the kernel printed on instruction lines, ``"states": [[insn, name, value], ...]``;
+``logs.json`` the whole log-level-2 log of a few fixtures, line by line, with what differs
+from load to load taken out: the map addresses of ``ld_imm64`` and the verification time).
 The generated-program files (``btf_generated``, ``raw_tp_generated``,
 ``fentry_generated``) also keep the programs themselves and the SHA-256 of the kernel
 BTF they were generated from (``read_for_btf`` skips where this machine's differs);
@@ -19,6 +21,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -26,6 +29,23 @@ import pytest
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("BPFNB_UPDATE_GOLDEN") == "1"
+MAP_ADDRESS = re.compile(r"(\(18\) r\d+ = )0x[0-9a-f]+")
+# the kernel pads an instruction's text to a column; bpfnb's column may differ by a space
+BEFORE_STATE = re.compile(r" +; ")
+VERIFICATION_TIME = "verification time "
+
+
+def comparable_log_lines(log: str) -> list[str]:
+    """A log's lines without what changes from one load to the next."""
+    return [BEFORE_STATE.sub(" ; ", MAP_ADDRESS.sub(r"\1ADDR", line)) for line in log.splitlines()
+            if not line.startswith(VERIFICATION_TIME)]
+
+
+def kernel_log_lines(prog) -> list[str]:
+    from bpfnb.kernel import load
+
+    with load(prog, log_level=2) as loaded:
+        return comparable_log_lines(loaded.log)
 
 
 def kernel_judgement(prog) -> dict:

@@ -39,3 +39,14 @@ def test_verification_time_is_this_runs_and_matches_the_log(insns, level):
     assert printed == result.time_us
     # a duration inside this call, not a clock reading (a start time overwritten once gave ~7e8)
     assert 0 <= result.time_us <= wall_us
+
+
+def test_the_liveness_table_widens_its_index_past_999_as_the_kernels():
+    """The kernel prints ``"%3d: "`` after a four-space indent (checked on Katran's
+    balancer_ingress on Linux 6.18: ``    998:`` then ``    1000:``)."""
+    insns = (MOV_R0_0,) * 1000 + (ADD_R0_1, EXIT)
+    lines = verify(Program("long", insns), log_level=2).log.splitlines()
+    assert "      0: 0......... (b7) r0 = 0" not in lines  # r0 is not live before its first write
+    assert "      0: .......... (b7) r0 = 0" in lines
+    assert "    999: .......... (b7) r0 = 0" in lines
+    assert "    1000: 0......... (07) r0 += 1" in lines

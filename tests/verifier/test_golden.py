@@ -64,9 +64,9 @@ def test_wide_generated_programs_get_the_kernels_verdicts_and_error_lines():
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # fixtures whose programs' kernel verdicts, error lines and printed states are kept
-STATE_FIXTURES = ("sock_contexts", "callbacks", "map_in_map", "static_programs", "struct_ops")
+STATE_FIXTURES = ("sock_contexts", "callbacks", "map_in_map", "static_programs", "struct_ops", "byte_swap")
 # measured against Linux 6.18: printed register/slot values of those programs bpfnb prints alike
-FIXTURE_STATES_SAME, FIXTURE_STATES_TOTAL = 514, 539
+FIXTURE_STATES_SAME, FIXTURE_STATES_TOTAL = 612, 636
 
 
 def _fixture_programs() -> dict:
@@ -104,3 +104,29 @@ def test_golden_files_are_the_running_kernels(which):
     progs = SETS[which]()
     live = {name: golden.kernel_judgement(prog) for name, prog in progs.items()}
     golden.check_running_kernels(which, live)
+
+
+# fixtures whose whole kernel log (level 2) is kept: source lines, calls of static
+# functions (their BTF prototypes checked once), the liveness table
+LOG_FIXTURES = ("subprog_args",)
+
+
+def _log_fixture_programs() -> dict:
+    import bpfnb
+
+    return {f"{name}/{prog.name}": prog for name in LOG_FIXTURES
+            for prog in bpfnb.load(ROOT / "tests" / "fixtures" / f"{name}.bpf.o")}
+
+
+@pytest.mark.parametrize("name", sorted(_log_fixture_programs()))
+def test_fixture_logs_are_the_kernels_line_by_line(name):
+    from bpfnb.verifier import verify
+
+    expected = golden.read("logs")["programs"][name]
+    assert golden.comparable_log_lines(verify(_log_fixture_programs()[name], log_level=2).log) == expected
+
+
+@pytest.mark.kernel
+def test_log_golden_file_is_the_running_kernels():
+    live = {name: golden.kernel_log_lines(prog) for name, prog in _log_fixture_programs().items()}
+    golden.check_running_kernels("logs", live)

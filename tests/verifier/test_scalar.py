@@ -126,3 +126,18 @@ def test_a_range_meeting_the_tnum_once_is_that_value():
     s.sync()
     assert s.var_off.is_const and s.var_off.value == 0x100000
     assert (s.umin, s.umax, s.smin, s.smax) == (0x100000,) * 4
+
+
+def test_byte_swaps_keep_the_known_bits():
+    """``tnum_bswap`` and ``scalar_byte_swap``: the swapped bits stay known, the ranges
+    follow from them; a truncating le16 drops the high bits (values as Linux 6.18 prints)."""
+    assert Tnum(0x1234, 0x00F0).bswap(16) == Tnum(0x3412, 0xF000)
+    assert Tnum(0x1122334455667788, 0).bswap(64) == Tnum(0x8877665544332211, 0)
+    assert Tnum(0xAA_12345678, 0xFF_0000FF00).bswap(32) == Tnum(0x78563412, 0x00FF0000)
+    high_byte = Scalar.unknown()
+    high_byte.alu(op.BPF_ALU64 | op.BPF_AND | op.BPF_K, Scalar.const(0x3F00), alu32=False)
+    high_byte.byte_swap(16, swap=True)
+    assert format_scalar(high_byte) == "scalar(smin=smin32=0,smax=umax=smax32=umax32=63,var_off=(0x0; 0x3f))"
+    wide = Scalar.const(0x1122334455667788)
+    wide.byte_swap(16, swap=False)
+    assert format_scalar(wide) == "30600"  # 0x7788
