@@ -45,8 +45,10 @@ class KfuncSet:
 GENERIC_KFUNC_PROG_TYPES = ("tracing", "tracepoint", "perf_event", "lsm", "sched_cls", "xdp", "struct_ops", "syscall",
                             "cgroup_skb", "cgroup_sock", "cgroup_sock_addr", "sock_ops", "cgroup_sockopt",
                             "cgroup_sysctl", "cgroup_device")
-# kernel/bpf/cpumask.c registers its set for tracing, struct_ops and syscall programs
-CPUMASK_PROG_TYPES = ("tracing", "struct_ops", "syscall")
+# kernel/bpf/cpumask.c registers its set for the tracing hook (measured on 6.18: tp_btf,
+# tracepoint and perf_event programs; kprobe, raw_tp, networking types "not allowed"),
+# struct_ops and syscall programs
+CPUMASK_PROG_TYPES = ("tracing", "tracepoint", "perf_event", "struct_ops", "syscall")
 # net/netfilter/nf_conntrack_bpf.c: XDP and tc
 NF_CONNTRACK_PROG_TYPES = ("xdp", "sched_cls")
 

@@ -92,7 +92,7 @@ PROJECTIONS = {"__sk_buff": "sk_buff", "xdp_md": "xdp_buff"}
 REG2BTF = {PTR_TO_SOCKET: "sock", PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_TCP_SOCK: "tcp_sock"}
 # what check_helper_mem_access takes as memory (every other register: "expected=fp")
 MEM_REG_TYPES = (PTR_TO_STACK, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MEM)
-SPECIAL_KFUNCS = ("bpf_rcu_read_lock", "bpf_rcu_read_unlock", "bpf_rdonly_cast", "bpf_cast_to_kern_ctx")
+VOID_KIND_STR = "UNKNOWN"
 
 # parameter name suffixes (kernel/bpf/verifier.c is_kfunc_arg_*)
 SUFFIX_IGNORE, SUFFIX_CONST, SUFFIX_SIZE, SUFFIX_CONST_SIZE = "__ign", "__k", "__sz", "__szk"
@@ -245,8 +245,8 @@ def _is_scalar_struct(btf, type_id: int, depth: int = 0) -> bool:
 
 
 def _type_str(t) -> str:
-    """``btf_type_str``: the kind as the kernel prints it."""
-    return t.kind.upper()
+    """``btf_type_str``: the kind as the kernel prints it (void is kind 0, "UNKNOWN")."""
+    return VOID_KIND_STR if t.kind == "void" else t.kind.upper()
 
 
 def _unmodelled_arg(meta: KfuncCallArgMeta, param, btf, ref_t, argno: int) -> str | None:

@@ -1,0 +1,125 @@
+"""kfunc calls checked from the kernel BTF prototypes and the table of kfunc sets:
+tests/fixtures/kfuncs.bpf.o (bpf_cpumask, nf_conntrack, a kfunc of a set bpfnb does
+not know) against the kernel's verdicts, error lines and printed states kept in
+golden/kfuncs.json, and which program types may call each set's kfuncs."""
+
+import os
+import pathlib
+
+import pytest
+
+from bpfnb.isa import Insn
+from bpfnb.isa import opcodes as op
+from bpfnb.verifier import verify
+from bpfnb.verifier.kfunc_sets import KFUNC_SETS, find_kfunc_set
+
+from . import golden
+from .btfgen import _mov, _movi
+from .test_btf_access import _kfunc, _null_skip, _program
+from .test_btf_access import btf as btf  # noqa: F401  (the module's fixture, by name)
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "kfuncs.bpf.o"
+GOLDEN = "kfuncs"
+# programs calling a kfunc bpfnb has no flags for: the kernel says "not allowed" (the
+# tp_btf program type may not call bpf_fentry_test1), bpfnb refuses by name instead
+UNMODELLED = {"sleepable_kfunc": "bpf_fentry_test1"}
+# measured against Linux 6.18: printed register/slot values of these programs bpfnb prints alike
+STATES_SAME, STATES_TOTAL = 630, 630
+
+
+def _programs() -> dict:
+    import bpfnb
+
+    return {prog.name: prog for prog in bpfnb.load(FIXTURE)}
+
+
+def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
+    from bpfnb.verifier.agreement import printed_states
+
+    expected = golden.read(GOLDEN)["programs"]
+    progs = _programs()
+    assert sorted(progs) == sorted(expected)
+    same = total = 0
+    for name, prog in progs.items():
+        ours = verify(prog, log_level=2)
+        want = expected[name]
+        if name in UNMODELLED:
+            kfunc = UNMODELLED[name]
+            assert want["error"] == f"calling kernel function {kfunc} is not allowed"
+            assert ours.error.startswith(f"bpfnb does not model kfunc {kfunc}#")
+            assert ours.error.endswith("its flags are not in bpfnb's table of kfunc sets")
+            continue
+        assert (ours.verdict, ours.error, ours.error_insn) == (want["verdict"], want["error"], want["error_insn"]), name
+        theirs = {tuple(s) for s in want["states"]}
+        same += len(theirs & printed_states(ours.log))
+        total += len(theirs)
+    assert total == STATES_TOTAL and same >= STATES_SAME
+
+
+@pytest.mark.kernel
+def test_kfuncs_golden_file_is_the_running_kernels():
+    live = {name: golden.kernel_judgement_with_states(prog) for name, prog in _programs().items()}
+    if golden.UPDATE:
+        golden.write(GOLDEN, live)
+    stored = golden.read(GOLDEN)
+    if stored["kernel"] != os.uname().release:
+        pytest.skip(f"golden/{GOLDEN}.json is from kernel {stored['kernel']}, this is {os.uname().release}")
+    assert stored["programs"] == live
+
+
+def test_each_kfunc_is_in_one_set_only():
+    names = [name for kset in KFUNC_SETS for name in kset.flags]
+    assert len(names) == len(set(names))
+    assert find_kfunc_set("bpf_cpumask_create").name == "cpumask_kfunc_set"
+    assert find_kfunc_set("bpf_iter_num_new") is None
+
+
+# the cpumask and nf_conntrack sets by program type, as Linux 6.18 registers them
+SET_SECTIONS = {
+    "cpumask": {"tp_btf/task_newtask": True, "tp/sched/sched_switch": True, "perf_event": True,
+                "socket": False, "tc": False, "xdp": False, "raw_tp/task_newtask": False,
+                "kprobe/tcp_connect": False, "cgroup_skb/ingress": False, "sockops": False},
+    "nf_conntrack": {"tc": True, "xdp": True, "tp_btf/task_newtask": False, "socket": False,
+                     "cgroup_skb/ingress": False, "sk_skb": False, "kprobe/tcp_connect": False},
+}
+
+
+def _set_member_call(btf, which: str) -> list[Insn]:
+    """A call the program type either may make or is told "not allowed": cpumask's
+    create and release; nf_conntrack's release of a NULL (refused after the type check)."""
+    if which == "cpumask":
+        return [_kfunc(btf, "bpf_cpumask_create"), _null_skip(0, 2), _mov(1, 0), _kfunc(btf, "bpf_cpumask_release")]
+    return [_movi(1, 0), _kfunc(btf, "bpf_ct_release")]
+
+
+def _expected(which: str, allowed: bool) -> str | None:
+    if not allowed:
+        return f"calling kernel function {'bpf_cpumask_create' if which == 'cpumask' else 'bpf_ct_release'} is not allowed"
+    return None if which == "cpumask" else "Possibly NULL pointer passed to trusted arg0"
+
+
+@pytest.mark.parametrize("which,section", [(w, s) for w in sorted(SET_SECTIONS) for s in sorted(SET_SECTIONS[w])])
+def test_kfunc_sets_only_for_the_program_types_the_kernel_registers(btf, which, section):  # noqa: F811
+    ours = verify(_program(btf, which, section, _set_member_call(btf, which)))
+    assert ours.error == _expected(which, SET_SECTIONS[which][section])
+
+
+@pytest.mark.kernel
+def test_the_running_kernel_registers_the_kfunc_sets_alike(btf):  # noqa: F811
+    from bpfnb.kernel import load
+
+    for which, sections in SET_SECTIONS.items():
+        for section, allowed in sections.items():
+            with load(_program(btf, which, section, _set_member_call(btf, which)), log_level=1) as loaded:
+                assert loaded.error == _expected(which, allowed), (which, section)
+
+
+def test_a_kfunc_argument_bpfnb_does_not_model_is_refused_by_name(btf, monkeypatch):  # noqa: F811
+    # a struct bpf_dynptr argument: no kfunc taking one is in bpfnb's sets, so one is
+    # entered (with no flags) into the common set for the check
+    monkeypatch.setitem(find_kfunc_set("bpf_rcu_read_lock").flags, "bpf_dynptr_size", 0)
+    ours = verify(_program(btf, "dynptr", "tp_btf/task_newtask", [_mov(1, 10), Insn(
+        op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, 1, 0, 0, -16), _kfunc(btf, "bpf_dynptr_size")]))
+    assert ours.error == (f"bpfnb does not model kfunc bpf_dynptr_size#{btf.find('bpf_dynptr_size', 'func')} "
+                          "(insn 2): arg#0 is a struct bpf_dynptr argument")
