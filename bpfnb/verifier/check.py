@@ -26,7 +26,7 @@ from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .insn_aux import InsnsCache
 from .jumps import check_cond_jmp_op
-from .kfuncs import kfunc_call_name
+from .kfuncs import add_kfunc_calls, kfunc_call_name
 from .live_stack import LiveStack
 from .liveness import print_liveness
 from .log import Reject
@@ -65,6 +65,7 @@ def bpf_check(env: VerifierEnv) -> None:
         # the kernel's order)
         shape_checked = SHAPE_CHECKED.get(env.insns, False)
         if not shape_checked:
+            add_kfunc_calls(env)  # the kernel BTF is the machine's: checked once per instructions too
             check_subprogs(env.insns, env.subprogs, Reject)
         check_attach_btf_id(env)
         resolve_pseudo_ldimm64(env.insns, getattr(env.prog, "maps", ()), Reject)

@@ -123,3 +123,37 @@ def test_a_kfunc_argument_bpfnb_does_not_model_is_refused_by_name(btf, monkeypat
         op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, 1, 0, 0, -16), _kfunc(btf, "bpf_dynptr_size")]))
     assert ours.error == (f"bpfnb does not model kfunc bpf_dynptr_size#{btf.find('bpf_dynptr_size', 'func')} "
                           "(insn 2): arg#0 is a struct bpf_dynptr argument")
+
+
+NOT_A_FUNCTION = 1  # a kernel BTF id that is no FUNC (an INT)
+
+
+def _raw_kfunc_cases(btf) -> dict:
+    """name -> (section, instructions, the kernel's error line): calls the kernel refuses
+    by the BTF id alone, before it walks (so even in dead code), or when reached."""
+    call = op.BPF_JMP | op.BPF_CALL
+    skip_one = Insn(op.BPF_JMP | op.BPF_JA, 0, 0, 1, 0)
+    not_func = Insn(call, 0, op.BPF_PSEUDO_KFUNC_CALL, 0, NOT_A_FUNCTION)
+    return {
+        "not_a_function": ("socket", [not_func], f"kernel btf_id {NOT_A_FUNCTION} is not a function"),
+        "dead_not_a_function": ("tp_btf/task_newtask", [skip_one, not_func],
+                                f"kernel btf_id {NOT_A_FUNCTION} is not a function"),
+        "dead_not_allowed": ("socket", [skip_one, _kfunc(btf, "bpf_cpumask_create")], "unreachable insn 1"),
+        "not_a_kfunc": ("tp_btf/task_newtask", [_kfunc(btf, "tcp_connect")],
+                        "calling kernel function tcp_connect is not allowed"),
+    }
+
+
+def test_kfunc_ids_are_checked_before_the_walk(btf):  # noqa: F811
+    for name, (section, insns, error) in _raw_kfunc_cases(btf).items():
+        ours = verify(_program(btf, name, section, insns))
+        assert ours.error == error, name
+
+
+@pytest.mark.kernel
+def test_the_running_kernel_checks_kfunc_ids_alike(btf):  # noqa: F811
+    from bpfnb.kernel import load
+
+    for name, (section, insns, error) in _raw_kfunc_cases(btf).items():
+        with load(_program(btf, name, section, insns), log_level=1) as loaded:
+            assert loaded.error == error, name
