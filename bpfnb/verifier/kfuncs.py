@@ -88,6 +88,7 @@ PROG_CTX_STRUCT = {
 }
 # a projection: a kfunc taking the C-side context accepts the kernel struct behind it
 PROJECTIONS = {"__sk_buff": "sk_buff", "xdp_md": "xdp_buff"}
+CTX_STRUCTS = frozenset(PROG_CTX_STRUCT.values()) | frozenset(PROJECTIONS.values())
 # reg2btf_ids: socket pointers stand for these kernel structs
 REG2BTF = {PTR_TO_SOCKET: "sock", PTR_TO_SOCK_COMMON: "sock_common", PTR_TO_TCP_SOCK: "tcp_sock"}
 # what check_helper_mem_access takes as memory (every other register: "expected=fp")
@@ -320,6 +321,10 @@ def check_kfunc_args(env, state, meta: KfuncCallArgMeta, insn_idx: int) -> None:
                 raise Reject(f"R{regno} must be referenced or trusted")
             if not reg.rcu:
                 raise Reject(f"R{regno} must be a rcu pointer")
+        # measured on 6.18: a KF_TRUSTED_ARGS (or release) kfunc wants trusted memory too
+        # ("R1 must be referenced or trusted" for a stack buffer); a KF_RCU one does not
+        if kind == "mem" and (meta.flags & KF_TRUSTED_ARGS or release) and not is_trusted_reg(reg):
+            raise Reject(f"R{regno} must be referenced or trusted")
         check_func_arg_reg_off(reg, regno, release and bool(reg.ref_obj_id))
         if kind == "ctx":
             if reg.type != PTR_TO_CTX:
@@ -367,9 +372,11 @@ def get_kfunc_ptr_arg_type(env, meta: KfuncCallArgMeta, params, argno: int, regs
     is_null = reg.type == SCALAR and reg.s.var_off.equals_const(0)
     if _suffix(btf, params[argno], SUFFIX_NULLABLE) and is_null and not mem_size:
         return "null"
-    # a context register for a struct that is not this program's context: the kernel
-    # takes it as a BTF pointer (measured on 6.18: "R1 must be referenced or trusted")
-    if reg.type in (PTR_TO_BTF_ID, PTR_TO_CTX) or reg.type in REG2BTF:
+    # a context register for another program type's context struct (an XDP context for
+    # a struct __sk_buff): the kernel takes it as a BTF pointer (measured on 6.18: "R1
+    # must be referenced or trusted"); for any other struct, as memory
+    other_ctx = reg.type == PTR_TO_CTX and ref_t.kind == "struct" and ref_t.name in CTX_STRUCTS
+    if reg.type == PTR_TO_BTF_ID or reg.type in REG2BTF or other_ctx:
         if ref_t.kind not in ("struct", "union"):
             name = ref_t.name if ref_t.kind != "void" else ""
             raise Reject(f"kernel function {meta.name} args#{argno} pointer type {_type_str(ref_t)} {name} "
@@ -438,12 +445,13 @@ def process_kf_arg_ptr_to_btf_id(env, meta: KfuncCallArgMeta, reg: Reg, ref_id: 
         raise Reject(f"arg#{argno} is {reg.type_name()} expected ptr_ or socket")
     reg_t = reg_btf.type(reg_id)
     if strict:
-        same = reg.off == 0 and reg_btf is btf and reg_id == ref_id
+        same, complaint = reg.off == 0 and reg_btf is btf and reg_id == ref_id, None
     else:
-        same, _ = btf_struct_ids_match(reg_btf, reg_id, reg.off, ref_id)
+        same, complaint = btf_struct_ids_match(reg_btf, reg_id, reg.off, ref_id)
     projection = PROJECTIONS.get(ref_t.name) == reg_t.name
     if not same and not projection:
-        raise Reject(f"kernel function {meta.name} args#{argno} expected pointer to {_type_str(ref_t)} "
+        lines = [complaint] if complaint else []  # the walk's complaint comes first
+        raise Reject("\n".join(lines) + ("\n" if lines else "") + f"kernel function {meta.name} args#{argno} expected pointer to {_type_str(ref_t)} "
                      f"{ref_t.name} but R{argno + 1} has a pointer to {_type_str(reg_t)} {reg_t.name}")
 
 
@@ -458,6 +466,13 @@ def kfunc_mem_access(env, state, regno: int, reg: Reg, size: int) -> None:
     """``check_helper_mem_access`` for reading, then writing, as a kfunc's memory."""
     from .calls import check_helper_mem_access
 
+    if reg.type == PTR_TO_CTX and size:
+        # measured on 6.18: a context as a kfunc's memory is checked as a context access of
+        # its last byte ("func 'task_newtask' offset 31 is not multiple of 8")
+        from .mem import check_ctx_access
+
+        check_ctx_access(env, regno, reg, size - 1, 1, False)
+        return
     if reg.type not in MEM_REG_TYPES:
         if size == 0 and reg.type == SCALAR and reg.s.var_off.equals_const(0):
             return

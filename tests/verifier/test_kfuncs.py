@@ -25,7 +25,7 @@ GOLDEN = "kfuncs"
 # tp_btf program type may not call bpf_fentry_test1), bpfnb refuses by name instead
 UNMODELLED = {"sleepable_kfunc": "bpf_fentry_test1"}
 # measured against Linux 6.18: printed register/slot values of these programs bpfnb prints alike
-STATES_SAME, STATES_TOTAL = 657, 657
+STATES_SAME, STATES_TOTAL = 689, 689
 
 
 def _programs() -> dict:
