@@ -231,6 +231,10 @@ def _is_mem_size(btf, param, reg: Reg, suffix: str) -> bool:
     return _is_scalar_type(btf, param.type) and reg.type == SCALAR and _suffix(btf, param, suffix)
 
 
+class TooDeep(Exception):
+    """``__btf_type_is_scalar_struct`` gave up: the kernel logs it, then the argument's error."""
+
+
 def _is_scalar_struct(btf, type_id: int, depth: int = 0) -> bool:
     """``__btf_type_is_scalar_struct``: a struct made of scalars (arrays of them, nested
     structs, four levels deep at most)."""
@@ -238,7 +242,7 @@ def _is_scalar_struct(btf, type_id: int, depth: int = 0) -> bool:
     if t.kind not in ("struct", "union"):
         return False
     if depth == MAX_SCALAR_STRUCT_DEPTH:
-        raise Reject("max struct nesting depth exceeded")
+        raise TooDeep
     for m in t.members:
         mid = btf.resolve(m.type)
         mt = btf.type(mid)
@@ -383,11 +387,14 @@ def get_kfunc_ptr_arg_type(env, meta: KfuncCallArgMeta, params, argno: int, regs
                          "is not supported")
         return "btf_id"
     ref_id = ref_t.id
-    if not _is_scalar_type(btf, ref_id) and not _is_scalar_struct(btf, ref_id) and \
-            (not mem_size or ref_t.kind != "void"):
+    try:
+        scalar_struct, too_deep = _is_scalar_struct(btf, ref_id), []
+    except TooDeep:
+        scalar_struct, too_deep = False, ["max struct nesting depth exceeded"]
+    if not _is_scalar_type(btf, ref_id) and not scalar_struct and (not mem_size or ref_t.kind != "void"):
         name = ref_t.name if ref_t.kind != "void" else ""
-        raise Reject(f"arg#{argno} pointer type {_type_str(ref_t)} {name} must point to "
-                     f"{'void, ' if mem_size else ''}scalar, or struct with scalar")
+        raise Reject("\n".join([*too_deep, f"arg#{argno} pointer type {_type_str(ref_t)} {name} must point to "
+                                 f"{'void, ' if mem_size else ''}scalar, or struct with scalar"]))
     return "mem_size" if mem_size else "mem"
 
 
