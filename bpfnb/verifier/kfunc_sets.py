@@ -62,6 +62,7 @@ KFUNC_SETS = (
         "bpf_rcu_read_unlock": 0,
         "bpf_rdonly_cast": KF_FASTCALL,
         "bpf_cast_to_kern_ctx": KF_FASTCALL,
+        "bpf_copy_from_user_str": KF_SLEEPABLE,
     }),
     KfuncSet("generic_kfunc_set", GENERIC_KFUNC_PROG_TYPES, {
         "bpf_task_acquire": ACQUIRE_RCU_OR_NULL,

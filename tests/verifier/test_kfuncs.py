@@ -141,6 +141,10 @@ def _raw_kfunc_cases(btf) -> dict:
         "dead_not_allowed": ("socket", [skip_one, _kfunc(btf, "bpf_cpumask_create")], "unreachable insn 1"),
         "not_a_kfunc": ("tp_btf/task_newtask", [_kfunc(btf, "tcp_connect")],
                         "calling kernel function tcp_connect is not allowed"),
+        # KF_SLEEPABLE, of the set every program type may call
+        "sleepable_kfunc": ("socket", [_mov(1, 10), Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, 1, 0, 0, -8),
+                                       _movi(2, 8), _movi(3, 0), _movi(4, 0), _kfunc(btf, "bpf_copy_from_user_str")],
+                            "program must be sleepable to call sleepable kfunc bpf_copy_from_user_str"),
     }
 
 
