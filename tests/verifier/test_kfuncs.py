@@ -1,6 +1,6 @@
 """kfunc calls checked from the kernel BTF prototypes and the table of kfunc sets:
-tests/fixtures/kfuncs.bpf.o (bpf_cpumask, nf_conntrack, a kfunc of a set bpfnb does
-not know) against the kernel's verdicts, error lines and printed states kept in
+tests/fixtures/kfuncs.bpf.o (bpf_cpumask, nf_conntrack, task and cgroup references)
+against the kernel's verdicts, error lines and printed states kept in
 golden/kfuncs.json, and which program types may call each set's kfuncs."""
 
 import os
@@ -21,9 +21,6 @@ from .test_btf_access import btf as btf  # noqa: F401  (the module's fixture, by
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "kfuncs.bpf.o"
 GOLDEN = "kfuncs"
-# programs calling a kfunc bpfnb has no flags for: the kernel says "not allowed" (the
-# tp_btf program type may not call bpf_fentry_test1), bpfnb refuses by name instead
-UNMODELLED = {"sleepable_kfunc": "bpf_fentry_test1"}
 # measured against Linux 6.18: printed register/slot values of these programs bpfnb prints alike
 STATES_SAME, STATES_TOTAL = 689, 689
 
@@ -44,12 +41,6 @@ def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
     for name, prog in progs.items():
         ours = verify(prog, log_level=2)
         want = expected[name]
-        if name in UNMODELLED:
-            kfunc = UNMODELLED[name]
-            assert want["error"] == f"calling kernel function {kfunc} is not allowed"
-            assert ours.error.startswith(f"bpfnb does not model kfunc {kfunc}#")
-            assert ours.error.endswith("its flags are not in bpfnb's table of kfunc sets")
-            continue
         assert (ours.verdict, ours.error, ours.error_insn) == (want["verdict"], want["error"], want["error_insn"]), name
         theirs = {tuple(s) for s in want["states"]}
         same += len(theirs & printed_states(ours.log))
