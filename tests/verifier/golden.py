@@ -129,6 +129,23 @@ def check_running_kernels(name: str, live: dict[str, dict], seed: int | None = N
     assert stored["programs"] == live
 
 
+def fixture_agreement(progs: dict, expected: dict[str, dict]) -> tuple[int, int]:
+    """Checks each program's verdict, error and error instruction against the golden
+    ``expected`` and returns (states of the kernel's log bpfnb printed too, all of them)."""
+    from bpfnb.verifier import verify
+    from bpfnb.verifier.agreement import printed_states
+
+    same = total = 0
+    for name, prog in progs.items():
+        ours = verify(prog, log_level=2)
+        want = expected[name]
+        assert (ours.verdict, ours.error, ours.error_insn) == (want["verdict"], want["error"], want["error_insn"]), name
+        theirs = {tuple(s) for s in want["states"]}
+        same += len(theirs & printed_states(ours.log))
+        total += len(theirs)
+    return same, total
+
+
 def program_of(entry: dict, btf):
     """The stored program of a generated-program entry."""
     from bpfnb.program import program

@@ -77,18 +77,7 @@ def _fixture_programs() -> dict:
 
 
 def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
-    from bpfnb.verifier import verify
-    from bpfnb.verifier.agreement import printed_states
-
-    expected = golden.read("fixtures")["programs"]
-    same = total = 0
-    for name, prog in _fixture_programs().items():
-        ours = verify(prog, log_level=2)
-        want = expected[name]
-        assert (ours.verdict, ours.error, ours.error_insn) == (want["verdict"], want["error"], want["error_insn"]), name
-        theirs = {tuple(s) for s in want["states"]}
-        same += len(theirs & printed_states(ours.log))
-        total += len(theirs)
+    same, total = golden.fixture_agreement(_fixture_programs(), golden.read("fixtures")["programs"])
     assert total == FIXTURE_STATES_TOTAL and same >= FIXTURE_STATES_SAME
 
 

@@ -5,7 +5,6 @@ RCU and untrusted BTF pointers, initialised, uninitialised and short stack buffe
 packet pointers — against the kernel's verdicts and error lines kept in
 golden/kfunc_generated.json (regenerate with BPFNB_UPDATE_GOLDEN=1 on the kernel)."""
 
-import os
 import random
 
 import pytest
@@ -170,9 +169,4 @@ def test_generated_kfunc_calls_get_the_kernels_verdicts_and_error_lines(btf):  #
 @pytest.mark.kernel
 def test_kfunc_generated_golden_file_is_the_running_kernels(btf):  # noqa: F811
     live = {name: golden.kernel_judgement(prog) for name, prog in _programs(btf).items()}
-    if golden.UPDATE:
-        golden.write(GOLDEN, live)
-    stored = golden.read(GOLDEN)
-    if stored["kernel"] != os.uname().release:
-        pytest.skip(f"golden/{GOLDEN}.json is from kernel {stored['kernel']}, this is {os.uname().release}")
-    assert stored["programs"] == live
+    golden.check_running_kernels(GOLDEN, live)

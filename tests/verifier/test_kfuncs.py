@@ -3,7 +3,6 @@ tests/fixtures/kfuncs.bpf.o (bpf_cpumask, nf_conntrack, task and cgroup referenc
 against the kernel's verdicts, error lines and printed states kept in
 golden/kfuncs.json, and which program types may call each set's kfuncs."""
 
-import os
 import pathlib
 
 import pytest
@@ -32,31 +31,17 @@ def _programs() -> dict:
 
 
 def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
-    from bpfnb.verifier.agreement import printed_states
-
     expected = golden.read(GOLDEN)["programs"]
     progs = _programs()
     assert sorted(progs) == sorted(expected)
-    same = total = 0
-    for name, prog in progs.items():
-        ours = verify(prog, log_level=2)
-        want = expected[name]
-        assert (ours.verdict, ours.error, ours.error_insn) == (want["verdict"], want["error"], want["error_insn"]), name
-        theirs = {tuple(s) for s in want["states"]}
-        same += len(theirs & printed_states(ours.log))
-        total += len(theirs)
+    same, total = golden.fixture_agreement(progs, expected)
     assert total == STATES_TOTAL and same >= STATES_SAME
 
 
 @pytest.mark.kernel
 def test_kfuncs_golden_file_is_the_running_kernels():
     live = {name: golden.kernel_judgement_with_states(prog) for name, prog in _programs().items()}
-    if golden.UPDATE:
-        golden.write(GOLDEN, live)
-    stored = golden.read(GOLDEN)
-    if stored["kernel"] != os.uname().release:
-        pytest.skip(f"golden/{GOLDEN}.json is from kernel {stored['kernel']}, this is {os.uname().release}")
-    assert stored["programs"] == live
+    golden.check_running_kernels(GOLDEN, live)
 
 
 def test_each_kfunc_is_in_one_set_only():
