@@ -16,7 +16,8 @@ the best of 3 runs (of 25 for a program verified in under 10 ms: one run of a sm
 program is a fraction of a millisecond), and apart from them the first verification of
 the program (``first``: it also computes what is kept per instruction tuple, such as
 the liveness and the prune points, that later verifications of the same program reuse).
-Trace memory: the peak RSS growth of ``verify(trace=True)`` per processed
+Trace memory: the peak RSS growth (VmHWM, reset through /proc/self/clear_refs just
+before) of ``verify(trace=True)`` per processed
 instruction on an 80k-step and a 990k-step walk (counted loops), each in a fresh
 process, beside the growth of ``verify(trace=False)`` (the kept states); and the
 ``VerifierStepper`` on those traces: the time to open it and the slowest of a few
@@ -181,7 +182,7 @@ def speed(quick: bool = False) -> list[tuple]:
 
 
 MEMORY_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from benchmarks.bench_execution import alu_program
 from bpfnb.verifier import verify
 from bpfnb.widgets.adapters import walk_from_result
@@ -190,10 +191,15 @@ import bpfnb
 where, name = sys.argv[1].rsplit(":", 1)
 prog = alu_program(int(name)) if where == "alu" else bpfnb.load(where).program(name)
 trace = sys.argv[2] == "1"
+def status_kb(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
 VerifierStepper(walk_from_result(verify(alu_program(10), log_level=0)))  # imports and first-use caches
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open("/proc/self/clear_refs", "w") as clear_refs:  # the peak RSS (VmHWM) restarts from the RSS now
+    clear_refs.write("5")
+before = status_kb("VmRSS")
 result = verify(prog, log_level=0, trace=trace, progress=False)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = status_kb("VmHWM")
 out = {"processed": result.processed, "kb": after - before, "steps": len(result.trace),
        "nbytes": result.trace.nbytes() if trace else 0}
 if trace:  # the stepper on this trace: opening it, then steps here and there
