@@ -33,6 +33,10 @@ BROWSER_WALKS = [(ROOT / "tests/fixtures/loops.bpf.o", "alu_loop_1000"),
 BROWSER_STEPS = 20
 BROWSER_TIMEOUT_MS = 1_200_000  # the 990k-step verification in the notebook's kernel
 TARGET_PAINT_S, TARGET_STEP_MS = 5, 50
+CONTROL_USES = 6  # each jump button clicked this many times in a row
+SLIDER_AT = (0.1, 0.37, 0.5, 0.73, 0.9, 0.25)  # the visits typed into the slider's readout, of the walk
+SLIDER_DRAGS = (0.3, 0.6, 0.2)  # where the slider's handle is dragged to, of the track
+INSN_TYPED = (2, 5, 3, 6, 2, 5)  # instructions typed into the instruction box, one after the other
 
 
 def main() -> None:
@@ -62,7 +66,10 @@ def main() -> None:
     print(f"stepper built    : {build_s * 1e3:8.1f} ms (verification, walk, CFG layout, first render)")
     print(f"one step         : {step_s * 1e3:8.1f} ms ({step_s / INTERACTIVE_S:.2f}x the 100 ms budget)")
     print(f"jump to insn     : {jump_s * 1e3:8.1f} ms")
-    browser()
+    for nodelay in (False, True):
+        print(f"browser, Nagle's algorithm {'off' if nodelay else 'on (as jupyter_server leaves it)'} on the "
+              "kernel's websocket:")
+        browser(nodelay)
 
 
 def _browser_cells() -> list[str]:
@@ -78,8 +85,10 @@ def _browser_cells() -> list[str]:
     return cells
 
 
-def browser() -> None:
-    """The stepper in JupyterLab under headless Chromium: first paint and step times."""
+def browser(nodelay: bool = True) -> None:
+    """The stepper in JupyterLab under headless Chromium: first paint and the time of
+    each control (``nodelay``: Nagle's algorithm off on the kernel's websocket, see
+    bpfnb.widgets.server; else the server as jupyter_server sets it up)."""
     import tempfile
 
     from tests.browser import lab
@@ -88,7 +97,7 @@ def browser() -> None:
     if reason:
         print(f"browser          : not measured ({reason})")
         return
-    with tempfile.TemporaryDirectory() as tmp, lab.lab_and_chromium(pathlib.Path(tmp)) as (chromium, base, token):
+    with tempfile.TemporaryDirectory() as tmp, lab.lab_and_chromium(pathlib.Path(tmp), nodelay=nodelay) as (chromium, base, token):
         lab.notebook(pathlib.Path(tmp) / "walks.ipynb", _browser_cells())
         page = lab.new_page(chromium)
         lab.run_steppers(page, base, token, "walks.ipynb", len(BROWSER_WALKS), BROWSER_TIMEOUT_MS)
@@ -98,21 +107,91 @@ def browser() -> None:
         for k, ((_path, name), done, made) in enumerate(zip(BROWSER_WALKS, verified, shown, strict=True)):
             stepper = steppers.nth(k)
             stepper.scroll_into_view_if_needed()
-            scope = lab.scope_of(stepper)
-            forward = lab.time_clicks(page, scope, "next ▶", BROWSER_STEPS)
-            lab.focus(stepper)  # for the End key
-            page.keyboard.press("End")
-            lab.wait_state(page, scope, f"visit {done['processed'] - 1} of", timeout=60_000)
-            back = lab.time_clicks(page, scope, "◀ back", BROWSER_STEPS, -1)
-            steps = forward + back
-            rows.append((name, done, lab.painted(page, k) - made["shown"], statistics.median(steps), max(steps)))
-    for name, done, paint_s, median_ms, max_ms in rows:
+            paint_s = lab.painted(page, k) - made["shown"]
+            rows.append((name, done, paint_s, _controls(page, stepper, done["processed"])))
+    for name, done, paint_s, controls in rows:
         print(f"browser {name:16}: {done['processed']:7} visits (verified in {done['verify_s']:.1f} s), first paint "
-              f"{paint_s:.2f} s (goal < {TARGET_PAINT_S} s), a step {median_ms:.0f} ms median, {max_ms:.0f} ms "
-              f"slowest (goal < {TARGET_STEP_MS} ms)")
-    (_, _, small_paint, small_step, _), (_, _, big_paint, big_step, _) = rows
+              f"{paint_s:.2f} s (goal < {TARGET_PAINT_S} s); from the click until painted (goal < {TARGET_STEP_MS} ms):")
+        for control, times in controls.items():
+            print(f"  {control:22}: {statistics.median(times):5.0f} ms median, {max(times):5.0f} ms slowest "
+                  f"({len(times)} times)")
+    (_, _, small_paint, small), (_, _, big_paint, big) = rows
     print(f"browser, the 990k-step walk against the 9k-step one on the same page: first paint "
-          f"{big_paint / small_paint:.2f}x, a step {big_step / small_step:.2f}x")
+          f"{big_paint / small_paint:.2f}x, a step {statistics.median(big['step']) / statistics.median(small['step']):.2f}x")
+
+
+def _pick_chain(page, stepper) -> str:
+    """Select the def-use chain of the first register of the current visit made from at
+    least ``CONTROL_USES`` visits before (its row clicked): the chain buttons then move
+    back along it and forward again."""
+    import re
+
+    for name in [n for n in stepper.locator(".bpfnb-panes .state tr[data-name]").evaluate_all(
+            "(rows) => rows.map(r => r.dataset.name)")]:
+        stepper.locator(f".bpfnb-panes .state tr[data-name={name}]").click()
+        info = stepper.locator(".widget-html", has_text=f"{name} after visit")
+        info.wait_for()
+        defs = re.search(r"(\d+) def\(s\)", info.text_content())
+        if defs and int(defs.group(1)) >= CONTROL_USES:
+            return name
+    raise AssertionError("no register of this visit has enough definitions for the chain buttons")
+
+
+def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
+    """Each control of one stepper used a few times: the milliseconds each use took."""
+    from tests.browser import lab
+
+    scope = lab.scope_of(stepper)
+    times: dict[str, list[float]] = {}
+
+    def timed(control: str, act) -> int:
+        ms, visit = lab.time_change(page, scope, act)
+        times.setdefault(control, []).append(ms)
+        return visit
+
+    def click(label: str):
+        return lambda: stepper.get_by_role("button", name=label, exact=True).click()
+
+    forward = lab.time_clicks(page, scope, "next ▶", BROWSER_STEPS)
+    for _ in range(CONTROL_USES):
+        timed("next visit of insn", click("next visit of insn"))
+    _pick_chain(page, stepper)
+    for _ in range(CONTROL_USES):
+        timed("◀ chain", click("◀ chain"))
+    for _ in range(CONTROL_USES):
+        timed("chain ▶", click("chain ▶"))
+    readout = stepper.locator(".widget-readout").first
+    for fraction in SLIDER_AT:
+        def slide(to=int(fraction * (visits - 1))):
+            readout.click()
+            page.keyboard.press("Control+A")
+            page.keyboard.type(str(to))
+            page.keyboard.press("Enter")
+        timed("slider (typed)", slide)
+    handle = stepper.locator(".noUi-handle").first
+    for fraction in SLIDER_DRAGS:
+        def drag(fraction=fraction):
+            box = handle.bounding_box()
+            track = stepper.locator(".widget-slider .noUi-target, .widget-hslider .noUi-target").first.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            for k in range(1, 11):
+                page.mouse.move(track["x"] + track["width"] * fraction * k / 10, box["y"] + box["height"] / 2)
+            page.mouse.up()
+        timed("slider (dragged)", drag)
+    box = stepper.locator(".widget-inline-hbox", has_text="insn").locator("input")
+    for insn in INSN_TYPED:
+        def typed(insn=insn):
+            box.click()
+            box.fill("")
+            box.type(str(insn))
+            box.press("Enter")
+        timed("instruction box", typed)
+    lab.focus(stepper)  # for the End key
+    page.keyboard.press("End")
+    lab.wait_state(page, scope, f"visit {visits - 1} of", timeout=60_000)
+    back = lab.time_clicks(page, scope, "◀ back", BROWSER_STEPS, -1)
+    return {"step": forward + back, "next ▶": forward, "◀ back": back, **times}
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ OPERAND = re.compile(r"\*\((?:u|s)(?:8|16|32|64) \*\)\(r10 (?P<off>[+-]\d+)\)|\b
 INDENT_PX = 18
 # Around the current visit, this many lines are listed (a walk can have a million visits;
 # the pane shows about 13: the rest is for scrolling).
-WINDOW = 600
+WINDOW = 240
 STRIDE = WINDOW // 3
 LINES_KEPT = 4 * WINDOW  # lines made lately, kept for the next steps
 

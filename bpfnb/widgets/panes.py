@@ -6,15 +6,20 @@ line and CFG row in view, and reports clicks and keys back. Every class the
 HTML uses is under the stepper's own scope class, every CFG id under its own
 prefix: two steppers on a page never touch each other.
 
-Stepping does not wait for the kernel: Python sends the visits around the
-current one ahead (``ahead`` messages: each visit's state pane, instruction and
-CFG rules), and the stepper's own next/back/first buttons and the arrow,
-Home and End keys paint a visit from there at once, then tell Python
-(``{"kind": "shown"}``), which moves the slider and the instruction box and
-sends the visits that came into reach. A visit not (yet) there goes to Python
-as before. A round trip through the kernel costs ~65 ms in JupyterLab even for
-a trivial widget (most of it between the server's write and the browser's
-read); painting a visit held here takes a frame.
+Stepping does not wait for the kernel: Python sends the visits the browser may
+need next ahead (``ahead`` messages: each visit's state pane, instruction, CFG
+rules and the step "next visit of insn" leads to), those around the current
+one, the jumps' targets (the next visits of the current instruction, the
+selected chain's visits each way, whose steps the browser holds, and the
+error) and the walk's ends. The stepper's buttons next/back/first, "next visit
+of insn", "to error", "chain ▶"/"◀ chain" and the keys → ← ↑ ↓ Home End v e n p
+paint a visit from there at once, then tell Python (``{"kind": "shown"}``),
+which moves the slider and the instruction box and sends the visits that came
+into reach, a few per turn of its event loop. A visit not (yet) there, and the
+slider and the instruction box, go to Python as before. A round trip through
+the kernel costs ~60 ms in JupyterLab as jupyter_server sets it up (Nagle's
+algorithm on its websocket: see ``bpfnb.widgets.server``), ~20 ms without it;
+painting a visit held here takes a frame.
 
 Keys act only while focus is inside the stepper and never while it is in a
 text field (the instruction box stays typeable).
@@ -29,13 +34,29 @@ import traitlets
 ESM = r"""
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
                       "e", "v", "b", "n", "p", "Escape"]);
-// what the stepper's buttons (by their class) and keys do to the current visit,
-// when the browser holds the visit they lead to: (current, last) => visit
+// what the stepper's buttons (by their class) and keys do to the current visit, when
+// the browser holds the visit they lead to: (current, at) => visit, where ``at`` has
+// the walk's last visit, the error's, the current visit's next visit of its
+// instruction and the selected chain's visits (undefined: Python decides)
 const MOVES = {
   "bpfnb-next": (k) => k + 1, "bpfnb-back": (k) => k - 1, "bpfnb-first": () => 0,
   ArrowRight: (k) => k + 1, ArrowDown: (k) => k + 1, ArrowLeft: (k) => k - 1, ArrowUp: (k) => k - 1,
-  Home: () => 0, End: (k, last) => last,
+  Home: () => 0, End: (k, at) => at.last,
+  "bpfnb-again": (k, at) => at.again, v: (k, at) => at.again,
+  "bpfnb-error": (k, at) => at.error, e: (k, at) => at.error,
+  "bpfnb-chain-next": (k, at) => along(at.chain, k, +1), n: (k, at) => along(at.chain, k, +1),
+  "bpfnb-chain-back": (k, at) => along(at.chain, k, -1), p: (k, at) => along(at.chain, k, -1),
 };
+
+function along(steps, k, direction) {
+  // the chain's next (previous) visit after (before) ``k``: steps are sorted
+  let lo = 0, hi = steps.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (direction > 0 ? steps[mid] <= k : steps[mid] < k) lo = mid + 1; else hi = mid;
+  }
+  return direction > 0 ? steps[lo] : steps[lo - 1];
+}
 
 function keepInView(box, target) {
   // scroll ``box`` (only it, never the page) so ``target`` sits in its middle
@@ -56,16 +77,17 @@ function render({ model, el }) {
                        "outline:none;width:100%;box-sizing:border-box";
   const state = document.createElement("div");
   state.className = "state";
-  state.style.cssText = "overflow:auto;max-height:720px;min-width:0";
+  // containment: what changes inside a pane is laid out inside it, never the page again
+  state.style.cssText = "overflow:auto;max-height:720px;min-width:0;contain:content";
   const right = document.createElement("div");
   right.style.cssText = "display:flex;flex-direction:column;gap:6px;min-width:0";
   const listing = document.createElement("div");
   listing.className = "listing";
-  listing.style.cssText = "overflow:auto;height:230px;border:1px solid #d0d7de;min-width:0";
+  listing.style.cssText = "overflow:auto;height:230px;border:1px solid #d0d7de;min-width:0;contain:strict";
   const legend = document.createElement("div");
   const cfg = document.createElement("div");
   cfg.className = "cfg";
-  cfg.style.cssText = "overflow:auto;height:440px;border:1px solid #d0d7de;min-width:0";
+  cfg.style.cssText = "overflow:auto;height:440px;border:1px solid #d0d7de;min-width:0;contain:strict";
   const css = document.createElement("style");
   const style = document.createElement("style");
   right.append(listing, legend, cfg);
@@ -109,7 +131,7 @@ function render({ model, el }) {
   resized.observe(root);
   later();
 
-  // the visits Python sent ahead: step -> {state, insn, cfg_style}, made for chain ``gen``
+  // the visits Python sent ahead: step -> {state, insn, cfg_style, again}, made for chain ``gen``
   const ahead = new Map();
   let gen = -1;
   model.on("msg:custom", (message) => {
@@ -118,33 +140,51 @@ function render({ model, el }) {
     for (const step of message.drop) ahead.delete(step);
     for (const [step, visit] of Object.entries(message.visits)) ahead.set(Number(step), visit);
   });
+  // where the moves lead from visit ``k`` (see MOVES)
+  const at = (k) => {
+    const error = model.get("error_step"), held = ahead.get(k);
+    return { last: model.get("last"), error: error >= 0 ? error : undefined,
+             again: held && held.again !== null ? held.again : undefined, chain: model.get("chain_steps") };
+  };
   // paint visit ``step`` from what was sent ahead, then tell Python (false: not held here)
   const move = (step) => {
-    const visit = ahead.get(step);
+    const visit = step === undefined ? undefined : ahead.get(step);
     if (visit === undefined) return false;
     const host = el.closest(".bpfnb-stepper");
     const last = model.get("last");
+    // set here only: Python sets its traits the same from what it sent (``painted``)
     model.set({ state: visit.state, listing_current: step, cfg_style: visit.cfg_style,
                 cfg_follow: model.get("cfg") ? `a_${model.get("scope")}t${visit.insn}` : "" });
-    model.save_changes();
     model.send({ kind: "shown", step, gen });
     if (host) {  // the buttons as Python will set them (it moves the slider and the box)
-      for (const [name, off] of [["bpfnb-back", step === 0], ["bpfnb-first", false], ["bpfnb-next", step === last]]) {
+      for (const [name, off] of [["bpfnb-back", step === 0], ["bpfnb-first", false], ["bpfnb-next", step === last],
+                                 ["bpfnb-again", visit.again === null]]) {
         const button = host.querySelector("button." + name);
         if (button) button.disabled = off;
       }
     }
     return true;
   };
-  // the stepper's own next/back/first buttons (ipywidgets): taken here, before their view
+  // a move from the current visit: painted here when held, else Python is asked for the
+  // visit it leads to (never for "the next one": Python may not have heard of the last
+  // moves yet); false when the browser does not know where it leads (Python decides)
+  const go = (to) => {
+    const k = model.get("listing_current"), last = model.get("last");
+    const step = to(k, at(k));
+    if (step === undefined) return false;
+    const clamped = Math.max(0, Math.min(step, last));
+    if (clamped !== k && !move(clamped)) model.send({ kind: "step", step: clamped });
+    return true;
+  };
+  // the stepper's own buttons (ipywidgets): taken here, before their view
   // sends the click to Python, when the visit they lead to is held
   const onButton = (event) => {
     const host = el.closest(".bpfnb-stepper");
     const button = event.target instanceof Element && event.target.closest("button");
     if (!host || !button || !host.contains(button)) return;
     const name = Object.keys(MOVES).find((c) => button.classList.contains(c));
-    if (!name) return;
-    if (move(MOVES[name](model.get("listing_current"), model.get("last")))) {
+    if (!name || button.disabled) return;
+    if (go(MOVES[name])) {
       event.stopPropagation();
       event.preventDefault();
     }
@@ -187,8 +227,7 @@ function render({ model, el }) {
     if (event.ctrlKey || event.metaKey || event.altKey || !KEYS.has(event.key)) return;
     event.preventDefault();
     event.stopPropagation();
-    const to = MOVES[event.key];
-    if (to && move(Math.max(0, Math.min(to(model.get("listing_current"), model.get("last")), model.get("last"))))) return;
+    if (MOVES[event.key] && go(MOVES[event.key])) return;
     model.send({ kind: "key", key: event.key });
   };
   window.addEventListener("keydown", onKey, true);
@@ -210,8 +249,8 @@ class StepperPanes(anywidget.AnyWidget):
     ``{"kind": "shown", "step": k, "gen": g}`` after it painted visit ``k`` from
     what was sent ahead for chain generation ``g`` (see ``send_ahead``).
 
-    The traits the browser sets itself when it paints a visit held ahead are not
-    echoed back (``echo_update=False``): Python has them from the browser."""
+    The traits the browser sets itself when it paints a visit held ahead are not sent
+    back: Python sets them the same (``painted``) without sending them again."""
 
     _esm = ESM
     scope = traitlets.Unicode("").tag(sync=True)
@@ -221,6 +260,8 @@ class StepperPanes(anywidget.AnyWidget):
     # the visit whose line the browser marks current (the current visit)
     listing_current = traitlets.Int(-1).tag(sync=True, echo_update=False)
     last = traitlets.Int(0).tag(sync=True)  # the walk's last visit
+    error_step = traitlets.Int(-1).tag(sync=True)  # the error's visit (-1: none)
+    chain_steps = traitlets.List(traitlets.Int()).tag(sync=True)  # the selected chain's visits, sorted
     legend = traitlets.Unicode("").tag(sync=True)
     cfg = traitlets.Unicode("").tag(sync=True)  # the SVG, laid out once
     cfg_style = traitlets.Unicode("").tag(sync=True, echo_update=False)  # the current step's highlighting
@@ -230,8 +271,18 @@ class StepperPanes(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.on_msg(lambda _widget, content, _buffers: on_message(content))
 
+    def painted(self, step: int, visit: dict, follow: str) -> None:
+        """The browser painted visit ``step`` (``visit`` as sent ahead) and set the
+        traits itself: the same values here, not sent back (ipywidgets' own lock for
+        values that came from the browser)."""
+        values = {"state": visit["state"], "listing_current": step, "cfg_style": visit["cfg_style"],
+                  "cfg_follow": follow}
+        with self._lock_property(**values), self.hold_trait_notifications():
+            for name, value in values.items():
+                setattr(self, name, value)
+
     def send_ahead(self, gen: int, visits: dict[int, dict], drop: list[int]) -> None:
         """Visits the browser may paint without asking (``{step: {"state", "insn",
-        "cfg_style"}}``), made for chain generation ``gen`` (a new one replaces all
+        "cfg_style", "again"}}``, ``again`` the next visit of the same instruction), made for chain generation ``gen`` (a new one replaces all
         held before), and the steps it no longer needs to hold."""
         self.send({"kind": "ahead", "gen": gen, "visits": {str(k): v for k, v in visits.items()}, "drop": drop})

@@ -16,6 +16,8 @@ steps through a kernel verifier log, with or without the object.
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import html
 
 import ipywidgets as w
@@ -33,8 +35,16 @@ from .walk import CHAIN_REACH, Chain, Walk, btf_type_of, type_name
 # Colours of the state panel and the stream (the CFG's are in bpfnb.viz.cfg).
 CHANGED, DIFFERS, DEF, USE = "#fff8c5", "#ffebe9", "#ddf4ff", "#dafbe1"
 # The browser holds this many visits each side of the current one and of the walk's ends,
-# made ahead: stepping paints them at once (bpfnb.widgets.panes); a jump waits for Python.
-AHEAD = 12
+# made ahead: stepping paints them at once (bpfnb.widgets.panes).
+AHEAD = 30
+# ... and the targets of the jumps with the visits each side of them: the next visits of
+# the current instruction one after the other, the selected chain's visits each way, the
+# error. A jump to a visit not held (the slider, the instruction box) waits for Python.
+AGAIN_AHEAD = 4
+CHAIN_AHEAD = 3
+NEAR = 2
+# Visits made ahead per turn of the kernel's event loop: a click waits for one batch at most.
+AHEAD_BATCH = 4
 
 
 def _css(scope: str) -> str:
@@ -55,7 +65,8 @@ def _css(scope: str) -> str:
 {s} .step .err{{color:#a40e26;font-weight:bold;white-space:pre-wrap;overflow-wrap:anywhere}}
 {s} .step pre{{white-space:pre-wrap;overflow-wrap:anywhere;margin:4px 0}}
 {s} .step .call{{font-family:monospace;font-size:12px;overflow-wrap:anywhere}}
-{s} .ln{{font-family:monospace;font-size:12px;white-space:pre;cursor:pointer;line-height:17px}}
+{s} .ln{{font-family:monospace;font-size:12px;white-space:pre;cursor:pointer;line-height:17px;
+  content-visibility:auto;contain-intrinsic-size:auto 17px}}
 {s} .ln:hover{{background:#f6f8fa}}
 {s} .ln.cur{{background:{CHANGED};font-weight:bold}}
 {s} .ln.dim{{opacity:.35}}
@@ -116,15 +127,13 @@ class VerifierStepper(w.VBox):
         self.stream = StreamListing(walk, unknown=self._unknown)
         self._syncing = False
         self._gen = 0  # the chain generation the visits sent ahead were made for
-        self._ahead: set[int] = set()  # the visits the browser holds (none until a view says ready)
+        self._ahead: dict[int, dict] = {}  # the visits the browser holds (none until a view says ready)
         self._browser = False  # a view has started: send visits ahead
         n = len(walk)
 
         self.first = w.Button(description="|◀", tooltip="first visit (Home)", layout=w.Layout(width="40px"))
         self.back = w.Button(description="◀ back", tooltip="previous visit (←)", layout=w.Layout(width="80px"))
         self.next = w.Button(description="next ▶", tooltip="next visit (→)", layout=w.Layout(width="80px"))
-        for button, name in ((self.first, "first"), (self.back, "back"), (self.next, "next")):
-            button.add_class(f"bpfnb-{name}")  # the panes step on these without Python (see panes.py)
         self.to_error = w.Button(description="to error", tooltip="jump to the rejection (e)",
                                  disabled=walk.error_step is None, layout=w.Layout(width="80px"),
                                  button_style="danger" if walk.error_step is not None else "")
@@ -146,10 +155,17 @@ class VerifierStepper(w.VBox):
                                    layout=w.Layout(width="80px"), disabled=True)
         self.chain_clear = w.Button(description="clear", tooltip="forget the chain (Esc)",
                                     layout=w.Layout(width="60px"), disabled=True)
+        for button, name in ((self.first, "first"), (self.back, "back"), (self.next, "next"),
+                             (self.again, "again"), (self.to_error, "error"), (self.chain_next, "chain-next"),
+                             (self.chain_back, "chain-back")):
+            button.add_class(f"bpfnb-{name}")  # the panes move on these without Python (see panes.py)
         self.panes = StepperPanes(self._message, scope=self.scope, css=_css(self.scope), last=max(n - 1, 0),
                                   cfg=self.cfg.base_svg if self.cfg else "",
                                   legend=legend_html(max(walk.visit_counts().values(), default=0))
-                                  if self.cfg else "")
+                                  if self.cfg else "",
+                                  error_step=walk.error_step if walk.error_step is not None else -1)
+        self._more_ahead = False  # a turn of the event loop will send the next batch
+        self._following = False  # a turn of the event loop will follow the browser's last step
 
         self.first.on_click(lambda _: self.show(0))
         self.back.on_click(lambda _: self.show(self.step - 1))
@@ -195,8 +211,9 @@ class VerifierStepper(w.VBox):
         if step is None or not len(self.walk):
             return
         step = max(0, min(step, len(self.walk) - 1))
+        self.step = step
+        self._paint()  # the panes first: what a person waits for
         self._follow(step)
-        self._paint()
         self._send_ahead()
 
     def _follow(self, step: int) -> None:
@@ -241,12 +258,12 @@ class VerifierStepper(w.VBox):
 
     def jump_to_insn(self, insn: int) -> None:
         """The first visit of instruction ``insn`` at or after the current one (else the first)."""
-        visits = self.walk.visits_of(insn)
-        if visits:
-            later = [s for s in visits if s >= self.step]
-            self.show(later[0] if later else visits[0])
-        else:  # never visited (dead code, or past the error): keep the box on the current insn
-            self.show(self.step)
+        walk = self.walk
+        found = walk.visit_from(insn, self.step)
+        if found is None:
+            found = walk.visit_from(insn, 0)
+        # never visited (dead code, or past the error): keep the box on the current insn
+        self.show(self.step if found is None else found)
 
     def jump_to_line(self, line: int) -> None:
         """The first visit, at or after the current one (else the first), of an instruction
@@ -276,32 +293,93 @@ class VerifierStepper(w.VBox):
         (default: the current one); ``None`` clears it."""
         self.chain = None if name is None else self.walk.chain(self.step if step is None else step, name)
         self._gen += 1  # every visit sent ahead shows the chain before: made again
-        self._ahead = set()
+        self._ahead = {}
+        self.panes.chain_steps = list(self.chain.steps) if self.chain is not None else []
         self._paint()
         self._send_ahead()
         return self.chain
 
+    def _wanted(self) -> list[int]:
+        """The visits the browser should hold, those it needs soonest first: each side of
+        the current one, the jumps' targets and each side of them, the walk's ends."""
+        walk, step = self.walk, self.step
+        last = len(walk) - 1
+
+        def around(centre: int, reach: int) -> list[int]:
+            return sorted(range(max(0, centre - reach), min(last, centre + reach) + 1), key=lambda k: abs(k - centre))
+
+        targets = []
+        again = step
+        for _ in range(AGAIN_AHEAD):
+            again = walk.next_visit(again)
+            if again is None:
+                break
+            targets.append(again)
+        if self.chain is not None:
+            steps = self.chain.steps
+            at = bisect.bisect_right(steps, step)
+            targets += steps[at:at + CHAIN_AHEAD] + steps[max(0, bisect.bisect_left(steps, step) - CHAIN_AHEAD):at]
+        if walk.error_step is not None:
+            targets.append(walk.error_step)
+        wanted = dict.fromkeys(around(step, AHEAD))
+        for target in targets:
+            wanted.update(dict.fromkeys(around(target, NEAR)))
+        for end in (0, last):  # Home/End then a step
+            wanted.update(dict.fromkeys(around(end, AHEAD)))
+        return list(wanted)
+
     def _send_ahead(self) -> None:
-        """Send the browser the visits around the current one it does not hold yet (and
-        say which it may forget): the next steps are painted without a round trip."""
+        """Send the browser the visits it should hold and does not yet (and say which it
+        may forget): a step or jump to one of them is painted without a round trip. A
+        batch at a time, the most needed first, each in its own turn of the kernel's
+        event loop, so that a click that came meanwhile is answered before the rest."""
+        self._more_ahead = False
         if not self._browser:
             return
-        last = len(self.walk) - 1
-        wanted = {k for around in (self.step, 0, last)  # and the ends: Home/End then a step
-                  for k in range(max(0, around - AHEAD), min(last, around + AHEAD) + 1)}
-        new = sorted(wanted - self._ahead)
-        if not new and self._ahead <= wanted:
+        wanted = self._wanted()
+        keep = set(wanted)
+        new = [k for k in wanted if k not in self._ahead]
+        drop = sorted(set(self._ahead) - keep)
+        loop = _running_loop()
+        batch = new[:AHEAD_BATCH] if loop is not None else new
+        if not batch and not drop:
             return
-        drop = sorted(self._ahead - wanted)
-        self._ahead = wanted
-        self.panes.send_ahead(self._gen, {k: self._visit_panes(k) for k in new}, drop)
+        made = {k: self._ahead_visit(k) for k in batch}
+        self._ahead = {k: v for k, v in self._ahead.items() if k in keep} | made
+        self.panes.send_ahead(self._gen, made, drop)
+        if len(batch) < len(new):
+            self._more_ahead = True
+            loop.call_soon(self._send_ahead_later)
+
+    def _send_ahead_later(self) -> None:
+        if self._more_ahead:
+            self._send_ahead()
+
+    def _ahead_visit(self, step: int) -> dict:
+        """A visit as the browser holds it: its panes and where "next visit of insn" leads."""
+        return {**self._visit_panes(step), "again": self.walk.next_visit(step)}
 
     def _shown(self, step: int, gen: int) -> None:
         """The browser painted visit ``step`` from the visits sent ahead (and set the
-        panes' traits itself): the controls, the stream's lines and the visits ahead follow."""
-        if gen != self._gen or not 0 <= step < len(self.walk):  # made for another chain
+        panes' traits itself): the controls, the stream's lines and the visits ahead
+        follow, on the next turn of the event loop (several steps the browser made
+        meanwhile are followed once, to the last)."""
+        held = self._ahead.get(step)
+        if gen != self._gen or held is None:  # made for another chain
             self.show(step)
             return
+        self.step = step
+        self.panes.painted(step, held, self.cfg.row_id(held["insn"]) if self.cfg is not None else "")
+        loop = _running_loop()
+        if loop is None:
+            self._follow_shown()
+        elif not self._following:
+            self._following = True
+            loop.call_soon(self._follow_shown)
+
+    def _follow_shown(self) -> None:
+        self._following = False
+        step = self.step
         self._follow(step)
         self.panes.listing = self.stream.html(step, self.chain, mark_current=False)  # sent when it changes
         self._paint_chain()
@@ -347,7 +425,7 @@ class VerifierStepper(w.VBox):
             self._shown(int(message["step"]), int(message["gen"]))
         elif kind == "ready":  # a view (new, or the notebook reopened) holds nothing yet
             self._browser = True
-            self._ahead = set()
+            self._ahead = {}
             self._send_ahead()
         elif kind == "operand":
             self.select(message["name"], int(message["step"]))
@@ -530,6 +608,14 @@ class VerifierStepper(w.VBox):
                 f'<div style="flex:1;min-width:0">{p.state}</div>'
                 f'<div style="flex:1;min-width:0;max-height:600px;overflow:auto">'
                 f"{self.stream.html(self.step, self.chain)}</div>{graph}</div>")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The kernel's event loop when called from it (a comm message), else None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _block_or_none(block_of, insn: int) -> int:

@@ -27,6 +27,7 @@ ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
 # selected one, and this many forward from its definition (a loop walked a million
 # times would otherwise make every iteration part of the chain, and one click a minute)
 CHAIN_REACH = 20_000
+SEARCH_WINDOW = 1_024  # the first window visit_from reads (then twice as many each time)
 PATH_CHUNK = 16_384  # steps whose distinct instructions and pairs path_pairs keeps together
 
 
@@ -440,14 +441,24 @@ class Walk:
 
     def next_visit(self, step: int) -> int | None:
         """The next visit of the same instruction after ``step``, if any."""
-        if self.columns is not None:
-            import numpy as np
+        return self.visit_from(self.insn_of(step), step + 1)
 
-            insns = self.columns["insn"]
-            later = np.flatnonzero(insns[step + 1:] == insns[step])
-            return int(later[0]) + step + 1 if len(later) else None
-        insn = self.visits[step].insn
-        return next((v.step for v in self.visits[step + 1:] if v.insn == insn), None)
+    def visit_from(self, insn: int, step: int) -> int | None:
+        """The first visit of instruction ``insn`` at or after ``step``, if any. Read
+        from the trace's columns a window at a time, each twice the last: a visit a few
+        steps on costs a few steps, not the walk's million."""
+        if self.columns is None:
+            return next((v.step for v in self.visits[max(step, 0):] if v.insn == insn), None)
+        import numpy as np
+
+        insns = self.columns["insn"]
+        start, size = max(step, 0), SEARCH_WINDOW
+        while start < len(insns):
+            hits = np.flatnonzero(insns[start:start + size] == insn)
+            if len(hits):
+                return int(hits[0]) + start
+            start, size = start + size, size * 2
+        return None
 
     def origin(self, step: int, name: str, *, before: bool = True) -> list[Origin]:
         """Where the value of register/slot ``name`` at ``step`` came from.

@@ -45,9 +45,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def jupyter_lab(root: Path, *, timeout: float = 60.0):
-    """Yields the base URL (with token) of a JupyterLab serving ``root``."""
+def jupyter_lab(root: Path, *, timeout: float = 60.0, nodelay: bool = True):
+    """Yields the base URL (with token) of a JupyterLab serving ``root`` (with Nagle's
+    algorithm off on the kernel websocket unless ``nodelay`` is false: see
+    bpfnb.widgets.server)."""
     port, token = free_port(), secrets.token_hex(16)
+    connection = []
+    if nodelay:
+        from bpfnb.widgets.server import CONNECTION_CLASS
+
+        connection.append(f"--ServerApp.kernel_websocket_connection_class={CONNECTION_CLASS}")
     log = open(root / "jupyter-lab.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -55,7 +62,7 @@ def jupyter_lab(root: Path, *, timeout: float = 60.0):
          # the tabs a workspace reopens belong to this server only (never ~/.jupyter's)
          f"--LabApp.workspaces_dir={root / WORKSPACES}",
          "--ServerApp.disable_check_xsrf=True", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-         "jupyterlab.NeverCheckForUpdate"],
+         "jupyterlab.NeverCheckForUpdate", *connection],
         stdout=log, stderr=subprocess.STDOUT, cwd=root,
     )
     base = f"http://127.0.0.1:{port}"
@@ -80,12 +87,12 @@ def jupyter_lab(root: Path, *, timeout: float = 60.0):
 
 
 @contextlib.contextmanager
-def lab_and_chromium(root: Path):
+def lab_and_chromium(root: Path, *, nodelay: bool = True):
     """Yields ``(browser, base, token)``: headless Chromium beside a JupyterLab serving
-    ``root``."""
+    ``root`` (``nodelay``: see ``jupyter_lab``)."""
     from playwright.sync_api import sync_playwright
 
-    with jupyter_lab(root) as (base, token), sync_playwright() as p:
+    with jupyter_lab(root, nodelay=nodelay) as (base, token), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield browser, base, token
@@ -290,3 +297,38 @@ def time_clicks(page, scope: str, label: str, count: int, delta: int = 1, timeou
     visit (the current one + ``delta``) is shown: the milliseconds each took (an error
     if one is not shown within ``timeout`` ms)."""
     return page.evaluate(TIME_CLICKS, [scope, label, count, delta, timeout])
+
+
+# Arms a timer on the stepper ``scope``: from the last click or Enter on the page (a
+# button, the slider's track, the instruction box) until the state pane shows another
+# visit than now and the browser has painted a frame after it.
+ARM_CHANGE = """([scope, timeout]) => {
+  const state = document.querySelector('.' + scope + ' .bpfnb-panes .state');
+  const visit = () => (/visit (\\d+) of/.exec(state.textContent) || [])[1];
+  const before = visit();
+  let start = null;
+  const mark = (event) => { if (event.type !== 'keydown' || event.key === 'Enter') start = performance.now(); };
+  const kinds = ['mousedown', 'pointerdown', 'click', 'keydown'];
+  kinds.forEach((k) => window.addEventListener(k, mark, true));
+  const done = () => kinds.forEach((k) => window.removeEventListener(k, mark, true));
+  window.__bpfnbChange = new Promise((resolve, reject) => {
+    const late = setTimeout(() => { seen.disconnect(); done(); reject(new Error(
+      `still visit ${before} after ${timeout} ms`)); }, timeout);
+    const seen = new MutationObserver(() => {
+      if (visit() === before) return;
+      seen.disconnect(); clearTimeout(late);
+      requestAnimationFrame(() => setTimeout(() => { done(); resolve([performance.now() - start, Number(visit())]); }, 0));
+    });
+    seen.observe(state, { childList: true, subtree: true, characterData: true });
+  });
+}"""
+
+
+def time_change(page, scope: str, act, timeout: float = 30_000) -> tuple[float, int]:
+    """Run ``act()`` (Playwright actions on the page) and wait until the stepper
+    ``scope`` shows another visit: the milliseconds from the last click or Enter of the
+    action until it was painted, and the visit shown."""
+    page.evaluate(ARM_CHANGE, [scope, timeout])
+    act()
+    ms, visit = page.evaluate("() => window.__bpfnbChange")
+    return ms, visit

@@ -155,6 +155,7 @@ def test_the_browser_is_sent_the_visits_around_the_current_one_and_steps_on_them
     from bpfnb.widgets import stepper as stepper_module
 
     monkeypatch.setattr(stepper_module, "AHEAD", 1)
+    monkeypatch.setattr(stepper_module, "NEAR", 0)
     s = VerifierStepper(walk)
     sent = []
     monkeypatch.setattr(s.panes, "send_ahead", lambda gen, visits, drop: sent.append((gen, visits, drop)))
@@ -163,21 +164,65 @@ def test_the_browser_is_sent_the_visits_around_the_current_one_and_steps_on_them
     s._message({"kind": "ready"})
     (gen, visits, drop), = sent
     assert (gen, sorted(visits), drop) == (0, [0, 1, 2, 3, 4, 6, 7], [])  # 3 ± 1, the ends ± 1
-    assert visits[4] == {"state": s.panel_html(4), "insn": 4, "cfg_style": s.cfg.rules(**s._highlight(4))}
+    assert visits[4] == {"state": s.panel_html(4), "insn": 4, "cfg_style": s.cfg.rules(**s._highlight(4)),
+                         "again": None}  # no loop: no next visit of an instruction
     # the browser painted visit 4 from them: the controls follow, visit 5 is sent, 2 forgotten
     s.panes.state, s.panes.cfg_style = visits[4]["state"], visits[4]["cfg_style"]  # as the browser set them
     s._message({"kind": "shown", "step": 4, "gen": 0})
     assert s.step == 4 and s.slider.value == 4 and s.goto.value == 4 and not s.back.disabled
     assert (sorted(sent[-1][1]), sent[-1][2]) == ([5], [2])
-    # a chain selected: every visit held is made again (a new generation) ...
+    # a chain selected: every visit held is made again (a new generation), the chain's
+    # visits each side of the current one with them, and the browser has the chain's visits
     s.select("R0", 1)
     gen, visits, drop = sent[-1]
-    assert gen == 1 and sorted(visits) == [0, 1, 3, 4, 5, 6, 7]
+    assert s.chain.steps == (0, 1, 2, 3, 5) and s.panes.chain_steps == [0, 1, 2, 3, 5]
+    assert gen == 1 and sorted(visits) == [0, 1, 2, 3, 4, 5, 6, 7]
     assert f"#{s.scope}graph .node text" in visits[5]["cfg_style"]  # the others dimmed
     # ... and a visit the browser painted from an older one is painted again by Python
     s._message({"kind": "shown", "step": 5, "gen": 0})
     assert s.step == 5 and s.panes.state == s.panel_html(5) and s.panes.listing_current == 5
-    assert "bpfnb-next" in s.next._dom_classes  # the button the browser steps on itself
+    for button, name in ((s.next, "next"), (s.again, "again"), (s.to_error, "error"), (s.chain_next, "chain-next")):
+        assert f"bpfnb-{name}" in button._dom_classes  # the buttons the browser moves on itself
+
+
+def test_the_visits_ahead_go_a_batch_per_turn_of_the_kernels_event_loop(walk, monkeypatch):
+    import asyncio
+
+    from bpfnb.widgets import stepper as stepper_module
+
+    s = VerifierStepper(walk)
+    sent = []
+    monkeypatch.setattr(s.panes, "send_ahead", lambda gen, visits, drop: sent.append(sorted(visits)))
+
+    async def ready_then_turns():
+        s._message({"kind": "ready"})
+        first = list(sent)
+        for _ in range(len(walk)):
+            await asyncio.sleep(0)
+        return first
+
+    first = asyncio.run(ready_then_turns())
+    assert first == [[0, 1, 2, 3]]  # the current visit and the nearest first, AHEAD_BATCH of them
+    assert len(sent[0]) == stepper_module.AHEAD_BATCH
+    assert sent == [[0, 1, 2, 3], [4, 5, 6, 7]]  # the rest on the next turn
+
+
+def test_jumps_lead_where_the_browser_holds_them():
+    """On a loop, the next visits of the current instruction are held, each with where
+    "next visit of insn" leads from it."""
+    from bpfnb.widgets.stepper import AGAIN_AHEAD
+
+    insns = (Insn(op.BPF_ALU64 | op.BPF_MOV | op.BPF_K, 0, 0, 0, 0), Insn(op.BPF_JMP | op.BPF_JA, 0, 0, -2),
+             Insn(op.BPF_JMP | op.BPF_EXIT))
+    visits = [Visit(k, k % 2, k - 1 if k else None, {**CTX, "R0": "0"}) for k in range(40)]
+    s = VerifierStepper(Walk(Program("spin", insns), visits))
+    sent = {}
+    s.panes.send_ahead = lambda gen, made, drop: sent.update(made)
+    s._message({"kind": "ready"})
+    assert [s.walk.next_visit(k) for k in (0, 1, 38, 39)] == [2, 3, None, None]
+    assert s.walk.visit_from(1, 20) == 21 and s.walk.visit_from(2, 0) is None
+    assert sent[0]["again"] == 2 and sent[39]["again"] is None
+    assert {2 * k for k in range(AGAIN_AHEAD + 1)} <= set(sent)
 
 
 def test_error_step_shows_the_explanation():

@@ -1,0 +1,130 @@
+"""Every control of ``VerifierStepper`` in JupyterLab under headless Chromium shows the
+visit Python says it leads to, with the state pane Python renders for that visit:
+next/back, "next visit of insn", the def-use chain's buttons, "to error" (the jumps
+the browser paints from the visits sent ahead), the slider's readout and the
+instruction box (answered by the kernel). On a 9,003-visit loop walk and a rejected
+program; the test process builds the same steppers (no browser) for what to expect.
+Times are measured in benchmarks/bench_widgets.py, never asserted here.
+"""
+
+import pytest
+
+from . import lab
+
+LOOPS = lab.ROOT / "tests/fixtures/loops.bpf.o"
+LOOP = "alu_loop_1000"
+REJECTED = "count_protocols_nocheck"  # bpfnb.examples: rejected at its error
+CELLS = [
+    "import bpfnb\nfrom bpfnb import examples\nfrom bpfnb.widgets import VerifierStepper\n"
+    f"loop = VerifierStepper(bpfnb.load({str(LOOPS)!r}).program({LOOP!r}))\nloop",
+    f"bad = VerifierStepper(bpfnb.load(examples.path({REJECTED!r})).program())\nbad",
+]
+AGAIN_CLICKS = 3
+CHAIN_USES = 2  # the chain followed needs this many later visits
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    yield from lab.serve(tmp_path_factory, "controls", lambda root: lab.notebook(root / "controls.ipynb", CELLS))
+
+
+@pytest.fixture(scope="module")
+def expected():
+    """The same steppers made in this process: what each control should lead to."""
+    import bpfnb
+    from bpfnb import examples
+    from bpfnb.widgets import VerifierStepper
+
+    return (VerifierStepper(bpfnb.load(LOOPS).program(LOOP)),
+            VerifierStepper(bpfnb.load(examples.path(REJECTED)).program()))
+
+
+def _text(page, html: str) -> str:
+    """The text of ``html`` as the browser reads it (what the state pane shows)."""
+    return page.evaluate("(h) => { const t = document.createElement('template'); t.innerHTML = h;"
+                         " return t.content.textContent; }", html)
+
+
+def _shows(page, stepper, python, step: int) -> None:
+    """The stepper shows visit ``step``, with the state pane Python renders for it."""
+    lab.wait_state(page, lab.scope_of(stepper), f"visit {step} of ")
+    assert lab.state_of(stepper) == _text(page, python.panel_html(step))
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_each_control_shows_the_visit_python_says(session, expected):
+    browser, base, token = session
+    loop_py, bad_py = expected
+    page = lab.new_page(browser)
+    lab.run_steppers(page, base, token, "controls.ipynb", 2, 300_000)
+    steppers = page.locator(f"{lab.PANEL} .bpfnb-stepper")
+    loop, bad = steppers.nth(0), steppers.nth(1)
+    loop.scroll_into_view_if_needed()
+    walk = loop_py.walk
+
+    def click(stepper, label: str) -> None:
+        stepper.get_by_role("button", name=label, exact=True).click()
+
+    _shows(page, loop, loop_py, 0)
+    for k in (1, 2, 3):
+        click(loop, "next ▶")
+        _shows(page, loop, loop_py, k)
+    click(loop, "◀ back")
+    _shows(page, loop, loop_py, 2)
+
+    step = 2
+    for _ in range(AGAIN_CLICKS):
+        step = walk.next_visit(step)
+        click(loop, "next visit of insn")
+        _shows(page, loop, loop_py, step)
+    lab.focus(loop)
+    page.keyboard.press("v")  # the key does the same
+    step = walk.next_visit(step)
+    _shows(page, loop, loop_py, step)
+
+    # a register of this visit whose chain goes on: its row selects it, the buttons follow it
+    name = next(n for n in loop_py.walk.visits[step].regs
+                if len([s for s in walk.chain(step, n).steps if s > step]) >= CHAIN_USES)
+    loop.locator(f".bpfnb-panes .state tr[data-name={name}]").click()
+    loop.locator(".widget-html", has_text=f"{name} after visit {step}").wait_for()
+    steps = walk.chain(step, name).steps
+    later = [s for s in steps if s > step]
+    click(loop, "chain ▶")
+    _shows(page, loop, loop_py, later[0])
+    click(loop, "chain ▶")
+    _shows(page, loop, loop_py, later[1])
+    click(loop, "◀ chain")
+    _shows(page, loop, loop_py, later[0])
+
+    # the slider's readout takes any visit; the instruction box the next visit of an insn
+    middle = len(walk) // 2
+    loop.locator(".widget-readout").first.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(str(middle))
+    page.keyboard.press("Enter")
+    _shows(page, loop, loop_py, middle)
+    insn = (walk.insn_of(middle) + 2) % len(loop_py.prog.insns)
+    box = loop.locator(".widget-inline-hbox", has_text="insn").locator("input")
+    box.click()
+    box.fill("")
+    box.type(str(insn))
+    box.press("Enter")
+    _shows(page, loop, loop_py, walk.visit_from(insn, middle))
+    lab.focus(loop)
+    page.keyboard.press("End")
+    _shows(page, loop, loop_py, len(walk) - 1)
+    click(loop, "◀ back")
+    _shows(page, loop, loop_py, len(walk) - 2)
+
+    # the rejected program: from its first visit, "to error" shows the error
+    bad.scroll_into_view_if_needed()
+    error = bad_py.walk.error_step
+    assert error is not None
+    _shows(page, bad, bad_py, 0)
+    click(bad, "next ▶")
+    _shows(page, bad, bad_py, 1)
+    click(bad, "to error")
+    _shows(page, bad, bad_py, error)
+    assert bad_py.walk.error in lab.state_of(bad)
+    page.close()
