@@ -115,14 +115,17 @@ function render({ model, el }) {
   const paint = {
     state: () => { state.innerHTML = model.get("state"); },
     listing: () => { listing.innerHTML = model.get("listing"); markCurrent(); },
-    cfg: () => { cfg.innerHTML = model.get("cfg"); cfg.style.display = model.get("cfg") ? "" : "none"; },
     cfg_style: () => { style.textContent = model.get("cfg_style"); },
+    cfg: () => { cfg.innerHTML = model.get("cfg"); cfg.style.display = model.get("cfg") ? "" : "none"; },
     css: () => { css.textContent = model.get("css"); },
     legend: () => { legend.innerHTML = model.get("legend"); },
   };
   for (const [name, fn] of Object.entries(paint)) {
     fn();
-    model.on("change:" + name, () => { fn(); later(); });
+    // the stream's lines (a new window after a jump) are painted a frame after the
+    // visit's state pane and CFG, which a person waits for
+    const when = name === "listing" ? (then) => requestAnimationFrame(() => setTimeout(then, 0)) : (then) => then();
+    model.on("change:" + name, () => when(() => { fn(); later(); }));
   }
   model.on("change:cfg_follow", later);
   model.on("change:listing_current", () => { markCurrent(); later(); });

@@ -36,15 +36,24 @@ from .walk import CHAIN_REACH, Chain, Walk, btf_type_of, type_name
 CHANGED, DIFFERS, DEF, USE = "#fff8c5", "#ffebe9", "#ddf4ff", "#dafbe1"
 # The browser holds this many visits each side of the current one and of the walk's ends,
 # made ahead: stepping paints them at once (bpfnb.widgets.panes).
-AHEAD = 30
+AHEAD = 20
 # ... and the targets of the jumps with the visits each side of them: the next visits of
 # the current instruction one after the other, the selected chain's visits each way, the
 # error. A jump to a visit not held (the slider, the instruction box) waits for Python.
 AGAIN_AHEAD = 4
 CHAIN_AHEAD = 3
 NEAR = 2
+# The visits each side of the current one sent before the jumps' targets (the rest after).
+FIRST_AHEAD = 3
 # Visits made ahead per turn of the kernel's event loop: a click waits for one batch at most.
 AHEAD_BATCH = 4
+# The slider, the instruction box and the stream's lines follow the steps the browser
+# made by itself this long after the first of them, once for all (each update is work
+# for the browser while it steps).
+FOLLOW_S = 0.1
+# After a visit Python painted (a jump the browser did not hold), the visits ahead wait
+# this long: sent at once, they reach the browser before it painted the visit, and delay it.
+PAINT_FIRST_S = 0.05
 
 
 def _css(scope: str) -> str:
@@ -214,7 +223,12 @@ class VerifierStepper(w.VBox):
         self.step = step
         self._paint()  # the panes first: what a person waits for
         self._follow(step)
-        self._send_ahead()
+        loop = _running_loop()
+        if loop is None:
+            self._send_ahead()
+        elif not self._more_ahead:  # once the browser painted this visit (its messages come first)
+            self._more_ahead = True
+            loop.call_later(PAINT_FIRST_S, self._send_ahead_later)
 
     def _follow(self, step: int) -> None:
         """The controls follow visit ``step``: the slider, the instruction box, the buttons."""
@@ -321,9 +335,10 @@ class VerifierStepper(w.VBox):
             targets += steps[at:at + CHAIN_AHEAD] + steps[max(0, bisect.bisect_left(steps, step) - CHAIN_AHEAD):at]
         if walk.error_step is not None:
             targets.append(walk.error_step)
-        wanted = dict.fromkeys(around(step, AHEAD))
+        wanted = dict.fromkeys(around(step, FIRST_AHEAD))
         for target in targets:
             wanted.update(dict.fromkeys(around(target, NEAR)))
+        wanted.update(dict.fromkeys(around(step, AHEAD)))
         for end in (0, last):  # Home/End then a step
             wanted.update(dict.fromkeys(around(end, AHEAD)))
         return list(wanted)
@@ -373,9 +388,13 @@ class VerifierStepper(w.VBox):
         loop = _running_loop()
         if loop is None:
             self._follow_shown()
-        elif not self._following:
+            return
+        if not self._more_ahead:  # the visits that came into reach: on the next turn
+            self._more_ahead = True
+            loop.call_soon(self._send_ahead_later)
+        if not self._following:  # the controls: once for the steps made meanwhile
             self._following = True
-            loop.call_soon(self._follow_shown)
+            loop.call_later(FOLLOW_S, self._follow_shown)
 
     def _follow_shown(self) -> None:
         self._following = False

@@ -155,6 +155,7 @@ def test_the_browser_is_sent_the_visits_around_the_current_one_and_steps_on_them
     from bpfnb.widgets import stepper as stepper_module
 
     monkeypatch.setattr(stepper_module, "AHEAD", 1)
+    monkeypatch.setattr(stepper_module, "FIRST_AHEAD", 1)
     monkeypatch.setattr(stepper_module, "NEAR", 0)
     s = VerifierStepper(walk)
     sent = []
@@ -310,3 +311,26 @@ def test_a_program_the_kernel_refuses_steps_with_the_refusal_said():
     assert s.kernel is None and "EPERM" in s.kernel_refusal
     s.show(1)
     assert "accepted (bpfnb) · the kernel refused to load it: " in s.panel_html(1)
+
+
+def test_the_controls_follow_the_browsers_steps_once_for_several(walk, monkeypatch):
+    import asyncio
+
+    from bpfnb.widgets import stepper as stepper_module
+
+    s = VerifierStepper(walk)
+    monkeypatch.setattr(s.panes, "send_ahead", lambda gen, visits, drop: None)
+    moved = []
+    s.slider.observe(lambda change: moved.append(change["new"]), "value")
+
+    async def steps_then_wait():
+        s._message({"kind": "ready"})
+        for step in (1, 2, 3):
+            s._message({"kind": "shown", "step": step, "gen": 0})
+        now = (s.step, s.panes.listing_current, list(moved))
+        await asyncio.sleep(stepper_module.FOLLOW_S * 2)
+        return now
+
+    # Python knows the step and the panes at once; the slider moves once, to the last
+    assert asyncio.run(steps_then_wait()) == (3, 3, [])
+    assert moved == [3] and s.goto.value == 3 and s.panes.state == s.panel_html(3)
