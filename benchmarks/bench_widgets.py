@@ -143,11 +143,12 @@ def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
 
     scope = lab.scope_of(stepper)
     times: dict[str, list[float]] = {}
+    visit = 0
 
-    def timed(control: str, act) -> int:
+    def timed(control: str, act) -> None:
+        nonlocal visit
         ms, visit = lab.time_change(page, scope, act)
         times.setdefault(control, []).append(ms)
-        return visit
 
     def click(label: str):
         return lambda: stepper.get_by_role("button", name=label, exact=True).click()
@@ -161,6 +162,7 @@ def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
     for _ in range(CONTROL_USES):
         timed("chain ▶", click("chain ▶"))
     readout = stepper.locator(".widget-readout").first
+    lab.wait_readout(page, scope, visit)  # typed once the slider followed the moves made in the browser
     for fraction in SLIDER_AT:
         def slide(to=int(fraction * (visits - 1))):
             readout.click()

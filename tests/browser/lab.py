@@ -223,6 +223,13 @@ def wait_state(page, scope: str, pattern: str, timeout: float = 30_000) -> None:
         arg=[scope, pattern], timeout=timeout)
 
 
+def wait_readout(page, scope: str, visit: int, timeout: float = 30_000) -> None:
+    """Wait until the visit slider of the stepper ``scope`` says ``visit`` (it follows
+    the steps the browser made by itself once Python heard of them)."""
+    page.wait_for_function("([s, n]) => document.querySelector('.' + s + ' .widget-readout').textContent"
+                           ".replace(/,/g, '').trim() === String(n)", arg=[scope, visit], timeout=timeout)
+
+
 def cfg_fill(page, scope: str, insn: int) -> str:
     """The computed fill of instruction ``insn``'s row in the stepper ``scope``'s CFG."""
     return page.evaluate(

@@ -72,12 +72,13 @@ def test_a_million_step_walk_opens_steps_and_slides_end_to_end(session):
     page.keyboard.press("End")
     lab.wait_state(page, scope, f"visit {last} of")
     readout = stepper.locator(".widget-readout").first  # follows once Python heard of the step
-    page.wait_for_function("([s, n]) => document.querySelector('.' + s + ' .widget-readout').textContent"
-                           ".replace(/,/g, '').trim() === String(n)", arg=[scope, last], timeout=30_000)
+    lab.wait_readout(page, scope, last)
     assert fill(12) == lab.CURRENT_FILL  # the exit
     figures["step_ms_back_at_end"] = lab.time_clicks(page, scope, "◀ back", STEPS_TIMED, -1)
 
-    # the slider's readout takes any visit: the middle of the walk
+    # the slider's readout takes any visit: the middle of the walk (typed once the slider
+    # followed the steps made in the browser: Python moves it a moment after them)
+    lab.wait_readout(page, scope, last - STEPS_TIMED)
     middle = (last + 1) // 2
     readout.click()
     page.keyboard.press("Control+A")

@@ -99,6 +99,7 @@ def test_each_control_shows_the_visit_python_says(session, expected):
 
     # the slider's readout takes any visit; the instruction box the next visit of an insn
     middle = len(walk) // 2
+    lab.wait_readout(page, lab.scope_of(loop), later[0])  # the slider followed the chain's moves
     loop.locator(".widget-readout").first.click()
     page.keyboard.press("Control+A")
     page.keyboard.type(str(middle))
