@@ -51,8 +51,9 @@ AHEAD_BATCH = 4
 # made by itself this long after the first of them, once for all (each update is work
 # for the browser while it steps).
 FOLLOW_S = 0.1
-# After a visit Python painted (a jump the browser did not hold), the visits ahead wait
-# this long: sent at once, they reach the browser before it painted the visit, and delay it.
+# After a visit Python painted (a jump the browser did not hold), the visits ahead but the
+# first batch wait this long: sent at once, they reach the browser before it painted the
+# visit, and delay it.
 PAINT_FIRST_S = 0.05
 
 
@@ -223,12 +224,8 @@ class VerifierStepper(w.VBox):
         self.step = step
         self._paint()  # the panes first: what a person waits for
         self._follow(step)
-        loop = _running_loop()
-        if loop is None:
-            self._send_ahead()
-        elif not self._more_ahead:  # once the browser painted this visit (its messages come first)
-            self._more_ahead = True
-            loop.call_later(PAINT_FIRST_S, self._send_ahead_later)
+        # the nearest visits now, the others once the browser painted this one
+        self._send_ahead(then=PAINT_FIRST_S)
 
     def _follow(self, step: int) -> None:
         """The controls follow visit ``step``: the slider, the instruction box, the buttons."""
@@ -343,11 +340,12 @@ class VerifierStepper(w.VBox):
             wanted.update(dict.fromkeys(around(end, AHEAD)))
         return list(wanted)
 
-    def _send_ahead(self) -> None:
+    def _send_ahead(self, then: float = 0.0) -> None:
         """Send the browser the visits it should hold and does not yet (and say which it
         may forget): a step or jump to one of them is painted without a round trip. A
         batch at a time, the most needed first, each in its own turn of the kernel's
-        event loop, so that a click that came meanwhile is answered before the rest."""
+        event loop, so that a click that came meanwhile is answered before the rest
+        (the next batch ``then`` seconds later)."""
         self._more_ahead = False
         if not self._browser:
             return
@@ -364,7 +362,7 @@ class VerifierStepper(w.VBox):
         self.panes.send_ahead(self._gen, made, drop)
         if len(batch) < len(new):
             self._more_ahead = True
-            loop.call_soon(self._send_ahead_later)
+            loop.call_later(then, self._send_ahead_later)
 
     def _send_ahead_later(self) -> None:
         if self._more_ahead:
