@@ -9,11 +9,14 @@ same graph text (the floor for the layout) and 100 ms, the usual limit for a
 response to feel immediate.
 
 In the browser (JupyterLab and headless Chromium, as tests/browser drives them): the
-first paint of ``VerifierStepper(result)`` after the cell starts and the time of a
-step from the click until the panes show it, on tests/large_fixtures/million.bpf.o
-(990,003 visits) beside tests/fixtures/loops.bpf.o's alu_loop_1000 (9,003) on the same
-page: the ratio is what the walk's size costs. Skipped, saying why, without
-Chromium or Playwright.
+first paint of ``VerifierStepper(result)`` after the cell starts and, for every control
+(next/back, "next visit of insn", the chain's buttons, the slider typed and dragged, the
+instruction box), the time from the click or Enter until the panes show the new visit,
+on tests/large_fixtures/million.bpf.o (990,003 visits) beside tests/fixtures/loops.bpf.o's
+alu_loop_1000 (9,003) on the same page; measured with the lab as jupyter_server sets it
+up (Nagle's algorithm on its kernel websocket) and with
+bpfnb.widgets.server.NoDelayKernelConnection. Skipped, saying why, without Chromium or
+Playwright.
 """
 
 from __future__ import annotations

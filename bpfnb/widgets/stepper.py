@@ -378,7 +378,7 @@ class VerifierStepper(w.VBox):
         follow, on the next turn of the event loop (several steps the browser made
         meanwhile are followed once, to the last)."""
         held = self._ahead.get(step)
-        if gen != self._gen or held is None:  # made for another chain
+        if gen != self._gen or held is None:  # made for another chain, or forgotten since
             self.show(step)
             return
         self.step = step
