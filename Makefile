@@ -21,7 +21,8 @@ setup: $(STAMP)
 # notebooks are saved without their outputs (the tree stays clean)
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) \
-		--FileContentsManager.pre_save_hook=bpfnb.examples.strip_outputs
+		--FileContentsManager.pre_save_hook=bpfnb.examples.strip_outputs \
+		--ServerApp.kernel_websocket_connection_class=bpfnb.widgets.server.NoDelayKernelConnection
 
 test: setup
 	$(PY) -m pytest -q
