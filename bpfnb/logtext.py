@@ -3,7 +3,9 @@ which lines are instructions, which are bookkeeping, and the error block."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from dataclasses import dataclass
 
 INSN_LINE = re.compile(r"^\d+: \([0-9a-f]{2}\)")
 TRAILER = ("processed ", "verification time", "stack depth", "max_states_per_insn")
@@ -69,3 +71,60 @@ def error_line(log: str) -> str | None:
     """The first line of the error block: the verifier's verdict in one line."""
     block = error_block(log)
     return block.splitlines()[0] if block else None
+
+
+# What changes from one load of the same program to the next, and so is no part of a
+# comparison of two logs: the kernel address an ``ld_imm64`` of a map, a map value or a
+# ksym becomes (and so the column the state after it starts at), and the verification
+# time (also where a message missing its newline runs into it).
+MAP_ADDRESS = re.compile(r"(\(18\) r\d+ = )0x[0-9a-f]+(?: +;)?")
+VERIFICATION_TIME = re.compile(r"verification time \d+ usec")
+
+
+def _blank_address(match: re.Match) -> str:
+    return match[1] + ("ADDR ;" if match[0].endswith(";") else "ADDR")
+
+
+def comparable_lines(log: str) -> list[str]:
+    """``log``'s lines with the map addresses and the verification time blanked."""
+    return [VERIFICATION_TIME.sub("verification time N usec", MAP_ADDRESS.sub(_blank_address, line))
+            for line in log.splitlines()]
+
+
+@dataclass(frozen=True)
+class LineComparison:
+    """Two logs side by side: how many of the reference's lines the other has in the
+    same order, and the first place they part (the line's index and both texts,
+    ``None`` past an end)."""
+
+    same: int
+    total: int  # lines of the reference
+    other_total: int
+    first_diff: tuple[int, str | None, str | None] | None = None
+
+    @property
+    def identical(self) -> bool:
+        return self.first_diff is None
+
+
+def compare_lines(reference: list[str], other: list[str]) -> LineComparison:
+    """Line-for-line comparison: the lines outside the common head and tail are
+    matched by ``difflib`` (no line is treated as junk, so a repeated line counts)."""
+    head = 0
+    for a, b in zip(reference, other, strict=False):
+        if a != b:
+            break
+        head += 1
+    if head == len(reference) == len(other):
+        return LineComparison(head, len(reference), len(other))
+    tail = 0
+    for a, b in zip(reversed(reference[head:]), reversed(other[head:]), strict=False):
+        if a != b:
+            break
+        tail += 1
+    middle_ref, middle_other = reference[head:len(reference) - tail], other[head:len(other) - tail]
+    matcher = difflib.SequenceMatcher(None, middle_ref, middle_other, autojunk=False)
+    inner = sum(block.size for block in matcher.get_matching_blocks())
+    at_ref = reference[head] if head < len(reference) else None
+    at_other = other[head] if head < len(other) else None
+    return LineComparison(head + inner + tail, len(reference), len(other), (head, at_ref, at_other))

@@ -1,5 +1,7 @@
 """bpfnb's verifier beside the running kernel's on one program: verdicts, the
-first error line, and the register/slot states both print on instruction lines.
+first error line, the register/slot states both print on instruction lines, and
+the whole log line for line (map addresses and the verification time aside:
+``logtext.comparable_lines``).
 
 A program the kernel *refuses* before verifying it (EPERM for fentry here, a map
 it cannot create) is not a reject: its ``kernel`` verdict is ``"refused"`` and it
@@ -12,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InternalError, KernelError
+from ..logtext import comparable_lines, compare_lines
 
 ACCEPT, REJECT, REFUSED, INTERNAL = "accept", "reject", "refused", "internal"
 # a message printed without its newline runs into the closing figures
@@ -36,6 +39,13 @@ class Agreement:
     our_processed: int | None = None
     states_same: int = 0
     states_total: int = 0  # states the kernel printed
+    log_lines_same: int = 0  # the kernel's log lines ours has, in order
+    log_lines_total: int = 0  # lines of the kernel's log
+    log_first_diff: tuple[int, str | None, str | None] | None = None  # line index, kernel's, ours
+
+    @property
+    def log_identical(self) -> bool:
+        return self.judged and self.ours != INTERNAL and self.log_first_diff is None
 
     @property
     def judged(self) -> bool:
@@ -89,14 +99,17 @@ def compare_with_kernel(prog, *, log_level: int = 2) -> Agreement:
     try:
         ours = verify(_as_loaded(prog), log_level=log_level)
     except InternalError as exc:
+        kernel_lines = comparable_lines(kernel_log)
         return Agreement(name, REFUSED if kernel_ok is None else (ACCEPT if kernel_ok else REJECT), INTERNAL,
-                         kernel_error, str(exc), our_error_insn=exc.insn)
+                         kernel_error, str(exc), our_error_insn=exc.insn, log_lines_total=len(kernel_lines),
+                         log_first_diff=(0, kernel_lines[0] if kernel_lines else None, None))
     if kernel_ok is None:
         return Agreement(name, REFUSED, ours.verdict, kernel_error, ours.error, our_error_insn=ours.error_insn,
                          our_processed=ours.processed)
     klog = KernelLog(kernel_log)
     theirs = printed_states(kernel_log)
+    lines = compare_lines(comparable_lines(kernel_log), comparable_lines(ours.log))
     return Agreement(
         name, ACCEPT if kernel_ok else REJECT, ours.verdict, None if kernel_ok else kernel_error,
         ours.error, None if kernel_ok else klog.error_insn, ours.error_insn, klog.processed, ours.processed,
-        len(theirs & printed_states(ours.log)), len(theirs))
+        len(theirs & printed_states(ours.log)), len(theirs), lines.same, lines.total, lines.first_diff)
