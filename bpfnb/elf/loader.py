@@ -398,10 +398,10 @@ class _Loader:
             values = {s.name: s["st_value"] for s in self.symbols if s["st_shndx"] == index and s.name}
             at = btf.record_offset(type_id)
             struct.pack_into("<I", raw, at + 8, sec["sh_size"])
-            for k, info in enumerate(t.vars):
-                name = btf.type(info.type).name
-                if name in values:
-                    struct.pack_into("<I", raw, at + 12 + 12 * k + 4, values[name])
+            placed = [(info.type, values.get(btf.type(info.type).name, info.offset), info.size) for info in t.vars]
+            # the kernel wants the variables in offset order (libbpf sorts them too)
+            for k, secinfo in enumerate(sorted(placed, key=lambda v: v[1])):
+                struct.pack_into("<III", raw, at + 12 + 12 * k, *secinfo)
             changed = True
         return Btf.from_bytes(bytes(raw), name=btf.name) if changed else btf
 

@@ -14,12 +14,21 @@ from .syscall import BPF_BTF_LOAD, BtfLoadAttr, bpf, errno_name
 
 FUNC_INFO = ctypes.c_uint32 * 2  # insn_off (in instructions), type_id
 LINE_INFO = ctypes.c_uint32 * 4  # insn_off, file_name_off, line_off, line << 10 | col
+BTF_LOG_SIZE = 1 << 24  # the log of a refused BTF: the last line says why
 
 
 def load_btf(raw: bytes, *, name: str = "BTF") -> int:
-    """Load BTF bytes; returns the fd. The kernel's BTF log is in the error."""
+    """Load BTF bytes; returns the fd. The kernel's BTF log is in the error.
+
+    Loaded without a log first: at log level 1 the kernel logs every type and fails
+    the load with ENOSPC when they do not fit, though it accepts the BTF itself. Only a
+    refusal is loaded again with a log, for its reason."""
     buf = ctypes.create_string_buffer(raw, len(raw))
-    log = ctypes.create_string_buffer(1 << 16)
+    try:
+        return bpf(BPF_BTF_LOAD, BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(raw)))
+    except OSError:
+        pass
+    log = ctypes.create_string_buffer(BTF_LOG_SIZE)
     attr = BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(raw), btf_log_buf=ctypes.addressof(log),
                        btf_log_size=len(log), btf_log_level=1)
     try:
