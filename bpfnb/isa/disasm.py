@@ -57,25 +57,25 @@ def _alu(insn: Insn) -> str:
 
 
 def _atomic(insn: Insn) -> str:
+    """As the kernel's ``print_bpf_insn`` prints an atomic: its registers are always
+    ``rN``, a 32-bit operation's too (llvm-objdump writes ``wN`` there)."""
     size = insn.code & 0x18
-    wide = size == op.BPF_DW
-    r = "r" if wide else "w"
+    wide = "64" if size == op.BPF_DW else ""
     ptr = f"({_SIZES[size]} *)(r{insn.dst} {insn.off:+d})"
     imm = insn.imm
     alu = imm & 0xF0
-    if imm in (op.BPF_ADD, op.BPF_AND, op.BPF_OR, op.BPF_XOR):
-        return f"lock *{ptr} {_ALU_OPS[imm]} {r}{insn.src}"
-    if imm & op.BPF_FETCH and alu in _ATOMIC_ALU:
-        return (
-            f"{r}{insn.src} = atomic{'64' if wide else ''}_fetch_{_ATOMIC_ALU[alu]}"
-            f"({ptr}, {r}{insn.src})"
-        )
-    if imm == op.BPF_XCHG:
-        return f"{r}{insn.src} = atomic{'64' if wide else ''}_xchg({ptr}, {r}{insn.src})"
+    if imm in _ATOMIC_ALU:
+        return f"lock *{ptr} {_ALU_OPS[imm]} r{insn.src}"
+    if alu in _ATOMIC_ALU and imm == alu | op.BPF_FETCH:
+        return f"r{insn.src} = atomic{wide}_fetch_{_ATOMIC_ALU[alu]}({ptr}, r{insn.src})"
     if imm == op.BPF_CMPXCHG:
-        return (
-            f"{r}0 = atomic{'64' if wide else ''}_cmpxchg({ptr}, {r}0, {r}{insn.src})"
-        )
+        return f"r0 = atomic{wide}_cmpxchg({ptr}, r0, r{insn.src})"
+    if imm == op.BPF_XCHG:
+        return f"r{insn.src} = atomic{wide}_xchg({ptr}, r{insn.src})"
+    if imm == op.BPF_LOAD_ACQ:
+        return f"r{insn.dst} = load_acquire(({_SIZES[size]} *)(r{insn.src} {insn.off:+d}))"
+    if imm == op.BPF_STORE_REL:
+        return f"store_release({ptr}, r{insn.src})"
     return f"BUG_atomic_{imm:02x}"
 
 
@@ -133,7 +133,7 @@ def format_insn(
         size = insn.code & 0x18
         if cls == op.BPF_STX and mode == op.BPF_MEM:
             body = f"{_mem(_SIZES[size], insn.dst, insn.off)} = r{insn.src}"
-        elif cls == op.BPF_STX and mode == op.BPF_ATOMIC and size in (op.BPF_W, op.BPF_DW):
+        elif cls == op.BPF_STX and mode == op.BPF_ATOMIC:
             body = _atomic(insn)
         elif cls == op.BPF_ST and mode == op.BPF_MEM:
             body = f"{_mem(_SIZES[size], insn.dst, insn.off)} = {insn.imm}"

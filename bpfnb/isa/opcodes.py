@@ -78,6 +78,9 @@ BPF_PROBE_MEMSX = 0x40
 BPF_FETCH = 0x01
 BPF_XCHG = 0xE0 | BPF_FETCH
 BPF_CMPXCHG = 0xF0 | BPF_FETCH
+# load-acquire and store-release (Linux 6.15): atomic modes of no ALU op
+BPF_LOAD_ACQ = 0x100
+BPF_STORE_REL = 0x110
 
 # src_reg of BPF_LD | BPF_IMM | BPF_DW (64-bit immediate pseudo kinds).
 BPF_PSEUDO_MAP_FD = 1
