@@ -15,6 +15,7 @@ from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
 from .btf_record import map_timer_off
+from .func_args import ARG_ANYTHING, ARG_PTR_TO_CTX, btf_prepare_func_args
 from .helper_availability import AVAILABLE
 from .helper_protos import helper_allowed, helper_proto, trampoline_helper
 from .kfuncs import check_kfunc_call, check_reference_leak
@@ -53,32 +54,6 @@ from .state import MAX_BPF_STACK, MISC, SPILL, ZERO, Frame, Slot, State, format_
 from .tnum import s64
 
 MAX_CALL_FRAMES = 8
-MAX_BPF_FUNC_REG_ARGS = 5
-BTF_SCALAR_KINDS = ("int", "enum", "enum64")
-ARG_ANYTHING, ARG_PTR_TO_CTX = "anything", "ptr_to_ctx"  # a static function's argument kinds
-# the context struct of each program type (include/linux/bpf_types.h) as a BPF program
-# names it, and the kernel struct it projects where the kernel accepts that name too
-_SKB_CTX = ("__sk_buff", "sk_buff")
-PROG_CTX_STRUCTS = {
-    **dict.fromkeys(("socket_filter", "sched_cls", "sched_act", "cgroup_skb", "lwt_in", "lwt_out", "lwt_xmit",
-                     "lwt_seg6local", "sk_skb", "flow_dissector"), _SKB_CTX),
-    "xdp": ("xdp_md", "xdp_buff"),
-    "cgroup_sock": ("bpf_sock",),
-    "cgroup_sock_addr": ("bpf_sock_addr",),
-    "sock_ops": ("bpf_sock_ops",),
-    "sk_msg": ("sk_msg_md",),
-    "sk_lookup": ("bpf_sk_lookup",),
-    "sk_reuseport": ("sk_reuseport_md",),
-    "perf_event": ("bpf_perf_event_data",),
-    "raw_tracepoint": ("bpf_raw_tracepoint_args",),
-    "raw_tracepoint_writable": ("bpf_raw_tracepoint_args",),
-    "cgroup_sysctl": ("bpf_sysctl",),
-    "cgroup_sockopt": ("bpf_sockopt",),
-    "cgroup_device": ("bpf_cgroup_dev_ctx",),
-    "kprobe": ("pt_regs",),
-}
-KPROBE_TYPES = ("kprobe",)
-KPROBE_CTX_TYPEDEF = "bpf_user_pt_regs_t"
 CALLER_SAVED = range(1, 6)
 BPF_REG_FP = 10
 MAX_ERRNO = 4095
@@ -652,19 +627,18 @@ def btf_check_subprog_call(env, caller, target: int) -> None:
     (``btf_check_func_arg_match``) and says so when they do not match (verification
     goes on); a prototype it cannot use or a mismatch makes the function's BTF
     unreliable, and later calls are not compared again."""
-    proto = env.subprogs.proto(target)
-    if proto is None or target in env.unreliable_subprogs:
+    if env.subprogs.proto(target) is None or target in env.unreliable_subprogs:
         return
-    args = btf_prepare_func_args(env, proto)
+    args = btf_prepare_func_args(env, target)
     if args is None:
         env.unreliable_subprogs.add(target)
         return
     for k, arg in enumerate(args):
         regno = k + 1
         reg = caller.regs[regno]
-        if arg == ARG_ANYTHING and reg.type != SCALAR:
+        if arg.type == ARG_ANYTHING and reg.type != SCALAR:
             env.log.verbose(f"R{regno} is not a scalar")
-        elif arg == ARG_PTR_TO_CTX and not _ctx_arg_matches(env, reg, regno, k):
+        elif arg.type == ARG_PTR_TO_CTX and not _ctx_arg_matches(env, reg, regno, k):
             pass
         else:
             continue
@@ -685,49 +659,6 @@ def _ctx_arg_matches(env, reg: Reg, regno: int, k: int) -> bool:
         env.log.verbose(f"arg#{k} expects pointer to ctx")
         return False
     return True
-
-
-def btf_prepare_func_args(env, proto) -> list[str] | None:
-    """What each argument of a static function must be, from its BTF prototype: a
-    scalar for an integer or enum, the context for a pointer to the program type's
-    context struct; None when the prototype has anything else (too many arguments, a
-    non-scalar return, another pointer), which the kernel does not say for a static
-    function."""
-    btf = env.prog.btf
-    if len(proto.params) > MAX_BPF_FUNC_REG_ARGS:
-        return None
-    if not proto.type or btf.type(btf.resolve(proto.type)).kind not in BTF_SCALAR_KINDS:
-        return None
-    args = []
-    for k, param in enumerate(proto.params):
-        t = btf.type(btf.resolve(param.type))
-        if t.kind == "ptr" and btf_is_prog_ctx_type(env, btf, t, k):
-            args.append(ARG_PTR_TO_CTX)
-        elif t.kind in BTF_SCALAR_KINDS:
-            args.append(ARG_ANYTHING)
-        else:
-            return None
-    return args
-
-
-def btf_is_prog_ctx_type(env, btf, ptr, k: int) -> bool:
-    """Whether the pointer type ``ptr`` points to the program type's context as
-    programs name it (or the kernel struct it is a projection of; for kprobes also
-    the ``bpf_user_pt_regs_t`` typedef)."""
-    prog_type = env.prog.type
-    type_id = btf.strip_modifiers(ptr.type)
-    target = btf.type(type_id) if type_id else None
-    if prog_type in KPROBE_TYPES and target is not None and target.kind == "typedef" \
-            and target.name == KPROBE_CTX_TYPEDEF:
-        return True
-    type_id = btf.resolve(ptr.type) if ptr.type else 0
-    target = btf.type(type_id) if type_id else None
-    if target is None or target.kind != "struct":
-        return False
-    if not target.name:
-        env.log.verbose(f"arg#{k} struct doesn't have a name")
-        return False
-    return target.name in PROG_CTX_STRUCTS.get(prog_type, ())
 
 
 def check_exit(env, state: State, i: int) -> int | None:

@@ -224,3 +224,56 @@ def check_ldimm64_targets(insns, reject) -> None:
     for i, insn in enumerate(insns):
         if insn.is_ld_imm64 and i + 1 in targets:
             raise reject(f"jump into the middle of ldimm64 insn {i}")
+
+
+@per_insns
+def compute_scc(insns) -> tuple[int, ...]:
+    """``compute_scc``: the strongly connected component (a loop) of every slot, numbered
+    from 1 as the kernel numbers them; 0 for a slot in no loop. A component counts when it
+    has two slots or more, jumps to itself, or is a call of a helper that calls a callback
+    (an implicit loop). Tarjan's algorithm as the kernel runs it without recursion: a DFS
+    from each unvisited slot in order, successors fall-through first, a component numbered
+    when its root is left."""
+    from .prune import prune_points
+
+    callback_calls = prune_points(insns)[3]
+    n = len(insns)
+    succ = [tuple(s for s in out if 0 <= s < n) for out in all_successors(insns)]
+    not_on_stack = n + 1
+    pre, low, scc = [0] * n, [0] * n, [0] * n
+    next_pre, next_scc = 1, 1
+    for root in range(n):
+        if pre[root]:
+            continue
+        stack: list[int] = []
+        dfs = [root]
+        while dfs:
+            w = dfs[-1]
+            if not pre[w]:
+                pre[w] = low[w] = next_pre
+                next_pre += 1
+                stack.append(w)
+            unvisited = next((s for s in succ[w] if not pre[s]), None)
+            # every visited successor lowers w's low before the first unvisited one is entered
+            for s in succ[w]:
+                if not pre[s]:
+                    break
+                low[w] = min(low[w], low[s])
+            if unvisited is not None:
+                dfs.append(unvisited)
+                continue
+            if low[w] < pre[w]:  # a slot above it on the stack is reachable: w stays
+                dfs.pop()
+                continue
+            assign = stack[-1] != w or w in succ[w] or w in callback_calls
+            while True:
+                t = stack.pop()
+                low[t] = not_on_stack
+                if assign:
+                    scc[t] = next_scc
+                if t == w:
+                    break
+            if assign:
+                next_scc += 1
+            dfs.pop()
+    return tuple(scc)

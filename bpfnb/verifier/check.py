@@ -22,8 +22,9 @@ from ..logtext import NOISE
 from .alu import check_alu_op
 from .attach import check_attach_btf_id
 from .calls import check_call, check_exit, optimize_bpf_loop
-from .cfg import check_cfg, check_subprogs, resolve_pseudo_ldimm64
+from .cfg import check_cfg, check_subprogs, compute_scc, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
+from .func_args import BTF_SCALAR_KINDS, btf_prepare_func_args
 from .insn_aux import InsnsCache
 from .jumps import check_cond_jmp_op
 from .kfuncs import add_kfunc_calls, kfunc_call_name
@@ -49,7 +50,6 @@ USEC_PER_SEC = 1_000_000
 MEMORY_CLASSES = (op.BPF_LDX, op.BPF_STX, op.BPF_ST)
 SHAPE_CHECKED = InsnsCache()  # instruction tuples check_subprogs and check_cfg passed
 UNMODELLED_TYPES = ("ext", "lsm", "syscall")
-SCALAR_KINDS = ("int", "enum", "enum64")
 
 
 def bpf_check(env: VerifierEnv) -> None:
@@ -77,7 +77,8 @@ def bpf_check(env: VerifierEnv) -> None:
         if log.level >= 2:
             for k, start in enumerate(starts):
                 log.verbose(f"func#{k} @{start}")
-            print_liveness(log, env.insns, env.liveness.live, call_name=lambda insn: kfunc_call_name(env, insn))
+            print_liveness(log, env.insns, env.liveness.live, call_name=lambda insn: kfunc_call_name(env, insn),
+                           scc=compute_scc(env.insns))
         btf_prepare_main_args(env)
         do_check(env)
         do_check_subprogs(env)
@@ -114,7 +115,7 @@ def print_verification_stats(env: VerifierEnv) -> None:
     explored = env.explored
     log = env.log
     log.verbose(f"verification time {env.time_us} usec")
-    log.verbose("stack depth " + "+".join(str(d) for d in env.stack_depths() or [env.stack_depth]))
+    log.verbose("stack depth " + "+".join(str(d) for d in env.printed_stack_depths() or [env.stack_depth]))
     log.verbose(f"processed {env.insn_processed} insns (limit {BPF_COMPLEXITY_LIMIT_INSNS}) max_states_per_insn "
                 f"{explored.max_states_per_insn} total_states {explored.total_states} "
                 f"peak_states {explored.peak_states} mark_read 0")
@@ -134,21 +135,12 @@ def verbose_linfo(env: VerifierEnv, insn_idx: int) -> None:
     env.prev_linfo = li
 
 
-MAX_BPF_FUNC_REG_ARGS = 5
-
-
 def btf_prepare_main_args(env: VerifierEnv) -> None:
-    """``btf_prepare_func_args`` for the main program: a global one whose BTF prototype a
-    global function could not have is said so (verification goes on, its BTF unreliable)."""
-    subprogs = env.subprogs
-    if not subprogs.is_global(0):
-        return
-    proto, btf, name = subprogs.proto(0), env.prog.btf, subprogs.name(0)
-    if len(proto.params) > MAX_BPF_FUNC_REG_ARGS:
-        env.log.verbose(f"Global function {name}() with {len(proto.params)} > {MAX_BPF_FUNC_REG_ARGS} args. "
-                        "Buggy compiler.")
-    elif not proto.type or btf.type(btf.resolve(proto.type)).kind not in SCALAR_KINDS:
-        env.log.verbose(f"Global function {name}() doesn't return scalar. Only those are supported.")
+    """``do_check_common`` for the main program: with BTF func info, its prototype is
+    prepared as a function's (``btf_prepare_func_args``, whose messages say what a
+    global function could not have); verification goes on either way."""
+    if env.subprogs.func_info(0)[0] is not None:
+        btf_prepare_func_args(env, 0)
 
 
 def do_check_subprogs(env: VerifierEnv) -> None:
@@ -180,7 +172,7 @@ def _check_global_subprog(env: VerifierEnv, start: int) -> None:
     btf = env.prog.btf
     for k, param in enumerate(proto.params if proto is not None else ()):
         t = btf.type(btf.resolve(param.type))
-        state.regs[k + 1] = scalar_reg() if t.kind in SCALAR_KINDS else Reg(PTR_TO_CTX, Scalar.const(0))
+        state.regs[k + 1] = scalar_reg() if t.kind in BTF_SCALAR_KINDS else Reg(PTR_TO_CTX, Scalar.const(0))
     env.stack.clear()
     env.validating_subprog = True
     do_check(env, state, start)
@@ -220,6 +212,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
             state, insn_idx, prev_insn = popped
             do_print_state = True
             continue
+        env.insn_seen[insn_idx] = 1
         if env.prune and env.explored.is_jmp_point(insn_idx):
             push_jmp_history(env, state)
         if log.level >= 2 and do_print_state:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..errors import InternalError
 from ..isa import Insn
 from .cfg import Subprogs
-from .liveness import compute_live_registers
+from .liveness import call_params, compute_live_registers
 from .log import Reject, VerifierLog
 from .progress import WalkProgress
 from .prune import ExploredStates
@@ -39,6 +39,7 @@ class VerifierEnv:
         self.cur_hist_ent = False  # the current instruction has its jump history entry already
         self.stack_depth = 0
         self.sub_stack_depth: dict[int, int] = {}  # function start -> its stack depth
+        self.insn_seen = bytearray(len(self.insns))  # insn_aux_data[].seen: walked on some path
         self.probe_mem: set[int] = set()  # loads the kernel turns into PROBE_MEM loads
         # bpf_tail_call sites: (map, constant key) while every visit agrees, None once not
         # (the kernel's map_key_state: such a call becomes a direct, patchable jump)
@@ -74,7 +75,7 @@ class VerifierEnv:
         """``compute_live_registers``: the registers live before each instruction (computed
         the first time pruning compares states, or the log prints it)."""
         if self._liveness is None:
-            self._liveness = compute_live_registers(self.insns)
+            self._liveness = compute_live_registers(self.insns, call_params(self.prog))
         return self._liveness
 
     # -- check_reg_arg ------------------------------------------------------------------
@@ -127,8 +128,18 @@ class VerifierEnv:
         self.sub_stack_depth[sub] = max(self.sub_stack_depth.get(sub, 0), depth)
 
     def stack_depths(self) -> list[int]:
-        """Per function, main program first (the log's ``stack depth``)."""
+        """Per function, main program first (what the JIT sizes each frame by)."""
         return [self.sub_stack_depth.get(start, 0) for start in self.subprogs.starts]
+
+    def printed_stack_depths(self) -> list[int]:
+        """The log's ``stack depth``: after an accept, without the functions no path
+        walked (``opt_remove_dead_code`` drops a function whose every instruction is
+        unseen before the kernel prints the figures)."""
+        starts = self.subprogs.starts
+        if self.error is None:
+            ends = [*starts[1:], len(self.insns)]
+            starts = [s for s, e in zip(starts, ends, strict=True) if any(self.insn_seen[s:e])]
+        return [self.sub_stack_depth.get(start, 0) for start in starts]
 
     def internal_error(self, exc: Exception) -> InternalError:
         return InternalError(f"{type(exc).__name__}: {exc}", self.insn_idx)

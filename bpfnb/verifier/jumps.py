@@ -85,9 +85,9 @@ def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
     # before the other side is copied, so both sides' histories have them
     linked: list[LinkedReg] = []
     if insn.uses_src_reg and src.type == SCALAR and src.id:
-        collect_linked_regs(state, src.id, linked)
+        collect_linked_regs(state, src.id, linked, env.liveness.live, i)
     if dst.type == SCALAR and dst.id:
-        collect_linked_regs(state, dst.id, linked)
+        collect_linked_regs(state, dst.id, linked, env.liveness.live, i)
     if len(linked) > 1:
         push_jmp_history(env, state, 0, tuple(linked))
     other = state.copy()
@@ -95,7 +95,7 @@ def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
     o_src = other.regs[insn.src] if insn.uses_src_reg else src.copy()
     t_src_reg = src if insn.uses_src_reg else src.copy()
     if dst.type == SCALAR and src.type == SCALAR:
-        reg_set_min_max(other, state, insn, o_dst, o_src, dst, t_src_reg, is_jmp32)
+        reg_set_min_max(other, state, insn, o_dst, o_src, dst, t_src_reg, is_jmp32, linked)
     elif dst.maybe_null and src.type == SCALAR and src.s.var_off.equals_const(0) and \
             opcode in (op.BPF_JEQ, op.BPF_JNE):
         null_side, ok_side = (other, state) if opcode == op.BPF_JEQ else (state, other)
@@ -111,7 +111,7 @@ def check_cond_jmp_op(env, state: State, insn: Insn, i: int) -> int:
 
 
 def reg_set_min_max(other: State, this: State, insn: Insn, o_dst: Reg, o_src: Reg, dst: Reg, src: Reg,
-                    is_jmp32: bool) -> None:
+                    is_jmp32: bool, linked: list[LinkedReg]) -> None:
     """Both sides of a scalar comparison learn its outcome (``other``: taken)."""
     opcode = insn.op
     refine(o_dst.s, o_src.s, opcode, is_jmp32)
@@ -120,12 +120,12 @@ def reg_set_min_max(other: State, this: State, insn: Insn, o_dst: Reg, o_src: Re
     refine(dst.s, src.s, REVERSE[opcode], is_jmp32)
     dst.s.sync()
     src.s.sync()
-    sync_linked_regs(other, o_dst)
+    # the kernel's order: the source's copies on both sides, then the destination's
     if insn.uses_src_reg:
-        sync_linked_regs(other, o_src)
-    sync_linked_regs(this, dst)
-    if insn.uses_src_reg:
-        sync_linked_regs(this, src)
+        sync_linked_regs(this, src, linked)
+        sync_linked_regs(other, o_src, linked)
+    sync_linked_regs(this, dst, linked)
+    sync_linked_regs(other, o_dst, linked)
 
 
 def is_branch_taken(dst: Reg, src: Reg, opcode: int, is_jmp32: bool) -> int:
@@ -146,12 +146,17 @@ def _regs_and_spills(frame) -> list[Reg]:
     return list(frame.regs) + [s.spilled for s in frame.stack.values() if s.is_spill and s.spilled]
 
 
-def collect_linked_regs(state: State, reg_id: int, linked: list[LinkedReg]) -> None:
-    """The scalar registers and spilled scalars sharing ``reg_id``, innermost frame
-    first (past LINKED_REGS_MAX the rest lose their id)."""
+def collect_linked_regs(state: State, reg_id: int, linked: list[LinkedReg], live_regs, insn_idx: int) -> None:
+    """The scalar registers live there and spilled scalars sharing ``reg_id``, innermost
+    frame first (past LINKED_REGS_MAX the rest lose their id). A register counts where
+    it is live before its frame's instruction: the jump's for the innermost frame, the
+    call's for a caller (``live_regs`` before each instruction)."""
     base_id = reg_id & ~BPF_ADD_CONST
-    for frame in reversed(state.frames):
-        candidates = [(r, reg, True) for r, reg in enumerate(frame.regs[:BPF_REG_FP])] + [
+    frames = state.frames
+    for depth in range(len(frames) - 1, -1, -1):
+        frame = frames[depth]
+        live = live_regs[insn_idx if depth == len(frames) - 1 else frames[depth + 1].callsite]
+        candidates = [(r, frame.regs[r], True) for r in range(BPF_REG_FP) if r in live] + [
             (spi, frame.stack[spi].spilled, False) for spi in sorted(frame.stack)
             if frame.stack[spi].is_spill and frame.stack[spi].spilled is not None]
         for index, reg, is_reg in candidates:
@@ -163,23 +168,25 @@ def collect_linked_regs(state: State, reg_id: int, linked: list[LinkedReg]) -> N
                 reg.id = 0
 
 
-def sync_linked_regs(state: State, known: Reg) -> None:
-    """Scalars sharing ``known``'s id (copies, or copies plus a constant) learn its range."""
+def sync_linked_regs(state: State, known: Reg, linked: list[LinkedReg]) -> None:
+    """The scalars ``collect_linked_regs`` found sharing ``known``'s id (copies, or copies
+    plus a constant) learn its range."""
     if known.type != SCALAR or not known.id:
         return
     base_id = known.id & ~BPF_ADD_CONST
-    for frame in state.frames:
-        for reg in _regs_and_spills(frame):
-            if reg is None or reg is known or reg.type != SCALAR or (reg.id & ~BPF_ADD_CONST) != base_id:
-                continue
-            reg.precise = known.precise  # copy_register_state
-            if not (reg.id & BPF_ADD_CONST) and not (known.id & BPF_ADD_CONST) or reg.off == known.off:
-                reg.s = known.s.copy()
-            else:
-                delta = Scalar.const((reg.off - known.off) & U64)
-                moved = known.s.copy()
-                moved.alu(op.BPF_ADD | op.BPF_X, delta, False)
-                reg.s = moved
+    for entry in linked:
+        frame = state.frames[entry.frameno]
+        reg = frame.regs[entry.index] if entry.is_reg else frame.stack[entry.index].spilled
+        if reg is None or reg is known or reg.type != SCALAR or (reg.id & ~BPF_ADD_CONST) != base_id:
+            continue
+        reg.precise = known.precise  # copy_register_state
+        if not (reg.id & BPF_ADD_CONST) and not (known.id & BPF_ADD_CONST) or reg.off == known.off:
+            reg.s = known.s.copy()
+        else:
+            delta = Scalar.const((reg.off - known.off) & U64)
+            moved = known.s.copy()
+            moved.alu(op.BPF_ADD | op.BPF_X, delta, False)
+            reg.s = moved
 
 
 def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:

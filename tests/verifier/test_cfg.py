@@ -14,7 +14,7 @@ from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
 from bpfnb.isa.flow import all_successors, function_starts, jump_target, successors
 from bpfnb.verifier.check import VerifierEnv, bpf_check
-from bpfnb.verifier.liveness import compute_live_registers
+from bpfnb.verifier.liveness import call_params, compute_live_registers
 from bpfnb.verifier.randprog import random_program, wide_program
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -67,4 +67,4 @@ def test_liveness_of_a_walk_that_compares_states_is_the_programs():
     env = VerifierEnv(prog, log_level=0, record_states=False)
     bpf_check(env)
     assert env.explored.total_states > 0
-    assert env._liveness is compute_live_registers(prog.insns)
+    assert env._liveness is compute_live_registers(prog.insns, call_params(prog))
