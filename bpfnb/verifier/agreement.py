@@ -4,7 +4,7 @@ the whole log line for line (map addresses and the verification time aside:
 ``logtext.comparable_lines``).
 
 A program the kernel *refuses* before verifying it (EPERM for fentry here, a map
-it cannot create) is not a reject: its ``kernel`` verdict is ``"refused"`` and it
+it cannot create, ENOTSUPP with no word and no instruction processed) is not a reject: its ``kernel`` verdict is ``"refused"`` and it
 is counted apart. An ``InternalError`` of ours is ``"internal"``.
 """
 
@@ -60,6 +60,16 @@ class Agreement:
         return self.verdict_agrees and self.kernel_error == self.our_error
 
 
+def refused_before_verifying(loaded) -> bool:
+    """The kernel failed the load without a word and verified no instruction (``processed 0
+    insns``): e.g. ``check_struct_ops_btf_id`` returns ENOTSUPP for a struct_ops program
+    without its struct before the walk. That is a refusal, not a verifier's reject."""
+    from ..kernel.log import KernelLog
+    from ..logtext import error_line as log_error_line
+
+    return not loaded.ok and log_error_line(loaded.log) is None and KernelLog(loaded.log).processed in (0, None)
+
+
 def printed_states(log: str) -> set[tuple[int, str, str]]:
     """(insn, register/slot, value) printed on instruction lines; precision marks ignored."""
     from ..kernel.log import KernelLog
@@ -94,6 +104,8 @@ def compare_with_kernel(prog, *, log_level: int = 2) -> Agreement:
     try:
         with load(prog, log_level=log_level) as loaded:
             kernel_ok, kernel_error, kernel_log = loaded.ok, error_line(loaded.error), loaded.log
+            if refused_before_verifying(loaded):
+                kernel_ok = None
     except KernelError as exc:
         kernel_ok, kernel_error, kernel_log = None, str(exc), ""
     try:

@@ -45,9 +45,30 @@ NORETURN_DENY = ("__ia32_sys_exit", "__ia32_sys_exit_group", "__kunit_abort", "k
 NON_SLEEPABLE_ERROR_INJECT = ("__filemap_add_folio", "should_fail_alloc_page", "should_failslab")
 
 
-def check_attach_btf_id(env) -> None:
-    """Reject a fentry/fexit/fmod_ret program whose target the kernel would refuse."""
+# license_is_gpl_compatible
+GPL_COMPATIBLE_LICENSES = ("GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL", "Dual MIT/GPL",
+                           "Dual MPL/GPL")
+
+
+def check_struct_ops_btf_id(env) -> None:
+    """A struct_ops program needs a GPL-compatible license and the kernel struct it implements
+    a member of. Without one the kernel refuses it with ENOTSUPP and says nothing (its log
+    ends with ``processed 0 insns``: no instruction is verified); bpfnb says why."""
     prog = env.prog
+    if prog.license not in GPL_COMPATIBLE_LICENSES:
+        raise Reject("struct ops programs must have a GPL compatible license")
+    if not prog.attach_btf_id:
+        raise Reject(f"bpfnb: struct_ops program {prog.name} implements no member of a struct the kernel BTF "
+                     "has (the kernel refuses it with ENOTSUPP before verifying it)")
+
+
+def check_attach_btf_id(env) -> None:
+    """Reject a fentry/fexit/fmod_ret program whose target the kernel would refuse (and a
+    struct_ops program without its struct: ``check_struct_ops_btf_id``)."""
+    prog = env.prog
+    if prog.type == "struct_ops":
+        check_struct_ops_btf_id(env)
+        return
     if prog.type != "tracing" or prog.expected_attach_type not in TRAMPOLINE_ATTACH:
         return
     btf = prog.kernel_btf

@@ -43,14 +43,13 @@ from .regstate import (
     PTR_TO_SOCKET,
     PTR_TO_STACK,
     PTR_TO_TCP_SOCK,
-    PTR_TO_XDP_SOCK,
     SCALAR,
     SOCK_TYPES,
     Reg,
     scalar_reg,
 )
 from .scalar import S64_MAX, S64_MIN, Scalar
-from .state import MAX_BPF_STACK, MISC, SPILL, ZERO, Frame, Slot, State, format_frame
+from .state import INVALID, MAX_BPF_STACK, MISC, SPILL, ZERO, Frame, Slot, State, format_frame
 from .tnum import s64
 
 MAX_CALL_FRAMES = 8
@@ -203,10 +202,7 @@ def helper_return(env, proto, meta: CallArgMeta) -> Reg:
         m = meta.map
         if m is not None and m.type in ARRAY_MAPS and meta.const_key is not None and meta.const_key < m.max_entries:
             return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m)  # an array slot that exists: never NULL
-        if m is not None and m.type == "xskmap":
-            return Reg(PTR_TO_XDP_SOCK, Scalar.const(0), maybe_null=True, id=env.new_id())
-        if m is not None and m.type in SOCK_MAPS:
-            return Reg(PTR_TO_SOCKET, Scalar.const(0), maybe_null=True, id=env.new_id())
+        # an xskmap's or sockmap's value is a socket once the NULL check passes (mark_ptr_or_null_reg)
         return Reg(PTR_TO_MAP_VALUE, Scalar.const(0), map=m, maybe_null=True, id=env.new_id())
     if proto.ret in SOCKET_RETURNS:
         return Reg(SOCKET_RETURNS[proto.ret], Scalar.const(0), maybe_null=True, id=env.new_id())
@@ -375,8 +371,8 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
             slot = frame.stack.setdefault(spi, Slot())
             if write:
                 env.log.scratch_slots.add(spi)
-                if slot.is_spill:
-                    slot.types = [MISC if x == SPILL else x for x in slot.types]
+                if slot.is_spill:  # a byte written over a spill scrubs the whole slot (check_stack_write)
+                    slot.types = [MISC if x != INVALID else x for x in slot.types]
                     slot.spilled = None
                 slot.types[(-addr - 1) % BPF_REG_SIZE] = MISC
         env.update_stack_depth(-base, frame)  # bytes a helper writes count, as grow_stack_state does

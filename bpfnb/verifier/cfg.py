@@ -230,13 +230,10 @@ def check_ldimm64_targets(insns, reject) -> None:
 def compute_scc(insns) -> tuple[int, ...]:
     """``compute_scc``: the strongly connected component (a loop) of every slot, numbered
     from 1 as the kernel numbers them; 0 for a slot in no loop. A component counts when it
-    has two slots or more, jumps to itself, or is a call of a helper that calls a callback
-    (an implicit loop). Tarjan's algorithm as the kernel runs it without recursion: a DFS
-    from each unvisited slot in order, successors fall-through first, a component numbered
-    when its root is left."""
-    from .prune import prune_points
-
-    callback_calls = prune_points(insns)[3]
+    has two slots or more or jumps to itself (6.18.44 does not count a call of a helper that
+    calls a callback, as later kernels do: measured on cilium's subprog_reloc). Tarjan's
+    algorithm as the kernel runs it without recursion: a DFS from each unvisited slot in
+    order, successors fall-through first, a component numbered when its root is left."""
     n = len(insns)
     succ = [tuple(s for s in out if 0 <= s < n) for out in all_successors(insns)]
     not_on_stack = n + 1
@@ -265,7 +262,7 @@ def compute_scc(insns) -> tuple[int, ...]:
             if low[w] < pre[w]:  # a slot above it on the stack is reachable: w stays
                 dfs.pop()
                 continue
-            assign = stack[-1] != w or w in succ[w] or w in callback_calls
+            assign = stack[-1] != w or w in succ[w]
             while True:
                 t = stack.pop()
                 low[t] = not_on_stack

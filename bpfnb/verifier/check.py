@@ -21,6 +21,7 @@ from ..isa.flow import jump_target
 from ..logtext import NOISE
 from .alu import check_alu_op
 from .attach import check_attach_btf_id
+from .btf_access import check_pseudo_btf_id
 from .calls import check_call, check_exit, optimize_bpf_loop
 from .cfg import check_cfg, check_subprogs, compute_scc, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
@@ -48,6 +49,7 @@ from .state import State, format_frame, initial_state
 
 USEC_PER_SEC = 1_000_000
 MEMORY_CLASSES = (op.BPF_LDX, op.BPF_STX, op.BPF_ST)
+LD_IMM64 = op.BPF_LD | op.BPF_IMM | op.BPF_DW
 SHAPE_CHECKED = InsnsCache()  # instruction tuples check_subprogs and check_cfg passed
 UNMODELLED_TYPES = ("ext", "lsm", "syscall")
 
@@ -66,17 +68,20 @@ def bpf_check(env: VerifierEnv) -> None:
         shape_checked = SHAPE_CHECKED.get(env.insns, False)
         if not shape_checked:
             add_kfunc_calls(env)  # the kernel BTF is the machine's: checked once per instructions too
+        starts = env.subprogs.starts
+        if log.level >= 2:  # add_subprog_and_kfunc's last words
+            for k, start in enumerate(starts):
+                log.verbose(f"func#{k} @{start}")
+        if not shape_checked:
             check_subprogs(env.insns, env.subprogs, Reject)
         check_attach_btf_id(env)
         resolve_pseudo_ldimm64(env.insns, getattr(env.prog, "maps", ()), Reject)
+        check_pseudo_btf_ids(env)
         if not shape_checked:
             check_cfg(env.insns, Reject)
             SHAPE_CHECKED.put(env.insns, True)
-        starts = env.subprogs.starts
         env.live_stack = LiveStack(env.insns, env.subprogs, env.explored.points, log)
         if log.level >= 2:
-            for k, start in enumerate(starts):
-                log.verbose(f"func#{k} @{start}")
             print_liveness(log, env.insns, env.liveness.live, call_name=lambda insn: kfunc_call_name(env, insn),
                            scc=compute_scc(env.insns))
         btf_prepare_main_args(env)
@@ -135,6 +140,18 @@ def verbose_linfo(env: VerifierEnv, insn_idx: int) -> None:
     env.prev_linfo = li
 
 
+def check_pseudo_btf_ids(env: VerifierEnv) -> None:
+    """``resolve_pseudo_ldimm64``'s ``check_pseudo_btf_id``: every ``ld_imm64`` of a kernel
+    object by BTF id, reachable or not, names one the kernel can place, before the walk
+    (which loads the register found here: ``env.pseudo_btf_regs``)."""
+    insns = env.insns
+    for i, insn in enumerate(insns):
+        if insn.code == LD_IMM64 and insn.src == op.BPF_PSEUDO_BTF_ID and i + 1 < len(insns):
+            key = (insn.imm, insns[i + 1].imm)
+            if key not in env.pseudo_btf_regs:
+                env.pseudo_btf_regs[key] = check_pseudo_btf_id(env, *key)
+
+
 def btf_prepare_main_args(env: VerifierEnv) -> None:
     """``do_check_common`` for the main program: with BTF func info, its prototype is
     prepared as a function's (``btf_prepare_func_args``, whose messages say what a
@@ -167,6 +184,7 @@ def _check_global_subprog(env: VerifierEnv, start: int) -> None:
     env.log.verbose(f"Validating {name}() func#{index}...")
     state = initial_state()
     state.frame.subprog = start
+    state.first_insn_idx = start  # its jump history, and so its backtracking, starts here
     state.regs[1] = Reg()
     proto = subprogs.proto(start)
     btf = env.prog.btf

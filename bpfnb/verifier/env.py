@@ -39,7 +39,8 @@ class VerifierEnv:
         self.cur_hist_ent = False  # the current instruction has its jump history entry already
         self.stack_depth = 0
         self.sub_stack_depth: dict[int, int] = {}  # function start -> its stack depth
-        self.insn_seen = bytearray(len(self.insns))  # insn_aux_data[].seen: walked on some path
+        self.insn_seen = bytearray(len(self.insns))
+        self.pseudo_btf_regs: dict = {}  # (btf id, btf fd) of an ld_imm64 -> its register (check_pseudo_btf_ids)  # insn_aux_data[].seen: walked on some path
         self.probe_mem: set[int] = set()  # loads the kernel turns into PROBE_MEM loads
         # bpf_tail_call sites: (map, constant key) while every visit agrees, None once not
         # (the kernel's map_key_state: such a call becomes a direct, patchable jump)
@@ -156,10 +157,15 @@ class VerifierEnv:
         self.stack.append((state, insn, from_insn, len(self.log.lines), self.cur_prev_step,
                            None if async_cb else self.explored.checkpoints))
 
+    def _scc_exit(self, kept) -> None:
+        from .prune import maybe_exit_scc
+
+        maybe_exit_scc(self, kept)
+
     def pop_stack(self) -> tuple[State, int, int] | None:
         """The current path ended: the next pushed path (state, insn, the branch it came
         from), or None when done."""
-        self.explored.path_ended()
+        self.explored.path_ended(self._scc_exit if self.log.level >= 2 else None)
         if not self.stack:
             return None
         state, insn, from_insn, log_pos, prev_step, self.explored.checkpoints = self.stack.pop()

@@ -33,6 +33,7 @@ from .regstate import (
     PTR_TO_SOCKET,
     PTR_TO_STACK,
     PTR_TO_TCP_SOCK,
+    PTR_TO_XDP_SOCK,
     SCALAR,
     Reg,
     const_reg,
@@ -205,6 +206,13 @@ def mark_ptr_or_null_regs(state: State, pid: int, *, is_null: bool) -> None:
                 if reg.type == PTR_TO_MAP_VALUE and reg.map is not None and reg.map.inner is not None:
                     # a map of maps' value is its inner map: a map pointer now
                     reg.type, reg.map = CONST_PTR_TO_MAP, inner_map_meta(reg.map)
+                elif reg.type == PTR_TO_MAP_VALUE and reg.map is not None and reg.map.type in MAP_VALUE_SOCKETS:
+                    # an xskmap's or sockmap's value is the socket it holds
+                    reg.type, reg.map = MAP_VALUE_SOCKETS[reg.map.type], None
+
+
+# the register a looked-up value of these maps becomes after its NULL check
+MAP_VALUE_SOCKETS = {"xskmap": PTR_TO_XDP_SOCK, "sockmap": PTR_TO_SOCKET, "sockhash": PTR_TO_SOCKET}
 
 
 @functools.cache

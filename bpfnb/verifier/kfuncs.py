@@ -469,8 +469,8 @@ def check_mem_reg(env, state, regno: int, reg: Reg, size: int) -> None:
     kfunc_mem_access(env, state, regno, reg, size)
 
 
-def kfunc_mem_access(env, state, regno: int, reg: Reg, size: int) -> None:
-    """``check_helper_mem_access`` for reading, then writing, as a kfunc's memory."""
+def kfunc_mem_access(env, state, regno: int, reg: Reg, size: int, writes=(False, True)) -> None:
+    """``check_helper_mem_access`` for reading, then writing (``writes``), as a kfunc's memory."""
     from .calls import check_helper_mem_access
 
     if reg.type == PTR_TO_CTX and size:
@@ -488,18 +488,21 @@ def kfunc_mem_access(env, state, regno: int, reg: Reg, size: int) -> None:
     if reg.maybe_null:  # checked as if not NULL; the register itself stays as it is
         mem = reg.copy()
         mem.maybe_null = False
-    check_helper_mem_access(env, state, regno, mem, size, write=False)
-    check_helper_mem_access(env, state, regno, mem, size, write=True)
+    for write in writes:
+        check_helper_mem_access(env, state, regno, mem, size, write=write)
 
 
 def check_kfunc_mem_size_reg(env, state, regno: int, size_reg: Reg) -> None:
-    """``check_kfunc_mem_size_reg``: the size argument bounds the memory before it (zero allowed)."""
-    if size_reg.s.smin < 0:
-        raise Reject(f"R{regno} min value is negative, either use unsigned or 'var &= const'")
-    if size_reg.s.umax >= BPF_MAX_VAR_SIZ:
-        raise Reject(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
-    kfunc_mem_access(env, state, regno - 1, state.regs[regno - 1], size_reg.s.umax)
-    mark_chain_precision(env, state, regno)
+    """``check_kfunc_mem_size_reg``: the size argument bounds the memory before it (zero
+    allowed), checked as ``check_mem_size_reg`` checks it for reading and again for writing
+    (each ends marking the size precise: the log shows the backtracking twice)."""
+    for write in (False, True):
+        if size_reg.s.smin < 0:
+            raise Reject(f"R{regno} min value is negative, either use unsigned or 'var &= const'")
+        if size_reg.s.umax >= BPF_MAX_VAR_SIZ:
+            raise Reject(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
+        kfunc_mem_access(env, state, regno - 1, state.regs[regno - 1], size_reg.s.umax, writes=(write,))
+        mark_chain_precision(env, state, regno)
 
 
 # -- the return ----------------------------------------------------------------------------

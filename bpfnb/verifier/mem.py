@@ -500,7 +500,9 @@ def check_ld_imm(env, state: State, insn: Insn, i: int) -> None:
         env.write_reg(state, insn.dst, reg)
         return
     if insn.src == op.BPF_PSEUDO_BTF_ID:
-        env.write_reg(state, insn.dst, check_pseudo_btf_id(env, insn.imm, second.imm))
+        kept = env.pseudo_btf_regs.get((insn.imm, second.imm))
+        env.write_reg(state, insn.dst, kept.copy() if kept is not None else check_pseudo_btf_id(env, insn.imm,
+                                                                                               second.imm))
         return
     if insn.src == op.BPF_PSEUDO_FUNC:
         env.write_reg(state, insn.dst, check_pseudo_func(env, pseudo_func_target(insn, i)))

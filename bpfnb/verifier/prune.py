@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..isa import opcodes as op
 from ..isa.helpers import BpfFunc
+from .cfg import compute_scc
 from .insn_aux import per_insns
 from .log import Reject
 from .precision import (
@@ -138,6 +139,8 @@ class ExploredStates:
         self.total_states = self.peak_states = self.max_states_per_insn = 0
         self.explored_states_size = self.free_list_size = 0
         self.prev_jmps_processed = self.prev_insn_processed = 0
+        # bpf_scc_visit: the entry state of each loop the walk is in, by its call chain
+        self.scc_visits: dict[tuple[int, ...], StateList | None] = {}
 
     def is_prune_point(self, insn_idx: int) -> bool:
         return insn_idx in self.points
@@ -173,14 +176,17 @@ class ExploredStates:
         if self.checkpoints is not None:
             self.checkpoints.branches += 1
 
-    def path_ended(self) -> None:
+    def path_ended(self, on_done=None) -> None:
         """``update_branch_counts``: the current path ended (exit or pruned); a kept state
-        no path descends from any more leaves the path (and the free list)."""
+        no path descends from any more leaves the path (and the free list), after
+        ``on_done(kept)`` (``maybe_exit_scc``)."""
         sl = self.checkpoints
         while sl is not None:
             sl.branches -= 1
             if sl.branches:
                 break
+            if on_done is not None:
+                on_done(sl)
             if sl.in_free_list:
                 sl.in_free_list = False
                 self.free_list_size -= 1
@@ -247,7 +253,60 @@ def is_state_visited(env, state: State, insn_idx: int) -> bool:
     if add_new_state:
         mark_all_scalars_imprecise(state)  # the kept copy starts imprecise: its descendants decide
         explored.keep(state, insn_idx, head, env.jmps_processed, env.insn_processed)
+        if env.log.level >= 2:
+            maybe_enter_scc(env, explored.checkpoints)
     return False
+
+
+# -- loops: the kept state a walk entered each strongly connected component with -----------
+def compute_scc_callchain(env, sl: StateList) -> tuple[int, ...] | None:
+    """``compute_scc_callchain``: the call sites down to the first frame whose instruction
+    is in a loop, and that loop's number; None when no frame's is."""
+    scc = compute_scc(env.insns)
+    frames = sl.state.frames
+    callsites = []
+    for depth in range(len(frames)):
+        insn_idx = sl.insn_idx if depth == len(frames) - 1 else frames[depth + 1].callsite
+        if scc[insn_idx]:
+            return (*callsites, scc[insn_idx])
+        if depth == len(frames) - 1:
+            return None
+        callsites.append(insn_idx)
+    return None
+
+
+def format_callchain(callchain: tuple[int, ...]) -> str:
+    """``(callsite,...,scc)``: the call sites up to the first zero, then the loop."""
+    *callsites, scc = callchain
+    shown = []
+    for site in callsites:
+        if not site:
+            break
+        shown.append(str(site))
+    return "(" + "".join(f"{site}," for site in shown) + f"{scc})"
+
+
+def maybe_enter_scc(env, sl: StateList) -> None:
+    """A state kept inside a loop whose visit has no entry state yet becomes it (printed at
+    log level 2 as ``SCC enter``)."""
+    callchain = compute_scc_callchain(env, sl)
+    if callchain is None:
+        return
+    visits = env.explored.scc_visits
+    if visits.get(callchain) is None:
+        visits[callchain] = sl
+        env.log.verbose(f"SCC enter {format_callchain(callchain)}")
+
+
+def maybe_exit_scc(env, sl: StateList) -> None:
+    """The loop's entry state has no path left below it: the visit ends (``SCC exit``).
+    (The kernel then propagates precision over the loop's back edges, which bpfnb does
+    not model: its pruning compares loops without them.)"""
+    callchain = compute_scc_callchain(env, sl)
+    if callchain is None or env.explored.scc_visits.get(callchain) is not sl:
+        return
+    env.log.verbose(f"SCC exit {format_callchain(callchain)}")
+    env.explored.scc_visits[callchain] = None
 
 
 def _hit(env, sl: StateList, old: State, state: State, insn_idx: int) -> bool:
