@@ -25,6 +25,7 @@ from .mem import (
     BPF_F_RDONLY_PROG,
     check_ctx_pointer_unmodified,
     check_map_access,
+    check_packet_access,
     check_ptr_alignment,
     stack_frame,
 )
@@ -351,7 +352,12 @@ def check_btf_id_arg(env, regno: int, reg: Reg, wanted: str) -> None:
         raise Reject("\n".join([*lines, f"R{regno} is of type {got} but {wanted} is expected"]))
 
 
-def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, *, write: bool) -> None:
+def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, *, write: bool,
+                            raw_mode: bool = True) -> None:
+    """Memory a helper (or kfunc) reads or writes. A helper's uninitialized-memory argument
+    (``raw_mode``) is written byte by byte as stores are (``check_mem_access``: the slots
+    show as scratched); other writes clobber the stack in ``check_stack_range_initialized``,
+    which marks nothing for the log."""
     t = reg.type
     if t == PTR_TO_STACK:
         base = reg.off + s64(reg.s.value) if reg.s.var_off.is_const else reg.off
@@ -370,7 +376,8 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
             spi = (-addr - 1) // BPF_REG_SIZE
             slot = frame.stack.setdefault(spi, Slot())
             if write:
-                env.log.scratch_slots.add(spi)
+                if raw_mode:
+                    env.log.scratch_slots.add(spi)
                 if slot.is_spill:  # a byte written over a spill scrubs the whole slot (check_stack_write)
                     slot.types = [MISC if x != INVALID else x for x in slot.types]
                     slot.spilled = None
@@ -380,10 +387,8 @@ def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, 
     if t == PTR_TO_MAP_VALUE and not reg.maybe_null:
         check_map_access(regno, reg, reg.off, max(size, 1), write, timer_off=map_timer_off(env.prog, reg.map))
         return
-    if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
-        if reg.off + size > reg.range:
-            raise Reject(f"invalid access to packet, off={reg.off} size={size}, R{regno}(id={reg.id},"
-                         f"off={reg.off},r={reg.range})")
+    if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):  # its two lines, as a load's (check_packet_access)
+        check_packet_access(regno, reg, reg.off, size, zero_size_ok=True)
         return
     if t == PTR_TO_MEM and not reg.maybe_null:
         return

@@ -223,6 +223,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
                 else:
                     log.verbose(f"{insn_idx}: safe")
             env.record(state, insn_idx, "pruned", "safe: the state is within one already verified here")
+            env.end_path()  # update_branch_counts (SCC exits) before the live stack update
             env.live_stack.update(state)
             popped = env.pop_stack()
             if popped is None:
@@ -251,6 +252,7 @@ def do_check(env: VerifierEnv, state: State | None = None, start: int = 0) -> No
         env.live_stack.commit_write_marks()
         env.insn_idx = None
         if result is None:  # the path ended
+            env.end_path()  # update_branch_counts (SCC exits) before the live stack update
             env.live_stack.update(state)
             popped = env.pop_stack()
             if popped is None:

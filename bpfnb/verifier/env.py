@@ -162,10 +162,13 @@ class VerifierEnv:
 
         maybe_exit_scc(self, kept)
 
-    def pop_stack(self) -> tuple[State, int, int] | None:
-        """The current path ended: the next pushed path (state, insn, the branch it came
-        from), or None when done."""
+    def end_path(self) -> None:
+        """``update_branch_counts``: the current path ended (call before ``pop_stack``)."""
         self.explored.path_ended(self._scc_exit if self.log.level >= 2 else None)
+
+    def pop_stack(self) -> tuple[State, int, int] | None:
+        """After ``end_path``: the next pushed path (state, insn, the branch it came from),
+        or None when done."""
         if not self.stack:
             return None
         state, insn, from_insn, log_pos, prev_step, self.explored.checkpoints = self.stack.pop()

@@ -489,7 +489,7 @@ def kfunc_mem_access(env, state, regno: int, reg: Reg, size: int, writes=(False,
         mem = reg.copy()
         mem.maybe_null = False
     for write in writes:
-        check_helper_mem_access(env, state, regno, mem, size, write=write)
+        check_helper_mem_access(env, state, regno, mem, size, write=write, raw_mode=False)
 
 
 def check_kfunc_mem_size_reg(env, state, regno: int, size_reg: Reg) -> None:

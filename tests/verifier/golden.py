@@ -5,7 +5,8 @@ still compare bpfnb's verifier with Linux's.
 {"verdict", "error", "error_insn"}}}`` (``fixtures.json`` also the register and slot
 values the kernel printed on instruction lines, ``"states": [[insn, name, value], ...]``;
 ``logs.json`` the whole log-level-2 log of a few fixtures, line by line, with what differs
-from load to load taken out: the map addresses of ``ld_imm64`` and the verification time).
+from load to load taken out: the map addresses of ``ld_imm64`` and the verification time,
+as ``bpfnb.logtext.comparable_lines`` blanks them).
 The generated-program files (``btf_generated``, ``raw_tp_generated``,
 ``fentry_generated``) also keep the programs themselves and the SHA-256 of the kernel
 BTF they were generated from (``read_for_btf`` skips where this machine's differs);
@@ -21,7 +22,6 @@ import hashlib
 import json
 import os
 import pathlib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -29,16 +29,14 @@ import pytest
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("BPFNB_UPDATE_GOLDEN") == "1"
-MAP_ADDRESS = re.compile(r"(\(18\) r\d+ = )0x[0-9a-f]+")
-# the kernel pads an instruction's text to a column; bpfnb's column may differ by a space
-BEFORE_STATE = re.compile(r" +; ")
-VERIFICATION_TIME = "verification time "
 
 
 def comparable_log_lines(log: str) -> list[str]:
-    """A log's lines without what changes from one load to the next."""
-    return [BEFORE_STATE.sub(" ; ", MAP_ADDRESS.sub(r"\1ADDR", line)) for line in log.splitlines()
-            if not line.startswith(VERIFICATION_TIME)]
+    """A log's lines without what changes from one load to the next (the map addresses
+    and the column after them, the verification time: ``bpfnb.logtext.comparable_lines``)."""
+    from bpfnb.logtext import comparable_lines
+
+    return comparable_lines(log)
 
 
 def kernel_log_lines(prog) -> list[str]:

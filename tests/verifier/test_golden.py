@@ -96,8 +96,12 @@ def test_golden_files_are_the_running_kernels(which):
 
 
 # fixtures whose whole kernel log (level 2) is kept: source lines, calls of static
-# functions (their BTF prototypes checked once), the liveness table
-LOG_FIXTURES = ("subprog_args",)
+# functions (their BTF prototypes checked once), the liveness table (subprog_args); one
+# program per family of log lines bpfnb once printed otherwise (log_lines: atomics,
+# btf_prepare_func_args of the main program, SCC numbers and enter/exit lines, dead
+# functions in "stack depth", helpers the type may not call, xskmap values, a helper's
+# write over a spill); kfunc memory arguments checked twice (kfuncs)
+LOG_FIXTURES = ("subprog_args", "log_lines", "kfuncs")
 
 
 def _log_fixture_programs() -> dict:

@@ -172,4 +172,5 @@ def test_without_the_trace_the_verdict_log_and_facts_are_the_same():
 
             assert (bare.ok, bare.error, log(bare), bare.processed, bare.probe_mem, bare.stack_depths) == \
                 (full.ok, full.error, log(full), full.processed, full.probe_mem, full.stack_depths), prog.name
-            assert len(full.trace) > 0 and len(bare.trace) == 0
+            # a program refused before its walk (a ksym the kernel cannot place) has no steps
+            assert (len(full.trace) > 0 or full.processed == 0) and len(bare.trace) == 0
