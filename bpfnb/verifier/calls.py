@@ -591,12 +591,11 @@ def verbose_invalid_scalar(reg: Reg, wanted: tuple[int, int], where: str, name: 
 
 
 # The kernel widens the scalars no decision depended on, which it learns by backtracking
-# every decision to the values it came from (mark_chain_precision). bpfnb's precision is
-# one step deep, so widening by it forgets values the kernel keeps: a for_each_map_elem
-# callback doing `ctx->seen++; return ctx->seen >= 8;` converged here and was accepted,
-# where the kernel keeps `seen` precise and rejects the program ("The sequence of 8193
-# jumps is too complex."). Off until precision backtracks as the kernel's does.
-WIDEN_IMPRECISE_SCALARS = False
+# every decision to the values it came from (mark_chain_precision). Off while bpfnb's
+# precision was one step deep (widening then forgot values the kernel keeps); on since
+# precision backtracks through the jump history and the kept states as the kernel's does:
+# the callback fixtures' logs, processed counts and states equal the kernel's with it.
+WIDEN_IMPRECISE_SCALARS = True
 
 
 def widen_imprecise_scalars(env, state: State, insn_idx: int) -> None:
