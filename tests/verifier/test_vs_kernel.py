@@ -38,13 +38,9 @@ def _compare(prog):
 # programs of the loader's fixtures whose verdict ours does not reach yet (the
 # kernel accepts each): checked to still differ, so the entry goes when it is fixed
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
-# programs whose verdict agrees but fewer than 90% of the printed values: the values measured
+# programs whose verdict agrees but not every printed value: the values measured
 # against Linux 6.18 (same, total) and why
-STATE_GAPS: dict[tuple[str, str], tuple[int, int, str]] = {
-    ("callbacks.bpf.o", "loop_sum"): (126, 143, "the kernel widens the callback's running total at the call site "
-                                                "(widen_imprecise_scalars); bpfnb does not widen until its precision "
-                                                "backtracks as the kernel's does"),
-}
+STATE_GAPS: dict[tuple[str, str], tuple[int, int, str]] = {}  # none since callbacks widen (loop_sum 143/143)
 
 
 @pytest.mark.kernel
@@ -69,7 +65,7 @@ def test_objects_verdicts_errors_and_states(path):
             measured_same, measured_total, _why = STATE_GAPS[path.name, prog.name]
             assert (total, same >= measured_same) == (measured_total, True), f"{prog.name}: {same}/{total}"
             continue
-        assert same >= 0.9 * total, f"{prog.name}: {same}/{total} states agree"
+        assert same == total, f"{prog.name}: {same}/{total} states agree"
     if gaps:
         pytest.xfail("; ".join(gaps))
 
