@@ -29,6 +29,7 @@ ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
 CHAIN_REACH = 20_000
 SEARCH_WINDOW = 1_024  # the first window visit_from reads (then twice as many each time)
 PATH_CHUNK = 16_384  # steps whose distinct instructions and pairs path_pairs keeps together
+PATH_BASES = 64  # the paths up to a chunk's start that path_pairs keeps (the oldest go first)
 
 
 # one visit of an instruction: the verifier's own ``Step`` (regs/stack are the state after it)
@@ -117,6 +118,7 @@ class Walk:
         self._depths = None  # per step, made once
         self._effects: dict[int, tuple[set, set]] = {}  # per instruction
         self._chunks: dict[int, tuple] = {}  # path_pairs' distinct instructions and pairs per chunk
+        self._path_bases: dict[tuple[int, int], tuple] = {}  # path_pairs' paths up to a chunk's start
         # the verifier's columnar trace stays as it is (steps built when read); its columns
         # answer the questions over every visit without building them
         self.columns = visits.columns() if hasattr(visits, "columns") else None
@@ -342,48 +344,81 @@ class Walk:
     def path_pairs(self, step: int):
         """The instructions on the path to ``step`` and the pairs ``(a, b)`` of
         instructions run one after the other on it, each once, as two sorted numpy
-        arrays (a pair coded ``a * len(insns) + b``). From the trace's columns, run by
-        run, each long run through what ``PATH_CHUNK`` steps at a time visit (kept once
-        made): what the CFG highlights, in time that does not grow with the path."""
+        arrays (a pair coded ``a * len(insns) + b``). From the trace's columns: what the
+        path holds up to the start of the ``PATH_CHUNK`` steps ``step`` falls in is made
+        once (each long run through what whole chunks visit, kept once made), the steps
+        of that chunk are counted: what the CFG highlights, in time that does not grow
+        with the path, and a step beside the last one costs a count of its chunk."""
+        import numpy as np
+
+        runs = self._runs(step)
+        first, last = runs[0]
+        tail = max(first, last // PATH_CHUNK * PATH_CHUNK)  # the latest run's steps in step's chunk
+        key = (first, tail)
+        base = self._path_bases.get(key)
+        if base is None:
+            parts = [part for run_first, run_last in runs[1:] for part in self._run_parts(run_first, run_last)]
+            parts += self._run_parts(first, tail - 1)  # nothing when the run starts in this chunk
+            on_path = np.unique(np.concatenate([p[0] for p in parts] + [np.zeros(0, dtype=np.int64)]))
+            taken = np.unique(np.concatenate([p[1] for p in parts] + [self._entered(s) for s, _ in runs]))
+            if len(self._path_bases) >= PATH_BASES:
+                self._path_bases.pop(next(iter(self._path_bases)))
+            base = self._path_bases[key] = (on_path, taken)
+        insns, pairs = self._distinct(tail, max(tail, first + 1), last + 1)
+        return np.union1d(base[0], insns), np.union1d(base[1], pairs)
+
+    def _entered(self, first: int):
+        """The pair of the step into a run (its first step) from the step that pushed it."""
         import numpy as np
 
         insn, prev = self.columns["insn"], self.columns["prev"]
+        if prev[first] < 0:
+            return np.zeros(0, dtype=np.int64)
+        return np.array([int(insn[prev[first]]) * len(self.prog.insns) + int(insn[first])], dtype=np.int64)
+
+    def _run_parts(self, first: int, last: int) -> list[tuple]:
+        """The distinct instructions and pairs of steps ``first``..``last`` of one run,
+        as a few arrays (whole chunks from the kept ones; the pair into the run is
+        ``_entered``'s)."""
         count = len(self.prog.insns)
-        on_path, taken = [], []
-        for first, last in self._runs(step):
-            later = first // PATH_CHUNK + 1  # whole chunks start after the run's first step
-            head = min(last + 1, later * PATH_CHUNK)
-            on_path.append(insn[first:head])
-            taken.append(_pairs(insn, first + 1, head, count))  # the run's first step came from elsewhere
-            whole = range(later, max(later, (last + 1) // PATH_CHUNK))
-            for chunk in whole:
-                insns, pairs = self._chunk(chunk, count)
-                on_path.append(insns)
-                taken.append(pairs)
-            tail = max(head, whole.stop * PATH_CHUNK) if whole else head
-            on_path.append(insn[tail:last + 1])
-            taken.append(_pairs(insn, tail, last + 1, count))
-            if prev[first] >= 0:  # the step into this run from the one that pushed it
-                taken.append(np.array([int(insn[prev[first]]) * count + int(insn[first])], dtype=np.int64))
-        return np.unique(np.concatenate(on_path)), np.unique(np.concatenate(taken))
+        if last < first:
+            return []
+        later = first // PATH_CHUNK + 1  # whole chunks start after the run's first step
+        head = min(last + 1, later * PATH_CHUNK)
+        parts = [self._distinct(first, first + 1, head)]  # the run's first step came from elsewhere
+        whole = range(later, max(later, (last + 1) // PATH_CHUNK))
+        parts += [self._chunk(chunk, count) for chunk in whole]
+        after = max(head, whole.stop * PATH_CHUNK) if whole else head
+        parts.append(self._distinct(after, after, last + 1))
+        return parts
 
     def _chunk(self, chunk: int, count: int):
         """The distinct instructions of steps ``chunk * PATH_CHUNK`` up to the next chunk,
         and the distinct pairs (each step with the one before it), made once."""
-        import numpy as np
-
         made = self._chunks.get(chunk)
         if made is None:
             start = chunk * PATH_CHUNK
-            insn = self.columns["insn"]
-            before, after = insn[start - 1:start + PATH_CHUNK - 1], insn[start:start + PATH_CHUNK]
-            # counted, not sorted: most pairs fall through (b = a + 1), the others are few
-            falls = after == before + 1
-            fall = np.flatnonzero(np.bincount(before[falls], minlength=count)).astype(np.int64)
-            jumps = np.unique(before[~falls].astype(np.int64) * count + after[~falls])
-            made = self._chunks[chunk] = (np.flatnonzero(np.bincount(after, minlength=count)),
-                                          np.concatenate([fall * count + fall + 1, jumps]))
+            made = self._chunks[chunk] = self._distinct(start, start, start + PATH_CHUNK)
         return made
+
+    def _distinct(self, first: int, pairs_from: int, end: int):
+        """The distinct instructions of steps ``first``..``end - 1`` and the distinct pairs
+        of steps ``pairs_from``..``end - 1`` with the step before each (in step order),
+        counted, not sorted: most pairs fall through (b = a + 1), the others are few."""
+        import numpy as np
+
+        insn, count = self.columns["insn"], len(self.prog.insns)
+        end = min(end, len(insn))
+        pairs_from = max(pairs_from, 1)
+        insns = np.flatnonzero(np.bincount(insn[first:end], minlength=count)) if end > first \
+            else np.zeros(0, dtype=np.int64)
+        if end <= pairs_from:
+            return insns, np.zeros(0, dtype=np.int64)
+        before, after = insn[pairs_from - 1:end - 1], insn[pairs_from:end]
+        falls = after == before + 1
+        fall = np.flatnonzero(np.bincount(before[falls], minlength=count)).astype(np.int64)
+        jumps = np.unique(before[~falls].astype(np.int64) * count + after[~falls])
+        return insns, np.concatenate([fall * count + fall + 1, jumps])
 
     def path_start(self, step: int) -> int:
         """The first step of the path that led to ``step``."""
@@ -497,16 +532,6 @@ class Walk:
             s = v.prev
         chain.append(Origin(-1, -1, name, "entry"))
         return chain
-
-
-def _pairs(insn, start: int, end: int, count: int):
-    """The pair codes ``insn[k - 1] * count + insn[k]`` of the steps ``k`` in start..end - 1."""
-    import numpy as np
-
-    start = max(start, 1)
-    if end <= start:
-        return np.zeros(0, dtype=np.int64)
-    return insn[start - 1:end - 1].astype(np.int64) * count + insn[start:end]
 
 
 def _canon(name: str) -> str:
