@@ -283,15 +283,19 @@ def _backtrack_jmp(env, insn, idx: int, subseq_idx: int, hist: HistEntry | None,
         if bt.reg_mask & args_mask:
             raise VerifierBug(f"backtracking call unexpected regs {bt.reg_mask:x}")
     elif insn.op == op.BPF_EXIT:
-        # backwards into the function that returned to subseq_idx: the instruction
-        # after a call, or the helper that called a callback (r1-r5 are its business)
-        if subseq_idx >= 0 and is_sync_callback_calling_insn(env.insns[subseq_idx]):
-            for r in ARG_REGS:
-                bt.clear_reg(r)
-        if bt.reg_mask & args_mask:
+        # backwards into the function that returned to subseq_idx. A function returns
+        # to the instruction after its call: its caller's r1-r5 were found before the
+        # call already, and r0 goes back into it. A callback returns to the helper
+        # that called it: r0 is the helper's business, and the caller's r1-r5 (the
+        # helper's arguments, bpf_loop's count, its callback's context) stay asked for
+        # in the caller's frame while the walk goes on through the callback's body
+        # back to the helper call, then on before it in the caller. That is the rule of
+        # the running 6.18.44 (and of Debian's 6.12 sources); the upstream tree clears
+        # r1-r5 here instead (when calls_callback(subseq_idx)) and stops sooner.
+        from_subprog_call = subseq_idx >= 1 and env.insns[subseq_idx - 1].is_pseudo_call
+        if from_subprog_call and bt.reg_mask & args_mask:
             raise VerifierBug(f"backtracking exit unexpected regs {bt.reg_mask:x}")
-        # r0 goes back from a function; a callback's r0 is the helper's business
-        r0_precise = subseq_idx >= 1 and env.insns[subseq_idx - 1].is_pseudo_call and bt.is_reg_set(BPF_REG_0)
+        r0_precise = from_subprog_call and bt.is_reg_set(BPF_REG_0)
         bt.clear_reg(BPF_REG_0)
         bt.subprog_enter()
         if r0_precise:

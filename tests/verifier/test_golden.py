@@ -100,7 +100,8 @@ def test_golden_files_are_the_running_kernels(which):
 # program per family of log lines bpfnb once printed otherwise (log_lines: atomics,
 # btf_prepare_func_args of the main program, SCC numbers and enter/exit lines, dead
 # functions in "stack depth", helpers the type may not call, xskmap values, a helper's
-# write over a spill); kfunc memory arguments checked twice (kfuncs)
+# write over a spill, precision backtracked through a callback's exit and body);
+# kfunc memory arguments checked twice (kfuncs)
 LOG_FIXTURES = ("subprog_args", "log_lines", "kfuncs")
 
 

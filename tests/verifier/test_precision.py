@@ -167,3 +167,58 @@ def test_corpus_programs_walk_as_many_instructions_as_the_kernel(table):
         result = verify(prog, log_level=0, trace=False)
         assert result.ok, f"{obj}:{name}: {result.error}"
         assert result.processed == table[(obj, name)], f"{obj}:{name} (Linux {KERNEL_VERSION})"
+
+
+BPF_LOOP = 181
+# backtrack_insn across a callback's exit: main calls bpf_loop (1) whose callback is
+# 3-4; then a static function call (5) returning to 6, the function at 7-8
+CALLBACK_AND_CALL = (
+    _alu_k(op.BPF_MOV, 4, 0),  # 0: bpf_loop's flags
+    Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, BPF_LOOP),  # 1
+    Insn(op.BPF_JMP | op.BPF_EXIT),  # 2
+    _alu_k(op.BPF_MOV, 0, 0),  # 3: the callback
+    Insn(op.BPF_JMP | op.BPF_EXIT),  # 4
+    Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_CALL, 0, 1),  # 5: calls 7
+    _alu_k(op.BPF_ADD, 0, 1),  # 6
+    _alu_k(op.BPF_MOV, 0, 1),  # 7: the static function
+    Insn(op.BPF_JMP | op.BPF_EXIT),  # 8
+)
+
+
+def _backtrack_env():
+    from types import SimpleNamespace
+
+    from bpfnb.verifier.log import VerifierLog
+
+    return SimpleNamespace(insns=CALLBACK_AND_CALL, log=VerifierLog(0))
+
+
+def test_the_helpers_arguments_stay_asked_for_through_a_callbacks_body():
+    """Linux 6.18's backtrack_insn: at a callback's exit (subseq_idx the helper call)
+    the caller's r1-r5 stay set, the walk enters the callback's frame, and leaves it
+    at the helper call with them still asked for (the callback_exit_precision log)."""
+    from bpfnb.verifier.precision import BacktrackState, backtrack_insn
+
+    env, bt = _backtrack_env(), BacktrackState(0)
+    bt.set_reg(1)
+    bt.set_reg(4)
+    backtrack_insn(env, 4, 1, None, bt)  # the callback's exit, walked back into
+    assert (bt.frame, bt.reg_masks[0], bt.reg_masks[1], bt.empty()) == (1, 0b10010, 0, False)
+    backtrack_insn(env, 3, 4, None, bt)
+    backtrack_insn(env, 1, 3, None, bt)  # the helper call, reached from the callback
+    assert (bt.frame, bt.reg_mask) == (0, 0b10010)
+    backtrack_insn(env, 0, 1, None, bt)  # r4 = 0 ends r4's chain
+    assert bt.reg_mask == 0b10
+
+
+def test_a_functions_exit_with_its_callers_arguments_asked_for_is_a_verifier_bug():
+    from bpfnb.verifier.precision import BacktrackState, VerifierBug, backtrack_insn
+
+    env, bt = _backtrack_env(), BacktrackState(0)
+    bt.set_reg(0)
+    backtrack_insn(env, 8, 6, None, bt)  # r0 goes back into the function
+    assert (bt.frame, bt.reg_masks[0], bt.reg_masks[1]) == (1, 0, 0b1)
+    bt = BacktrackState(0)
+    bt.set_reg(2)
+    with pytest.raises(VerifierBug, match="backtracking exit unexpected regs 4"):
+        backtrack_insn(env, 8, 6, None, bt)
