@@ -239,6 +239,30 @@ class CfgView:
     def _cells(self, insn: int, part: str) -> str:
         return f"#a_{self.scope}i{insn} {part},#a_{self.scope}t{insn} {part}"
 
+    # The browser marks the current instruction with classes rather than rules (a changed
+    # style sheet costs the page a style recalculation over all its sheets per step): the
+    # rows and the block below get these classes; ``current_rules`` styles them, once.
+    CURRENT_CLASS, CURRENT_BLOCK_CLASS = "cur", "cur-block"
+
+    def current_rules(self) -> str:
+        """Style rules, sent once, for the classes the browser sets on the current
+        instruction's cells and block: the same look as ``rules(current=...)``, and
+        more specific than every rule ``rules`` makes (one id, a class and two types)."""
+        p, cur, block = self.scope, self.CURRENT_CLASS, self.CURRENT_BLOCK_CLASS
+        return (f"#{p}graph g.{cur} polygon{{fill:{CURRENT}}}\n"
+                f"#{p}graph g.{cur} text{{opacity:1}}\n"
+                f"#{p}graph g.{block}>polygon{{stroke:{CURRENT_BLOCK};stroke-width:3}}\n")
+
+    def cell_ids(self, insn: int) -> list[str]:
+        """The ids of instruction ``insn``'s cells (its number and its text)."""
+        return [f"a_{self.scope}i{insn}", f"a_{self.scope}t{insn}"]
+
+    def block_ids(self) -> list[str]:
+        """Per instruction, the id of its basic block's group ("" for none: the second
+        half of a 16-byte load)."""
+        return [f"{self.scope}b{self._block_of[i]}" if i in self._block_of else ""
+                for i in range(len(self.prog.insns))]
+
     def svg(self, **highlight) -> str:
         """The SVG with a step's highlighting (``rules``) in a ``<style>`` block, nothing re-laid."""
         return self._head + "<style>" + self.rules(**highlight) + "</style>" + self._rest

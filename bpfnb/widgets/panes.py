@@ -32,6 +32,7 @@ import traitlets
 
 # the keys the stepper answers (see VerifierStepper.KEYS)
 ESM = r"""
+const SHOWN_MS = 100;  // Python hears of the visits painted here at most this often while stepping
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
                       "e", "v", "b", "n", "p", "Escape"]);
 // what the stepper's buttons (by their class) and keys do to the current visit, when
@@ -94,6 +95,20 @@ function render({ model, el }) {
   root.append(css, style, state, right);
   el.appendChild(root);
 
+  // the current instruction's cells and block in the CFG are marked here, by classes
+  let marked = [];
+  const markCfg = () => {
+    for (const [element, name] of marked) element.classList.remove(name);
+    marked = [];
+    const insn = (/t(\d+)$/.exec(model.get("cfg_follow")) || [])[1];
+    if (insn === undefined) return;
+    const scope = model.get("scope");
+    for (const [id, name] of [[`a_${scope}i${insn}`, "cur"], [`a_${scope}t${insn}`, "cur"],
+                              [model.get("cfg_blocks")[insn], "cur-block"]]) {
+      const element = id && cfg.querySelector("#" + CSS.escape(id));
+      if (element) { element.classList.add(name); marked.push([element, name]); }
+    }
+  };
   // the current line is marked here: stepping sends its number, not the stream again
   const markCurrent = () => {
     const old = listing.querySelector(".ln.cur");
@@ -115,8 +130,9 @@ function render({ model, el }) {
   const paint = {
     state: () => { state.innerHTML = model.get("state"); },
     listing: () => { listing.innerHTML = model.get("listing"); markCurrent(); },
-    cfg_style: () => { style.textContent = model.get("cfg_style"); },
-    cfg: () => { cfg.innerHTML = model.get("cfg"); cfg.style.display = model.get("cfg") ? "" : "none"; },
+    // a style sheet set again costs a style recalculation over the page's sheets: only a new one
+    cfg_style: () => { const rules = model.get("cfg_style"); if (style.textContent !== rules) style.textContent = rules; },
+    cfg: () => { cfg.innerHTML = model.get("cfg"); cfg.style.display = model.get("cfg") ? "" : "none"; marked = []; markCfg(); },
     css: () => { css.textContent = model.get("css"); },
     legend: () => { legend.innerHTML = model.get("legend"); },
   };
@@ -127,7 +143,7 @@ function render({ model, el }) {
     const when = name === "listing" ? (then) => requestAnimationFrame(() => setTimeout(then, 0)) : (then) => then();
     model.on("change:" + name, () => when(() => { fn(); later(); }));
   }
-  model.on("change:cfg_follow", later);
+  model.on("change:cfg_follow", () => { markCfg(); later(); });
   model.on("change:listing_current", () => { markCurrent(); later(); });
   // an output scrolled into view, or a notebook tab shown, lays the panes out late
   const resized = new ResizeObserver(later);
@@ -143,6 +159,31 @@ function render({ model, el }) {
     for (const step of message.drop) ahead.delete(step);
     for (const [step, visit] of Object.entries(message.visits)) ahead.set(Number(step), visit);
   });
+  // Python hears of the visits painted here at once, then at most every SHOWN_MS while
+  // the steps go on (the last one when they pause): each message costs the kernel a
+  // busy/idle round and this page the updates of the kernel's status. Whatever else is
+  // sent, and any click or key in the stepper, goes after the visit shown last.
+  let unsaid = null, saying = null;
+  const flushShown = () => {
+    if (unsaid !== null) { model.send(unsaid); unsaid = null; }
+  };
+  const tellShown = (message) => {
+    unsaid = message;
+    if (saying !== null) return;
+    const say = () => {
+      saying = null;
+      if (unsaid === null) return;
+      flushShown();
+      saying = setTimeout(say, SHOWN_MS);
+    };
+    say();
+  };
+  const send = (message) => { flushShown(); model.send(message); };
+  const onPointer = (event) => {
+    const host = el.closest(".bpfnb-stepper") || root;
+    if (event.target instanceof Element && host.contains(event.target)) flushShown();
+  };
+  window.addEventListener("pointerdown", onPointer, true);
   // where the moves lead from visit ``k`` (see MOVES)
   const at = (k) => {
     const error = model.get("error_step"), held = ahead.get(k);
@@ -158,7 +199,7 @@ function render({ model, el }) {
     // set here only: Python sets its traits the same from what it sent (``painted``)
     model.set({ state: visit.state, listing_current: step, cfg_style: visit.cfg_style,
                 cfg_follow: model.get("cfg") ? `a_${model.get("scope")}t${visit.insn}` : "" });
-    model.send({ kind: "shown", step, gen });
+    tellShown({ kind: "shown", step, gen });
     if (host) {  // the buttons as Python will set them (it moves the slider and the box)
       for (const [name, off] of [["bpfnb-back", step === 0], ["bpfnb-first", false], ["bpfnb-next", step === last],
                                  ["bpfnb-again", visit.again === null]]) {
@@ -176,7 +217,7 @@ function render({ model, el }) {
     const step = to(k, at(k));
     if (step === undefined) return false;
     const clamped = Math.max(0, Math.min(step, last));
-    if (clamped !== k && !move(clamped)) model.send({ kind: "step", step: clamped });
+    if (clamped !== k && !move(clamped)) send({ kind: "step", step: clamped });
     return true;
   };
   // the stepper's own buttons (ipywidgets): taken here, before their view
@@ -185,6 +226,7 @@ function render({ model, el }) {
     const host = el.closest(".bpfnb-stepper");
     const button = event.target instanceof Element && event.target.closest("button");
     if (!host || !button || !host.contains(button)) return;
+    flushShown();  // a click Python answers acts from the visit shown last
     const name = Object.keys(MOVES).find((c) => button.classList.contains(c));
     if (!name || button.disabled) return;
     if (go(MOVES[name])) {
@@ -204,19 +246,19 @@ function render({ model, el }) {
     const operand = target.closest("[data-name]");
     if (operand && root.contains(operand)) {
       const step = operand.closest("[data-step]");  // a stream line, or a register row
-      model.send({ kind: "operand", step: Number(step.dataset.step), name: operand.dataset.name });
+      send({ kind: "operand", step: Number(step.dataset.step), name: operand.dataset.name });
       return;
     }
     const line = target.closest("[data-step]");
     if (line && root.contains(line)) {
-      model.send({ kind: "step", step: Number(line.dataset.step) });
+      send({ kind: "step", step: Number(line.dataset.step) });
       return;
     }
     const row = target.closest("g[id^='a_']");
     if (row && cfg.contains(row)) {
       event.preventDefault();  // the cell's xlink:href would move the page
       const match = row.id.match(/[it](\d+)$/);
-      if (match) model.send({ kind: "insn", insn: Number(match[1]) });
+      if (match) send({ kind: "insn", insn: Number(match[1]) });
     }
   });
 
@@ -226,17 +268,20 @@ function render({ model, el }) {
     const host = el.closest(".bpfnb-stepper") || root;
     const target = event.target;
     if (!(target instanceof Element) || !host.contains(target)) return;
+    flushShown();  // a key typed in the instruction box acts from the visit shown last
     if (target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) return;
     if (event.ctrlKey || event.metaKey || event.altKey || !KEYS.has(event.key)) return;
     event.preventDefault();
     event.stopPropagation();
     if (MOVES[event.key] && go(MOVES[event.key])) return;
-    model.send({ kind: "key", key: event.key });
+    send({ kind: "key", key: event.key });
   };
   window.addEventListener("keydown", onKey, true);
   return () => {
     window.removeEventListener("keydown", onKey, true);
     window.removeEventListener("click", onButton, true);
+    window.removeEventListener("pointerdown", onPointer, true);
+    clearTimeout(saying);
     resized.disconnect();
   };
 }
@@ -269,6 +314,9 @@ class StepperPanes(anywidget.AnyWidget):
     cfg = traitlets.Unicode("").tag(sync=True)  # the SVG, laid out once
     cfg_style = traitlets.Unicode("").tag(sync=True, echo_update=False)  # the current step's highlighting
     cfg_follow = traitlets.Unicode("").tag(sync=True, echo_update=False)  # id of the CFG row kept in view
+    # per instruction, the id of its block in the CFG ("": none), sent once: the browser
+    # marks the current instruction's cells and block with classes (CfgView.current_rules)
+    cfg_blocks = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
     def __init__(self, on_message, **kwargs):
         super().__init__(**kwargs)

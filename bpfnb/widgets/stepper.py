@@ -169,13 +169,16 @@ class VerifierStepper(w.VBox):
                              (self.again, "again"), (self.to_error, "error"), (self.chain_next, "chain-next"),
                              (self.chain_back, "chain-back")):
             button.add_class(f"bpfnb-{name}")  # the panes move on these without Python (see panes.py)
-        self.panes = StepperPanes(self._message, scope=self.scope, css=_css(self.scope), last=max(n - 1, 0),
+        self.panes = StepperPanes(self._message, scope=self.scope, last=max(n - 1, 0),
+                                  css=_css(self.scope) + (self.cfg.current_rules() if self.cfg else ""),
                                   cfg=self.cfg.base_svg if self.cfg else "",
+                                  cfg_blocks=self.cfg.block_ids() if self.cfg else [],
                                   legend=legend_html(max(walk.visit_counts().values(), default=0))
                                   if self.cfg else "",
                                   error_step=walk.error_step if walk.error_step is not None else -1)
         self._more_ahead = False  # a turn of the event loop will send the next batch
         self._following = False  # a turn of the event loop will follow the browser's last step
+        self._showing = False  # a turn of the event loop will follow the visit Python painted
 
         self.first.on_click(lambda _: self.show(0))
         self.back.on_click(lambda _: self.show(self.step - 1))
@@ -222,9 +225,22 @@ class VerifierStepper(w.VBox):
             return
         step = max(0, min(step, len(self.walk) - 1))
         self.step = step
-        self._paint()  # the panes first: what a person waits for
-        self._follow(step)
-        # the nearest visits now, the others once the browser painted this one
+        self._paint_visit()  # the visit's panes first, alone: what a person waits for
+        loop = _running_loop()
+        if loop is None:
+            self._after_show()
+        elif not self._showing:  # the rest once that message is out (for the latest visit shown)
+            self._showing = True
+            loop.call_soon(self._after_show)
+
+    def _after_show(self) -> None:
+        """What follows a visit Python painted: the stream's lines, the chain's buttons,
+        the controls, then the visits ahead (the nearest now, the others once the browser
+        painted this one)."""
+        self._showing = False
+        self.panes.listing = self.stream.html(self.step, self.chain, mark_current=False)  # sent when it changes
+        self._paint_chain()
+        self._follow(self.step)
         self._send_ahead(then=PAINT_FIRST_S)
 
     def _follow(self, step: int) -> None:
@@ -246,18 +262,31 @@ class VerifierStepper(w.VBox):
         """What the panes show at visit ``step`` (but the stream's lines): the state pane,
         the instruction, the CFG's rules."""
         return {"state": self.panel_html(step), "insn": self.walk.insn_of(step),
-                "cfg_style": self.cfg.rules(**self._highlight(step)) if self.cfg is not None else ""}
+                "cfg_style": self._cfg_style(step)}
 
-    def _paint(self) -> None:
+    def _cfg_style(self, step: int) -> str:
+        """The CFG's rules at visit ``step`` as the browser holds them: all but the current
+        instruction's, which it marks with classes (``CfgView.current_rules``), so that
+        steps through a loop leave the style sheet as it is."""
+        if self.cfg is None:
+            return ""
+        return self.cfg.rules(**{**self._highlight(step), "current": None})
+
+    def _paint_visit(self) -> None:
+        """The current visit's state pane, its line and the CFG's highlighting, in one message."""
         step = self.step
         visit = self._visit_panes(step)
         with self.panes.hold_sync():
             self.panes.state = visit["state"]
-            self.panes.listing = self.stream.html(step, self.chain, mark_current=False)  # sent when it changes
             self.panes.listing_current = step
             if self.cfg is not None:
                 self.panes.cfg_style = visit["cfg_style"]
                 self.panes.cfg_follow = self.cfg.row_id(visit["insn"])
+
+    def _paint(self) -> None:
+        """The current visit's panes, the stream's lines and the chain's buttons."""
+        self._paint_visit()
+        self.panes.listing = self.stream.html(self.step, self.chain, mark_current=False)  # sent when it changes
         self._paint_chain()
 
     def _paint_chain(self) -> None:
