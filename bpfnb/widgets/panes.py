@@ -226,12 +226,12 @@ function render({ model, el }) {
     const host = el.closest(".bpfnb-stepper");
     const button = event.target instanceof Element && event.target.closest("button");
     if (!host || !button || !host.contains(button)) return;
-    flushShown();  // a click Python answers acts from the visit shown last
     const name = Object.keys(MOVES).find((c) => button.classList.contains(c));
-    if (!name || button.disabled) return;
-    if (go(MOVES[name])) {
+    if (name && !button.disabled && go(MOVES[name])) {
       event.stopPropagation();
       event.preventDefault();
+    } else {
+      flushShown();  // a click Python answers acts from the visit shown last
     }
   };
   window.addEventListener("click", onButton, true);

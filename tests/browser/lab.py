@@ -271,13 +271,16 @@ def painted(page, index: int) -> float | None:
 
 
 # A step as a person sees it: from the click until the state pane says the new visit
-# and the browser has painted a frame after it.
+# and the browser has painted a frame after it. The first click waits until the page is
+# at rest (its main thread idle: a person reads the pane before clicking), the others
+# follow each other at once.
 TIME_CLICKS = """async ([scope, label, count, delta, timeout]) => {
   const root = document.querySelector('.' + scope);
   const state = root.querySelector('.bpfnb-panes .state');
   const button = [...root.querySelectorAll('button')].find(b => b.textContent.includes(label));
   const visit = () => Number(/visit (\\d+) of/.exec(state.textContent)[1]);
   const times = [];
+  await new Promise((resolve) => requestIdleCallback(resolve, { timeout }));  // from a page at rest
   for (let k = 0; k < count; k++) {
     const want = `visit ${visit() + delta} of`;
     const start = performance.now();
@@ -331,10 +334,16 @@ ARM_CHANGE = """([scope, timeout]) => {
 }"""
 
 
+# Resolves once the page's main thread is idle (or after ``timeout`` ms).
+IDLE = "(timeout) => new Promise((resolve) => requestIdleCallback(resolve, { timeout }))"
+
+
 def time_change(page, scope: str, act, timeout: float = 30_000) -> tuple[float, int]:
-    """Run ``act()`` (Playwright actions on the page) and wait until the stepper
-    ``scope`` shows another visit: the milliseconds from the last click or Enter of the
-    action until it was painted, and the visit shown."""
+    """Once the page is at rest (a person reads the pane before the next control), run
+    ``act()`` (Playwright actions on the page) and wait until the stepper ``scope``
+    shows another visit: the milliseconds from the last click or Enter of the action
+    until it was painted, and the visit shown."""
+    page.evaluate(IDLE, timeout)
     page.evaluate(ARM_CHANGE, [scope, timeout])
     act()
     ms, visit = page.evaluate("() => window.__bpfnbChange")
