@@ -33,6 +33,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # the walks the browser steps through: (object, program), the small reference first
 BROWSER_WALKS = [(ROOT / "tests/fixtures/loops.bpf.o", "alu_loop_1000"),
                  (ROOT / "tests/large_fixtures/million.bpf.o", "million_steps")]
+CHAIN_WALK = (ROOT / "tests/fixtures/loops.bpf.o", "alu_loop_16000")  # 144,003 visits
+CHAIN_REGISTERS = ("R0", "R10")
 BROWSER_STEPS = 20
 BROWSER_TIMEOUT_MS = 1_200_000  # the 990k-step verification in the notebook's kernel
 TARGET_PAINT_S, TARGET_STEP_MS = 5, 50
@@ -69,10 +71,29 @@ def main() -> None:
     print(f"stepper built    : {build_s * 1e3:8.1f} ms (verification, walk, CFG layout, first render)")
     print(f"one step         : {step_s * 1e3:8.1f} ms ({step_s / INTERACTIVE_S:.2f}x the 100 ms budget)")
     print(f"jump to insn     : {jump_s * 1e3:8.1f} ms")
+    chains()
     for nodelay in (False, True):
         print(f"browser, Nagle's algorithm {'off' if nodelay else 'on (as jupyter_server leaves it)'} on the "
               "kernel's websocket:")
         browser(nodelay)
+
+
+def chains() -> None:
+    """A def-use chain selected (a register row clicked) in the middle of a long loop's
+    walk: one the loop redefines every iteration (r0), one it never writes (r10: its
+    origin goes back to the entry), with the chain's panes painted."""
+    import bpfnb
+    from bpfnb.widgets import VerifierStepper
+
+    path, name = CHAIN_WALK
+    stepper = VerifierStepper(bpfnb.verify(bpfnb.load(path).program(name), log_level=0, progress=False))
+    middle = len(stepper.walk) // 2
+    stepper.show(middle)
+    for register in CHAIN_REGISTERS:
+        select_s = best(lambda register=register: stepper.select(register, middle), 3)
+        chain = stepper.chain
+        print(f"chain {register:<3} {name}: {select_s * 1e3:8.1f} ms at visit {middle:,} of {len(stepper.walk):,} "
+              f"({len(chain.defs)} defs, {len(chain.uses)} uses; {select_s / INTERACTIVE_S:.2f}x the 100 ms budget)")
 
 
 def _browser_cells() -> list[str]:

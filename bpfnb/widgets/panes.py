@@ -13,9 +13,12 @@ one, the jumps' targets (the next visits of the current instruction, the
 selected chain's visits each way, whose steps the browser holds, and the
 error) and the walk's ends. The stepper's buttons next/back/first, "next visit
 of insn", "to error", "chain ▶"/"◀ chain" and the keys → ← ↑ ↓ Home End v e n p
-paint a visit from there at once, then tell Python (``{"kind": "shown"}``),
-which moves the slider and the instruction box and sends the visits that came
-into reach, a few per turn of its event loop. A visit not (yet) there, and the
+paint a visit from there at once, then tell Python (``{"kind": "shown"}``: at
+once, then at most every ``SHOWN_MS`` while the steps go on), which moves the
+slider and the instruction box and sends the visits that came into reach, a few
+per turn of its event loop. The CFG's current instruction is marked here with
+classes (``cfg_blocks`` gives each instruction's block), the CFG's other rules
+are set only when they change. A visit not (yet) there, and the
 slider and the instruction box, go to Python as before. A round trip through
 the kernel costs ~60 ms in JupyterLab as jupyter_server sets it up (Nagle's
 algorithm on its websocket: see ``bpfnb.widgets.server``), ~20 ms without it;

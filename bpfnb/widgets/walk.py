@@ -20,7 +20,7 @@ from ..isa import opcodes as op
 from ..isa.effects import effects
 from ..isa.flow import jump_target
 from ..isa.helpers import HELPER_PARAMS
-from ..verifier.trace import Step
+from ..verifier.trace import EVENT_CODE, Step
 
 ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
 # How far a def-use chain is followed: this many visits back along the path from the
@@ -28,6 +28,7 @@ ENTRY_REGS = {"R1": "ctx()", "R10": "fp0"}
 # times would otherwise make every iteration part of the chain, and one click a minute)
 CHAIN_REACH = 20_000
 SEARCH_WINDOW = 1_024  # the first window visit_from reads (then twice as many each time)
+BRANCH, PRUNED = EVENT_CODE["branch"], EVENT_CODE["pruned"]
 PATH_CHUNK = 16_384  # steps whose distinct instructions and pairs path_pairs keeps together
 PATH_BASES = 64  # the paths up to a chunk's start that path_pairs keeps (the oldest go first)
 
@@ -119,6 +120,7 @@ class Walk:
         self._effects: dict[int, tuple[set, set]] = {}  # per instruction
         self._chunks: dict[int, tuple] = {}  # path_pairs' distinct instructions and pairs per chunk
         self._path_bases: dict[tuple[int, int], tuple] = {}  # path_pairs' paths up to a chunk's start
+        self._writers: dict[str, object] = {}  # per name, which instructions write it (origin)
         # the verifier's columnar trace stays as it is (steps built when read); its columns
         # answer the questions over every visit without building them
         self.columns = visits.columns() if hasattr(visits, "columns") else None
@@ -214,32 +216,32 @@ class Walk:
         wanted = {name}
         defs: list[int] = []
         refined: list[int] = []
-        s: int | None = step if name in writes else self.prev_of(step)
-        definition = s if name in writes else None
-        looked = 0
-        while s is not None and wanted and looked < CHAIN_REACH:
-            r, w = self.effects_at(s)
+        first = step if name in writes else self.prev_of(step)
+        definition = step if name in writes else None
+        back, insns, events, more = self._back_path(first, CHAIN_REACH)
+        for s, insn, event in zip(back, insns, events, strict=True):
+            if not wanted:
+                break
+            r, w = self._effects_of(insn)
             made = w & wanted
             if made:
                 defs.append(s)
                 if definition is None and name in made:
                     definition = s
                 wanted = (wanted - made) | (r - {"R10"})
-            elif self.event_of(s) == "branch" and wanted & self._changed_names(s):
+            elif event == BRANCH and wanted & self._changed_names(s):
                 refined.append(s)
-            s = self.prev_of(s)
-            looked += 1
-        cut_back = s is not None and bool(wanted)
+        cut_back = bool(wanted) and more  # the walk back stopped at its reach
         # later reads of the value, on every path through its definition
         start = definition if definition is not None else -1
         alive = {start}
         uses: list[int] = []
         end = min(len(self), start + 1 + CHAIN_REACH)
-        for v in range(start + 1, end):
-            prev = self.prev_of(v)
-            if (prev if prev is not None else -1) not in alive or self.event_of(v) == "pruned":
+        ahead = range(start + 1, end)
+        for v, insn, event, prev in zip(ahead, *self._stretch(start + 1, end), strict=True):
+            if prev not in alive or event == PRUNED:
                 continue  # another path, or a state pruned before the instruction ran
-            r, w = self.effects_at(v)
+            r, w = self._effects_of(insn)
             if name in r:
                 uses.append(v)
             if name not in w:
@@ -248,6 +250,45 @@ class Walk:
         entry = () if cut_back else tuple(sorted(wanted, key=_order))
         return Chain(step, name, tuple(defs), tuple(uses), tuple(refined), entry,
                      cut_back or self._continues(alive, end))
+
+    def _stretch(self, start: int, end: int) -> tuple[list[int], list[int], list[int]]:
+        """The instructions, event codes (``EVENT_CODE``) and previous visits (-1: none)
+        of visits ``start``..``end - 1``, as lists read at once."""
+        if self.columns is not None:
+            cols = self.columns
+            return (cols["insn"][start:end].tolist(), cols["event"][start:end].tolist(),
+                    cols["prev"][start:end].tolist())
+        visits = self.visits[start:end]
+        return ([v.insn for v in visits], [EVENT_CODE[v.event] for v in visits],
+                [-1 if v.prev is None else v.prev for v in visits])
+
+    def _back_path(self, step: int | None, reach: int) -> tuple[list[int], list[int], list[int], bool]:
+        """The path back from visit ``step`` (it first), at most ``reach`` visits: their
+        steps, instructions and event codes, and whether the path goes on before them."""
+        if step is None:
+            return [], [], [], False
+        if self.columns is None:
+            steps = []
+            s: int | None = step
+            while s is not None and len(steps) < reach:
+                steps.append(s)
+                s = self.visits[s].prev
+            visits = [self.visits[k] for k in steps]
+            return steps, [v.insn for v in visits], [EVENT_CODE[v.event] for v in visits], s is not None
+        import numpy as np
+
+        parts, count = [], 0
+        runs = self._runs(step)
+        for first, last in runs:
+            take = min(last - first + 1, reach - count)
+            parts.append(np.arange(last, last - take, -1))
+            count += take
+            if count == reach:
+                break
+        steps = np.concatenate(parts)
+        more = count == reach and (int(steps[-1]) != runs[-1][0])
+        cols = self.columns
+        return steps.tolist(), cols["insn"][steps].tolist(), cols["event"][steps].tolist(), more
 
     def _continues(self, alive: set[int], end: int) -> bool:
         """Whether a visit from ``end`` on continues the path of one of ``alive``."""
@@ -504,34 +545,56 @@ class Walk:
         """
         name = _canon(name)
         chain: list[Origin] = []
-        s = self.visits[step].prev if before else step
-        while s is not None:
-            v = self.visits[s]
-            insn = self.prog.insns[v.insn]
+        s = self.prev_of(step) if before else step
+        while (s := self._last_write(s, name)) is not None:
+            at = self.insn_of(s)
+            insn = self.prog.insns[at]
             fx = effects(insn)
-            written = {_canon(x) for x in fx.writes}
-            if name in written:
-                copies = {_canon(a): _canon(b) for a, b in fx.copies}
-                if name in copies:
-                    source = copies[name]
-                    how = f"filled from {source}" if source.startswith("fp") else \
-                        f"spilled from {source}" if name.startswith("fp") else f"copied from {source}"
-                    chain.append(Origin(s, v.insn, name, how))
-                    name = source
-                elif insn.cls == 0x01 and self.before(s).get(f"R{insn.src}", "").startswith("ctx("):
-                    chain.append(Origin(s, v.insn, name, f"loaded from the context at +{insn.off}"))
-                    return chain
-                elif (insn.cls == 0x01 and insn.src != 10
-                      and btf_type_of(self.before(s).get(f"R{insn.src}", "")) is not None):
-                    base = f"R{insn.src}"
-                    chain.append(Origin(s, v.insn, name, f"loaded through {base}"))
-                    name = base
-                else:
-                    chain.append(Origin(s, v.insn, name, "made"))
-                    return chain
-            s = v.prev
+            copies = {_canon(a): _canon(b) for a, b in fx.copies}
+            if name in copies:
+                source = copies[name]
+                how = f"filled from {source}" if source.startswith("fp") else \
+                    f"spilled from {source}" if name.startswith("fp") else f"copied from {source}"
+                chain.append(Origin(s, at, name, how))
+                name = source
+            elif insn.cls == 0x01 and self.before(s).get(f"R{insn.src}", "").startswith("ctx("):
+                chain.append(Origin(s, at, name, f"loaded from the context at +{insn.off}"))
+                return chain
+            elif (insn.cls == 0x01 and insn.src != 10
+                  and btf_type_of(self.before(s).get(f"R{insn.src}", "")) is not None):
+                base = f"R{insn.src}"
+                chain.append(Origin(s, at, name, f"loaded through {base}"))
+                name = base
+            else:
+                chain.append(Origin(s, at, name, "made"))
+                return chain
+            s = self.prev_of(s)
         chain.append(Origin(-1, -1, name, "entry"))
         return chain
+
+    def _last_write(self, step: int | None, name: str) -> int | None:
+        """The latest visit at or before ``step`` on its path whose instruction writes
+        ``name`` (None: none, back to the entry). From the trace's columns, run by run, a
+        search over the instructions' writes (a path of a million steps at once)."""
+        if step is None:
+            return None
+        if self.columns is None:
+            s: int | None = step
+            while s is not None and name not in self._effects_of(self.visits[s].insn)[1]:
+                s = self.visits[s].prev
+            return s
+        import numpy as np
+
+        writers = self._writers.get(name)
+        if writers is None:
+            writers = self._writers[name] = np.array(
+                [name in self._effects_of(i)[1] for i in range(len(self.prog.insns))], dtype=bool)
+        insn = self.columns["insn"]
+        for first, last in self._runs(step):
+            hits = np.flatnonzero(writers[insn[first:last + 1]])
+            if len(hits):
+                return first + int(hits[-1])
+        return None
 
 
 def _canon(name: str) -> str:

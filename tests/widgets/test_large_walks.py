@@ -53,6 +53,9 @@ def test_the_columns_answer_as_the_visits_do(path, name, chunk, monkeypatch):
         assert path_c == sorted(set(path_b)) and edges_c == sorted(set(edges_b)), k
         assert columnar.path_start(k) == built.path_start(k)
         assert one.stream.html(k) == other.stream.html(k)
+        for name in ("R0", "R1", "R6", "R10", "fp-8"):  # def-use chains and origins: read at once
+            assert columnar.chain(k, name) == built.chain(k, name), (k, name)
+            assert columnar.origin(k, name) == built.origin(k, name), (k, name)
 
 
 def test_a_chain_through_a_long_loop_stops_at_its_reach(monkeypatch):
