@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 
 from ..elf.sections import BPF_F_SLEEPABLE
+from . import lsm
 from .log import Reject
 
 MAX_BPF_FUNC_ARGS = 12
@@ -66,8 +67,13 @@ def check_attach_btf_id(env) -> None:
     """Reject a fentry/fexit/fmod_ret program whose target the kernel would refuse (and a
     struct_ops program without its struct: ``check_struct_ops_btf_id``)."""
     prog = env.prog
+    if prog.prog_flags & BPF_F_SLEEPABLE and not can_be_sleepable(prog):
+        raise Reject("Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs can be sleepable")
     if prog.type == "struct_ops":
         check_struct_ops_btf_id(env)
+        return
+    if prog.type == "lsm":
+        check_lsm_attach_target(env)
         return
     if prog.type != "tracing" or prog.expected_attach_type not in TRAMPOLINE_ATTACH:
         return
@@ -95,6 +101,39 @@ def check_attach_btf_id(env) -> None:
         raise Reject(f"Attaching tracing programs to function '{name}' is rejected.")
     if prog.expected_attach_type in RETURN_ATTACH and name in NORETURN_DENY:
         raise Reject(f"Attaching fexit/fmod_ret to __noreturn function '{name}' is rejected.")
+
+
+def can_be_sleepable(prog) -> bool:
+    """The program kinds a sleepable flag is allowed on."""
+    if prog.type == "tracing":
+        return prog.expected_attach_type in (*TRAMPOLINE_ATTACH, "trace_iter")
+    if prog.type == "lsm":
+        return prog.expected_attach_type != lsm.LSM_CGROUP
+    return prog.type in ("kprobe", "struct_ops", "syscall")
+
+
+def check_lsm_attach_target(env) -> None:
+    """``bpf_check_attach_target`` for an LSM program (its hook's ``bpf_lsm_<hook>`` function:
+    a prototype a trampoline can call, an address, a hook that may sleep for ``lsm.s/``),
+    then ``bpf_lsm_verify_prog``."""
+    prog = env.prog
+    btf = prog.kernel_btf
+    if not prog.attach_btf_id or btf is None:
+        where = f"no function 'bpf_lsm_{lsm.hook_name(prog)}'" if prog.attach_name else "no attach target"
+        raise Reject(f"Tracing programs must provide btf_id\nbpfnb: the kernel BTF has {where} for "
+                     f"{prog.section or prog.name}; give the program a hook with --section lsm/<hook>")
+    func = btf.type(prog.attach_btf_id)
+    if func.kind != "func":
+        raise Reject(f"attach_btf_id {prog.attach_btf_id} is not a function")
+    name = func.name
+    btf_distill_func_proto(btf, btf.type(func.type), name)
+    if not _has_address(name):
+        raise Reject(f"The address of function {name} cannot be found")
+    if prog.prog_flags & BPF_F_SLEEPABLE and not lsm.bpf_lsm_is_sleepable_hook(prog):
+        raise Reject(f"{name} is not sleepable")
+    message = lsm.bpf_lsm_verify_prog(prog, prog.license in GPL_COMPATIBLE_LICENSES)
+    if message is not None:
+        raise Reject(message)
 
 
 def btf_distill_func_proto(btf, proto, name: str) -> None:

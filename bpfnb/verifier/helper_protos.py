@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..isa.helpers import BpfFunc
+from .lsm import bpf_lsm_is_sleepable_hook
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,8 @@ PROTOS: dict[int, HelperProto] = {
     152: HelperProto(("any", "mem_or_null", "size_or_zero", "any")),  # redirect_neigh
     155: HelperProto(("any", "any")),  # redirect_peer
     158: HelperProto((), "btf:task_struct"),  # get_current_task_btf
+    159: HelperProto(("btf:linux_binprm", "any")),  # bprm_opts_set (lsm)
+    161: HelperProto(("btf:inode", "uninit_mem", "size")),  # ima_inode_hash (lsm, sleepable hooks)
     160: HelperProto(()),  # ktime_get_coarse_ns
     164: HelperProto(("map", "func", "stack_or_null", "any")),  # for_each_map_elem
     169: HelperProto(("timer", "map", "any")),  # timer_init
@@ -173,6 +176,7 @@ PROTOS: dict[int, HelperProto] = {
     185: HelperProto(("ctx",)),  # get_func_arg_cnt
     191: HelperProto(("uninit_mem", "size_or_zero", "any", "btf:task_struct")),  # copy_from_user_task
     192: HelperProto(("ctx", "any", "any")),  # skb_set_tstamp
+    193: HelperProto(("btf:file", "uninit_mem", "size")),  # ima_file_hash (lsm, sleepable hooks)
     195: HelperProto(("map", "key", "any"), "map_value_or_null"),  # map_lookup_percpu_elem
     208: HelperProto(()),  # ktime_get_tai_ns
 }
@@ -192,6 +196,10 @@ D_PATH_ALLOWLIST = ("security_file_permission", "security_inode_getattr", "secur
 TRAMPOLINE_ATTACH = ("trace_fentry", "trace_fexit", "modify_return")
 
 
+# helpers whose bpf_func_proto says might_sleep: a non-sleepable program may not call them
+MIGHT_SLEEP = (BpfFunc.copy_from_user, BpfFunc.copy_from_user_task, BpfFunc.ima_inode_hash, BpfFunc.ima_file_hash)
+
+
 # helpers only a program behind a BPF trampoline gets (bpf_prog_has_trampoline)
 TRAMPOLINE_HELPERS = (BpfFunc.get_func_arg, BpfFunc.get_func_ret, BpfFunc.get_func_arg_cnt)
 
@@ -201,8 +209,15 @@ def trampoline_helper(prog, func_id: int) -> bool:
     return func_id in TRAMPOLINE_HELPERS and prog.type == "tracing" and prog.expected_attach_type in TRAMPOLINE_ATTACH
 
 
+# helpers an LSM program may call on the hooks that may sleep only (bpf_d_path_allowed,
+# bpf_ima_inode_hash_allowed), sleepable or not
+LSM_SLEEPABLE_HOOK_HELPERS = (BpfFunc.d_path, BpfFunc.ima_inode_hash, BpfFunc.ima_file_hash)
+
+
 def helper_allowed(prog, func_id: int) -> bool:
     """``bpf_func_proto.allowed``: helpers that also depend on where the program attaches."""
+    if prog.type == "lsm" and func_id in LSM_SLEEPABLE_HOOK_HELPERS:
+        return bpf_lsm_is_sleepable_hook(prog)
     if func_id != BpfFunc.d_path:
         return True
     attach = prog.expected_attach_type
