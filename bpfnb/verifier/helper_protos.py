@@ -168,6 +168,8 @@ PROTOS: dict[int, HelperProto] = {
     177: HelperProto(("mem", "size", "mem_or_null", "size_or_zero")),  # trace_vprintk
     178: HelperProto(("sock_common",), "btf_or_null:unix_sock"),  # skc_to_unix_sock
     181: HelperProto(("any", "func", "stack_or_null", "any")),  # loop
+    186: HelperProto(()),  # get_retval (cgroup programs, lsm_cgroup)
+    187: HelperProto(("any",)),  # set_retval (cgroup programs, lsm_cgroup)
     188: HelperProto(("ctx",)),  # xdp_get_buff_len
     189: HelperProto(("ctx", "any", "uninit_mem", "size")),  # xdp_load_bytes
     190: HelperProto(("ctx", "any", "mem", "size")),  # xdp_store_bytes
