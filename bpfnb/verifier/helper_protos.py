@@ -187,6 +187,9 @@ PROTOS: dict[int, HelperProto] = {
 # ``*_func_proto`` switches): tracing programs pass BTF socket pointers, not a context
 TYPE_PROTOS: dict[tuple[str, int], HelperProto] = {
     ("tracing", 46): HelperProto(("sock_common_or_null",)),  # get_socket_cookie (bpf_get_socket_ptr_cookie)
+    # lsm_cgroup: bpf_sk_setsockopt / bpf_sk_getsockopt on the hook's socket
+    ("lsm", 49): HelperProto(("sock_common", "any", "any", "mem", "size")),
+    ("lsm", 57): HelperProto(("sock_common", "any", "any", "uninit_mem", "size")),
 }
 
 
