@@ -375,6 +375,18 @@ def _maps_of_maps() -> dict[str, Case]:
     return {name: Case("socket_filter", insns, (ARRAY_OF_MAPS, HASH_OF_MAPS)) for name, insns in cases.items()}
 
 
+def _sleeping_helpers() -> dict[str, Case]:
+    """Helpers that may sleep (bpf_copy_from_user, bpf_copy_from_user_task): offered to the
+    tracing types, refused in programs that are not sleepable."""
+    buf = (st(op.BPF_DW, FP, -8, 0), movr(R1, FP), alu(op.BPF_ADD, R1, -8), mov(R2, 8), mov(R3, 0))
+    task = (mov(R4, 0),)  # never checked: the sleeping is refused first
+    return {
+        "sleep-copy-from-user-kprobe": Case("kprobe", (*buf, call(BpfFunc.copy_from_user), *RET0)),
+        "sleep-copy-from-user-raw-tp": Case("raw_tracepoint", (*buf, call(BpfFunc.copy_from_user), *RET0)),
+        "sleep-copy-from-user-task-kprobe": Case("kprobe", (*task, *buf, call(BpfFunc.copy_from_user_task), *RET0)),
+    }
+
+
 CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls(), **_packets(),
                           **_sock_ctx_accesses(), **_sock_pointers(), **_maps_of_maps(), **_sock_helpers(),
-                          **_sock_helper_refs(), **_ringbuf_refs()}
+                          **_sock_helper_refs(), **_ringbuf_refs(), **_sleeping_helpers()}
