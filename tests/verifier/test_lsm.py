@@ -115,7 +115,15 @@ def _cases(btf):
     """name -> (section, instructions, the kernel's error line or None, texts the log has)."""
     sockopt = [_movi(2, 1), _movi(3, 2), *_fp_minus_8(4), Insn(op.BPF_ST | op.BPF_MEM | op.BPF_DW, 10, 0, -8, 0),
                _movi(5, 8), Insn(CALL, 0, 0, 0, BpfFunc.setsockopt), _movi(0, 1), EXIT_INSN]
+    exe_file = [Insn(CALL, 0, 0, 0, BpfFunc.get_current_task_btf), _mov(1, 0), _kfunc(btf, "bpf_get_task_exe_file")]
+    put_file = [Insn(op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 0, 0, 2, 0), _mov(1, 0), _kfunc(btf, "bpf_put_file")]
     return {
+        # the fs kfuncs, LSM programs' own: a file reference taken and given back
+        "exe_file_released": ("lsm/file_open", [*exe_file, *put_file], None, ["R0=ptr_or_null_file(id=2,ref_obj_id=2)"]),
+        "exe_file_leaked": ("lsm/file_open", exe_file, "Unreleased reference id=2 alloc_insn=2", []),
+        "path_d_path": ("lsm/file_open", [_ldx(1, 1, 0), Insn(op.BPF_ALU64 | op.BPF_ADD | op.BPF_K, 1, 0, 0,
+                                                              btf_member_offset(btf, "file", "f_path")),
+                                          *_fp_minus_8(2), _movi(3, 8), _kfunc(btf, "bpf_path_d_path")], None, []),
         "wrong_type_name": ("lsm/verify_prog", [],
                             f"attach_btf_id {VERIFY_PROG} points to wrong type name bpf_lsm_verify_prog", []),
         # an lsm/ program's value is an int: its lower 32 bits are compared (0x100000000 is 0)
@@ -169,6 +177,10 @@ def _cases(btf):
     }
 
 
+def _kfunc(btf, name: str) -> Insn:
+    return Insn(CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, 0, btf.find(name, "func"))
+
+
 def btf_member_offset(btf, struct: str, member: str) -> int:
     """The byte offset of ``member`` in ``struct``, looking inside anonymous members."""
     def find(type_id: int, base: int) -> int | None:
@@ -185,7 +197,7 @@ def btf_member_offset(btf, struct: str, member: str) -> int:
     return find(btf.find(struct, "struct"), 0)
 
 
-NAMES = ("wrong_type_name", "return_32bit", "cgroup_return_64bit", "retval_narrow_read", "retval_any_in_cgroup",
+NAMES = ("exe_file_released", "exe_file_leaked", "path_d_path", "wrong_type_name", "return_32bit", "cgroup_return_64bit", "retval_narrow_read", "retval_any_in_cgroup",
          "negative_return", "too_negative_return", "void_hook_no_r0", "void_hook_has_no_retval", "misaligned_arg",
          "cgroup_void_hook_note", "cgroup_set_retval_void_hook", "attach_cookie", "cgroup_no_attach_cookie",
          "cgroup_setsockopt", "cgroup_setsockopt_other_hook", "setsockopt_not_cgroup", "d_path_sleepable_hook",
@@ -213,6 +225,26 @@ def test_lsm_programs_need_a_gpl_compatible_license(btf):
 def test_lsm_cgroup_programs_cannot_be_sleepable(btf):
     ours = verify(_program(btf, "lsm_cgroup/file_open", [], prog_flags=BPF_F_SLEEPABLE))
     assert ours.error == "Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs can be sleepable"
+
+
+EXE_FILE_NOT_ALLOWED = "calling kernel function bpf_get_task_exe_file is not allowed"
+
+
+def _exe_file_from_tp_btf(btf):
+    insns = [*_cases(btf)["exe_file_released"][1], *EXIT]
+    return program(encode(insns), section="tp_btf/sched_switch", kernel_btf=btf, name="exe_file")
+
+
+def test_fs_kfuncs_are_lsm_programs_only(btf):
+    assert verify(_exe_file_from_tp_btf(btf)).error == EXE_FILE_NOT_ALLOWED
+
+
+@pytest.mark.kernel
+def test_the_kernel_gives_fs_kfuncs_to_lsm_programs_only(btf):
+    from bpfnb.kernel import load
+
+    with load(_exe_file_from_tp_btf(btf), log_level=1) as loaded:
+        assert (loaded.ok, loaded.error) == (False, EXE_FILE_NOT_ALLOWED)
 
 
 @pytest.mark.kernel
