@@ -218,14 +218,17 @@ class _Gen:
                 for n, i in enumerate(self.insns)]
 
 
-    def build_lsm(self, target: FentryTarget) -> list[Insn]:
+    def build_lsm(self, target: FentryTarget, check_arg: bool = False) -> list[Insn]:
         """An LSM program's body: one struct argument of the hook (at the ``CTX_ARG``
         placeholder offset) walked, pointers NULL-checked or not (the hook's arguments are
-        trusted, as a tracepoint's are); every exit returns 0 (a value each hook takes)."""
+        trusted, as a tracepoint's are); every exit returns 0 (a value each hook takes).
+        ``check_arg``: the argument itself NULL-checked first (as an iterator twin must)."""
         rng = self.rng
         self.exit_through_zero = True
         self.insns.append(_mov(6, 1))
         self.insns.append(_ldx(7, 6, CTX_ARG))
+        if check_arg:
+            self.insns.append(_null_exit(7))
         regs = [(7, target.struct_id)]
         if rng.random() < 0.4:
             self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, GET_CURRENT_TASK_BTF))
@@ -394,3 +397,41 @@ def random_fentry_program(rng: random.Random, btf, targets: list[FentryTarget], 
     twin = make_program(_with_ctx_offset(insns, target.tp_arg * POINTER_SIZE + shift),
                         section=f"tp_btf/{target.tp}", kernel_btf=btf, name=name)
     return fentry, twin, target, gen.defect
+
+
+# the sleepable iterator whose context passes a task (trusted, maybe NULL): the twin of
+# sleepable LSM programs, whose walks the kernel judges alike (RCU-protected members
+# untrusted outside bpf_rcu_read_lock); task_file's file is not trusted, so no twin
+ITER_TWINS = {"task_struct": ("task", 1)}  # struct -> (iterator, context slot)
+
+
+def sleepable_lsm_targets(btf) -> list[FentryTarget]:
+    """Every hook an ``lsm.s/`` program may attach to with a task argument, its twin a
+    sleepable task iterator (``tp``: the iterator, ``tp_arg``: its context slot)."""
+    from bpfnb.verifier import lsm
+
+    twins = {btf.find(name, "struct"): twin for name, twin in ITER_TWINS.items()}
+    out = []
+    for func in btf:
+        if func.kind != "func" or not lsm.is_hook(func.name) \
+                or func.name[len(lsm.LSM_PREFIX):] not in lsm.SLEEPABLE_HOOKS:
+            continue
+        target = _twinned_arg(btf, func, twins)
+        if target is not None:
+            out.append(target)
+    return sorted(out, key=lambda target: target.func)
+
+
+def random_sleepable_lsm_program(rng: random.Random, btf, targets: list[FentryTarget], *, defects: float = 0.15,
+                                 name: str = "lsmsgen"):
+    """An ``lsm.s/<hook>`` program walking from a task argument of the hook, its
+    ``iter.s/`` twin (the same body reading the same struct from a sleepable iterator's
+    context), the target and the defect injected."""
+    target = rng.choice(targets)
+    gen = _Gen(rng, btf, defects)
+    insns = gen.build_lsm(target, check_arg=True)
+    hook = target.func[len("bpf_lsm_"):]
+    prog = make_program(_with_ctx_offset(insns, target.off), section=f"lsm.s/{hook}", kernel_btf=btf, name=name)
+    twin = make_program(_with_ctx_offset(insns, target.tp_arg * POINTER_SIZE), section=f"iter.s/{target.tp}",
+                        kernel_btf=btf, name=name)
+    return prog, twin, target, gen.defect

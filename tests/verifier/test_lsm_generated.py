@@ -11,13 +11,22 @@ verdict of the twin, its error line the twin's (function name and context offset
 back), and the register values the kernel prints for the twin must be those bpfnb prints
 for the LSM program, trust and ids included.
 
-``golden/lsm_generated.json`` keeps the twins' kernel answers with the SHA-256 of the
-kernel BTF they were generated from. Regenerate on the kernel with root:
+Sleepable programs (``lsm.s/``) walk differently (an RCU-protected member is untrusted
+outside ``bpf_rcu_read_lock``), which no tp_btf program does; their twins are sleepable
+task iterators (``iter.s/task``: the same body reading the task from the iterator's
+context, NULL-checked first in both). The iterator's task may be NULL, so it spends one
+id and its load's line differs: ids in the twin's answers are one less here, and the
+states of the context load itself are left out; everything else must be equal.
+
+``golden/lsm_generated.json`` and ``golden/lsm_sleepable_generated.json`` keep the twins'
+kernel answers with the SHA-256 of the kernel BTF they were generated from. Regenerate on
+the kernel with root:
 
     BPFNB_UPDATE_GOLDEN=1 python -m pytest tests/verifier/test_lsm_generated.py -m kernel
 """
 
 import random
+import re
 
 import pytest
 
@@ -26,13 +35,37 @@ from bpfnb.program import program
 from bpfnb.verifier import verify
 
 from . import golden
-from .btfgen import lsm_targets, random_lsm_program
+from .btfgen import (
+    lsm_targets,
+    random_lsm_program,
+    random_sleepable_lsm_program,
+    sleepable_lsm_targets,
+)
 from .test_fentry_generated import normalise_error
 
 NAME = "lsm_generated"
 SEED = 20
 COUNT = 150
 REJECTS, VALUES = 84, 534  # of the stored programs: rejected ones, and printed values of the others' twins
+
+
+SLEEPABLE_NAME, SLEEPABLE_SEED = "lsm_sleepable_generated", 21
+SLEEPABLE_REJECTS, SLEEPABLE_VALUES = 69, 812
+CTX_LOAD_INSN = 1  # r7 = *(u64 *)(r6 + off): the argument's load
+ID = re.compile(r"\b(id|ref_obj_id)=(\d+)")
+
+
+def one_id_less(text: str | None) -> str | None:
+    """The iterator twin's ids as the LSM program's (its maybe-NULL task took one more)."""
+    return ID.sub(lambda m: f"{m[1]}={int(m[2]) - 1}", text) if text else text
+
+
+def _past_ctx_load(states: set[tuple]) -> set[tuple]:
+    return {(insn, name, one_id_less(value)) for insn, name, value in states if insn != CTX_LOAD_INSN}
+
+
+def _without_ctx_load(states: set[tuple]) -> set[tuple]:
+    return {s for s in states if s[0] != CTX_LOAD_INSN}
 
 
 def test_lsm_programs_get_their_twins_verdicts_errors_and_values():
@@ -47,6 +80,22 @@ def test_lsm_programs_get_their_twins_verdicts_errors_and_values():
     got = golden.tally(golden.read_for_btf(NAME)["programs"].values(), judge)
     assert (got.verdicts, got.rejects, got.errors) == (COUNT, REJECTS, REJECTS)
     assert (got.same_states, got.total_states) == (VALUES, VALUES)
+
+
+def test_sleepable_lsm_programs_get_their_iterator_twins_verdicts_errors_and_values():
+    btf = kernel_btf()
+    entries = golden.read_for_btf(SLEEPABLE_NAME)["programs"].values()
+
+    def judge(entry):
+        prog = golden.program_of(entry, btf)
+        twin = program(bytes.fromhex(entry["twin_insns"]), section=entry["twin_section"], kernel_btf=btf,
+                       name=entry["name"])
+        return verify(prog, log_level=2), one_id_less(normalise_error(entry["error"], twin, prog))
+
+    theirs = [{**e, "states": sorted(_past_ctx_load({tuple(s) for s in e["states"]}))} for e in entries]
+    got = golden.tally(theirs, judge, _without_ctx_load)
+    assert (got.verdicts, got.rejects, got.errors) == (COUNT, SLEEPABLE_REJECTS, SLEEPABLE_REJECTS)
+    assert (got.same_states, got.total_states) == (SLEEPABLE_VALUES, SLEEPABLE_VALUES)
 
 
 def test_generated_lsm_programs_cover_hooks_structs_and_defects():
@@ -69,3 +118,17 @@ def test_golden_file_is_the_running_kernels():
                                "twin_insns": twin_stored["insns"], "struct": btf.type(target.struct_id).name,
                                "defect": defect, **golden.kernel_answer(twin)}
     golden.check_running_kernels(NAME, live, seed=SEED)
+
+
+@pytest.mark.kernel
+def test_sleepable_golden_file_is_the_running_kernels():
+    btf = kernel_btf()
+    rng = random.Random(SLEEPABLE_SEED)
+    targets = sleepable_lsm_targets(btf)
+    live = {}
+    for i in range(COUNT):
+        prog, twin, _target, defect = random_sleepable_lsm_program(rng, btf, targets, name=f"lsmsgen{i}")
+        twin_stored = golden.stored_program(twin)
+        live[f"lsmsgen-{i}"] = {**golden.stored_program(prog), "twin_section": twin_stored["section"],
+                                "twin_insns": twin_stored["insns"], "defect": defect, **golden.kernel_answer(twin)}
+    golden.check_running_kernels(SLEEPABLE_NAME, live, seed=SLEEPABLE_SEED)
