@@ -21,7 +21,13 @@ from .helper_availability import AVAILABLE
 from .helper_protos import MIGHT_SLEEP, helper_allowed, helper_proto, trampoline_helper
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
-from .lsm import LSM_CGROUP, bpf_lsm_get_retval_range, hook_returns_void, lsm_helper_available
+from .lsm import (
+    LSM_CGROUP,
+    bpf_lsm_get_retval_range,
+    hook_returns_void,
+    lsm_helper_allowed,
+    lsm_helper_available,
+)
 from .map_func_compat import check_map_func_compatibility
 from .mem import (
     BPF_F_RDONLY_PROG,
@@ -115,7 +121,7 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     proto = helper_proto(env.prog.type, func_id)
     if proto is None:
         raise Reject(f"bpfnb does not model helper {name}#{func_id}")
-    if not helper_allowed(env.prog, func_id):
+    if not (lsm_helper_allowed(prog, func_id) if prog.type == "lsm" else helper_allowed(prog, func_id)):
         raise Reject("helper call is not allowed in probe")
     sleepable = bool(prog.prog_flags & BPF_F_SLEEPABLE)
     if func_id in MIGHT_SLEEP:

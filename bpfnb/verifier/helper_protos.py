@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..isa.helpers import BpfFunc
-from .lsm import bpf_lsm_is_sleepable_hook
 
 
 @dataclass(frozen=True)
@@ -155,8 +154,8 @@ PROTOS: dict[int, HelperProto] = {
     155: HelperProto(("any", "any")),  # redirect_peer
     158: HelperProto((), "btf:task_struct"),  # get_current_task_btf
     159: HelperProto(("btf:linux_binprm", "any")),  # bprm_opts_set (lsm)
-    161: HelperProto(("btf:inode", "uninit_mem", "size")),  # ima_inode_hash (lsm, sleepable hooks)
     160: HelperProto(()),  # ktime_get_coarse_ns
+    161: HelperProto(("btf:inode", "uninit_mem", "size")),  # ima_inode_hash (lsm, sleepable hooks)
     164: HelperProto(("map", "func", "stack_or_null", "any")),  # for_each_map_elem
     169: HelperProto(("timer", "map", "any")),  # timer_init
     170: HelperProto(("timer", "func")),  # timer_set_callback
@@ -214,15 +213,9 @@ def trampoline_helper(prog, func_id: int) -> bool:
     return func_id in TRAMPOLINE_HELPERS and prog.type == "tracing" and prog.expected_attach_type in TRAMPOLINE_ATTACH
 
 
-# helpers an LSM program may call on the hooks that may sleep only (bpf_d_path_allowed,
-# bpf_ima_inode_hash_allowed), sleepable or not
-LSM_SLEEPABLE_HOOK_HELPERS = (BpfFunc.d_path, BpfFunc.ima_inode_hash, BpfFunc.ima_file_hash)
-
-
 def helper_allowed(prog, func_id: int) -> bool:
-    """``bpf_func_proto.allowed``: helpers that also depend on where the program attaches."""
-    if prog.type == "lsm" and func_id in LSM_SLEEPABLE_HOOK_HELPERS:
-        return bpf_lsm_is_sleepable_hook(prog)
+    """``bpf_func_proto.allowed``: helpers that also depend on where the program attaches
+    (an LSM program's: ``lsm.lsm_helper_allowed``)."""
     if func_id != BpfFunc.d_path:
         return True
     attach = prog.expected_attach_type

@@ -21,6 +21,7 @@ build is simply absent from its BTF).
 from __future__ import annotations
 
 from ..isa.helpers import BpfFunc
+from .helper_protos import TRAMPOLINE_HELPERS
 
 LSM_PREFIX = "bpf_lsm_"
 LSM_MAC = "lsm_mac"
@@ -63,8 +64,10 @@ LSM_HELPERS = frozenset({BpfFunc.inode_storage_get, BpfFunc.inode_storage_delete
                          BpfFunc.sk_storage_delete, BpfFunc.spin_lock, BpfFunc.spin_unlock, BpfFunc.bprm_opts_set,
                          BpfFunc.ima_inode_hash, BpfFunc.ima_file_hash})
 # a trampoline's (lsm/, not lsm_cgroup/): bpf_prog_has_trampoline
-TRAMPOLINE_HELPERS = frozenset({BpfFunc.get_attach_cookie, BpfFunc.get_func_arg, BpfFunc.get_func_ret,
-                                BpfFunc.get_func_arg_cnt})
+LSM_MAC_HELPERS = frozenset({BpfFunc.get_attach_cookie, *TRAMPOLINE_HELPERS})
+# on the hooks that may sleep only, sleepable program or not (bpf_d_path_allowed,
+# bpf_ima_inode_hash_allowed)
+SLEEPABLE_HOOK_HELPERS = frozenset({BpfFunc.d_path, BpfFunc.ima_inode_hash, BpfFunc.ima_file_hash})
 # lsm_cgroup/ only: cgroup_common_func_proto
 CGROUP_HELPERS = frozenset({BpfFunc.get_local_storage, BpfFunc.get_retval, BpfFunc.set_retval})
 SOCKOPT_HELPERS = frozenset({BpfFunc.setsockopt, BpfFunc.getsockopt})
@@ -142,8 +145,14 @@ def lsm_helper_available(prog, func_id: int, tracing: frozenset[int]) -> bool:
         return cgroup and hook_name(prog) in SOCKOPT_HOOKS
     if func_id in LSM_HELPERS:
         return True
-    if func_id in TRAMPOLINE_HELPERS:
+    if func_id in LSM_MAC_HELPERS:
         return prog.expected_attach_type == LSM_MAC
     if func_id in CGROUP_HELPERS:
         return False
     return func_id in tracing
+
+
+def lsm_helper_allowed(prog, func_id: int) -> bool:
+    """``bpf_func_proto.allowed`` for an LSM program: ``bpf_d_path`` and the ima hashes on the
+    hooks that may sleep only ("helper call is not allowed in probe" elsewhere)."""
+    return func_id not in SLEEPABLE_HOOK_HELPERS or bpf_lsm_is_sleepable_hook(prog)
