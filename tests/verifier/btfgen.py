@@ -344,41 +344,6 @@ def fentry_targets(btf) -> list[FentryTarget]:
     return sorted(out, key=lambda target: target.func)
 
 
-def lsm_targets(btf) -> list[FentryTarget]:
-    """Every LSM hook an ``lsm/`` program may attach to whose arguments the kernel trusts and
-    whose struct pointer argument has a tracepoint twin (trusted too), sorted by name; the
-    target's ``func`` is the hook's ``bpf_lsm_<hook>`` function."""
-    from bpfnb.verifier import lsm
-
-    twins = _tp_twins(btf)
-    out = []
-    for func in btf:
-        if func.kind != "func" or not lsm.is_hook(func.name):
-            continue
-        hook = func.name[len(lsm.LSM_PREFIX):]
-        if hook in lsm.DISABLED_HOOKS or hook in lsm.UNTRUSTED_HOOKS:
-            continue
-        target = _twinned_arg(btf, func, twins)
-        if target is not None:
-            out.append(target)
-    return sorted(out, key=lambda target: target.func)
-
-
-def random_lsm_program(rng: random.Random, btf, targets: list[FentryTarget], *, defects: float = 0.15,
-                       name: str = "lsmgen"):
-    """An ``lsm/<hook>`` program reading a struct argument of the hook and walking from it, its
-    tp_btf twin (the same body reading the same struct, trusted too, from a tracepoint), the
-    target and the defect injected. The kernel here refuses LSM loads; it loads the twin."""
-    target = rng.choice(targets)
-    gen = _Gen(rng, btf, defects)
-    insns = gen.build_lsm(target)
-    hook = target.func[len("bpf_lsm_"):]
-    prog = make_program(_with_ctx_offset(insns, target.off), section=f"lsm/{hook}", kernel_btf=btf, name=name)
-    twin = make_program(_with_ctx_offset(insns, target.tp_arg * POINTER_SIZE), section=f"tp_btf/{target.tp}",
-                        kernel_btf=btf, name=name)
-    return prog, twin, target, gen.defect
-
-
 def _with_ctx_offset(insns: list[Insn], off: int) -> bytes:
     return encode([Insn(i.code, i.dst, i.src, off, i.imm) if i.off == CTX_ARG and i.src == 6 else i for i in insns])
 
@@ -405,16 +370,24 @@ def random_fentry_program(rng: random.Random, btf, targets: list[FentryTarget], 
 ITER_TWINS = {"task_struct": ("task", 1)}  # struct -> (iterator, context slot)
 
 
-def sleepable_lsm_targets(btf) -> list[FentryTarget]:
-    """Every hook an ``lsm.s/`` program may attach to with a task argument, its twin a
-    sleepable task iterator (``tp``: the iterator, ``tp_arg``: its context slot)."""
+def lsm_targets(btf, *, sleepable: bool = False) -> list[FentryTarget]:
+    """Every LSM hook an ``lsm/`` program may attach to whose arguments the kernel trusts and
+    whose struct pointer argument has a tracepoint twin (trusted too), sorted by name; the
+    target's ``func`` is the hook's ``bpf_lsm_<hook>`` function. ``sleepable``: the hooks an
+    ``lsm.s/`` program may take with a task argument, their twin a sleepable task iterator
+    (``tp``: the iterator, ``tp_arg``: its context slot)."""
     from bpfnb.verifier import lsm
 
-    twins = {btf.find(name, "struct"): twin for name, twin in ITER_TWINS.items()}
+    if sleepable:
+        twins = {btf.find(name, "struct"): twin for name, twin in ITER_TWINS.items()}
+    else:
+        twins = _tp_twins(btf)
     out = []
     for func in btf:
-        if func.kind != "func" or not lsm.is_hook(func.name) \
-                or func.name[len(lsm.LSM_PREFIX):] not in lsm.SLEEPABLE_HOOKS:
+        if func.kind != "func" or not lsm.is_hook(func.name):
+            continue
+        hook = func.name[len(lsm.LSM_PREFIX):]
+        if hook in lsm.DISABLED_HOOKS or hook in lsm.UNTRUSTED_HOOKS or (sleepable and hook not in lsm.SLEEPABLE_HOOKS):
             continue
         target = _twinned_arg(btf, func, twins)
         if target is not None:
@@ -422,16 +395,21 @@ def sleepable_lsm_targets(btf) -> list[FentryTarget]:
     return sorted(out, key=lambda target: target.func)
 
 
-def random_sleepable_lsm_program(rng: random.Random, btf, targets: list[FentryTarget], *, defects: float = 0.15,
-                                 name: str = "lsmsgen"):
-    """An ``lsm.s/<hook>`` program walking from a task argument of the hook, its
-    ``iter.s/`` twin (the same body reading the same struct from a sleepable iterator's
-    context), the target and the defect injected."""
+def random_lsm_program(rng: random.Random, btf, targets: list[FentryTarget], *, sleepable: bool = False,
+                       defects: float = 0.15, name: str = "lsmgen"):
+    """An ``lsm/<hook>`` program reading a struct argument of the hook and walking from it, its
+    tp_btf twin (the same body reading the same struct, trusted too, from a tracepoint), the
+    target and the defect injected. The kernel here refuses LSM loads; it loads the twin.
+    ``sleepable``: an ``lsm.s/`` program (``lsm_targets(sleepable=True)``), its twin an
+    ``iter.s/`` program reading the task from the iterator's context (NULL-checked first in
+    both, as the iterator's may be NULL)."""
     target = rng.choice(targets)
     gen = _Gen(rng, btf, defects)
-    insns = gen.build_lsm(target, check_arg=True)
+    insns = gen.build_lsm(target, check_arg=sleepable)
     hook = target.func[len("bpf_lsm_"):]
-    prog = make_program(_with_ctx_offset(insns, target.off), section=f"lsm.s/{hook}", kernel_btf=btf, name=name)
-    twin = make_program(_with_ctx_offset(insns, target.tp_arg * POINTER_SIZE), section=f"iter.s/{target.tp}",
+    prog = make_program(_with_ctx_offset(insns, target.off), section=f"lsm{'.s' if sleepable else ''}/{hook}",
+                        kernel_btf=btf, name=name)
+    twin_section = f"iter.s/{target.tp}" if sleepable else f"tp_btf/{target.tp}"
+    twin = make_program(_with_ctx_offset(insns, target.tp_arg * POINTER_SIZE), section=twin_section,
                         kernel_btf=btf, name=name)
     return prog, twin, target, gen.defect

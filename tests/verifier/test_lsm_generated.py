@@ -35,12 +35,7 @@ from bpfnb.program import program
 from bpfnb.verifier import verify
 
 from . import golden
-from .btfgen import (
-    lsm_targets,
-    random_lsm_program,
-    random_sleepable_lsm_program,
-    sleepable_lsm_targets,
-)
+from .btfgen import lsm_targets, random_lsm_program
 from .test_fentry_generated import normalise_error
 
 NAME = "lsm_generated"
@@ -68,16 +63,21 @@ def _without_ctx_load(states: set[tuple]) -> set[tuple]:
     return {s for s in states if s[0] != CTX_LOAD_INSN}
 
 
-def test_lsm_programs_get_their_twins_verdicts_errors_and_values():
-    btf = kernel_btf()
-
+def _judge(btf, error_of):
+    """``golden.tally``'s judge: bpfnb's result for the stored LSM program and the error line
+    its twin's answer makes of it (``error_of(error, twin, prog)``)."""
     def judge(entry):
         prog = golden.program_of(entry, btf)
         twin = program(bytes.fromhex(entry["twin_insns"]), section=entry["twin_section"], kernel_btf=btf,
                        name=entry["name"])
-        return verify(prog, log_level=2), normalise_error(entry["error"], twin, prog)
+        return verify(prog, log_level=2), error_of(entry["error"], twin, prog)
 
-    got = golden.tally(golden.read_for_btf(NAME)["programs"].values(), judge)
+    return judge
+
+
+def test_lsm_programs_get_their_twins_verdicts_errors_and_values():
+    btf = kernel_btf()
+    got = golden.tally(golden.read_for_btf(NAME)["programs"].values(), _judge(btf, normalise_error))
     assert (got.verdicts, got.rejects, got.errors) == (COUNT, REJECTS, REJECTS)
     assert (got.same_states, got.total_states) == (VALUES, VALUES)
 
@@ -85,15 +85,9 @@ def test_lsm_programs_get_their_twins_verdicts_errors_and_values():
 def test_sleepable_lsm_programs_get_their_iterator_twins_verdicts_errors_and_values():
     btf = kernel_btf()
     entries = golden.read_for_btf(SLEEPABLE_NAME)["programs"].values()
-
-    def judge(entry):
-        prog = golden.program_of(entry, btf)
-        twin = program(bytes.fromhex(entry["twin_insns"]), section=entry["twin_section"], kernel_btf=btf,
-                       name=entry["name"])
-        return verify(prog, log_level=2), one_id_less(normalise_error(entry["error"], twin, prog))
-
     theirs = [{**e, "states": sorted(_past_ctx_load({tuple(s) for s in e["states"]}))} for e in entries]
-    got = golden.tally(theirs, judge, _without_ctx_load)
+    got = golden.tally(theirs, _judge(btf, lambda error, twin, prog: one_id_less(normalise_error(error, twin, prog))),
+                       _without_ctx_load)
     assert (got.verdicts, got.rejects, got.errors) == (COUNT, SLEEPABLE_REJECTS, SLEEPABLE_REJECTS)
     assert (got.same_states, got.total_states) == (SLEEPABLE_VALUES, SLEEPABLE_VALUES)
 
@@ -105,30 +99,27 @@ def test_generated_lsm_programs_cover_hooks_structs_and_defects():
     assert {e["defect"] for e in entries} >= {"", "beyond", "store", "ptr_arith"}
 
 
-@pytest.mark.kernel
-def test_golden_file_is_the_running_kernels():
-    btf = kernel_btf()
-    rng = random.Random(SEED)
-    targets = lsm_targets(btf)
+def _live(btf, seed: int, sleepable: bool) -> dict:
+    """The generated programs and their twins' answers from the running kernel."""
+    rng = random.Random(seed)
+    targets = lsm_targets(btf, sleepable=sleepable)
+    stem = "lsmsgen" if sleepable else "lsmgen"
     live = {}
     for i in range(COUNT):
-        prog, twin, target, defect = random_lsm_program(rng, btf, targets, name=f"lsmgen{i}")
+        prog, twin, target, defect = random_lsm_program(rng, btf, targets, sleepable=sleepable, name=f"{stem}{i}")
         twin_stored = golden.stored_program(twin)
-        live[f"lsmgen-{i}"] = {**golden.stored_program(prog), "twin_section": twin_stored["section"],
-                               "twin_insns": twin_stored["insns"], "struct": btf.type(target.struct_id).name,
-                               "defect": defect, **golden.kernel_answer(twin)}
-    golden.check_running_kernels(NAME, live, seed=SEED)
+        live[f"{stem}-{i}"] = {
+            **golden.stored_program(prog), "twin_section": twin_stored["section"], "twin_insns": twin_stored["insns"],
+            "struct": btf.type(target.struct_id).name, "defect": defect, **golden.kernel_answer(twin)}
+    return live
+
+
+@pytest.mark.kernel
+def test_golden_file_is_the_running_kernels():
+    golden.check_running_kernels(NAME, _live(kernel_btf(), SEED, sleepable=False), seed=SEED)
 
 
 @pytest.mark.kernel
 def test_sleepable_golden_file_is_the_running_kernels():
-    btf = kernel_btf()
-    rng = random.Random(SLEEPABLE_SEED)
-    targets = sleepable_lsm_targets(btf)
-    live = {}
-    for i in range(COUNT):
-        prog, twin, _target, defect = random_sleepable_lsm_program(rng, btf, targets, name=f"lsmsgen{i}")
-        twin_stored = golden.stored_program(twin)
-        live[f"lsmsgen-{i}"] = {**golden.stored_program(prog), "twin_section": twin_stored["section"],
-                                "twin_insns": twin_stored["insns"], "defect": defect, **golden.kernel_answer(twin)}
-    golden.check_running_kernels(SLEEPABLE_NAME, live, seed=SLEEPABLE_SEED)
+    golden.check_running_kernels(SLEEPABLE_NAME, _live(kernel_btf(), SLEEPABLE_SEED, sleepable=True),
+                                 seed=SLEEPABLE_SEED)
