@@ -217,6 +217,39 @@ def test_lsm_case_follows_the_kernels_rules(btf, name):
         assert text in ours.log
 
 
+# the kernel's own selftests (tools/testing/selftests/bpf/progs/verifier_lsm.c): hook, the
+# value returned, what the verifier says (its __msg, a part of the error line; None: success).
+# Left out: two cases of later kernels (mmap_file's file__nullable, which 6.18's BTF names
+# plain 'file', and lsm_cgroup's newer "Program of this type cannot be sleepable").
+SELFTEST_RETURNS = (
+    ("file_permission", 0, None), ("file_permission", -4095, None),
+    ("file_mprotect", -4096, "R0 has smin=-4096 smax=-4096 should have been in [-4095, 0]"),
+    ("file_mprotect", 4096, "R0 has smin=4096 smax=4096 should have been in [-4095, 0]"),
+    ("file_mprotect", 1, "R0 has smin=1 smax=1 should have been in [-4095, 0]"),
+    ("audit_rule_known", 1, None), ("audit_rule_known", 0, None),
+    ("audit_rule_known", -1, "R0 has smin=-1 smax=-1 should have been in [0, 1]"),
+    ("audit_rule_known", 2, "R0 has smin=2 smax=2 should have been in [0, 1]"),
+    ("file_free_security", -4096, None), ("file_free_security", 4096, None),
+    ("getprocattr", 0, "points to disabled hook"), ("setprocattr", 0, "points to disabled hook"),
+    ("ismaclabel", 0, "points to disabled hook"),
+)
+
+
+@pytest.mark.parametrize(("hook", "value", "message"), SELFTEST_RETURNS)
+def test_the_kernels_selftest_expectations(btf, hook, value, message):
+    ours = verify(_program(btf, f"lsm/{hook}", [_movi(0, value), EXIT_INSN]))
+    assert ours.ok == (message is None)
+    assert message is None or message in ours.error
+
+
+def test_the_return_value_slot_is_read_afresh(btf):
+    """verifier_lsm.c's last case: a register loaded from the return-value slot keeps no bound
+    it had before (file_mprotect's value so far may be 0 or an errno: dividing by 0 is seen)."""
+    insns = [_movi(6, 0), _ldx(6, 1, 24), Insn(op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 6, 0, 1, 0),
+             Insn(op.BPF_ALU64 | op.BPF_DIV | op.BPF_K, 6, 0, 0, 0)]
+    assert verify(_program(btf, "lsm/file_mprotect", insns)).error == "div by zero"
+
+
 def test_lsm_programs_need_a_gpl_compatible_license(btf):
     ours = verify(_program(btf, "lsm/file_open", [], license="MIT"))
     assert ours.error == "LSM programs must have a GPL compatible license"
