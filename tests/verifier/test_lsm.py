@@ -242,6 +242,13 @@ def test_the_kernels_selftest_expectations(btf, hook, value, message):
     assert message is None or message in ours.error
 
 
+def test_the_kernels_selftest_lsm_cgroup_nonvoid(btf):
+    """selftests' lsm_cgroup_nonvoid: an lsm_cgroup/ program on a void hook must not load
+    returning 0 ("Can not return any errors from void LSM hooks")."""
+    ours = verify(_program(btf, "lsm_cgroup/inet_csk_clone", [_movi(0, 0), EXIT_INSN]))
+    assert ours.error == "At program exit the register R0 has smin=0 smax=0 should have been in [1, 1]"
+
+
 def test_the_return_value_slot_is_read_afresh(btf):
     """verifier_lsm.c's last case: a register loaded from the return-value slot keeps no bound
     it had before (file_mprotect's value so far may be 0 or an errno: dividing by 0 is seen)."""
