@@ -249,6 +249,12 @@ def test_the_kernels_selftest_lsm_cgroup_nonvoid(btf):
     assert ours.error == "At program exit the register R0 has smin=0 smax=0 should have been in [1, 1]"
 
 
+def test_the_kernels_selftest_task_free(btf):
+    """selftests' lsm.c: "lsm/ is ok, lsm.s/ fails" on task_free."""
+    assert verify(_program(btf, "lsm/task_free", [])).ok
+    assert verify(_program(btf, "lsm.s/task_free", [])).error == "bpf_lsm_task_free is not sleepable"
+
+
 def test_the_return_value_slot_is_read_afresh(btf):
     """verifier_lsm.c's last case: a register loaded from the return-value slot keeps no bound
     it had before (file_mprotect's value so far may be 0 or an errno: dividing by 0 is seen)."""
