@@ -75,6 +75,7 @@ class _Gen:
         self.defect = ""
         self.always_check = False
         self.exit_through_zero = False
+        self.rcu_section = False  # the body runs between bpf_rcu_read_lock and bpf_rcu_read_unlock
 
     def inject(self, name: str) -> bool:
         if self.defect or self.rng.random() >= self.defects:
@@ -209,24 +210,37 @@ class _Gen:
         self.walk(reg, struct_id, rng.randint(1, 3), checked=False)
         if rng.random() < 0.15:
             self.kfuncs()
+        # an RCU read section ends on every path: the early exits go through its unlock
+        unlock_at = len(self.insns)
+        if self.rcu_section:
+            self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, 0,
+                                   self.btf.find("bpf_rcu_read_unlock", "func")))
         self.insns.append(_movi(0, 0))
         # fentry/fexit must return 0: their early exits go through 'r0 = 0' (tp_btf's straight to exit)
         exit_at = len(self.insns) - 1 if self.always_check or self.exit_through_zero else len(self.insns)
+        if self.rcu_section:
+            exit_at = unlock_at
         self.insns.append(Insn(op.BPF_JMP | op.BPF_EXIT))
         return [Insn(i.code, i.dst, i.src, exit_at - n - 1, i.imm) if i.off == EXIT_LABEL and
                 (i.code & 0x07) == op.BPF_JMP and i.code != (op.BPF_JMP | op.BPF_CALL) else i
                 for n, i in enumerate(self.insns)]
 
 
-    def build_lsm(self, target: FentryTarget, check_arg: bool = False) -> list[Insn]:
+    def build_lsm(self, target: FentryTarget, check_arg: bool = False, rcu: bool = False) -> list[Insn]:
         """An LSM program's body: one struct argument of the hook (at the ``CTX_ARG``
         placeholder offset) walked, pointers NULL-checked or not (the hook's arguments are
         trusted, as a tracepoint's are); every exit returns 0 (a value each hook takes).
-        ``check_arg``: the argument itself NULL-checked first (as an iterator twin must)."""
+        ``check_arg``: the argument itself NULL-checked first (as an iterator twin must);
+        ``rcu``: the rest inside ``bpf_rcu_read_lock()`` (what a sleepable program walks
+        there is RCU-protected, not untrusted)."""
         rng = self.rng
         self.exit_through_zero = True
         self.insns.append(_mov(6, 1))
         self.insns.append(_ldx(7, 6, CTX_ARG))
+        if rcu:  # before any exit, which all go through the unlock
+            self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, 0,
+                                   self.btf.find("bpf_rcu_read_lock", "func")))
+            self.rcu_section = True
         if check_arg:
             self.insns.append(_null_exit(7))
         regs = [(7, target.struct_id)]
@@ -402,10 +416,11 @@ def random_lsm_program(rng: random.Random, btf, targets: list[FentryTarget], *, 
     target and the defect injected. The kernel here refuses LSM loads; it loads the twin.
     ``sleepable``: an ``lsm.s/`` program (``lsm_targets(sleepable=True)``), its twin an
     ``iter.s/`` program reading the task from the iterator's context (NULL-checked first in
-    both, as the iterator's may be NULL)."""
+    both, as the iterator's may be NULL), half of them walking inside an RCU read section."""
     target = rng.choice(targets)
+    rcu = sleepable and rng.random() < 0.5
     gen = _Gen(rng, btf, defects)
-    insns = gen.build_lsm(target, check_arg=sleepable)
+    insns = gen.build_lsm(target, check_arg=sleepable, rcu=rcu)
     hook = target.func[len("bpf_lsm_"):]
     prog = make_program(_with_ctx_offset(insns, target.off), section=f"lsm{'.s' if sleepable else ''}/{hook}",
                         kernel_btf=btf, name=name)

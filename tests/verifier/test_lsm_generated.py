@@ -14,9 +14,10 @@ for the LSM program, trust and ids included.
 Sleepable programs (``lsm.s/``) walk differently (an RCU-protected member is untrusted
 outside ``bpf_rcu_read_lock``), which no tp_btf program does; their twins are sleepable
 task iterators (``iter.s/task``: the same body reading the task from the iterator's
-context, NULL-checked first in both). The iterator's task may be NULL, so it spends one
-id and its load's line differs: ids in the twin's answers are one less here, and the
-states of the context load itself are left out; everything else must be equal.
+context, NULL-checked first in both; half of them inside ``bpf_rcu_read_lock()``). The
+iterator's task may be NULL, so it spends one id and its load's line differs: ids in the
+twin's answers are one less here, and the states of the context load itself are left out;
+everything else must be equal.
 
 ``golden/lsm_generated.json`` and ``golden/lsm_sleepable_generated.json`` keep the twins'
 kernel answers with the SHA-256 of the kernel BTF they were generated from. Regenerate on
@@ -45,7 +46,7 @@ REJECTS, VALUES = 84, 534  # of the stored programs: rejected ones, and printed 
 
 
 SLEEPABLE_NAME, SLEEPABLE_SEED = "lsm_sleepable_generated", 21
-SLEEPABLE_REJECTS, SLEEPABLE_VALUES = 69, 812
+SLEEPABLE_REJECTS, SLEEPABLE_VALUES = 75, 685
 CTX_LOAD_INSN = 1  # r7 = *(u64 *)(r6 + off): the argument's load
 ID = re.compile(r"\b(id|ref_obj_id)=(\d+)")
 
