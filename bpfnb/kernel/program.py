@@ -297,6 +297,8 @@ def _load(prog: Program, insns, log_level: int, btf_fd: int | None = None, recor
             if exc.errno == errno.EPERM and prog.expected_attach_type in (
                     "trace_fentry", "trace_fexit", "modify_return"):
                 hint = "; fentry/fexit/fmod_ret programs are not permitted on this kernel"
+            elif exc.errno == errno.EPERM and prog.type == "lsm" and prog.attach_btf_id:
+                hint = "; LSM programs are not permitted on this kernel"
             elif prog.type == "ext":
                 hint = "; a freplace program needs the program it replaces (attach_prog_fd), which bpfnb does not set"
             elif prog.type in ("tracing", "lsm") and not prog.attach_btf_id:

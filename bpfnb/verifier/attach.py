@@ -15,6 +15,9 @@ before it walks a single instruction.
   (``btf_id_deny``) and ``__noreturn`` functions fexit/fmod_ret may not
   (``noreturn_deny``).
 
+An LSM program's hook (``bpf_lsm_<hook>``) goes through the same trampoline checks,
+then ``lsm.bpf_lsm_verify_prog``; ``lsm.s/`` only on the hooks that may sleep.
+
 tp_btf (``trace_raw_tp``) and iterator targets are checked where the section
 name is read (``bpfnb.elf.sections``).
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import functools
 
 from ..elf.sections import BPF_F_SLEEPABLE
+from . import lsm
 from .log import Reject
 
 MAX_BPF_FUNC_ARGS = 12
@@ -63,28 +67,26 @@ def check_struct_ops_btf_id(env) -> None:
 
 
 def check_attach_btf_id(env) -> None:
-    """Reject a fentry/fexit/fmod_ret program whose target the kernel would refuse (and a
-    struct_ops program without its struct: ``check_struct_ops_btf_id``)."""
+    """Reject a fentry/fexit/fmod_ret or LSM program whose target the kernel would refuse (and
+    a struct_ops program without its struct: ``check_struct_ops_btf_id``; a sleepable flag
+    where no sleeping is allowed)."""
     prog = env.prog
+    if prog.prog_flags & BPF_F_SLEEPABLE and not can_be_sleepable(prog):
+        raise Reject("Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs can be sleepable")
     if prog.type == "struct_ops":
         check_struct_ops_btf_id(env)
         return
+    if prog.type == "lsm":
+        check_lsm_attach_target(env)
+        return
     if prog.type != "tracing" or prog.expected_attach_type not in TRAMPOLINE_ATTACH:
         return
-    btf = prog.kernel_btf
-    if not prog.attach_btf_id or btf is None:
-        # libbpf would not even load it: tools name a placeholder and set the target at run time
-        where = f"no function '{prog.attach_name}'" if prog.attach_name else "no attach target"
-        raise Reject(f"Tracing programs must provide btf_id\nbpfnb: the kernel BTF has {where} for "
-                     f"{prog.section or prog.name}; give the program a target with --section "
-                     f"{prog.section.split('/')[0] if prog.section else 'fentry'}/<function>")
-    func = btf.type(prog.attach_btf_id)
-    if func.kind != "func":
-        raise Reject(f"attach_btf_id {prog.attach_btf_id} is not a function")
-    name = func.name
-    btf_distill_func_proto(btf, btf.type(func.type), name)
-    if not _has_address(name):
-        raise Reject(f"The address of function {name} cannot be found")
+    # libbpf would not even load one without a target: tools name a placeholder and set the
+    # target at run time
+    where = f"no function '{prog.attach_name}'" if prog.attach_name else "no attach target"
+    name = trampoline_target(prog, f"the kernel BTF has {where} for {prog.section or prog.name}; give the "
+                                   "program a target with --section "
+                                   f"{prog.section.split('/')[0] if prog.section else 'fentry'}/<function>")
     if prog.prog_flags & BPF_F_SLEEPABLE:
         if name in NON_SLEEPABLE_ERROR_INJECT or _error_injectable(env, name, "sleepable") is False:
             raise Reject(f"{name} is not sleepable")
@@ -95,6 +97,46 @@ def check_attach_btf_id(env) -> None:
         raise Reject(f"Attaching tracing programs to function '{name}' is rejected.")
     if prog.expected_attach_type in RETURN_ATTACH and name in NORETURN_DENY:
         raise Reject(f"Attaching fexit/fmod_ret to __noreturn function '{name}' is rejected.")
+
+
+def can_be_sleepable(prog) -> bool:
+    """The program kinds a sleepable flag is allowed on."""
+    if prog.type == "tracing":
+        return prog.expected_attach_type in (*TRAMPOLINE_ATTACH, "trace_iter")
+    if prog.type == "lsm":
+        return prog.expected_attach_type != lsm.LSM_CGROUP
+    return prog.type in ("kprobe", "struct_ops", "syscall")
+
+
+def check_lsm_attach_target(env) -> None:
+    """``bpf_check_attach_target`` for an LSM program (its hook's ``bpf_lsm_<hook>`` function:
+    a prototype a trampoline can call, an address, a hook that may sleep for ``lsm.s/``),
+    then ``bpf_lsm_verify_prog``."""
+    prog = env.prog
+    where = f"no function 'bpf_lsm_{lsm.hook_name(prog)}'" if prog.attach_name else "no attach target"
+    name = trampoline_target(prog, f"the kernel BTF has {where} for {prog.section or prog.name}; give the "
+                                   "program a hook with --section lsm/<hook>")
+    if prog.prog_flags & BPF_F_SLEEPABLE and not lsm.bpf_lsm_is_sleepable_hook(prog):
+        raise Reject(f"{name} is not sleepable")
+    message = lsm.bpf_lsm_verify_prog(prog, prog.license in GPL_COMPATIBLE_LICENSES)
+    if message is not None:
+        raise Reject(message)
+
+
+def trampoline_target(prog, missing: str) -> str:
+    """What ``bpf_check_attach_target`` asks of every function a trampoline calls: a BTF id
+    (``missing``: bpfnb's word when there is none), a FUNC, a prototype the trampoline takes,
+    an address. The function's name."""
+    btf = prog.kernel_btf
+    if not prog.attach_btf_id or btf is None:
+        raise Reject(f"Tracing programs must provide btf_id\nbpfnb: {missing}")
+    func = btf.type(prog.attach_btf_id)
+    if func.kind != "func":
+        raise Reject(f"attach_btf_id {prog.attach_btf_id} is not a function")
+    btf_distill_func_proto(btf, btf.type(func.type), func.name)
+    if not _has_address(func.name):
+        raise Reject(f"The address of function {func.name} cannot be found")
+    return func.name
 
 
 def btf_distill_func_proto(btf, proto, name: str) -> None:

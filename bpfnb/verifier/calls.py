@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..elf.sections import BPF_F_SLEEPABLE
 from ..isa import Insn
 from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
@@ -17,9 +18,16 @@ from .btf_access import btf_struct_ids_match
 from .btf_record import map_timer_off
 from .func_args import ARG_ANYTHING, ARG_PTR_TO_CTX, btf_prepare_func_args
 from .helper_availability import AVAILABLE
-from .helper_protos import helper_allowed, helper_proto, trampoline_helper
+from .helper_protos import MIGHT_SLEEP, helper_allowed, helper_proto, trampoline_helper
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
+from .lsm import (
+    LSM_CGROUP,
+    bpf_lsm_get_retval_range,
+    hook_returns_void,
+    lsm_helper_allowed,
+    lsm_helper_available,
+)
 from .map_func_compat import check_map_func_compatibility
 from .mem import (
     BPF_F_RDONLY_PROG,
@@ -108,14 +116,22 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     if func_id not in HELPER_NAMES or func_id <= 0:
         raise Reject(f"invalid func unknown#{func_id}")
     prog = env.prog
-    allowed = AVAILABLE.get(f"{prog.type}:{prog.expected_attach_type}", AVAILABLE.get(prog.type))
-    if allowed is not None and func_id not in allowed and not trampoline_helper(prog, func_id):
+    if not helper_available(prog, func_id):
         raise Reject(f"program of this type cannot use helper {name}#{func_id}")
     proto = helper_proto(env.prog.type, func_id)
     if proto is None:
         raise Reject(f"bpfnb does not model helper {name}#{func_id}")
-    if not helper_allowed(env.prog, func_id):
+    if not (lsm_helper_allowed(prog, func_id) if prog.type == "lsm" else helper_allowed(prog, func_id)):
         raise Reject("helper call is not allowed in probe")
+    sleepable = bool(prog.prog_flags & BPF_F_SLEEPABLE)
+    if func_id in MIGHT_SLEEP:
+        if not sleepable:
+            raise Reject("helper call might sleep in a non-sleepable prog")
+        if state.active_rcu_lock:
+            raise Reject(f"sleepable helper {name}#{func_id} in rcu_read_lock region")
+    if func_id == BpfFunc.set_retval and prog.type == "lsm" and prog.expected_attach_type == LSM_CGROUP \
+            and hook_returns_void(prog):
+        raise Reject("BPF_LSM_CGROUP that attach to void LSM hooks can't modify return value!")
     meta = CallArgMeta(func_id)
     for k, kind in enumerate(proto.args):
         check_func_arg(env, state, k + 1, kind, meta)
@@ -144,6 +160,15 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     env.log.scratch_regs.add(0)
     env.record(state, i, "call", f"{name}#{func_id}")
     return i + 1
+
+
+def helper_available(prog, func_id: int) -> bool:
+    """``get_func_proto`` of the program's type gives the helper (the kernel's own answer per
+    type, ``helper_availability``; an LSM program's from ``bpf_lsm_func_proto``)."""
+    if prog.type == "lsm":
+        return lsm_helper_available(prog, func_id, AVAILABLE["tracing"])
+    allowed = AVAILABLE.get(f"{prog.type}:{prog.expected_attach_type}", AVAILABLE.get(prog.type))
+    return allowed is None or func_id in allowed or trampoline_helper(prog, func_id)
 
 
 # the helpers that change a map's contents (refused for maps the program may only read)
@@ -690,7 +715,10 @@ def attach_func_proto(prog):
 
 
 def attach_func_returns_void(prog) -> bool:
-    """A struct_ops member returning void: the program's exit reads no R0 (``check_return_code``)."""
+    """A struct_ops member or an LSM hook (``lsm/``, not ``lsm_cgroup/``) returning void: the
+    program's exit reads no R0 (``check_return_code``)."""
+    if prog.type == "lsm":
+        return prog.expected_attach_type != LSM_CGROUP and hook_returns_void(prog)
     proto = attach_func_proto(prog)
     return proto is not None and not proto.type
 
@@ -739,9 +767,18 @@ ATTACH_RETVAL_RANGES = {
 }
 
 
+# an lsm_cgroup/ program on a void hook must leave the return value alone: return 1
+LSM_CGROUP_VOID_RETVAL = (1, 1)
+LSM_CGROUP_VOID_NOTE = "Note, BPF_LSM_CGROUP that attach to void LSM hooks can't modify return value!"
+
+
 def retval_range(prog) -> tuple[int, int] | None:
     """What ``check_return_code`` enforces for this program, or None."""
     attach = prog.expected_attach_type or ""
+    if prog.type == "lsm":
+        if attach == LSM_CGROUP:
+            return LSM_CGROUP_VOID_RETVAL if hook_returns_void(prog) else BINARY_VERDICT
+        return bpf_lsm_get_retval_range(prog)
     if prog.type == "tracing":
         return ATTACH_RETVAL_RANGES.get(attach) if attach in ("trace_fentry", "trace_fexit", "trace_iter") else None
     if prog.type in ("cgroup_skb", "cgroup_sock_addr") and attach in ATTACH_RETVAL_RANGES:
@@ -760,20 +797,29 @@ def check_return_code(env, state: State, r0: Reg, frame: Frame | None = None) ->
         if r0.type != SCALAR:
             raise Reject(f"At subprogram exit the register R0 is not a scalar value ({r0.type_name()})")
         return
-    wanted = retval_range(env.prog)
+    prog = env.prog
+    wanted = retval_range(prog)
     if wanted is None:
         return
-    enforce_retval(env, state, r0, wanted, "At program exit")
+    # an lsm/ program's value is the hook's int: its lower 32 bits are compared
+    return_32bit = prog.type == "lsm" and prog.expected_attach_type != LSM_CGROUP
+    note = LSM_CGROUP_VOID_NOTE if prog.type == "lsm" and wanted == LSM_CGROUP_VOID_RETVAL \
+        and hook_returns_void(prog) else None
+    enforce_retval(env, state, r0, wanted, "At program exit", return_32bit=return_32bit, note=note)
 
 
-def enforce_retval(env, state: State, r0: Reg, wanted: tuple[int, int], where: str) -> None:
-    """R0 at an exit: a scalar, precise, inside ``wanted``."""
+def enforce_retval(env, state: State, r0: Reg, wanted: tuple[int, int], where: str, *,
+                   return_32bit: bool = False, note: str | None = None) -> None:
+    """R0 at an exit: a scalar, precise, inside ``wanted`` (``retval_range_within``: its 32-bit
+    bounds with ``return_32bit``); ``note``: a line the kernel adds when it is not."""
     if r0.type != SCALAR:
         raise Reject(f"{where} the register R0 is not a known value ({r0.type_name()})")
     mark_chain_precision(env, state, 0)
     lo, hi = wanted
-    if r0.s.smin < lo or r0.s.smax > hi:
-        raise Reject(verbose_invalid_scalar(r0, wanted, where, "R0"))
+    low, high = (r0.s.s32_min, r0.s.s32_max) if return_32bit else (r0.s.smin, r0.s.smax)
+    if low < lo or high > hi:
+        message = verbose_invalid_scalar(r0, wanted, where, "R0")
+        raise Reject(f"{message}\n{note}" if note else message)
 
 
 def check_call(env, state: State, insn: Insn, i: int) -> int:

@@ -51,7 +51,7 @@ USEC_PER_SEC = 1_000_000
 MEMORY_CLASSES = (op.BPF_LDX, op.BPF_STX, op.BPF_ST)
 LD_IMM64 = op.BPF_LD | op.BPF_IMM | op.BPF_DW
 SHAPE_CHECKED = InsnsCache()  # instruction tuples check_subprogs and check_cfg passed
-UNMODELLED_TYPES = ("ext", "lsm", "syscall")
+UNMODELLED_TYPES = ("ext", "syscall")
 
 
 def bpf_check(env: VerifierEnv) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import lsm
+
 # struct __sk_buff (include/uapi/linux/bpf.h): name -> (offset, size)
 SK_BUFF_FIELDS = {
     "len": (0, 4), "pkt_type": (4, 4), "mark": (8, 4), "queue_mapping": (12, 4), "protocol": (16, 4),
@@ -109,6 +111,7 @@ class CtxAccess:
     btf_id: int = 0
     trusted: bool = False
     maybe_null: bool = False
+    is_retval: bool = False  # an lsm/ program's read of the previous program's return value
     log: list[str] = field(default_factory=list)
 
 
@@ -220,7 +223,8 @@ def btf_type_str(btf, type_id: int) -> str:
 # tp_btf program's and an iterator's; fentry/fexit/fmod_ret get plain ``ptr_``
 TRUSTED_ARGS_ATTACH = ("trace_raw_tp", "trace_iter")
 # attach types whose context has the traced function's return value after its arguments
-RETVAL_ATTACH = ("trace_fexit", "modify_return")
+# (an LSM program's: the value the programs before it on the hook returned)
+RETVAL_ATTACH = ("trace_fexit", "modify_return", lsm.LSM_MAC, lsm.LSM_CGROUP)
 NULLABLE_SUFFIX = "__nullable"
 
 
@@ -228,6 +232,9 @@ def _attach_proto(prog):
     """The prototype a tracing program's context follows: (arguments as ``btf_ctx_arg_idx``
     counts them, the visible arguments, the return type id)."""
     btf = prog.kernel_btf
+    if prog.type == "lsm":
+        proto = lsm.hook_proto(prog)
+        return [_arg_slot(btf, p.type) for p in proto.params], proto.params, proto.type
     if prog.expected_attach_type == "trace_raw_tp":
         _typedef, params = btf.trace_proto(prog.attach_name)  # without the hidden 'void *__data'
         return [U64_SIZE] + [_arg_slot(btf, p.type) for p in params], params, 0
@@ -239,14 +246,16 @@ def _attach_proto(prog):
 
 def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     """``tracing_prog_is_valid_access`` and ``btf_ctx_access`` for tp_btf, fentry, fexit
-    and fmod_ret programs (Linux 6.18: a pointer argument is read 8 bytes wide; a
-    pointer to anything but a struct, void or an integer is refused)."""
+    and fmod_ret programs, ``btf_ctx_access`` alone for LSM programs (Linux 6.18: a
+    pointer argument is read 8 bytes wide; a pointer to anything but a struct, void or an
+    integer is refused; after an LSM hook's arguments, the return value so far)."""
     btf = prog.kernel_btf
     if btf is None or not prog.attach_name:
         return CtxAccess(None)
-    name = prog.attach_name
+    name = lsm.attach_func_name(prog) if prog.type == "lsm" else prog.attach_name
     # tracing_prog_is_valid_access first: inside the argument array, a read, aligned to its size
-    if write or off < 0 or off >= MAX_BPF_FUNC_ARGS * U64_SIZE or off % size:
+    # (an LSM program's is_valid_access is btf_ctx_access alone)
+    if prog.type == "tracing" and (write or off < 0 or off >= MAX_BPF_FUNC_ARGS * U64_SIZE or off % size):
         return CtxAccess(None)
     if off % U64_SIZE:
         return CtxAccess(None, log=[f"func '{name}' offset {off} is not multiple of 8"])
@@ -258,7 +267,8 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     nr_args = len(params)
     if arg > nr_args or (arg == nr_args and prog.expected_attach_type not in RETVAL_ATTACH):
         return CtxAccess(None, log=[f"func '{name}' doesn't have {arg + 1}-th argument"])
-    if arg == nr_args:  # the return value (fexit, fmod_ret)
+    is_retval = arg == nr_args and prog.expected_attach_type == lsm.LSM_MAC
+    if arg == nr_args:  # the return value (fexit, fmod_ret, lsm)
         type_id = ret_type
         if prog.expected_attach_type == "modify_return":
             ret = btf.resolve(ret_type)
@@ -269,7 +279,7 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     resolved = btf.resolve(type_id)
     t = btf.type(resolved)
     if _small_int(btf, resolved) or t.kind in ("enum", "enum64", "struct", "union"):
-        return CtxAccess("scalar")
+        return CtxAccess("scalar", is_retval=is_retval)
     if t.kind != "ptr":
         return CtxAccess(None, log=[f"func '{name}' arg{arg} '{t.name if resolved else ''}' has type "
                                     f"{btf_type_str(btf, resolved)}. Only pointer access is allowed"])
@@ -288,8 +298,15 @@ def _btf_ctx(prog, off: int, size: int, write: bool) -> CtxAccess:
     log = [f"func '{name}' arg{arg} has btf_id {target} type {kind} '{tt.name}'"]
     if raw_tp and arg in TP_ERR_PTR_ARGS.get(name, ()):
         return CtxAccess("scalar", log=[*log, f"marking pointer arg{arg} as scalar as it may encode error"])
-    return CtxAccess("btf", btf_id=target, trusted=prog.expected_attach_type in TRUSTED_ARGS_ATTACH, log=log,
-                     maybe_null=maybe_null)
+    return CtxAccess("btf", btf_id=target, trusted=prog_args_trusted(prog), log=log, maybe_null=maybe_null)
+
+
+def prog_args_trusted(prog) -> bool:
+    """The kernel trusts the BTF arguments of a tp_btf program, an iterator and an LSM
+    program (but on the hooks of objects being set up or torn down)."""
+    if prog.type == "lsm":
+        return lsm.bpf_lsm_is_trusted(prog)
+    return prog.expected_attach_type in TRUSTED_ARGS_ATTACH
 
 
 def _small_int(btf, type_id: int) -> bool:
@@ -410,7 +427,7 @@ def ctx_access(prog, off: int, size: int, write: bool) -> CtxAccess:
         return _sk_buff(t, off, size, write)
     if t == "xdp":
         return _xdp(off, size, write)
-    if t == "tracing":
+    if t in ("tracing", "lsm"):
         return _btf_ctx(prog, off, size, write)
     if t in ("raw_tracepoint", "raw_tracepoint_writable"):  # raw_tp_prog_is_valid_access: any aligned read
         ok = not write and 0 <= off < MAX_BPF_FUNC_ARGS * U64_SIZE and off % size == 0

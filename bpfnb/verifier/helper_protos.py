@@ -153,7 +153,9 @@ PROTOS: dict[int, HelperProto] = {
     152: HelperProto(("any", "mem_or_null", "size_or_zero", "any")),  # redirect_neigh
     155: HelperProto(("any", "any")),  # redirect_peer
     158: HelperProto((), "btf:task_struct"),  # get_current_task_btf
+    159: HelperProto(("btf:linux_binprm", "any")),  # bprm_opts_set (lsm)
     160: HelperProto(()),  # ktime_get_coarse_ns
+    161: HelperProto(("btf:inode", "uninit_mem", "size")),  # ima_inode_hash (lsm, sleepable hooks)
     164: HelperProto(("map", "func", "stack_or_null", "any")),  # for_each_map_elem
     169: HelperProto(("timer", "map", "any")),  # timer_init
     170: HelperProto(("timer", "func")),  # timer_set_callback
@@ -165,6 +167,8 @@ PROTOS: dict[int, HelperProto] = {
     177: HelperProto(("mem", "size", "mem_or_null", "size_or_zero")),  # trace_vprintk
     178: HelperProto(("sock_common",), "btf_or_null:unix_sock"),  # skc_to_unix_sock
     181: HelperProto(("any", "func", "stack_or_null", "any")),  # loop
+    186: HelperProto(()),  # get_retval (cgroup programs, lsm_cgroup)
+    187: HelperProto(("any",)),  # set_retval (cgroup programs, lsm_cgroup)
     188: HelperProto(("ctx",)),  # xdp_get_buff_len
     189: HelperProto(("ctx", "any", "uninit_mem", "size")),  # xdp_load_bytes
     190: HelperProto(("ctx", "any", "mem", "size")),  # xdp_store_bytes
@@ -173,6 +177,7 @@ PROTOS: dict[int, HelperProto] = {
     185: HelperProto(("ctx",)),  # get_func_arg_cnt
     191: HelperProto(("uninit_mem", "size_or_zero", "any", "btf:task_struct")),  # copy_from_user_task
     192: HelperProto(("ctx", "any", "any")),  # skb_set_tstamp
+    193: HelperProto(("btf:file", "uninit_mem", "size")),  # ima_file_hash (lsm, sleepable hooks)
     195: HelperProto(("map", "key", "any"), "map_value_or_null"),  # map_lookup_percpu_elem
     208: HelperProto(()),  # ktime_get_tai_ns
 }
@@ -181,6 +186,9 @@ PROTOS: dict[int, HelperProto] = {
 # ``*_func_proto`` switches): tracing programs pass BTF socket pointers, not a context
 TYPE_PROTOS: dict[tuple[str, int], HelperProto] = {
     ("tracing", 46): HelperProto(("sock_common_or_null",)),  # get_socket_cookie (bpf_get_socket_ptr_cookie)
+    # lsm_cgroup: bpf_sk_setsockopt / bpf_sk_getsockopt on the hook's socket
+    ("lsm", 49): HelperProto(("sock_common", "any", "any", "mem", "size")),
+    ("lsm", 57): HelperProto(("sock_common", "any", "any", "uninit_mem", "size")),
 }
 
 
@@ -190,6 +198,10 @@ D_PATH_ALLOWLIST = ("security_file_permission", "security_inode_getattr", "secur
                     "security_path_truncate", "vfs_truncate", "vfs_fallocate", "dentry_open", "vfs_getattr",
                     "filp_close")
 TRAMPOLINE_ATTACH = ("trace_fentry", "trace_fexit", "modify_return")
+
+
+# helpers whose bpf_func_proto says might_sleep: a non-sleepable program may not call them
+MIGHT_SLEEP = (BpfFunc.copy_from_user, BpfFunc.copy_from_user_task, BpfFunc.ima_inode_hash, BpfFunc.ima_file_hash)
 
 
 # helpers only a program behind a BPF trampoline gets (bpf_prog_has_trampoline)
@@ -202,7 +214,8 @@ def trampoline_helper(prog, func_id: int) -> bool:
 
 
 def helper_allowed(prog, func_id: int) -> bool:
-    """``bpf_func_proto.allowed``: helpers that also depend on where the program attaches."""
+    """``bpf_func_proto.allowed``: helpers that also depend on where the program attaches
+    (an LSM program's: ``lsm.lsm_helper_allowed``)."""
     if func_id != BpfFunc.d_path:
         return True
     attach = prog.expected_attach_type

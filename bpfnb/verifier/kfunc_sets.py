@@ -104,6 +104,16 @@ KFUNC_SETS = (
         "bpf_cpumask_weight": KF_RCU,
         "bpf_cpumask_populate": KF_RCU,
     }),
+    # fs/bpf_fs_kfuncs.c: LSM programs only (its filter lets no other type through)
+    KfuncSet("bpf_fs_kfunc_set_ids", ("lsm",), {
+        "bpf_get_task_exe_file": KF_ACQUIRE | KF_TRUSTED_ARGS | KF_RET_NULL,
+        "bpf_put_file": KF_RELEASE,
+        "bpf_path_d_path": KF_TRUSTED_ARGS,
+        "bpf_get_dentry_xattr": KF_SLEEPABLE | KF_TRUSTED_ARGS,
+        "bpf_get_file_xattr": KF_SLEEPABLE | KF_TRUSTED_ARGS,
+        "bpf_set_dentry_xattr": KF_SLEEPABLE | KF_TRUSTED_ARGS,
+        "bpf_remove_dentry_xattr": KF_SLEEPABLE | KF_TRUSTED_ARGS,
+    }),
     # the lookups and allocations check their pointer arguments' trust on 6.18 (measured: a
     # context of the wrong program type is "R1 must be referenced or trusted")
     KfuncSet("nf_conntrack_kfunc_set", NF_CONNTRACK_PROG_TYPES, {

@@ -15,6 +15,7 @@ from .btf_access import check_pseudo_btf_id, check_ptr_to_btf_access
 from .btf_record import BPF_TIMER, BPF_TIMER_SIZE, map_timer_off
 from .ctx import ctx_access, sock_access
 from .log import Reject
+from .lsm import bpf_lsm_get_retval_range
 from .precision import insn_stack_access_flags, mark_chain_precision, push_jmp_history
 from .regstate import (
     CONST_PTR_TO_MAP,
@@ -256,6 +257,8 @@ def check_ctx_access(env, regno: int, base: Reg, off: int, size: int, write: boo
         env.log.verbose(line)
     if access.kind is None:
         raise Reject(f"invalid bpf_context access off={off} size={size}")
+    if access.is_retval and not write:
+        return lsm_retval_reg(env.prog)
     if write or access.kind == "scalar":
         return scalar_reg()
     if access.kind in CTX_KIND:
@@ -265,6 +268,20 @@ def check_ctx_access(env, regno: int, base: Reg, off: int, size: int, write: boo
         return Reg(kind, Scalar.const(0), maybe_null=maybe_null, id=env.new_id() if maybe_null else 0)
     return Reg(PTR_TO_BTF_ID, Scalar.const(0), btf=env.prog.kernel_btf, btf_id=access.btf_id,
                trusted=access.trusted, maybe_null=access.maybe_null, id=env.new_id() if access.maybe_null else 0)
+
+
+def lsm_retval_reg(prog) -> Reg:
+    """An ``lsm/`` program's read of the return value so far: a number inside the hook's
+    return range, as ``__mark_reg_s32_range`` bounds it (both 32- and 64-bit signed bounds)."""
+    reg = scalar_reg()
+    wanted = bpf_lsm_get_retval_range(prog)
+    if wanted is not None:
+        lo, hi = wanted
+        s = reg.s
+        s.s32_min, s.s32_max = max(s.s32_min, lo), min(s.s32_max, hi)
+        s.smin, s.smax = max(s.smin, lo), min(s.smax, hi)
+        s.sync()
+    return reg
 
 
 def _check_mem_bounds(regno: int, reg: Reg, off: int, size: int, mem_size: int, zero_size_ok: bool = False) -> None:

@@ -74,6 +74,8 @@ class _Gen:
         self.insns: list[Insn] = []
         self.defect = ""
         self.always_check = False
+        self.exit_through_zero = False
+        self.rcu_section = False  # the body runs between bpf_rcu_read_lock and bpf_rcu_read_unlock
 
     def inject(self, name: str) -> bool:
         if self.defect or self.rng.random() >= self.defects:
@@ -208,14 +210,45 @@ class _Gen:
         self.walk(reg, struct_id, rng.randint(1, 3), checked=False)
         if rng.random() < 0.15:
             self.kfuncs()
+        # an RCU read section ends on every path: the early exits go through its unlock
+        unlock_at = len(self.insns)
+        if self.rcu_section:
+            self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, 0,
+                                   self.btf.find("bpf_rcu_read_unlock", "func")))
         self.insns.append(_movi(0, 0))
         # fentry/fexit must return 0: their early exits go through 'r0 = 0' (tp_btf's straight to exit)
-        exit_at = len(self.insns) - 1 if self.always_check else len(self.insns)
+        exit_at = len(self.insns) - 1 if self.always_check or self.exit_through_zero else len(self.insns)
+        if self.rcu_section:
+            exit_at = unlock_at
         self.insns.append(Insn(op.BPF_JMP | op.BPF_EXIT))
         return [Insn(i.code, i.dst, i.src, exit_at - n - 1, i.imm) if i.off == EXIT_LABEL and
                 (i.code & 0x07) == op.BPF_JMP and i.code != (op.BPF_JMP | op.BPF_CALL) else i
                 for n, i in enumerate(self.insns)]
 
+
+    def build_lsm(self, target: FentryTarget, check_arg: bool = False, rcu: bool = False) -> list[Insn]:
+        """An LSM program's body: one struct argument of the hook (at the ``CTX_ARG``
+        placeholder offset) walked, pointers NULL-checked or not (the hook's arguments are
+        trusted, as a tracepoint's are); every exit returns 0 (a value each hook takes).
+        ``check_arg``: the argument itself NULL-checked first (as an iterator twin must);
+        ``rcu``: the rest inside ``bpf_rcu_read_lock()`` (what a sleepable program walks
+        there is RCU-protected, not untrusted)."""
+        rng = self.rng
+        self.exit_through_zero = True
+        self.insns.append(_mov(6, 1))
+        self.insns.append(_ldx(7, 6, CTX_ARG))
+        if rcu:  # before any exit, which all go through the unlock
+            self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, op.BPF_PSEUDO_KFUNC_CALL, 0,
+                                   self.btf.find("bpf_rcu_read_lock", "func")))
+            self.rcu_section = True
+        if check_arg:
+            self.insns.append(_null_exit(7))
+        regs = [(7, target.struct_id)]
+        if rng.random() < 0.4:
+            self.insns.append(Insn(op.BPF_JMP | op.BPF_CALL, 0, 0, 0, GET_CURRENT_TASK_BTF))
+            self.insns.append(_mov(9, 0))
+            regs.append((9, self.btf.find("task_struct", "struct")))
+        return self.finish(regs)
 
     def build_fentry(self, target: FentryTarget) -> tuple[list[Insn], int]:
         """A body reading one struct argument (at ``CTX_ARG`` placeholder offsets) and
@@ -269,12 +302,9 @@ class FentryTarget:
     tp_arg: int
 
 
-def fentry_targets(btf) -> list[FentryTarget]:
-    """Every kernel function a fentry program may attach to (the kernel's trampoline and deny
-    rules) whose struct pointer argument has a tracepoint twin, sorted by name."""
-    from bpfnb.verifier import attach
-    from bpfnb.verifier.ctx import TP_NULLABLE_ARGS, _arg_slot
-    from bpfnb.verifier.log import Reject
+def _tp_twins(btf) -> dict[int, tuple[str, int]]:
+    """Struct id -> (tracepoint, argument) of a tracepoint passing a pointer to it, never NULL."""
+    from bpfnb.verifier.ctx import TP_NULLABLE_ARGS
 
     twins = {}
     for tp in TRACEPOINTS:
@@ -285,6 +315,30 @@ def fentry_targets(btf) -> list[FentryTarget]:
                 target = btf.resolve(t.type)
                 if btf.type(target).kind == "struct":
                     twins.setdefault(target, (tp, j))
+    return twins
+
+
+def _twinned_arg(btf, func, twins) -> FentryTarget | None:
+    """The first struct pointer argument of ``func`` that a tracepoint also passes."""
+    from bpfnb.verifier.ctx import _arg_slot
+
+    off = 0
+    for i, p in enumerate(btf.type(func.type).params):
+        t = btf.type(btf.resolve(p.type))
+        struct = btf.resolve(t.type) if t.kind == "ptr" else 0
+        if struct in twins:
+            return FentryTarget(func.name, i, off, struct, *twins[struct])
+        off += _arg_slot(btf, p.type)
+    return None
+
+
+def fentry_targets(btf) -> list[FentryTarget]:
+    """Every kernel function a fentry program may attach to (the kernel's trampoline and deny
+    rules) whose struct pointer argument has a tracepoint twin, sorted by name."""
+    from bpfnb.verifier import attach
+    from bpfnb.verifier.log import Reject
+
+    twins = _tp_twins(btf)
     out = []
     for func in btf:
         if func.kind != "func" or func.name.startswith(EXCLUDED_TARGET_PREFIXES):
@@ -298,14 +352,9 @@ def fentry_targets(btf) -> list[FentryTarget]:
             continue
         if not attach._has_address(func.name):
             continue
-        off = 0
-        for i, p in enumerate(proto.params):
-            t = btf.type(btf.resolve(p.type))
-            struct = btf.resolve(t.type) if t.kind == "ptr" else 0
-            if struct in twins:
-                out.append(FentryTarget(func.name, i, off, struct, *twins[struct]))
-                break
-            off += _arg_slot(btf, p.type)
+        target = _twinned_arg(btf, func, twins)
+        if target is not None:
+            out.append(target)
     return sorted(out, key=lambda target: target.func)
 
 
@@ -327,3 +376,55 @@ def random_fentry_program(rng: random.Random, btf, targets: list[FentryTarget], 
     twin = make_program(_with_ctx_offset(insns, target.tp_arg * POINTER_SIZE + shift),
                         section=f"tp_btf/{target.tp}", kernel_btf=btf, name=name)
     return fentry, twin, target, gen.defect
+
+
+# the sleepable iterator whose context passes a task (trusted, maybe NULL): the twin of
+# sleepable LSM programs, whose walks the kernel judges alike (RCU-protected members
+# untrusted outside bpf_rcu_read_lock); task_file's file is not trusted, so no twin
+ITER_TWINS = {"task_struct": ("task", 1)}  # struct -> (iterator, context slot)
+
+
+def lsm_targets(btf, *, sleepable: bool = False) -> list[FentryTarget]:
+    """Every LSM hook an ``lsm/`` program may attach to whose arguments the kernel trusts and
+    whose struct pointer argument has a tracepoint twin (trusted too), sorted by name; the
+    target's ``func`` is the hook's ``bpf_lsm_<hook>`` function. ``sleepable``: the hooks an
+    ``lsm.s/`` program may take with a task argument, their twin a sleepable task iterator
+    (``tp``: the iterator, ``tp_arg``: its context slot)."""
+    from bpfnb.verifier import lsm
+
+    if sleepable:
+        twins = {btf.find(name, "struct"): twin for name, twin in ITER_TWINS.items()}
+    else:
+        twins = _tp_twins(btf)
+    out = []
+    for func in btf:
+        if func.kind != "func" or not lsm.is_hook(func.name):
+            continue
+        hook = func.name[len(lsm.LSM_PREFIX):]
+        if hook in lsm.DISABLED_HOOKS or hook in lsm.UNTRUSTED_HOOKS or (sleepable and hook not in lsm.SLEEPABLE_HOOKS):
+            continue
+        target = _twinned_arg(btf, func, twins)
+        if target is not None:
+            out.append(target)
+    return sorted(out, key=lambda target: target.func)
+
+
+def random_lsm_program(rng: random.Random, btf, targets: list[FentryTarget], *, sleepable: bool = False,
+                       defects: float = 0.15, name: str = "lsmgen"):
+    """An ``lsm/<hook>`` program reading a struct argument of the hook and walking from it, its
+    tp_btf twin (the same body reading the same struct, trusted too, from a tracepoint), the
+    target and the defect injected. The kernel here refuses LSM loads; it loads the twin.
+    ``sleepable``: an ``lsm.s/`` program (``lsm_targets(sleepable=True)``), its twin an
+    ``iter.s/`` program reading the task from the iterator's context (NULL-checked first in
+    both, as the iterator's may be NULL), half of them walking inside an RCU read section."""
+    target = rng.choice(targets)
+    rcu = sleepable and rng.random() < 0.5
+    gen = _Gen(rng, btf, defects)
+    insns = gen.build_lsm(target, check_arg=sleepable, rcu=rcu)
+    hook = target.func[len("bpf_lsm_"):]
+    prog = make_program(_with_ctx_offset(insns, target.off), section=f"lsm{'.s' if sleepable else ''}/{hook}",
+                        kernel_btf=btf, name=name)
+    twin_section = f"iter.s/{target.tp}" if sleepable else f"tp_btf/{target.tp}"
+    twin = make_program(_with_ctx_offset(insns, target.tp_arg * POINTER_SIZE), section=twin_section,
+                        kernel_btf=btf, name=name)
+    return prog, twin, target, gen.defect

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bpfnb.elf.sections import BPF_F_SLEEPABLE
 from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
 from bpfnb.isa.helpers import BpfFunc
@@ -94,10 +95,11 @@ class Case:
     insns: tuple[Insn, ...]
     maps: tuple[MapDef, ...] = ()
     attach: str | None = None
+    flags: int = 0  # BPF_PROG_LOAD's prog_flags
 
     def program(self, name: str) -> Program:
         return Program(name[:15].replace("-", "_"), tuple(self.insns), type=self.type, maps=self.maps,
-                       expected_attach_type=self.attach or DEFAULT_ATTACH.get(self.type))
+                       expected_attach_type=self.attach or DEFAULT_ATTACH.get(self.type), prog_flags=self.flags)
 
 
 def _null_checks() -> dict[str, Case]:
@@ -375,6 +377,24 @@ def _maps_of_maps() -> dict[str, Case]:
     return {name: Case("socket_filter", insns, (ARRAY_OF_MAPS, HASH_OF_MAPS)) for name, insns in cases.items()}
 
 
+def _sleeping_helpers() -> dict[str, Case]:
+    """Helpers that may sleep (bpf_copy_from_user, bpf_copy_from_user_task): offered to the
+    tracing types, refused in programs that are not sleepable."""
+    buf = (st(op.BPF_DW, FP, -8, 0), movr(R1, FP), alu(op.BPF_ADD, R1, -8), mov(R2, 8), mov(R3, 0))
+    task = (mov(R4, 0),)  # never checked: the sleeping is refused first
+    return {
+        # the sleepable flag itself: uprobes (kprobe programs) may have it, XDP and socket filters not
+        "sleep-flag-kprobe": Case("kprobe", RET0, flags=BPF_F_SLEEPABLE),
+        "sleep-flag-xdp": Case("xdp", RET0, flags=BPF_F_SLEEPABLE),
+        "sleep-flag-socket": Case("socket_filter", RET0, flags=BPF_F_SLEEPABLE),
+        "sleep-copy-from-user-sleepable-kprobe": Case("kprobe", (*buf, call(BpfFunc.copy_from_user), *RET0),
+                                                      flags=BPF_F_SLEEPABLE),
+        "sleep-copy-from-user-kprobe": Case("kprobe", (*buf, call(BpfFunc.copy_from_user), *RET0)),
+        "sleep-copy-from-user-raw-tp": Case("raw_tracepoint", (*buf, call(BpfFunc.copy_from_user), *RET0)),
+        "sleep-copy-from-user-task-kprobe": Case("kprobe", (*task, *buf, call(BpfFunc.copy_from_user_task), *RET0)),
+    }
+
+
 CASES: dict[str, Case] = {**_null_checks(), **_subprograms(), **_ctx_accesses(), **_tail_calls(), **_packets(),
                           **_sock_ctx_accesses(), **_sock_pointers(), **_maps_of_maps(), **_sock_helpers(),
-                          **_sock_helper_refs(), **_ringbuf_refs()}
+                          **_sock_helper_refs(), **_ringbuf_refs(), **_sleeping_helpers()}
