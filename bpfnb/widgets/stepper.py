@@ -89,7 +89,6 @@ def _css(scope: str) -> str:
 {s} .ln .op{{border-bottom:1px dotted #0969da}}
 {s} .ln .op.picked{{outline:1px solid #0969da}}
 {s} .path,{s} .gap{{color:#6a737d;font:italic 11px monospace}}
-{s}.bpfnb-stepper{{contain:layout style}}
 """
 
 
