@@ -312,7 +312,8 @@ class StepperPanes(anywidget.AnyWidget):
     listing_current = traitlets.Int(-1).tag(sync=True, echo_update=False)
     last = traitlets.Int(0).tag(sync=True)  # the walk's last visit
     error_step = traitlets.Int(-1).tag(sync=True)  # the error's visit (-1: none)
-    chain_steps = traitlets.List(traitlets.Int()).tag(sync=True)  # the selected chain's visits, sorted
+    # the selected chain's visits, sorted (ints: a chain can have tens of thousands, not checked one by one)
+    chain_steps = traitlets.List().tag(sync=True)
     legend = traitlets.Unicode("").tag(sync=True)
     cfg = traitlets.Unicode("").tag(sync=True)  # the SVG, laid out once
     cfg_style = traitlets.Unicode("").tag(sync=True, echo_update=False)  # the current step's highlighting

@@ -591,7 +591,7 @@ class VerifierStepper(w.VBox):
         """The instructions of the selected chain's visits (once per chain)."""
         chain = self.chain
         if self._chain_cfg[0] is not chain:
-            self._chain_cfg = (chain, sorted({self.walk.insn_of(s) for s in chain.steps}))
+            self._chain_cfg = (chain, self.walk.insns_of(chain.steps))
         return self._chain_cfg[1]
 
     def graph_svg(self, step: int) -> str:

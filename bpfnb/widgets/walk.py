@@ -157,6 +157,14 @@ class Walk:
         """The instruction of visit ``step`` (without building the visit)."""
         return int(self.columns["insn"][step]) if self.columns is not None else self.visits[step].insn
 
+    def insns_of(self, steps: Sequence[int]) -> list[int]:
+        """The distinct instructions of visits ``steps``, sorted (from the columns at once)."""
+        if self.columns is not None:
+            import numpy as np
+
+            return np.unique(self.columns["insn"][np.asarray(steps, dtype=np.int64)]).tolist()
+        return sorted({self.visits[s].insn for s in steps})
+
     def event_of(self, step: int) -> str | None:
         """The event of visit ``step`` (without building the visit)."""
         if self.columns is not None:

@@ -54,7 +54,10 @@ def test_the_columns_answer_as_the_visits_do(path, name, chunk, monkeypatch):
         assert columnar.path_start(k) == built.path_start(k)
         assert one.stream.html(k) == other.stream.html(k)
         for name in ("R0", "R1", "R6", "R10", "fp-8"):  # def-use chains and origins: read at once
-            assert columnar.chain(k, name) == built.chain(k, name), (k, name)
+            chain = columnar.chain(k, name)
+            assert chain == built.chain(k, name), (k, name)
+            assert columnar.insns_of(chain.steps) == built.insns_of(chain.steps) == \
+                sorted({built.visits[s].insn for s in chain.steps})
             assert columnar.origin(k, name) == built.origin(k, name), (k, name)
 
 
