@@ -309,16 +309,19 @@ def time_clicks(page, scope: str, label: str, count: int, delta: int = 1, timeou
     return page.evaluate(TIME_CLICKS, [scope, label, count, delta, timeout])
 
 
-# Arms a timer on the stepper ``scope``: from the last click or Enter on the page (a
-# button, the slider's track, the instruction box) until the state pane shows another
-# visit than now and the browser has painted a frame after it.
+# Arms a timer on the stepper ``scope``: from the last click, release of the pointer or
+# Enter on the page (a button, the slider's handle, the instruction box; the time the
+# event carries, as the browser's Event Timing counts an interaction) until the state
+# pane shows another visit than now and the browser has painted a frame after it.
 ARM_CHANGE = """([scope, timeout]) => {
   const state = document.querySelector('.' + scope + ' .bpfnb-panes .state');
   const visit = () => (/visit (\\d+) of/.exec(state.textContent) || [])[1];
   const before = visit();
   let start = null;
-  const mark = (event) => { if (event.type !== 'keydown' || event.key === 'Enter') start = performance.now(); };
-  const kinds = ['mousedown', 'pointerdown', 'click', 'keydown'];
+  // when the input happened (the event's own time: a stepper's button paints in its own
+  // click listener, which runs before this one)
+  const mark = (event) => { if (event.type !== 'keydown' || event.key === 'Enter') start = event.timeStamp; };
+  const kinds = ['click', 'pointerup', 'keydown'];
   kinds.forEach((k) => window.addEventListener(k, mark, true));
   const done = () => kinds.forEach((k) => window.removeEventListener(k, mark, true));
   window.__bpfnbChange = new Promise((resolve, reject) => {
