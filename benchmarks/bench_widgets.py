@@ -132,14 +132,17 @@ def browser(nodelay: bool = True) -> None:
             stepper = steppers.nth(k)
             stepper.scroll_into_view_if_needed()
             paint_s = lab.painted(page, k) - made["shown"]
-            rows.append((name, done, paint_s, _controls(page, stepper, done["processed"])))
-    for name, done, paint_s, controls in rows:
+            MOVES.clear()
+            rows.append((name, done, paint_s, _controls(page, stepper, done["processed"]), dict(MOVES)))
+    for name, done, paint_s, controls, moves in rows:
         print(f"browser {name:16}: {done['processed']:7} visits (verified in {done['verify_s']:.1f} s), first paint "
               f"{paint_s:.2f} s (goal < {TARGET_PAINT_S} s); from the click until painted (goal < {TARGET_STEP_MS} ms):")
         for control, times in controls.items():
+            held = moves.get(control)
             print(f"  {control:22}: {statistics.median(times):5.0f} ms median, {max(times):5.0f} ms slowest "
-                  f"({len(times)} times)")
-    (_, _, small_paint, small), (_, _, big_paint, big) = rows
+                  f"({len(times)} times" + (f"; painted from held visits {held[0]}, asked of Python {held[1]})"
+                                            if held else ")"))
+    (_, _, small_paint, small, _), (_, _, big_paint, big, _) = rows
     print(f"browser, the 990k-step walk against the 9k-step one on the same page: first paint "
           f"{big_paint / small_paint:.2f}x, a step {statistics.median(big['step']) / statistics.median(small['step']):.2f}x")
 
@@ -161,6 +164,18 @@ def _pick_chain(page, stepper) -> str:
     raise AssertionError("no register of this visit has enough definitions for the chain buttons")
 
 
+# per control (the last stepper measured): the moves the browser painted from the visits
+# it held, and those it asked Python for (the slider and the instruction box go through
+# the kernel by their own widgets: neither)
+MOVES: dict[str, list[int]] = {}
+
+
+def _moves(page, scope: str) -> tuple[int, int]:
+    """The stepper's counts of moves painted from held visits and asked from Python."""
+    return tuple(page.evaluate("(s) => { const r = document.querySelector('.' + s + ' .bpfnb-panes');"
+                               " return [Number(r.dataset.held), Number(r.dataset.asked)]; }", scope))
+
+
 def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
     """Each control of one stepper used a few times: the milliseconds each use took."""
     from tests.browser import lab
@@ -171,8 +186,13 @@ def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
 
     def timed(control: str, act) -> None:
         nonlocal visit
+        before = _moves(page, scope)
         ms, visit = lab.time_change(page, scope, act)
         times.setdefault(control, []).append(ms)
+        held, asked = (after - was for after, was in zip(_moves(page, scope), before, strict=True))
+        MOVES.setdefault(control, [0, 0])
+        MOVES[control][0] += held
+        MOVES[control][1] += asked
 
     def click(label: str):
         return lambda: stepper.get_by_role("button", name=label, exact=True).click()

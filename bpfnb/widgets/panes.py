@@ -77,6 +77,10 @@ function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "bpfnb-panes " + model.get("scope");
   root.tabIndex = 0;
+  // the moves painted from the visits held here, and those Python was asked for (what a
+  // person can read in the page, and the tests check)
+  root.dataset.held = 0;
+  root.dataset.asked = 0;
   root.style.cssText = "display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:10px;" +
                        "outline:none;width:100%;box-sizing:border-box";
   const state = document.createElement("div");
@@ -197,6 +201,7 @@ function render({ model, el }) {
   const move = (step) => {
     const visit = step === undefined ? undefined : ahead.get(step);
     if (visit === undefined) return false;
+    root.dataset.held = Number(root.dataset.held) + 1;
     const host = el.closest(".bpfnb-stepper");
     const last = model.get("last");
     // set here only: Python sets its traits the same from what it sent (``painted``)
@@ -220,7 +225,10 @@ function render({ model, el }) {
     const step = to(k, at(k));
     if (step === undefined) return false;
     const clamped = Math.max(0, Math.min(step, last));
-    if (clamped !== k && !move(clamped)) send({ kind: "step", step: clamped });
+    if (clamped !== k && !move(clamped)) {
+      root.dataset.asked = Number(root.dataset.asked) + 1;
+      send({ kind: "step", step: clamped });
+    }
     return true;
   };
   // the stepper's own buttons (ipywidgets): taken here, before their view
