@@ -3,6 +3,7 @@ which lines are instructions, which are bookkeeping, and the error block."""
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from dataclasses import dataclass
@@ -107,9 +108,20 @@ class LineComparison:
         return self.first_diff is None
 
 
+# difflib's matcher takes time of the order of the product of the two lengths; a middle
+# whose product is above this is first split at lines that occur once on each side
+DIFFLIB_MAX_PRODUCT = 4_000_000
+
+
 def compare_lines(reference: list[str], other: list[str]) -> LineComparison:
     """Line-for-line comparison: the lines outside the common head and tail are
-    matched by ``difflib`` (no line is treated as junk, so a repeated line counts)."""
+    matched by ``difflib`` (no line is treated as junk, so a repeated line counts).
+
+    Long logs that part early (a walk of 100k instructions whose paths differ) would
+    take difflib hours: there the middles are first cut at lines found once in each,
+    in the same order (a patience diff), and only the pieces between are matched by
+    difflib; a piece still too long and without such lines is matched greedily. The
+    count is then a common subsequence that may be shorter than the longest one."""
     head = 0
     for a, b in zip(reference, other, strict=False):
         if a != b:
@@ -123,8 +135,89 @@ def compare_lines(reference: list[str], other: list[str]) -> LineComparison:
             break
         tail += 1
     middle_ref, middle_other = reference[head:len(reference) - tail], other[head:len(other) - tail]
-    matcher = difflib.SequenceMatcher(None, middle_ref, middle_other, autojunk=False)
-    inner = sum(block.size for block in matcher.get_matching_blocks())
+    inner = _matching_lines(middle_ref, middle_other)
     at_ref = reference[head] if head < len(reference) else None
     at_other = other[head] if head < len(other) else None
     return LineComparison(head + inner + tail, len(reference), len(other), (head, at_ref, at_other))
+
+
+def _matching_lines(a: list[str], b: list[str]) -> int:
+    """How many lines of ``a`` ``b`` has in the same order (see ``compare_lines``)."""
+    head = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        head += 1
+    a, b = a[head:], b[head:]
+    tail = 0
+    for x, y in zip(reversed(a), reversed(b), strict=False):
+        if x != y:
+            break
+        tail += 1
+    if tail:
+        a, b = a[:-tail], b[:-tail]
+    if not a or not b:
+        return head + tail
+    if len(a) * len(b) <= DIFFLIB_MAX_PRODUCT:
+        matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+        return head + tail + sum(block.size for block in matcher.get_matching_blocks())
+    anchors = _unique_anchors(a, b)
+    if not anchors:
+        return head + tail + _greedy_matches(a, b)
+    same, i0, j0 = len(anchors), 0, 0
+    for i, j in anchors:
+        same += _matching_lines(a[i0:i], b[j0:j])
+        i0, j0 = i + 1, j + 1
+    return head + tail + same + _matching_lines(a[i0:], b[j0:])
+
+
+def _unique_anchors(a: list[str], b: list[str]) -> list[tuple[int, int]]:
+    """The pairs of positions of lines found exactly once in ``a`` and once in ``b``,
+    the longest run of them increasing on both sides (patience sorting)."""
+    count_a: dict[str, int] = {}
+    for line in a:
+        count_a[line] = count_a.get(line, 0) + 1
+    where_b: dict[str, int] = {}
+    count_b: dict[str, int] = {}
+    for j, line in enumerate(b):
+        count_b[line] = count_b.get(line, 0) + 1
+        where_b[line] = j
+    pairs = [(i, where_b[line]) for i, line in enumerate(a)
+             if count_a[line] == 1 and count_b.get(line) == 1]
+    # the longest increasing run of the b positions (pairs are in a's order)
+    tops: list[int] = []  # the b position ending the best run of each length
+    top_at: list[int] = []  # the index in ``pairs`` of that end
+    back = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        at = bisect.bisect_left(tops, j)
+        back[k] = top_at[at - 1] if at else -1
+        if at == len(tops):
+            tops.append(j)
+            top_at.append(k)
+        else:
+            tops[at] = j
+            top_at[at] = k
+    run = []
+    k = top_at[-1] if top_at else -1
+    while k >= 0:
+        run.append(pairs[k])
+        k = back[k]
+    return run[::-1]
+
+
+def _greedy_matches(a: list[str], b: list[str]) -> int:
+    """A common subsequence taken greedily: each line of ``a`` matched to its next
+    occurrence in ``b`` after the last match."""
+    where: dict[str, list[int]] = {}
+    for j, line in enumerate(b):
+        where.setdefault(line, []).append(j)
+    same, after = 0, 0
+    for line in a:
+        spots = where.get(line)
+        if not spots:
+            continue
+        at = bisect.bisect_left(spots, after)
+        if at < len(spots):
+            same += 1
+            after = spots[at] + 1
+    return same

@@ -39,3 +39,17 @@ def test_a_line_missing_counts_once_and_the_first_difference_is_named():
 def test_a_log_cut_short_is_past_the_end():
     result = compare_lines(["a", "b"], ["a"])
     assert (result.same, result.first_diff) == (1, (1, "b", None))
+
+
+def test_long_logs_parting_early_are_matched_between_unique_lines():
+    # 30,000 lines each side (difflib alone: the product of the middles, 9e8 steps):
+    # three of the kernel's lines missing from ours, two of ours not in the kernel's,
+    # and repeated lines (no unique anchor among them) matched greedily
+    theirs = [f"{i}: (b7) r0 = {i}" if i % 100 else "safe" for i in range(30_000)]
+    ours = list(theirs)
+    del ours[29_000], ours[15_000], ours[5]
+    ours.insert(10, "mark_precise: extra")
+    ours.insert(20_000, "from 1 to 2: extra")
+    result = compare_lines(theirs, ours)
+    assert (result.same, result.total, result.other_total) == (29_997, 30_000, 29_999)
+    assert result.first_diff == (5, theirs[5], theirs[6])
