@@ -11,6 +11,7 @@ from bisect import bisect_right
 
 from ..isa import opcodes as op
 from ..isa.flow import all_successors, function_starts, jump_target, pseudo_func_target
+from ..isa.helpers import BpfFunc
 from ..isa.valid import KNOWN_OPCODES, unknown_opcode
 from .insn_aux import per_insns
 
@@ -24,6 +25,9 @@ _JMP_CLASSES = (op.BPF_JMP, op.BPF_JMP32)
 _LD_IMM64, _GOTOL = op.BPF_LD | op.BPF_IMM | op.BPF_DW, op.BPF_JMP32 | op.BPF_JA
 _FUNCTION_ENDS = (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP | op.BPF_JA, op.BPF_JMP32 | op.BPF_JA)
 _LDX_MODES = (op.BPF_MEM, op.BPF_MEMSX)
+_JMP_CALL = op.BPF_JMP | op.BPF_CALL
+_EXITS = (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP32 | op.BPF_EXIT)
+BPF_FUNC_TAIL_CALL = BpfFunc.tail_call
 
 
 @per_insns
@@ -33,9 +37,33 @@ def _function_starts(insns) -> tuple[int, ...]:
 
 @per_insns
 def flow_successors(insns) -> tuple[tuple[int, ...], ...]:
-    """``successors`` of every slot (kept per instruction tuple: ``check_cfg`` and the
-    liveness both walk them)."""
+    """``successors`` of every slot (kept per instruction tuple: ``check_cfg`` walks them)."""
     return all_successors(insns)
+
+
+@per_insns
+def insn_successors(insns) -> tuple[tuple[int, ...], ...]:
+    """``bpf_insn_successors`` as the analyses after ``check_cfg`` read them (the
+    postorder, the register and stack liveness, the loops): the flow successors, and for
+    a ``bpf_tail_call`` also its function's exit, where a call that succeeds leaves the
+    function (``visit_tailcall_insn``: the fall-through, then ``exit_idx``, the function's
+    last exit, or slot 0 when it has none). Linux e40f5a6bf88a, "bpf: correct stack
+    liveness for tail calls", in 6.18.44: no write after the call is sure on every path,
+    so no ``must_write_acc`` crosses it."""
+    succ = flow_successors(insns)
+    calls = [i for i, insn in enumerate(insns)
+             if insn.code == _JMP_CALL and insn.src == 0 and insn.imm == BPF_FUNC_TAIL_CALL]
+    if not calls:
+        return succ
+    starts = _function_starts(insns)
+    exit_idx = dict.fromkeys(starts, 0)
+    for i, insn in enumerate(insns):  # check_subprogs keeps the last exit of each function
+        if insn.code in _EXITS:
+            exit_idx[starts[bisect_right(starts, i) - 1]] = i
+    out = list(succ)
+    for i in calls:
+        out[i] = (i + 1, exit_idx[starts[bisect_right(starts, i) - 1]])
+    return tuple(out)
 
 
 class Subprogs:
@@ -235,7 +263,7 @@ def compute_scc(insns) -> tuple[int, ...]:
     algorithm as the kernel runs it without recursion: a DFS from each unvisited slot in
     order, successors fall-through first, a component numbered when its root is left."""
     n = len(insns)
-    succ = [tuple(s for s in out if 0 <= s < n) for out in all_successors(insns)]
+    succ = [tuple(s for s in out if 0 <= s < n) for out in insn_successors(insns)]
     not_on_stack = n + 1
     pre, low, scc = [0] * n, [0] * n, [0] * n
     next_pre, next_scc = 1, 1

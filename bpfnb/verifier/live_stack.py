@@ -24,7 +24,7 @@ iterations``).
 
 from __future__ import annotations
 
-from .cfg import flow_successors
+from .cfg import insn_successors
 
 # the four masks of one instruction in one frame (``struct per_frame_masks``)
 MAY_READ, MUST_WRITE, MUST_WRITE_ACC, LIVE_BEFORE = range(4)
@@ -36,12 +36,12 @@ def compute_postorder(insns, starts: list[int]) -> dict[int, list[int]]:
     """``compute_postorder``: each function's instructions in the postorder of an
     iterative depth-first walk from its first instruction (a jump target is taken
     before the fall-through)."""
-    succ = flow_successors(insns)
+    succ = insn_successors(insns)
     return {start: function_postorder(insns, succ, start) for start in starts}
 
 
 def function_postorder(insns, succ, start: int) -> list[int]:
-    """``compute_postorder`` of the function at ``start`` (``succ``: ``flow_successors``)."""
+    """``compute_postorder`` of the function at ``start`` (``succ``: ``insn_successors``)."""
     n = len(insns)
     state = bytearray(n)
     discovered, explored = 1, 2
@@ -107,7 +107,7 @@ class LiveStack:
         self.starts = list(subprogs.starts)
         # each function's postorder, computed when the walk first updates it
         self.postorder: dict[int, list[int]] = {}
-        self.succ = flow_successors(insns)
+        self.succ = insn_successors(insns)
         self.instances: dict[tuple[int, ...], FuncInstance] = {}
         self.cur_instance: FuncInstance | None = None
         self.write_masks_acc: list[int] = []

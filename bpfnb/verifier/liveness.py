@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.effects import effects
-from .cfg import flow_successors
+from .cfg import insn_successors
 from .helper_protos import PROTOS
 from .insn_aux import InsnsCache
 from .log import VerifierLog
@@ -118,7 +118,7 @@ def _call_flow(count: int) -> tuple[int, int]:
 
 def _compute_live_registers(insns, params: dict[int, int]) -> Liveness:
     n = len(insns)
-    succ = flow_successors(insns)
+    succ = insn_successors(insns)
     if not all(0 <= x < n for out in succ for x in out):  # only after the checks of the shape failed
         succ = [tuple(x for x in out if 0 <= x < n) for out in succ]
     # (slot, successors, registers read, registers kept) of each slot but a 64-bit load's
