@@ -28,6 +28,9 @@ _LDX_MODES = (op.BPF_MEM, op.BPF_MEMSX)
 _JMP_CALL = op.BPF_JMP | op.BPF_CALL
 _EXITS = (op.BPF_JMP | op.BPF_EXIT, op.BPF_JMP32 | op.BPF_EXIT)
 BPF_FUNC_TAIL_CALL = BpfFunc.tail_call
+# the legacy packet loads: BPF_LD | BPF_ABS or BPF_IND, of any size field
+LD_PACKET_CODES = frozenset(op.BPF_LD | mode | size for mode in (op.BPF_ABS, op.BPF_IND)
+                            for size in (op.BPF_B, op.BPF_H, op.BPF_W, op.BPF_DW))
 
 
 @per_insns
@@ -45,14 +48,15 @@ def flow_successors(insns) -> tuple[tuple[int, ...], ...]:
 def insn_successors(insns) -> tuple[tuple[int, ...], ...]:
     """``bpf_insn_successors`` as the analyses after ``check_cfg`` read them (the
     postorder, the register and stack liveness, the loops): the flow successors, and for
-    a ``bpf_tail_call`` also its function's exit, where a call that succeeds leaves the
-    function (``visit_tailcall_insn``: the fall-through, then ``exit_idx``, the function's
-    last exit, or slot 0 when it has none). Linux e40f5a6bf88a, "bpf: correct stack
-    liveness for tail calls", in 6.18.44: no write after the call is sure on every path,
+    an instruction that may leave its function without an exit (a ``bpf_tail_call`` that
+    succeeds, a legacy packet load ``BPF_LD_[ABS|IND]`` that fails) also the function's
+    exit (``visit_abnormal_return_insn``: the fall-through, then ``exit_idx``, the
+    function's last exit, or slot 0 when it has none). Linux e40f5a6bf88a and
+    ee861486e377, in 6.18.44: no write after such an instruction is sure on every path,
     so no ``must_write_acc`` crosses it."""
     succ = flow_successors(insns)
-    calls = [i for i, insn in enumerate(insns)
-             if insn.code == _JMP_CALL and insn.src == 0 and insn.imm == BPF_FUNC_TAIL_CALL]
+    calls = [i for i, insn in enumerate(insns) if insn.code in LD_PACKET_CODES
+             or (insn.code == _JMP_CALL and insn.src == 0 and insn.imm == BPF_FUNC_TAIL_CALL)]
     if not calls:
         return succ
     starts = _function_starts(insns)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..isa import opcodes as op
 from ..isa.disasm import format_insn
 from ..isa.effects import effects
-from .cfg import insn_successors
+from .cfg import LD_PACKET_CODES, insn_successors
 from .helper_protos import PROTOS
 from .insn_aux import InsnsCache
 from .log import VerifierLog
@@ -19,6 +19,7 @@ BPF_REG_FP = 10
 MAX_ARGS = 5
 CALL = op.BPF_JMP | op.BPF_CALL
 FP_MASK = 1 << BPF_REG_FP
+ALL_REGS_MASK = FP_MASK - 1  # r0-r9
 DISTINCT_INSNS_KEPT = 1 << 14  # the register masks of this many distinct instructions are kept
 
 
@@ -44,6 +45,8 @@ def _register_mask(names) -> int:
 def _register_flow(insn) -> tuple[int, int]:
     """(registers ``insn`` reads, registers it leaves as they were) as bit masks: a
     function of the instruction alone, so programs share it (most instructions repeat)."""
+    if insn.code in LD_PACKET_CODES:  # compute_insn_live_regs keeps its defaults for them: all read, none defined
+        return ALL_REGS_MASK, ~0 & ~FP_MASK
     fx = effects(insn, helper_args=_helper_args(insn))
     return _register_mask(fx.reads) & ~FP_MASK, ~_register_mask(fx.writes) & ~FP_MASK
 

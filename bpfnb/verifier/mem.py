@@ -560,6 +560,5 @@ def check_ld_abs(env, state: State, insn: Insn) -> None:
     check_ctx_pointer_unmodified(ctx, CTX_REG)
     for r in CALLER_SAVED:
         state.regs[r] = Reg()
-    s = Scalar.unknown()
-    s.coerce_to_size(insn.size)
-    env.write_reg(state, 0, scalar_reg(s))
+    # mark_reg_unknown: the packet's bytes come back unbounded, whatever the load's size
+    env.write_reg(state, 0, scalar_reg(Scalar.unknown()))
