@@ -10,6 +10,8 @@ from .log import Reject
 from .precision import mark_chain_precision
 from .regstate import (
     BPF_ADD_CONST,
+    BPF_ADD_CONST32,
+    BPF_ADD_CONST64,
     CONST_PTR_TO_MAP,
     PACKET_TYPES,
     PTR_TO_BTF_ID,
@@ -28,7 +30,7 @@ from .regstate import (
 )
 from .scalar import Scalar
 from .state import State
-from .tnum import Tnum, s64
+from .tnum import Tnum, s32, s64
 
 S32_MAX = 0x7FFFFFFF
 S32_MIN = -(1 << 31)
@@ -174,21 +176,37 @@ def adjust_reg_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, a
 def adjust_scalar_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, alu32: bool) -> None:
     result = dst.copy()
     result.s.alu(insn.code, src.s.copy(), alu32)
-    if not alu32 and insn.op in (op.BPF_ADD, op.BPF_SUB) and dst.id and src.s.is_const and not (
-            insn.uses_src_reg and insn.src == insn.dst):
-        # rX = rY; rX += K (or -= K): rX stays linked to rY, K apart (K fits 32 signed bits)
-        value = s64(src.s.value)
-        sub = insn.op == op.BPF_SUB
-        if dst.id & BPF_ADD_CONST or not S32_MIN <= value <= S32_MAX or (sub and value == S32_MIN):
-            result.id, result.off = 0, 0
-        else:
-            result.id = dst.id | BPF_ADD_CONST
-            result.off = -value if sub else value
-    else:
-        result.id, result.off = 0, 0
+    result.id, result.off = _linked_add_const(insn, dst, src, alu32)
+
     result.precise = False
     state.regs[insn.dst] = result
     env.log.scratch_regs.add(insn.dst)
+
+
+def _linked_add_const(insn: Insn, dst: Reg, src: Reg, alu32: bool) -> tuple[int, int]:
+    """(id, off) of ``dst`` after ``dst += K`` or ``dst -= K`` (``adjust_reg_min_max_vals``):
+    ``rX = rY; rX += K`` keeps rX linked to rY, K apart, so that what a branch learns of
+    one moves to the other. K is the source's constant at the op's width; a 64-bit K must
+    fit 32 signed bits, a 32-bit op must start from a value that fits 32 bits (its sum is
+    zero-extended); one such link deep only. Any other op unlinks the result."""
+    if insn.op not in (op.BPF_ADD, op.BPF_SUB) or not dst.id or (insn.uses_src_reg and insn.src == insn.dst):
+        return 0, 0
+    var_off = src.s.var_off
+    if not (var_off.subreg().is_const if alu32 else var_off.is_const):
+        return 0, 0
+    value = var_off.value & U32_MAX if alu32 else var_off.value
+    if not alu32 and not S32_MIN <= s64(value) <= S32_MAX:
+        return 0, 0
+    if alu32 and dst.s.umax > U32_MAX:
+        return 0, 0
+    off = s32(value)
+    if insn.op == op.BPF_SUB:
+        if off == S32_MIN:  # its negation overflows
+            return 0, 0
+        off = -off
+    if dst.id & BPF_ADD_CONST:
+        return 0, 0
+    return dst.id | (BPF_ADD_CONST32 if alu32 else BPF_ADD_CONST64), off
 
 
 def check_reg_sane_offset(reg: Reg, ptr: Reg) -> None:

@@ -21,6 +21,7 @@ from .precision import (
 )
 from .regstate import (
     BPF_ADD_CONST,
+    BPF_ADD_CONST32,
     CONST_PTR_TO_MAP,
     PTR_TO_BTF_ID,
     PTR_TO_MAP_KEY,
@@ -187,6 +188,9 @@ def sync_linked_regs(state: State, known: Reg, linked: list[LinkedReg]) -> None:
             delta = Scalar.const((reg.off - known.off) & U64)
             moved = known.s.copy()
             moved.alu(op.BPF_ADD | op.BPF_X, delta, False)
+            if known.id & BPF_ADD_CONST32:  # the known value is a 32-bit sum: zero-extended
+                moved.zext32()
+                moved.sync()
             reg.s = moved
 
 

@@ -34,8 +34,11 @@ PTR_TO_TCP_SOCK = "tcp_sock"
 PTR_TO_XDP_SOCK = "xdp_sock"
 SOCK_TYPES = (PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)  # type_is_sk_pointer
 
-# the id flag of a scalar known to be another's value plus a constant (the constant in ``off``)
-BPF_ADD_CONST = 1 << 31
+# the id flags of a scalar known to be another's value plus a constant (the constant in
+# ``off``): added by a 64-bit or by a 32-bit ALU op (the 32-bit sum is zero-extended)
+BPF_ADD_CONST64 = 1 << 31
+BPF_ADD_CONST32 = 1 << 30
+BPF_ADD_CONST = BPF_ADD_CONST64 | BPF_ADD_CONST32
 
 PACKET_TYPES = (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
 MAP_TYPES_WITH_KV = (CONST_PTR_TO_MAP, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE)

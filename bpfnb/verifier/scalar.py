@@ -328,11 +328,7 @@ class Scalar:
             self.s32_min, self.s32_max = S32_MIN, S32_MAX
         else:
             self.s32_min, self.s32_max = lo, hi
-        lo, hi = self.u32_min + src.u32_min, self.u32_max + src.u32_max
-        if lo > U32 or hi > U32:
-            self.u32_min, self.u32_max = 0, U32
-        else:
-            self.u32_min, self.u32_max = lo, hi
+        self.u32_min, self.u32_max = _wrapped_bounds(self.u32_min + src.u32_min, self.u32_max + src.u32_max, U32)
 
     def _add64(self, src: Scalar) -> None:
         lo, hi = self.smin + src.smin, self.smax + src.smax
@@ -340,11 +336,7 @@ class Scalar:
             self.smin, self.smax = S64_MIN, S64_MAX
         else:
             self.smin, self.smax = lo, hi
-        lo, hi = self.umin + src.umin, self.umax + src.umax
-        if lo > U64 or hi > U64:
-            self.umin, self.umax = 0, U64
-        else:
-            self.umin, self.umax = lo, hi
+        self.umin, self.umax = _wrapped_bounds(self.umin + src.umin, self.umax + src.umax, U64)
 
     def _sub32(self, src: Scalar) -> None:
         lo, hi = self.s32_min - src.s32_max, self.s32_max - src.s32_min
@@ -352,10 +344,7 @@ class Scalar:
             self.s32_min, self.s32_max = S32_MIN, S32_MAX
         else:
             self.s32_min, self.s32_max = lo, hi
-        if self.u32_min < src.u32_max:
-            self.u32_min, self.u32_max = 0, U32
-        else:
-            self.u32_min, self.u32_max = self.u32_min - src.u32_max, self.u32_max - src.u32_min
+        self.u32_min, self.u32_max = _wrapped_bounds(self.u32_min - src.u32_max, self.u32_max - src.u32_min, U32)
 
     def _sub64(self, src: Scalar) -> None:
         lo, hi = self.smin - src.smax, self.smax - src.smin
@@ -363,10 +352,7 @@ class Scalar:
             self.smin, self.smax = S64_MIN, S64_MAX
         else:
             self.smin, self.smax = lo, hi
-        if self.umin < src.umax:
-            self.umin, self.umax = 0, U64
-        else:
-            self.umin, self.umax = self.umin - src.umax, self.umax - src.umin
+        self.umin, self.umax = _wrapped_bounds(self.umin - src.umax, self.umax - src.umin, U64)
 
     def _mul32(self, src: Scalar) -> None:
         hi, lo = self.u32_max * src.u32_max, self.u32_min * src.u32_min
@@ -680,12 +666,22 @@ def format_ranges(s: Scalar) -> list[str]:
     return out
 
 
+def _wrapped_bounds(lo: int, hi: int, limit: int) -> tuple[int, int]:
+    """The unsigned bounds of a sum or difference whose exact ends are ``lo`` and ``hi``
+    (``scalar_min_max_add``/``_sub``): when both ends wrap past ``limit`` (or below 0), or
+    neither does, the wrapped ends still bound every result; when only one end wraps,
+    nothing is known."""
+    if (lo > limit or lo < 0) != (hi > limit or hi < 0):
+        return 0, limit
+    return lo & limit, hi & limit
+
+
 def format_scalar(s: Scalar, *, precise: bool = False, id: int = 0, off: int = 0) -> str:
     """A scalar register as the kernel prints it: ``5``, ``scalar()``, ``scalar(id=1,umax=255,var_off=(0x0; 0xff))``."""
     prefix = "P" if precise else ""
     if s.var_off.is_const:
         return prefix + _snum(s64(s.var_off.value))
-    add_const = 1 << 31  # rX += K after a copy: the kernel prints the id and the delta
+    add_const = 3 << 30  # rX += K after a copy (BPF_ADD_CONST64 or 32): the id and the delta
     items = [f"id={id & ~add_const}" + (f"{off:+d}" if id & add_const else "")] if id else []
     items += format_ranges(s)
     if not s.var_off.is_unknown:
