@@ -35,6 +35,7 @@ from .tnum import Tnum, s32, s64
 S32_MAX = 0x7FFFFFFF
 S32_MIN = -(1 << 31)
 U32_MAX = 0xFFFFFFFF
+U64_MAX = (1 << 64) - 1
 BPF_ALU_STRING = {op.BPF_ADD: "+=", op.BPF_SUB: "-=", op.BPF_MUL: "*=", op.BPF_DIV: "/=", op.BPF_OR: "|=",
                   op.BPF_AND: "&=", op.BPF_LSH: "<<=", op.BPF_RSH: ">>=", op.BPF_NEG: "neg", op.BPF_MOD: "%=",
                   op.BPF_XOR: "^=", op.BPF_MOV: "=", op.BPF_ARSH: "s>>=", op.BPF_END: "endian"}
@@ -174,6 +175,8 @@ def adjust_reg_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, a
 
 
 def adjust_scalar_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg, alu32: bool) -> None:
+    if insn.op in (op.BPF_AND, op.BPF_OR) and src.s.var_off.is_const:
+        dst = maybe_fork_scalars(env, state, insn, dst)
     result = dst.copy()
     result.s.alu(insn.code, src.s.copy(), alu32)
     result.id, result.off = _linked_add_const(insn, dst, src, alu32)
@@ -181,6 +184,32 @@ def adjust_scalar_min_max_vals(env, state: State, insn: Insn, dst: Reg, src: Reg
     result.precise = False
     state.regs[insn.dst] = result
     env.log.scratch_regs.add(insn.dst)
+
+
+def maybe_fork_scalars(env, state: State, insn: Insn, dst: Reg) -> Reg:
+    """``dst &= K`` or ``dst |= K`` with ``dst`` in [-1, 0] (what ``w s>>= 31`` leaves,
+    signed 64 or 32 bits): two paths, as Linux 6.18.44 has it. The path with ``dst`` = 0 is
+    pushed to run this instruction again; this one goes on with ``dst`` = -1 (all ones).
+    Returns the register to compute with."""
+    s = dst.s
+    if s.smin == -1 and s.smax == 0:
+        alu32 = False
+    elif s.s32_min == -1 and s.s32_max == 0:
+        alu32 = True
+    else:
+        return dst
+    branch = state.copy()
+    zero, ones = branch.regs[insn.dst], dst.copy()
+    if alu32:  # __mark_reg32_known: the low half only; the 64-bit bounds stay as they were
+        zero.s.mark_known32(0)
+        ones.s.mark_known32(U32_MAX)
+    else:  # __mark_reg_known: the whole register, no longer linked to another
+        for reg in (zero, ones):
+            reg.s.mark_known(0 if reg is zero else U64_MAX)
+            reg.id, reg.off = 0, 0
+    env.push_stack(branch, env.insn_idx, env.insn_idx)
+    state.regs[insn.dst] = ones
+    return ones
 
 
 def _linked_add_const(insn: Insn, dst: Reg, src: Reg, alu32: bool) -> tuple[int, int]:
