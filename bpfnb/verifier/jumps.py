@@ -188,7 +188,7 @@ def sync_linked_regs(state: State, known: Reg, linked: list[LinkedReg]) -> None:
             delta = Scalar.const((reg.off - known.off) & U64)
             moved = known.s.copy()
             moved.alu(op.BPF_ADD | op.BPF_X, delta, False)
-            if known.id & BPF_ADD_CONST32:  # the known value is a 32-bit sum: zero-extended
+            if (reg.id | known.id) & BPF_ADD_CONST32:  # a 32-bit sum on either side: zero-extended
                 moved.zext32()
                 moved.sync()
             reg.s = moved
