@@ -192,10 +192,13 @@ class Scalar:
             umax = min(umax, (umax & hi) | hi32)
             smin = max(smin, s64((smin & hi) | lo32))
             smax = min(smax, s64((smax & hi) | hi32))
-        if s32_min >= 0 and smin >= S32_MIN and smax <= S32_MAX:
+        # a value that is its low half sign-extended (as after a sign-extending load or
+        # move) has the 32-bit signed range when that range keeps one sign: 6.18.44 takes
+        # a negative one too (checked against it: [-32768, -21701] after "if w s> K")
+        if smin >= S32_MIN and smax <= S32_MAX and (s32_min >= 0 or s32_max < 0):
             smin, smax = s32_min, s32_max
-            umin, umax = s32_min, s32_max
-            self.var_off = self.var_off.intersect(Tnum.range(smin, smax))
+            umin, umax = s32_min & U64, s32_max & U64
+            self.var_off = self.var_off.intersect(Tnum.range(umin, umax))
         self.umin, self.umax, self.smin, self.smax = umin, umax, smin, smax
 
     def deduce_bounds(self) -> None:
