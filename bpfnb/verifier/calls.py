@@ -291,10 +291,11 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
         check_helper_mem_access(env, state, regno, reg, size, write=False)
         if kind == "key" and meta.map.type in ARRAY_MAPS:  # can_elide_value_nullness
             meta.const_key = get_constant_map_key(env, state, reg, size)
-    elif kind in ("uninit_mem", "mem"):
+    elif kind in ("uninit_mem", "mem", "rw_mem"):
         size_reg = regs[regno + 1] if regno + 1 <= 5 else None
         size = size_reg.s.umax if size_reg is not None and size_reg.type == SCALAR else 0
-        check_helper_mem_access(env, state, regno, reg, size, write=(kind == "uninit_mem"))
+        check_helper_mem_access(env, state, regno, reg, size, write=(kind != "mem"), raw_mode=(kind == "uninit_mem"),
+                                reads=(kind != "uninit_mem"))
     elif kind in ("size", "size_or_zero", "alloc_size"):
         if reg.type != SCALAR:
             raise Reject(f"R{regno} type={format_type(reg)} expected=scalar")
@@ -378,18 +379,21 @@ def check_btf_id_arg(env, regno: int, reg: Reg, wanted: str) -> None:
 
 
 def check_helper_mem_access(env, state: State, regno: int, reg: Reg, size: int, *, write: bool,
-                            raw_mode: bool = True) -> None:
+                            raw_mode: bool = True, reads: bool | None = None) -> None:
     """Memory a helper (or kfunc) reads or writes. A helper's uninitialized-memory argument
     (``raw_mode``) is written byte by byte as stores are (``check_mem_access``: the slots
     show as scratched); other writes clobber the stack in ``check_stack_range_initialized``,
-    which marks nothing for the log."""
+    which marks nothing for the log. ``reads``: the helper also reads the memory (by
+    default when it does not write it; ``ARG_PTR_TO_MEM | MEM_WRITE`` does both)."""
+    if reads is None:
+        reads = not write
     t = reg.type
     if t == PTR_TO_STACK:
         base = reg.off + s64(reg.s.value) if reg.s.var_off.is_const else reg.off
         if base < -MAX_BPF_STACK or base + size > 0:
             raise Reject(f"invalid {'write to' if write else 'read from'} stack R{regno} off={base} size={size}")
         frame = stack_frame(state, reg)
-        if not write:  # check_stack_range_initialized: every slot the helper may read is read
+        if reads:  # check_stack_range_initialized: every slot the helper may read is read
             lo, hi = (base, base + size) if reg.s.var_off.is_const else \
                 (reg.s.smin + reg.off, reg.s.smax + reg.off + size)
             read = 0

@@ -3,7 +3,8 @@
 Argument kinds are the kernel's ``enum bpf_arg_type`` values by meaning:
 ``map`` (ARG_CONST_MAP_PTR), ``key``/``value`` (ARG_PTR_TO_MAP_KEY/VALUE),
 ``uninit_mem`` + ``size``/``size_or_zero`` (ARG_PTR_TO_UNINIT_MEM and the
-following ARG_CONST_SIZE[_OR_ZERO]), ``mem`` (ARG_PTR_TO_MEM | MEM_RDONLY),
+following ARG_CONST_SIZE[_OR_ZERO]), ``mem`` (ARG_PTR_TO_MEM | MEM_RDONLY), ``rw_mem``
+(ARG_PTR_TO_MEM | MEM_WRITE: read, then written over: spills on the stack scrubbed),
 ``ctx``, ``any`` (ARG_ANYTHING), ``btf:sk_buff`` (ARG_PTR_TO_BTF_ID of that
 struct), ``sock_common`` (ARG_PTR_TO_BTF_ID_SOCK_COMMON; ``sock_common_release`` with
 OBJ_RELEASE), ``sock_common_ptr`` (ARG_PTR_TO_SOCK_COMMON), ``ringbuf_mem`` (ARG_PTR_TO_RINGBUF_MEM, released),
@@ -94,7 +95,7 @@ PROTOS: dict[int, HelperProto] = {
     66: HelperProto(("ctx", "any", "uninit_mem", "size", "any")),  # skb_get_xfrm_state
     67: HelperProto(("ctx", "uninit_mem", "size_or_zero", "any")),  # get_stack
     68: HelperProto(("ctx", "any", "uninit_mem", "size", "any")),  # skb_load_bytes_relative
-    69: HelperProto(("ctx", "mem", "size", "any")),  # fib_lookup
+    69: HelperProto(("ctx", "rw_mem", "size", "any")),  # fib_lookup (its parameters are filled in)
     79: HelperProto(("ctx",)),  # skb_cgroup_id
     80: HelperProto(()),  # get_current_cgroup_id
     81: HelperProto(("map", "any"), "map_value"),  # get_local_storage
