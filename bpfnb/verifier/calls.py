@@ -40,6 +40,7 @@ from .mem import (
 from .precision import BacktrackState, mark_chain_precision, mark_chain_precision_batch
 from .regstate import (
     CONST_PTR_TO_MAP,
+    PACKET_TYPES,
     PTR_TO_BTF_ID,
     PTR_TO_CTX,
     PTR_TO_FUNC,
@@ -158,6 +159,9 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
         env.log.scratch_regs.add(r)
     state.regs[0] = r0
     env.log.scratch_regs.add(0)
+    # a tail call that fails changes nothing (6.18.44 checks the one that succeeds at the caller)
+    if func_id in CHANGES_PKT_DATA and func_id != BpfFunc.tail_call:
+        clear_all_pkt_pointers(state)
     env.record(state, i, "call", f"{name}#{func_id}")
     return i + 1
 
@@ -169,6 +173,27 @@ def helper_available(prog, func_id: int) -> bool:
         return lsm_helper_available(prog, func_id, AVAILABLE["tracing"])
     allowed = AVAILABLE.get(f"{prog.type}:{prog.expected_attach_type}", AVAILABLE.get(prog.type))
     return allowed is None or func_id in allowed or trampoline_helper(prog, func_id)
+
+
+# bpf_helper_changes_pkt_data: the helpers that may move or resize the packet
+CHANGES_PKT_DATA = frozenset(BpfFunc[name] for name in (
+    "clone_redirect", "l3_csum_replace", "l4_csum_replace", "lwt_push_encap", "lwt_seg6_action",
+    "lwt_seg6_adjust_srh", "lwt_seg6_store_bytes", "msg_pop_data", "msg_pull_data", "msg_push_data",
+    "skb_adjust_room", "skb_change_head", "skb_change_proto", "skb_change_tail", "skb_pull_data",
+    "skb_store_bytes", "skb_vlan_pop", "skb_vlan_push", "store_hdr_opt", "xdp_adjust_head",
+    "xdp_adjust_meta", "xdp_adjust_tail", "tail_call"))
+
+
+def clear_all_pkt_pointers(state: State) -> None:
+    """Every packet pointer of every frame, in a register or spilled, becomes a number
+    (``mark_reg_invalid``: root may keep it as an unknown scalar); a spill stays a spill."""
+    for frame in state.frames:
+        for k, reg in enumerate(frame.regs):
+            if reg.type in PACKET_TYPES:
+                frame.regs[k] = scalar_reg()
+        for slot in frame.stack.values():
+            if slot.is_spill and slot.spilled is not None and slot.spilled.type in PACKET_TYPES:
+                slot.spilled = scalar_reg()
 
 
 # the helpers that change a map's contents (refused for maps the program may only read)
