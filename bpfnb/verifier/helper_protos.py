@@ -131,7 +131,7 @@ PROTOS: dict[int, HelperProto] = {
     120: HelperProto(("any", "any", "uninit_mem", "size")),  # get_ns_current_pid_tgid
     121: HelperProto(("btf:xdp_buff", "map", "any", "mem", "size_or_zero")),  # xdp_output
     123: HelperProto(("any",)),  # get_current_ancestor_cgroup_id
-    124: HelperProto(("ctx", "unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON", "any")),  # sk_assign
+    124: HelperProto(("ctx", "sock_common", "any")),  # sk_assign (tc: no NULL)
     125: HelperProto(()),  # ktime_get_boot_ns
     128: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON",)),  # sk_cgroup_id
     129: HelperProto(("unmodelled:ARG_PTR_TO_BTF_ID_SOCK_COMMON", "any")),  # sk_ancestor_cgroup_id
