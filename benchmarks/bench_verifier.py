@@ -31,7 +31,8 @@ those objects (default: the fixtures, the examples and the three corpora), each 
 the kernel's verification time of the same run, verdict and processed count equal
 first; the time is that of a first verification only (each run on the program loaded
 afresh from its object, so nothing is kept from an earlier verification of it; the best
-of ``FIRST_REPEAT``), then the distribution of the ratios and the worst programs.
+of ``FIRST_REPEAT``), then the distribution of the ratios and the worst programs (every
+program with ``--all``).
 """
 
 from __future__ import annotations
@@ -258,7 +259,7 @@ def _first_times(path: pathlib.Path, indexes: list[int]) -> dict[int, tuple[floa
     return out
 
 
-def every(paths: list[str]) -> list[tuple]:
+def every(paths: list[str], shown: int | None = WORST_SHOWN) -> list[tuple]:
     """First verifications of every program of ``paths`` against the kernel's time."""
     from benchmarks.verifier_agreement import objects
     from bpfnb.program import UNKNOWN_TYPE
@@ -288,11 +289,11 @@ def every(paths: list[str]) -> list[tuple]:
                 continue
             k_ms = min(kernel[2], kernel[3] or kernel[2]) / 1000
             rows.append((f"{path.parent.name}/{path.name}:{name}", n_insns, result.processed, k_ms, took * 1e3))
-    _every_report(rows, skipped)
+    _every_report(rows, skipped, shown)
     return rows
 
 
-def _every_report(rows: list[tuple], skipped: list[str]) -> None:
+def _every_report(rows: list[tuple], skipped: list[str], shown: int | None = WORST_SHOWN) -> None:
     for line in skipped:
         print(f"  not timed: {line}")
     if not rows:
@@ -306,14 +307,14 @@ def _every_report(rows: list[tuple], skipped: list[str]) -> None:
     print(f"{len(rows)} programs, first verification / kernel: median {pct(0.5):.1f}x, p90 {pct(0.9):.1f}x,"
           f" max {ratios[-1]:.1f}x; {over} over {TARGET_RATIO}x")
     print(f"{'program':60} {'insns':>6} {'processed':>9} {'kernel ms':>9} {'first ms':>8} {'ratio':>6}")
-    for label, n, processed, k_ms, ms in sorted(rows, key=lambda r: -r[4] / r[3])[:WORST_SHOWN]:
+    for label, n, processed, k_ms, ms in sorted(rows, key=lambda r: -r[4] / r[3])[:shown]:
         print(f"{label[-60:]:60} {n:6} {processed:9} {k_ms:9.3f} {ms:8.2f} {ms / k_ms:5.1f}x")
 
 
 def main() -> None:
     if "--every" in sys.argv:
         paths = [a for a in sys.argv[1:] if not a.startswith("--")]
-        every(paths or [str(p) for p in EVERY_DEFAULT if p.exists()])
+        every(paths or [str(p) for p in EVERY_DEFAULT if p.exists()], None if "--all" in sys.argv else WORST_SHOWN)
         return
     quick = "--quick" in sys.argv
     speed(quick)
