@@ -249,7 +249,9 @@ def try_match_pkt_pointers(insn: Insn, this: State, other: State) -> None:
     good_side, right_open, end_side, beyond = table[opcode]
     sides = {"this": this, "other": other}
     find_good_pkt_pointers(sides[good_side], sides[good_side].regs[pkt_regno], right_open)
-    sides[end_side].regs[pkt_regno].range = BEYOND_PKT_END if beyond else AT_PKT_END
+    end_reg = sides[end_side].regs[pkt_regno]
+    if end_reg.type == PTR_TO_PACKET:  # mark_pkt_end: "PTR_TO_PACKET_META is not supported yet"
+        end_reg.range = BEYOND_PKT_END if beyond else AT_PKT_END
 
 
 def reg_is_init_pkt_pointer(reg: Reg, which: str) -> bool:
