@@ -183,7 +183,10 @@ def sync_linked_regs(state: State, known: Reg, linked: list[LinkedReg]) -> None:
             continue
         reg.precise = known.precise  # copy_register_state
         if not (reg.id & BPF_ADD_CONST) and not (known.id & BPF_ADD_CONST) or reg.off == known.off:
+            # copy_register_state: the whole register, its id and delta too (a link of delta 0
+            # becomes a plain copy)
             reg.s = known.s.copy()
+            reg.id, reg.off = known.id, known.off
         else:
             delta = Scalar.const((reg.off - known.off) & U64)
             moved = known.s.copy()
