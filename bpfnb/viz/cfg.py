@@ -237,11 +237,12 @@ class CfgView:
         return f"a_{self.scope}t{insn}"
 
     def _cells(self, insn: int, part: str) -> str:
-        return f"#a_{self.scope}i{insn} {part},#a_{self.scope}t{insn} {part}"
+        return ",".join(f"#{cell} {part}" for cell in self.cell_ids(insn))
 
     # The browser marks the current instruction with classes rather than rules (a changed
     # style sheet costs the page a style recalculation over all its sheets per step): the
-    # rows and the block below get these classes; ``current_rules`` styles them, once.
+    # rows and the block below get these classes (bpfnb.widgets.panes' script sets the
+    # same names); ``current_rules`` styles them, once.
     CURRENT_CLASS, CURRENT_BLOCK_CLASS = "cur", "cur-block"
 
     def current_rules(self) -> str:
