@@ -68,7 +68,8 @@ class StreamListing:
             return made
         walk = self.walk
         insn, event, note = walk.insn_of(step), walk.event_of(step), walk.note_of(step)
-        head = f'<div class="path">{html.escape(note)}</div>' if note.startswith("from ") else ""
+        # a path's first visit is headed by the branch it took (``data-for``: the visit it heads)
+        head = f'<div class="path" data-for="{step}">{html.escape(note)}</div>' if note.startswith("from ") else ""
         if event == "pruned":
             body = "safe (pruned: a state already verified here covers this one)"
         elif insn in self.unknown:
@@ -110,25 +111,56 @@ class StreamListing:
         when the window or the chain changes); with a ``chain``, its visits marked
         (``def``/``use``/``refined``, the selected one ``sel``) and the others dimmed
         (``dim``)."""
-        n = len(self.walk)
         lo, hi = self.window(current)
         if not mark_current and self._listed[:2] == (lo, chain):
             return self._listed[2]
+        text = "".join([self._earlier(lo), *self._rows(lo, hi, chain, current if mark_current else None),
+                        self._later(hi)])
+        if not mark_current:
+            self._listed = (lo, chain, text)
+        return text
+
+    def moved(self, current: int, chain: Chain | None = None) -> tuple[str, dict | None]:
+        """The stream's lines around ``current`` as ``html(current, chain,
+        mark_current=False)`` lists them, and how they follow from the lines it listed
+        last: None when they are new (another chain, a window apart: list them whole);
+        else the window's move, ``{"from": the last window's first visit, "lo", "hi": the
+        new window, "before"/"after": the lines that came in at its start/end,
+        "earlier"/"later": its gaps}`` (a step across a window's edge brings ``STRIDE``
+        lines, not ``WINDOW``)."""
+        was_lo, was_chain, was_text = self._listed
+        text = self.html(current, chain, mark_current=False)
+        if was_lo is None or text is was_text or was_chain is not chain:
+            return text, None
+        lo, hi = self.window(current)
+        was_hi = min(len(self.walk), was_lo + WINDOW)
+        if hi <= was_lo or lo >= was_hi:
+            return text, None
+        return text, {"from": was_lo, "lo": lo, "hi": hi,
+                      "before": "".join(self._rows(lo, min(hi, was_lo), chain)),
+                      "after": "".join(self._rows(max(lo, was_hi), hi, chain)),
+                      "earlier": self._earlier(lo), "later": self._later(hi)}
+
+    def _rows(self, lo: int, hi: int, chain: Chain | None, current: int | None = None) -> list[str]:
+        """The lines of visits ``lo`` to ``hi`` (``current``'s marked ``cur``)."""
         marks = self._marks(chain) if chain is not None else {}
-        rows = [f'<div class="gap">… {lo} earlier visits</div>'] if lo else []
+        rows = []
         for step in range(lo, hi):
             before, classes, after = self.line(step)
-            if step == current and mark_current:
+            if step == current:
                 classes += " cur"
             if chain is not None:
                 classes += marks.get(step, " dim")
             rows.append(before + classes + after)
-        if hi < n:
-            rows.append(f'<div class="gap">… {n - hi} later visits</div>')
-        text = "".join(rows)
-        if not mark_current:
-            self._listed = (lo, chain, text)
-        return text
+        return rows
+
+    @staticmethod
+    def _earlier(lo: int) -> str:
+        return f'<div class="gap">… {lo} earlier visits</div>' if lo else ""
+
+    def _later(self, hi: int) -> str:
+        n = len(self.walk)
+        return f'<div class="gap">… {n - hi} later visits</div>' if hi < n else ""
 
 
 def listing_html(walk: Walk, current: int, chain: Chain | None = None, *, unknown=frozenset()) -> str:

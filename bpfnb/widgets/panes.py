@@ -22,7 +22,10 @@ are set only when they change. A visit not (yet) there, and the
 slider and the instruction box, go to Python as before. A round trip through
 the kernel costs ~60 ms in JupyterLab as jupyter_server sets it up (Nagle's
 algorithm on its websocket: see ``bpfnb.widgets.server``), ~20 ms without it;
-painting a visit held here takes a frame.
+painting a visit held here takes a frame: what moves change is painted at the
+start of the next frame, once for all the moves made since. The stream's window,
+once a view is ready, comes as ``lines`` messages: when it moves along, only the
+lines that came in at its ends.
 
 Keys act only while focus is inside the stepper and never while it is in a
 text field (the instruction box stays typeable).
@@ -81,6 +84,7 @@ function render({ model, el }) {
   // person can read in the page, and the tests check)
   root.dataset.held = 0;
   root.dataset.asked = 0;
+  root.dataset.moved = 0;  // the stream's windows moved along (their new lines listed alone)
   root.style.cssText = "display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:10px;" +
                        "outline:none;width:100%;box-sizing:border-box";
   const state = document.createElement("div");
@@ -128,12 +132,22 @@ function render({ model, el }) {
     const id = model.get("cfg") && model.get("cfg_follow");
     if (id) keepInView(cfg, cfg.querySelector("#" + CSS.escape(id)));
   };
-  let pending = false;
+  // what a move changed is painted at the start of the next frame, once however many
+  // moves came since the last one (a held key's repeats can outrun frames), and the
+  // current line and CFG row are then kept in view
+  const dirty = new Set();
+  let framed = false;
   const later = () => {
-    if (pending) return;
-    pending = true;
-    requestAnimationFrame(() => { pending = false; follow(); });
+    if (framed) return;
+    framed = true;
+    requestAnimationFrame(() => {
+      framed = false;
+      for (const fn of dirty) fn();
+      dirty.clear();
+      follow();
+    });
   };
+  const inFrame = (fn) => { dirty.add(fn); later(); };
   const paint = {
     state: () => { state.innerHTML = model.get("state"); },
     listing: () => { listing.innerHTML = model.get("listing"); markCurrent(); },
@@ -143,24 +157,43 @@ function render({ model, el }) {
     css: () => { css.textContent = model.get("css"); },
     legend: () => { legend.innerHTML = model.get("legend"); },
   };
+  // the stream's lines (a new window after a jump) are painted a frame after the visit's
+  // state pane and CFG, which a person waits for
+  const afterFrame = (then) => requestAnimationFrame(() => setTimeout(then, 0));
   for (const [name, fn] of Object.entries(paint)) {
     fn();
-    // the stream's lines (a new window after a jump) are painted a frame after the
-    // visit's state pane and CFG, which a person waits for
-    const when = name === "listing" ? (then) => requestAnimationFrame(() => setTimeout(then, 0)) : (then) => then();
-    model.on("change:" + name, () => when(() => { fn(); later(); }));
+    model.on("change:" + name, name === "listing" ? () => afterFrame(() => { fn(); later(); }) : () => inFrame(fn));
   }
-  model.on("change:cfg_follow", () => { markCfg(); later(); });
-  model.on("change:listing_current", () => { markCurrent(); later(); });
+  model.on("change:cfg_follow", () => inFrame(markCfg));
+  model.on("change:listing_current", () => inFrame(markCurrent));
   // an output scrolled into view, or a notebook tab shown, lays the panes out late
   const resized = new ResizeObserver(later);
   resized.observe(root);
   later();
 
+  // the stream's lines once this view is ready (``lines`` messages, in their order): a
+  // window moved along keeps the lines it had and lists those that came in at its ends
+  const showLines = (lines) => {
+    const first = listing.querySelector(".ln");
+    if (lines.from !== undefined && first && Number(first.dataset.step) === lines.from) {
+      for (const child of [...listing.children]) {
+        const step = Number(child.dataset.step ?? child.dataset.for);  // a gap has neither
+        if (!(step >= lines.lo && step < lines.hi)) child.remove();
+      }
+      listing.insertAdjacentHTML("afterbegin", lines.earlier + lines.before);
+      listing.insertAdjacentHTML("beforeend", lines.after + lines.later);
+      root.dataset.moved = Number(root.dataset.moved) + 1;
+    } else {
+      listing.innerHTML = lines.text;
+    }
+    model.set("listing", lines.text, { silent: true });  // what a view made later lists
+    markCurrent();
+  };
   // the visits Python sent ahead: step -> {state, insn, cfg_style, again}, made for chain ``gen``
   const ahead = new Map();
   let gen = -1;
   model.on("msg:custom", (message) => {
+    if (message.kind === "lines") afterFrame(() => { showLines(message); later(); });
     if (message.kind !== "ahead") return;
     if (message.gen !== gen) { ahead.clear(); gen = message.gen; }
     for (const step of message.drop) ahead.delete(step);
@@ -332,7 +365,14 @@ class StepperPanes(anywidget.AnyWidget):
 
     def __init__(self, on_message, **kwargs):
         super().__init__(**kwargs)
-        self.on_msg(lambda _widget, content, _buffers: on_message(content))
+        self._viewed = False  # a view said it is ready: it takes the stream's lines as messages
+
+        def heard(_widget, content, _buffers):
+            if content.get("kind") == "ready":
+                self._viewed = True
+            on_message(content)
+
+        self.on_msg(heard)
 
     def painted(self, step: int, visit: dict, follow: str) -> None:
         """The browser painted visit ``step`` (``visit`` as sent ahead) and set the
@@ -343,6 +383,20 @@ class StepperPanes(anywidget.AnyWidget):
         with self._lock_property(**values), self.hold_trait_notifications():
             for name, value in values.items():
                 setattr(self, name, value)
+
+    def show_lines(self, text: str, moved: dict | None) -> None:
+        """The stream's lines, ``text`` (``StreamListing.moved``'s): sent as they are until a
+        view said it is ready; after, as a ``lines`` message, with ``moved`` the lines that
+        came into the window at its ends (the browser lists only those, then sets the trait
+        itself: one channel, so these messages keep their order)."""
+        if text == self.listing:
+            return
+        if not self._viewed:
+            self.listing = text
+            return
+        with self._lock_property(listing=text), self.hold_trait_notifications():
+            self.listing = text
+        self.send({"kind": "lines", "text": text, **(moved or {})})
 
     def send_ahead(self, gen: int, visits: dict[int, dict], drop: list[int]) -> None:
         """Visits the browser may paint without asking (``{step: {"state", "insn",

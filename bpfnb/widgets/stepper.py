@@ -238,7 +238,7 @@ class VerifierStepper(w.VBox):
         the controls, then the visits ahead (the nearest now, the others once the browser
         painted this one)."""
         self._showing = False
-        self.panes.listing = self.stream.html(self.step, self.chain, mark_current=False)  # sent when it changes
+        self._list_stream()
         self._paint_chain()
         self._follow(self.step)
         self._send_ahead(then=PAINT_FIRST_S)
@@ -286,8 +286,13 @@ class VerifierStepper(w.VBox):
     def _paint(self) -> None:
         """The current visit's panes, the stream's lines and the chain's buttons."""
         self._paint_visit()
-        self.panes.listing = self.stream.html(self.step, self.chain, mark_current=False)  # sent when it changes
+        self._list_stream()
         self._paint_chain()
+
+    def _list_stream(self) -> None:
+        """The stream's lines around the current visit, sent when they change: those that
+        came into the window when it moved along, else the window whole."""
+        self.panes.show_lines(*self.stream.moved(self.step, self.chain))
 
     def _paint_chain(self) -> None:
         chain = self.chain
@@ -427,7 +432,7 @@ class VerifierStepper(w.VBox):
         self._following = False
         step = self.step
         self._follow(step)
-        self.panes.listing = self.stream.html(step, self.chain, mark_current=False)  # sent when it changes
+        self._list_stream()
         self._paint_chain()
         self._send_ahead()
 

@@ -9,6 +9,8 @@ Times are measured in benchmarks/bench_widgets.py, never asserted here.
 
 import pytest
 
+from bpfnb.widgets.listing import STRIDE
+
 from . import lab
 
 LOOPS = lab.ROOT / "tests/fixtures/loops.bpf.o"
@@ -43,6 +45,23 @@ def _text(page, html: str) -> str:
     """The text of ``html`` as the browser reads it (what the state pane shows)."""
     return page.evaluate("(h) => { const t = document.createElement('template'); t.innerHTML = h;"
                          " return t.content.textContent; }", html)
+
+
+# each line of a stream as the browser lists it: classes (but the current line's mark),
+# the visit it is (or heads), its text
+LINES = """(root) => [...root.children].map((c) => [c.className.replace(' cur', ''),
+                                                c.dataset.step ?? c.dataset.for ?? '', c.textContent])"""
+
+
+def _stream(page, stepper) -> list:
+    """The stream's lines in the stepper's pane."""
+    return stepper.locator(".bpfnb-panes .listing").evaluate(LINES)
+
+
+def _lines_of(page, html: str) -> list:
+    """The lines of a stream ``html`` as the browser reads them."""
+    return page.evaluate(f"(h) => {{ const t = document.createElement('div'); t.innerHTML = h; return ({LINES})(t); }}",
+                         html)
 
 
 def _shows(page, stepper, python, step: int) -> None:
@@ -88,6 +107,7 @@ def test_each_control_shows_the_visit_python_says(session, expected):
                 if len([s for s in walk.chain(step, n).steps if s > step]) >= CHAIN_USES)
     loop.locator(f".bpfnb-panes .state tr[data-name={name}]").click()
     loop.locator(".widget-html", has_text=f"{name} after visit {step}").wait_for()
+    loop_py.select(name, step)  # the same chain here: the stream marks it
     steps = walk.chain(step, name).steps
     later = [s for s in steps if s > step]
     click(loop, "chain ▶")
@@ -105,6 +125,16 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     page.keyboard.type(str(middle))
     page.keyboard.press("Enter")
     _shows(page, loop, loop_py, middle)
+    # steps across the stream window's edge: the browser lists the lines that came in,
+    # and its stream is then the window Python lists for that visit
+    edge = (middle // STRIDE + 1) * STRIDE
+    lab.time_clicks(page, lab.scope_of(loop), "next ▶", edge - middle)
+    lo, _hi = loop_py.stream.window(edge)
+    page.wait_for_function("([s, lo]) => document.querySelector('.' + s + ' .listing .ln').dataset.step == lo",
+                           arg=[lab.scope_of(loop), lo], timeout=30_000)
+    assert _stream(page, loop) == _lines_of(page, loop_py.stream.html(edge, loop_py.chain, mark_current=False))
+    assert loop.locator(".bpfnb-panes").get_attribute("data-moved") == "1"
+    middle = edge
     insn = (walk.insn_of(middle) + 2) % len(loop_py.prog.insns)
     box = loop.locator(".widget-inline-hbox", has_text="insn").locator("input")
     box.click()

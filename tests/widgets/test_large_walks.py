@@ -3,6 +3,7 @@ would otherwise read from every visit: the same answers as a walk of built visit
 without building the walk (a million-step walk opens and steps at once)."""
 
 import pathlib
+import re
 
 import pytest
 
@@ -11,7 +12,7 @@ from bpfnb import examples
 from bpfnb.verifier import verify
 from bpfnb.widgets import walk as walk_module
 from bpfnb.widgets.adapters import walk_from_result
-from bpfnb.widgets.listing import STRIDE, WINDOW
+from bpfnb.widgets.listing import STRIDE, WINDOW, StreamListing
 from bpfnb.widgets.stepper import VerifierStepper
 from bpfnb.widgets.walk import Walk
 
@@ -100,3 +101,31 @@ def test_the_stream_makes_only_the_lines_it_lists():
         assert stepper.panes.listing is listing and stepper.panes.listing_current == k
     stepper.show(start + STRIDE)
     assert stepper.panes.listing != listing
+
+
+def _apply(text: str, moved: dict) -> str:
+    """A window's lines moved along as the browser does it: the lines outside the new
+    window dropped (and the gaps), those that came in added at each end."""
+    kept = [d for d in re.findall(r"<div[^>]*>.*?</div>", text)  # lines hold no div
+            if (m := re.search(r'data-(?:step|for)="(\d+)"', d)) and moved["lo"] <= int(m[1]) < moved["hi"]]
+    return moved["earlier"] + moved["before"] + "".join(kept) + moved["after"] + moved["later"]
+
+
+def test_a_window_moved_along_sends_only_the_lines_that_came_in():
+    prog = bpfnb.load(FIXTURES / "loops.bpf.o").program("alu_loop_1000")
+    stream = StreamListing(walk_from_result(verify(prog, log_level=0, progress=False)))
+    edge = 10 * STRIDE
+    text, moved = stream.moved(edge - 1)
+    assert moved is None and stream.moved(edge - 1) == (text, None)  # listed whole; then unchanged
+    for current in (edge, edge - 1):  # forward across an edge, then back across it
+        was_lo = stream.window(edge - 1 if current == edge else edge)[0]
+        new, moved = stream.moved(current)
+        lo, hi = stream.window(current)
+        assert moved["from"] == was_lo and (moved["lo"], moved["hi"]) == (lo, hi)
+        came_in = moved["before"] + moved["after"]
+        assert came_in.count('class="ln') == STRIDE
+        assert _apply(text, moved) == new == stream.html(current, mark_current=False)
+        text = new
+    chain = stream.walk.chain(edge, "R1")
+    assert stream.moved(edge, chain)[1] is None  # another chain: listed whole
+    assert stream.moved(len(stream.walk) - 1, chain)[1] is None  # a window apart: likewise

@@ -148,7 +148,7 @@ def test_clicking_an_operand_selects_its_chain_through_the_fill_and_the_spill(wa
 
 def test_the_stream_marks_paths_and_clicks_jump(walk):
     s = VerifierStepper(walk)
-    assert s.panes.listing.count('class="ln') == 8 and '<div class="path">from 3 to 6</div>' in s.panes.listing
+    assert s.panes.listing.count('class="ln') == 8 and '<div class="path" data-for="6">from 3 to 6</div>' in s.panes.listing
     assert ('data-step="2" style="padding-left:0px"><span class="no">2</span><span class="pc">2:</span>'
             '<span class="op" data-name="fp-8">*(u64 *)(r10 -8)</span>') in s.panes.listing
     s._message({"kind": "step", "step": 6})
