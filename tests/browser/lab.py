@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import secrets
@@ -270,10 +271,11 @@ def painted(page, index: int) -> float | None:
     return None if ms is None else ms / 1000
 
 
-# A step as a person sees it: from the click until the state pane says the new visit
-# and the browser has painted a frame after it. The first click waits until the page is
-# at rest (its main thread idle: a person reads the pane before clicking), the others
-# follow each other at once.
+# Steps by the stepper's button (synthetic clicks, made in the page): from the click until
+# the state pane says the new visit and the frame that painted it has ended. The first
+# click waits until the page is at rest (its main thread idle: a person reads the pane
+# before clicking), the others follow each other at once. (An input's latency as a
+# person meets it is ``time_change``'s.)
 TIME_CLICKS = """async ([scope, label, count, delta, timeout]) => {
   const root = document.querySelector('.' + scope);
   const state = root.querySelector('.bpfnb-panes .state');
@@ -295,7 +297,7 @@ TIME_CLICKS = """async ([scope, label, count, delta, timeout]) => {
       seen.observe(state, { childList: true, subtree: true, characterData: true });
       button.click();
     });
-    await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+    await new Promise((resolve) => setTimeout(resolve, 0));  // the frame it was painted in ends first
     times.push(performance.now() - start);
   }
   return times;
@@ -320,7 +322,8 @@ ARM_CHANGE = """([scope, timeout]) => {
   let start = null;
   // when the input happened (the event's own time: a stepper's button paints in its own
   // click listener, which runs before this one)
-  const mark = (event) => { if (event.type !== 'keydown' || event.key === 'Enter') start = event.timeStamp; };
+  const moves = /^(Enter|Arrow\\w+|Home|End)$/;  // keys that move (not those typed into a box)
+  const mark = (event) => { if (event.type !== 'keydown' || moves.test(event.key)) start = event.timeStamp; };
   const kinds = ['click', 'pointerup', 'keydown'];
   kinds.forEach((k) => window.addEventListener(k, mark, true));
   const done = () => kinds.forEach((k) => window.removeEventListener(k, mark, true));
@@ -330,7 +333,9 @@ ARM_CHANGE = """([scope, timeout]) => {
     const seen = new MutationObserver(() => {
       if (visit() === before) return;
       seen.disconnect(); clearTimeout(late);
-      requestAnimationFrame(() => setTimeout(() => { done(); resolve([performance.now() - start, Number(visit())]); }, 0));
+      // the panes paint a visit at a frame's start (requestAnimationFrame): that frame's
+      // own work, its style, layout and paint, runs before the next task
+      setTimeout(() => { done(); resolve([performance.now() - start, Number(visit())]); }, 0);
     });
     seen.observe(state, { childList: true, subtree: true, characterData: true });
   });
@@ -340,14 +345,97 @@ ARM_CHANGE = """([scope, timeout]) => {
 # Resolves once the page's main thread is idle (or after ``timeout`` ms).
 IDLE = "(timeout) => new Promise((resolve) => requestIdleCallback(resolve, { timeout }))"
 
+# The browser's own measure of an input's latency (Event Timing, what INP is made of):
+# from the input's timestamp until the frame painted after its handlers is presented.
+# ``window.__bpfnbInput(since, timeout)`` resolves with the duration of the first click or
+# keydown after ``since`` (performance.now() ms), null if none came within ``timeout`` ms
+# (the browser reports only inputs of 16 ms or more).
+WATCH_INPUTS = """() => {
+  if (window.__bpfnbInput) return;
+  const inputs = [], waiting = new Set();
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (e.name === 'click' || e.name === 'keydown') inputs.push(e);
+    for (const check of [...waiting]) check();
+  }).observe({ type: 'event', durationThreshold: 16 });
+  // the durations of the keydowns after ``since`` reported so far
+  window.__bpfnbKeydowns = (since) => inputs.filter((e) => e.name === 'keydown' && e.startTime >= since).map((e) => e.duration);
+  window.__bpfnbInput = (since, timeout) => new Promise((resolve) => {
+    const check = () => {
+      const found = inputs.find((e) => e.startTime >= since);
+      if (found) { waiting.delete(check); clearTimeout(late); resolve(found.duration); }
+    };
+    const late = setTimeout(() => { waiting.delete(check); resolve(null); }, timeout);
+    waiting.add(check);
+    check();
+  });
+}"""
+EVENT_MIN_MS = 16  # the shortest input Event Timing reports
+# how ``time_change`` timed each change: "presented" (Event Timing), "under 16 ms" (held, too
+# quick for it), "painted" (answered by Python: until the frame that painted it ended)
+TIMED_BY: collections.Counter = collections.Counter()
+INPUT_TIMEOUT_MS = 2_000  # an input painted from held visits is reported within a few frames
 
-def time_change(page, scope: str, act, timeout: float = 30_000) -> tuple[float, int]:
-    """Once the page is at rest (a person reads the pane before the next control), run
-    ``act()`` (Playwright actions on the page) and wait until the stepper ``scope``
-    shows another visit: the milliseconds from the last click or Enter of the action
-    until it was painted, and the visit shown."""
-    page.evaluate(IDLE, timeout)
+
+def _held(page, scope: str) -> int:
+    """How many moves the stepper ``scope`` painted from the visits it holds."""
+    return int(page.evaluate("(s) => document.querySelector('.' + s + ' .bpfnb-panes').dataset.held", scope))
+
+
+def time_change(page, scope: str, act, timeout: float = 30_000, *, at_rest: bool = True) -> tuple[float, int]:
+    """Run ``act()`` (real input by Playwright: clicks, keys) and wait until the stepper
+    ``scope`` shows another visit: how long it took in milliseconds, and the visit shown.
+    ``at_rest``: first wait until the page's main thread is idle (a person reads the pane
+    before the next control); else go at once (steps one after another).
+
+    A move the browser painted from the visits it holds is timed as the browser times
+    its input (Event Timing: until the frame is presented); one Python answered (the
+    slider, the instruction box, a visit not held), from the last click, release of the
+    pointer or Enter until the frame that painted it ended."""
+    if at_rest:
+        page.evaluate(IDLE, timeout)
+    page.evaluate(WATCH_INPUTS)
     page.evaluate(ARM_CHANGE, [scope, timeout])
+    held, since = _held(page, scope), page.evaluate("() => performance.now()")
     act()
     ms, visit = page.evaluate("() => window.__bpfnbChange")
+    if _held(page, scope) > held:
+        presented = page.evaluate("([since, timeout]) => window.__bpfnbInput(since, timeout)", [since, INPUT_TIMEOUT_MS])
+        ms, how = (presented, "presented") if presented is not None else (min(ms, EVENT_MIN_MS), "under 16 ms")
+    else:
+        how = "painted"
+    TIMED_BY[how] += 1
     return ms, visit
+
+
+def hold_key(page, scope: str, key: str, count: int, every_s: float, timeout: float = 30_000) -> list[float]:
+    """Hold ``key`` down in the stepper ``scope`` (focused) for ``count`` repeats, one every
+    ``every_s`` seconds (a keyboard's auto-repeat: each a keydown, as the system sends
+    them, whether or not the page kept up), then let go: each repeat's latency as the
+    browser times it (Event Timing; those under its 16 ms floor counted as 16 ms), once
+    the stepper shows the visit ``count`` moves away."""
+    page.evaluate(WATCH_INPUTS)
+    start = int(page.evaluate("(s) => /visit (\\d+) of/.exec(document.querySelector('.' + s + ' .bpfnb-panes .state')"
+                              ".textContent)[1]", scope))
+    since = page.evaluate("() => performance.now()")
+    began = time.perf_counter()
+    for k in range(count):
+        if k == count - 1:
+            last = page.evaluate("() => performance.now()")
+        # the keyboard's pace (not a wait for the page): the k-th repeat at k * every_s
+        time.sleep(max(0.0, began + k * every_s - time.perf_counter()))
+        page.keyboard.down(key)  # a held key: Playwright sends each again as a repeat
+    page.keyboard.up(key)
+    direction = -1 if key in ("ArrowLeft", "ArrowUp") else 1
+    wait_state(page, scope, f"visit {start + direction * count} of", timeout)
+    page.evaluate("([since, timeout]) => window.__bpfnbInput(since, timeout)", [last, INPUT_TIMEOUT_MS])
+    presented = page.evaluate("(since) => window.__bpfnbKeydowns(since)", since)
+    TIMED_BY["presented"] += len(presented)
+    TIMED_BY["under 16 ms"] += count - len(presented)
+    return presented + [EVENT_MIN_MS] * (count - len(presented))
+
+
+def press_button(stepper, label: str):
+    """An act for ``time_change``: a real click on the stepper's button ``label``, at its
+    middle (where it is now: the buttons do not move while stepping)."""
+    box = stepper.get_by_role("button", name=label, exact=True).bounding_box()
+    return lambda: stepper.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
