@@ -174,6 +174,15 @@ ERROR_FILL, ERROR_TEXT = "#ffcecb", "#a40e26"
 PATH = "#0969da"
 PRUNED = "#8c959f"
 CHAIN = "#ddf4ff"
+# the path to a step, as classes on the CFG's elements (CfgView.path_marks): each class's
+# part of the element styled, and how
+ON_PATH, PATH_BLOCK, TAKEN, PRUNED_ROW = "on-path", "path-block", "taken", "pruned"
+PATH_LOOKS = {
+    ON_PATH: (" text", "font-weight:bold"),
+    PATH_BLOCK: (">polygon", f"stroke:{PATH};stroke-width:2"),
+    TAKEN: (" path", f"stroke:{PATH};stroke-width:2.5"),
+    PRUNED_ROW: (" text", f"fill:{PRUNED};text-decoration:line-through"),
+}
 DIMMED_OPACITY = 0.3
 HEAT_LOW, HEAT_HIGH = (248, 230), (140, 30)  # green/blue of #ffGGBB at 2 visits and at the most
 
@@ -254,6 +263,28 @@ class CfgView:
                 f"#{p}graph g.{cur} text{{opacity:1}}\n"
                 f"#{p}graph g.{block}>polygon{{stroke:{CURRENT_BLOCK};stroke-width:3}}\n")
 
+    def path_marks(self, *, path: Iterable[int] = (), taken_edges: Iterable[tuple[int, int]] = (),
+                   pruned: Iterable[int] = ()) -> list[tuple[str, str]]:
+        """What ``rules`` draws of the path to a step, as ``(class, element id)`` pairs (a
+        class of ``PATH_LOOKS``): its instructions' rows, its blocks, the edges it took
+        between blocks, the instructions pruned so far. The stepper's browser marks them
+        with these classes (they change as the walk goes on), ``path_rules`` styles them."""
+        p = self.scope
+        path = sorted(set(path))
+        marks = [(ON_PATH, f"a_{p}t{i}") for i in path]
+        marks += [(PATH_BLOCK, f"{p}b{b}") for b in sorted({self._block_of[i] for i in path if i in self._block_of})]
+        marks += [(TAKEN, f"{p}e{a}_{b}") for a, b in taken_edges]
+        marks += [(PRUNED_ROW, f"a_{p}t{i}") for i in pruned]
+        return marks
+
+    def path_rules(self) -> str:
+        """Style rules, sent once, for the classes of ``path_marks``: the same look as
+        ``rules``' and less specific than every rule it makes (``:where`` counts for
+        nothing: an error's or a chain's rule wins, as it comes later in ``rules``), and
+        than ``current_rules``."""
+        graph = f":where(#{self.scope}graph)"
+        return "".join(f"{graph} g.{name}{part}{{{look}}}\n" for name, (part, look) in PATH_LOOKS.items())
+
     def cell_ids(self, insn: int) -> list[str]:
         """The ids of instruction ``insn``'s cells (its number and its text)."""
         return [f"a_{self.scope}i{insn}", f"a_{self.scope}t{insn}"]
@@ -290,15 +321,9 @@ class CfgView:
                 colour = _heat(count, most)
                 if colour != "white":
                     rules.append(f"{self._cells(i, 'polygon')}{{fill:{colour}}}")
-        for i in sorted(set(path)):
-            rules.append(f"#a_{p}t{i} text{{font-weight:bold}}")
-        blocks_on_path = {self._block_of[i] for i in set(path) if i in self._block_of}
-        for b in sorted(blocks_on_path):
-            rules.append(f"#{p}b{b}>polygon{{stroke:{PATH};stroke-width:2}}")
-        for a, b in taken_edges:
-            rules.append(f"#{p}e{a}_{b} path{{stroke:{PATH};stroke-width:2.5}}")
-        for i in pruned:
-            rules.append(f"#a_{p}t{i} text{{fill:{PRUNED};text-decoration:line-through}}")
+        for name, element in self.path_marks(path=path, taken_edges=taken_edges, pruned=pruned):
+            part, look = PATH_LOOKS[name]
+            rules.append(f"#{element}{part}{{{look}}}")
         chain = sorted(set(chain))
         if chain:
             rules.append(f"#{p}graph .node text{{opacity:{DIMMED_OPACITY}}}")

@@ -120,6 +120,22 @@ function render({ model, el }) {
       if (element) { element.classList.add(name); marked.push([element, name]); }
     }
   };
+  // the path to the current visit is marked here too: the classes that changed, not a
+  // new style sheet (``cfg_marks``: "class id")
+  let pathMarks = new Set();
+  const markPath = () => {
+    const marks = new Set(model.get("cfg_marks"));
+    const each = (keys, change) => {
+      for (const key of keys) {
+        const [name, id] = key.split(" ");
+        const element = cfg.querySelector("#" + CSS.escape(id));
+        if (element) element.classList[change](name);
+      }
+    };
+    each([...pathMarks].filter((key) => !marks.has(key)), "remove");
+    each([...marks].filter((key) => !pathMarks.has(key)), "add");
+    pathMarks = marks;
+  };
   // the current line is marked here: stepping sends its number, not the stream again
   const markCurrent = () => {
     const old = listing.querySelector(".ln.cur");
@@ -153,7 +169,14 @@ function render({ model, el }) {
     listing: () => { listing.innerHTML = model.get("listing"); markCurrent(); },
     // a style sheet set again costs a style recalculation over the page's sheets: only a new one
     cfg_style: () => { const rules = model.get("cfg_style"); if (style.textContent !== rules) style.textContent = rules; },
-    cfg: () => { cfg.innerHTML = model.get("cfg"); cfg.style.display = model.get("cfg") ? "" : "none"; marked = []; markCfg(); },
+    cfg: () => {
+      cfg.innerHTML = model.get("cfg");
+      cfg.style.display = model.get("cfg") ? "" : "none";
+      marked = [];
+      pathMarks = new Set();
+      markCfg();
+      markPath();
+    },
     css: () => { css.textContent = model.get("css"); },
     legend: () => { legend.innerHTML = model.get("legend"); },
   };
@@ -165,6 +188,7 @@ function render({ model, el }) {
     model.on("change:" + name, name === "listing" ? () => afterFrame(() => { fn(); later(); }) : () => inFrame(fn));
   }
   model.on("change:cfg_follow", () => inFrame(markCfg));
+  model.on("change:cfg_marks", () => inFrame(markPath));
   model.on("change:listing_current", () => inFrame(markCurrent));
   // an output scrolled into view, or a notebook tab shown, lays the panes out late
   const resized = new ResizeObserver(later);
@@ -189,7 +213,7 @@ function render({ model, el }) {
     model.set("listing", lines.text, { silent: true });  // what a view made later lists
     markCurrent();
   };
-  // the visits Python sent ahead: step -> {state, insn, cfg_style, again}, made for chain ``gen``
+  // the visits Python sent ahead: step -> {state, insn, cfg_style, cfg_marks, again}, made for chain ``gen``
   const ahead = new Map();
   let gen = -1;
   model.on("msg:custom", (message) => {
@@ -238,7 +262,7 @@ function render({ model, el }) {
     const host = el.closest(".bpfnb-stepper");
     const last = model.get("last");
     // set here only: Python sets its traits the same from what it sent (``painted``)
-    model.set({ state: visit.state, listing_current: step, cfg_style: visit.cfg_style,
+    model.set({ state: visit.state, listing_current: step, cfg_style: visit.cfg_style, cfg_marks: visit.cfg_marks,
                 cfg_follow: model.get("cfg") ? `a_${model.get("scope")}t${visit.insn}` : "" });
     tellShown({ kind: "shown", step, gen });
     if (host) {  // the buttons as Python will set them (it moves the slider and the box)
@@ -358,6 +382,8 @@ class StepperPanes(anywidget.AnyWidget):
     legend = traitlets.Unicode("").tag(sync=True)
     cfg = traitlets.Unicode("").tag(sync=True)  # the SVG, laid out once
     cfg_style = traitlets.Unicode("").tag(sync=True, echo_update=False)  # the current step's highlighting
+    # the classes the browser sets on the CFG's elements ("class id": the path to the current visit)
+    cfg_marks = traitlets.List().tag(sync=True, echo_update=False)
     cfg_follow = traitlets.Unicode("").tag(sync=True, echo_update=False)  # id of the CFG row kept in view
     # per instruction, the id of its block in the CFG ("": none), sent once: the browser
     # marks the current instruction's cells and block with classes (CfgView.current_rules)
@@ -379,7 +405,7 @@ class StepperPanes(anywidget.AnyWidget):
         traits itself: the same values here, not sent back (ipywidgets' own lock for
         values that came from the browser)."""
         values = {"state": visit["state"], "listing_current": step, "cfg_style": visit["cfg_style"],
-                  "cfg_follow": follow}
+                  "cfg_marks": visit["cfg_marks"], "cfg_follow": follow}
         with self._lock_property(**values), self.hold_trait_notifications():
             for name, value in values.items():
                 setattr(self, name, value)
@@ -400,6 +426,6 @@ class StepperPanes(anywidget.AnyWidget):
 
     def send_ahead(self, gen: int, visits: dict[int, dict], drop: list[int]) -> None:
         """Visits the browser may paint without asking (``{step: {"state", "insn",
-        "cfg_style", "again"}}``, ``again`` the next visit of the same instruction), made for chain generation ``gen`` (a new one replaces all
+        "cfg_style", "cfg_marks", "again"}}``, ``again`` the next visit of the same instruction), made for chain generation ``gen`` (a new one replaces all
         held before), and the steps it no longer needs to hold."""
         self.send({"kind": "ahead", "gen": gen, "visits": {str(k): v for k, v in visits.items()}, "drop": drop})

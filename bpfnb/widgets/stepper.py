@@ -170,7 +170,7 @@ class VerifierStepper(w.VBox):
                              (self.chain_back, "chain-back")):
             button.add_class(f"bpfnb-{name}")  # the panes move on these without Python (see panes.py)
         self.panes = StepperPanes(self._message, scope=self.scope, last=max(n - 1, 0),
-                                  css=_css(self.scope) + (self.cfg.current_rules() if self.cfg else ""),
+                                  css=_css(self.scope) + (self.cfg.path_rules() + self.cfg.current_rules() if self.cfg else ""),
                                   cfg=self.cfg.base_svg if self.cfg else "",
                                   cfg_blocks=self.cfg.block_ids() if self.cfg else [],
                                   legend=legend_html(max(walk.visit_counts().values(), default=0))
@@ -260,17 +260,25 @@ class VerifierStepper(w.VBox):
 
     def _visit_panes(self, step: int) -> dict:
         """What the panes show at visit ``step`` (but the stream's lines): the state pane,
-        the instruction, the CFG's rules."""
-        return {"state": self.panel_html(step), "insn": self.walk.insn_of(step),
-                "cfg_style": self._cfg_style(step)}
+        the instruction, the CFG's rules and its path's marks."""
+        style, marks = self._cfg_look(step)
+        return {"state": self.panel_html(step), "insn": self.walk.insn_of(step), "cfg_style": style,
+                "cfg_marks": marks}
 
-    def _cfg_style(self, step: int) -> str:
-        """The CFG's rules at visit ``step`` as the browser holds them: all but the current
-        instruction's, which it marks with classes (``CfgView.current_rules``), so that
-        steps through a loop leave the style sheet as it is."""
+    def _cfg_look(self, step: int) -> tuple[str, list[str]]:
+        """The CFG's rules at visit ``step`` as the browser holds them, and the classes it
+        sets on the CFG's elements (``"class id"``): the current instruction and the path to
+        it are marked with classes (``CfgView.current_rules``, ``CfgView.path_marks``), the
+        rules hold the rest (the visits' heat, a chain, the error), so that steps leave the
+        style sheet as it is (a style sheet set again costs the page a style recalculation
+        over all its sheets; a class, the elements it marks)."""
         if self.cfg is None:
-            return ""
-        return self.cfg.rules(**{**self._highlight(step), "current": None})
+            return "", []
+        highlight = self._highlight(step)
+        path = {"path": highlight.pop("path"), "taken_edges": highlight.pop("taken_edges"),
+                "pruned": highlight.pop("pruned")}
+        return (self.cfg.rules(**{**highlight, "current": None}),
+                [f"{name} {element}" for name, element in self.cfg.path_marks(**path)])
 
     def _paint_visit(self) -> None:
         """The current visit's state pane, its line and the CFG's highlighting, in one message."""
@@ -281,6 +289,7 @@ class VerifierStepper(w.VBox):
             self.panes.listing_current = step
             if self.cfg is not None:
                 self.panes.cfg_style = visit["cfg_style"]
+                self.panes.cfg_marks = visit["cfg_marks"]
                 self.panes.cfg_follow = self.cfg.row_id(visit["insn"])
 
     def _paint(self) -> None:

@@ -64,10 +64,18 @@ def _lines_of(page, html: str) -> list:
                          html)
 
 
+# the classes of the path to the current visit on the CFG's elements ("class id")
+PATH_MARKS = """(cfg) => [...cfg.querySelectorAll('g.on-path, g.path-block, g.taken, g.pruned')].flatMap(
+    (g) => ['on-path', 'path-block', 'taken', 'pruned'].filter((c) => g.classList.contains(c)).map((c) => c + ' ' + g.id))"""
+
+
 def _shows(page, stepper, python, step: int) -> None:
-    """The stepper shows visit ``step``, with the state pane Python renders for it."""
+    """The stepper shows visit ``step``, with the state pane Python renders for it and the
+    path to it marked on the CFG as Python says."""
     lab.wait_state(page, lab.scope_of(stepper), f"visit {step} of ")
     assert lab.state_of(stepper) == _text(page, python.panel_html(step))
+    marks = [m.replace(python.scope, lab.scope_of(stepper)) for m in python._cfg_look(step)[1]]  # its own ids
+    assert marks and sorted(stepper.locator(".bpfnb-panes .cfg").evaluate(PATH_MARKS)) == sorted(marks)
 
 
 @pytest.mark.browser

@@ -7,7 +7,7 @@ import pytest
 from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
 from bpfnb.program import Program
-from bpfnb.viz.cfg import CURRENT
+from bpfnb.viz.cfg import CURRENT, PATH
 from bpfnb.widgets.stepper import VerifierStepper
 from bpfnb.widgets.walk import Visit, Walk, btf_type_of, pointer_kind
 
@@ -95,18 +95,26 @@ def test_cfg_highlights_the_current_insn_and_the_path(walk):
     s = VerifierStepper(walk)
     s.show(7)
     p = s.scope
-    rules = s.panes.cfg_style
-    assert f"#{p}e3_6 path" in rules  # the taken edge walked on this path
-    assert f"#{p}e3_4" not in rules  # the other side was not walked on this path
+    rules, marks = s.panes.cfg_style, s.panes.cfg_marks
+    # the path: classes the browser sets, styled once by the page's rules
+    assert f"taken {p}e3_6" in marks  # the taken edge walked on this path
+    assert not any(f"{p}e3_4" in m for m in marks)  # the other side was not walked on this path
+    assert f"on-path a_{p}t6" in marks and f"path-block {p}b{s.cfg.block_of(7)}" in marks
+    assert f':where(#{p}graph) g.taken path{{stroke:{PATH};stroke-width:2.5}}' in s.panes.css
+    assert all(f'id="{m.split()[1]}"' in s.panes.cfg for m in marks)
     assert s.panes.cfg_follow == f"a_{p}t7" and f'id="a_{p}t7"' in s.panes.cfg
     # the current instruction: marked by the browser with classes the page's rules style
-    # once (no rule of its own: steps through a loop leave the style sheet as it is)
-    assert f"#a_{p}i7 polygon" not in rules and rules == s._cfg_style(7)
+    # once (no rule of its own: steps through a loop leave the style sheet as it is), nor
+    # the path's
+    assert f"#a_{p}i7 polygon" not in rules and f"{p}e3_6" not in rules and (rules, marks) == s._cfg_look(7)
+    s.show(6)
+    assert s.panes.cfg_style == rules and s.panes.cfg_marks != marks  # along the path: the marks change
     assert f"#{p}graph g.cur polygon{{fill:{CURRENT}}}" in s.panes.css
     assert s.panes.cfg_blocks[7] == f"{p}b{s.cfg.block_of(7)}" and f'id="{p}b{s.cfg.block_of(7)}"' in s.panes.cfg
     assert all(f'id="{i}"' in s.panes.cfg for i in s.cfg.cell_ids(7))
     # ... and drawn in the SVG a notebook saved as HTML shows
     assert f"#a_{p}i7 polygon,#a_{p}t7 polygon{{fill:{CURRENT}}}" in s.graph_svg(7)
+    assert f"#{p}e3_6 path{{stroke:{PATH};stroke-width:2.5}}" in s.graph_svg(7)
 
 
 def test_two_steppers_share_no_scope_id_or_rule(walk):
@@ -119,7 +127,7 @@ def test_two_steppers_share_no_scope_id_or_rule(walk):
     assert ids_a and not ids_a & ids_b
     for s in (a, b):  # every rule of each stepper is under its own scope
         css = re.findall(r"^(\S+)", s.panes.css, re.M)
-        assert css and all(sel.startswith((f".{s.scope}", f"#{s.scope}graph")) for sel in css)
+        assert css and all(sel.startswith((f".{s.scope}", f"#{s.scope}graph", f":where(#{s.scope}graph)")) for sel in css)
         assert all(s.scope in sel for sel in re.findall(r"#([a-z][\w]*)[ >{,]", s.panes.cfg_style))
 
 
@@ -173,7 +181,8 @@ def test_the_browser_is_sent_the_visits_around_the_current_one_and_steps_on_them
     s._message({"kind": "ready"})
     (gen, visits, drop), = sent
     assert (gen, sorted(visits), drop) == (0, [0, 1, 2, 3, 4, 6, 7], [])  # 3 ± 1, the ends ± 1
-    assert visits[4] == {"state": s.panel_html(4), "insn": 4, "cfg_style": s._cfg_style(4),
+    style, marks = s._cfg_look(4)
+    assert visits[4] == {"state": s.panel_html(4), "insn": 4, "cfg_style": style, "cfg_marks": marks,
                          "again": None}  # no loop: no next visit of an instruction
     # the browser painted visit 4 from them: the controls follow, visit 5 is sent, 2 forgotten
     s.panes.state, s.panes.cfg_style = visits[4]["state"], visits[4]["cfg_style"]  # as the browser set them
