@@ -47,10 +47,13 @@ NEAR = 2
 FIRST_AHEAD = 3
 # Visits made ahead per turn of the kernel's event loop: a click waits for one batch at most.
 AHEAD_BATCH = 4
-# The slider, the instruction box and the stream's lines follow the steps the browser
-# made by itself this long after the first of them, once for all (each update is work
-# for the browser while it steps).
+# The stream's lines follow the steps the browser made by itself this long after the
+# first of them, once for all (each update is work for the browser while it steps) ...
 FOLLOW_S = 0.1
+# ... the slider and the instruction box once the steps paused this long (longer than
+# the browser's SHOWN_MS, so that steps one after another, a key held down, move neither:
+# over a million visits the slider would not show them, and each move is a frame's work).
+CONTROLS_QUIET_S = 0.15
 # After a visit Python painted (a jump the browser did not hold), the visits ahead but the
 # first batch wait this long: sent at once, they reach the browser before it painted the
 # visit, and delay it.
@@ -178,6 +181,8 @@ class VerifierStepper(w.VBox):
                                   error_step=walk.error_step if walk.error_step is not None else -1)
         self._more_ahead = False  # a turn of the event loop will send the next batch
         self._following = False  # a turn of the event loop will follow the browser's last step
+        self._controls_due = False  # ... and the controls, once the steps pause
+        self._last_shown = 0.0  # when the browser last said it painted a visit (the event loop's clock)
         self._showing = False  # a turn of the event loop will follow the visit Python painted
 
         self.first.on_click(lambda _: self.show(0))
@@ -429,21 +434,34 @@ class VerifierStepper(w.VBox):
         loop = _running_loop()
         if loop is None:
             self._follow_shown()
+            self._follow(step)
             return
         if not self._more_ahead:  # the visits that came into reach: on the next turn
             self._more_ahead = True
             loop.call_soon(self._send_ahead_later)
-        if not self._following:  # the controls: once for the steps made meanwhile
+        if not self._following:  # the stream: once for the steps made meanwhile
             self._following = True
             loop.call_later(FOLLOW_S, self._follow_shown)
+        self._last_shown = loop.time()
+        if not self._controls_due:
+            self._controls_due = True
+            loop.call_later(CONTROLS_QUIET_S, self._follow_controls)
 
     def _follow_shown(self) -> None:
         self._following = False
-        step = self.step
-        self._follow(step)
         self._list_stream()
         self._paint_chain()
         self._send_ahead()
+
+    def _follow_controls(self) -> None:
+        """The slider and the instruction box follow the browser's steps once they paused."""
+        loop = _running_loop()
+        quiet = loop.time() - self._last_shown if loop is not None else CONTROLS_QUIET_S
+        if quiet < CONTROLS_QUIET_S:  # steps still coming
+            loop.call_later(CONTROLS_QUIET_S - quiet, self._follow_controls)
+            return
+        self._controls_due = False
+        self._follow(self.step)
 
     def along_chain(self, direction: int) -> None:
         """Move to the next (``+1``) or previous (``-1``) visit of the selected chain."""
