@@ -25,6 +25,7 @@ Playwright.
 from __future__ import annotations
 
 import pathlib
+import re
 import statistics
 import subprocess
 import time
@@ -39,14 +40,15 @@ BROWSER_WALKS = [(ROOT / "tests/fixtures/loops.bpf.o", "alu_loop_1000"),
 CHAIN_WALK = (ROOT / "tests/fixtures/loops.bpf.o", "alu_loop_16000")  # 144,003 visits
 CHAIN_REGISTERS = ("R0", "R10")
 BROWSER_STEPS = 20
-# a key held down: a keyboard's auto-repeat at its fastest usual rate (30 a second)
+# a key held down ("key ← held"): a keyboard's auto-repeat at its fastest usual rate (30 a second)
 KEY_REPEATS, KEY_REPEAT_S = 60, 1 / 30
 BROWSER_TIMEOUT_MS = 1_200_000  # the 990k-step verification in the notebook's kernel
 TARGET_PAINT_S, TARGET_STEP_MS = 5, 50
 CONTROL_USES = 6  # each jump button clicked this many times in a row
 SLIDER_AT = (0.1, 0.37, 0.5, 0.73, 0.9, 0.25)  # the visits typed into the slider's readout, of the walk
 SLIDER_DRAGS = (0.3, 0.6, 0.2)  # where the slider's handle is dragged to, of the track
-INSN_TYPED = (2, 5, 3, 6, 2, 5)  # instructions typed into the instruction box, one after the other
+# instructions typed into the instruction box, one after the other: this many after the current one's
+INSN_AHEAD = (2, 5, 3, 6, 2, 5)
 
 
 def main() -> None:
@@ -249,8 +251,10 @@ def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
             page.mouse.up()
         timed("slider (dragged)", drag)
     box = stepper.locator(".widget-inline-hbox", has_text="insn").locator("input")
-    for insn in INSN_TYPED:
-        def typed(insn=insn):
+    insns = page.evaluate("(s) => document.querySelectorAll('.' + s + ' .cfg g[id^=a_' + s + 't]').length", scope)
+    for ahead in INSN_AHEAD:
+        def typed(ahead=ahead):  # another instruction than the current one's (the box stays on it)
+            insn = (int(re.search(r"insn (\d+)", lab.state_of(stepper))[1]) + ahead) % insns
             box.click()
             box.fill("")
             box.type(str(insn))
@@ -261,10 +265,11 @@ def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
     lab.wait_state(page, scope, f"visit {visits - 1} of", timeout=60_000)
     back = steps(lab.press_button(stepper, "◀ back"))
     keys = steps(lambda: page.keyboard.press("ArrowLeft"))
-    held = lab.hold_key(page, scope, "ArrowLeft", KEY_REPEATS, KEY_REPEAT_S)
+    held, asked = lab.hold_key(page, scope, "ArrowLeft", KEY_REPEATS, KEY_REPEAT_S)
+    MOVES["key ← held"] = [KEY_REPEATS - asked, asked]
     return {"step": forward + across + back + keys + held, "next ▶": forward,
             "next ▶ across a stream window's edge": across, "◀ back": back, "key ←": keys,
-            f"key ← held (a repeat every {KEY_REPEAT_S * 1000:.0f} ms)": held, **times}
+            "key ← held": held, **times}
 
 
 if __name__ == "__main__":

@@ -407,15 +407,15 @@ def time_change(page, scope: str, act, timeout: float = 30_000, *, at_rest: bool
     return ms, visit
 
 
-def hold_key(page, scope: str, key: str, count: int, every_s: float, timeout: float = 30_000) -> list[float]:
+def hold_key(page, scope: str, key: str, count: int, every_s: float) -> tuple[list[float], int]:
     """Hold ``key`` down in the stepper ``scope`` (focused) for ``count`` repeats, one every
     ``every_s`` seconds (a keyboard's auto-repeat: each a keydown, as the system sends
     them, whether or not the page kept up), then let go: each repeat's latency as the
     browser times it (Event Timing; those under its 16 ms floor counted as 16 ms), once
-    the stepper shows the visit ``count`` moves away."""
+    the last one was presented, and how many of the moves the stepper asked of Python (a
+    visit it did not hold yet: that repeat's time is its own frame's, the visit comes later)."""
     page.evaluate(WATCH_INPUTS)
-    start = int(page.evaluate("(s) => /visit (\\d+) of/.exec(document.querySelector('.' + s + ' .bpfnb-panes .state')"
-                              ".textContent)[1]", scope))
+    asked = int(page.evaluate("(s) => document.querySelector('.' + s + ' .bpfnb-panes').dataset.asked", scope))
     since = page.evaluate("() => performance.now()")
     began = time.perf_counter()
     for k in range(count):
@@ -425,13 +425,12 @@ def hold_key(page, scope: str, key: str, count: int, every_s: float, timeout: fl
         time.sleep(max(0.0, began + k * every_s - time.perf_counter()))
         page.keyboard.down(key)  # a held key: Playwright sends each again as a repeat
     page.keyboard.up(key)
-    direction = -1 if key in ("ArrowLeft", "ArrowUp") else 1
-    wait_state(page, scope, f"visit {start + direction * count} of", timeout)
     page.evaluate("([since, timeout]) => window.__bpfnbInput(since, timeout)", [last, INPUT_TIMEOUT_MS])
     presented = page.evaluate("(since) => window.__bpfnbKeydowns(since)", since)
     TIMED_BY["presented"] += len(presented)
     TIMED_BY["under 16 ms"] += count - len(presented)
-    return presented + [EVENT_MIN_MS] * (count - len(presented))
+    asked = int(page.evaluate("(s) => document.querySelector('.' + s + ' .bpfnb-panes').dataset.asked", scope)) - asked
+    return presented + [EVENT_MIN_MS] * (count - len(presented)), asked
 
 
 def press_button(stepper, label: str):
