@@ -168,15 +168,38 @@ class Scalar:
         if s32_min & U32 <= s32_max & U32:
             u32_min = max(s32_min & U32, u32_min)
             u32_max = min(s32_max & U32, u32_max)
+        elif u32_max < s32_min & U32:
+            # the signed range crosses the sign boundary (its two halves sit at both
+            # ends of the u32 domain) and the unsigned one meets only [0, s32_max]
+            # (6.18.44's backport of "bpf: Fix u32/s32 bounds when ranges cross min/max
+            # boundary")
+            s32_min = s32(u32_min)
+            u32_max = min(u32_max, s32_max & U32)
+        elif s32_max & U32 < u32_min:
+            # ... or only [s32_min, -1]
+            s32_max = s32(u32_max)
+            u32_min = max(u32_min, s32_min & U32)
         self.u32_min, self.u32_max, self.s32_min, self.s32_max = u32_min, u32_max, s32_min, s32_max
 
     def _deduce64(self) -> None:
-        if s64(self.umin) <= s64(self.umax):
-            self.smin = max(self.smin, s64(self.umin))
-            self.smax = min(self.smax, s64(self.umax))
-        if (self.smin & U64) <= (self.smax & U64):
-            self.umin = max(self.smin & U64, self.umin)
-            self.umax = min(self.smax & U64, self.umax)
+        umin, umax, smin, smax = self.umin, self.umax, self.smin, self.smax
+        if s64(umin) <= s64(umax):
+            smin = max(smin, s64(umin))
+            smax = min(smax, s64(umax))
+        if (smin & U64) <= (smax & U64):
+            umin = max(smin & U64, umin)
+            umax = min(smax & U64, umax)
+        elif umax < smin & U64:
+            # the signed range crosses the sign boundary and the unsigned one meets only
+            # its non-negative half [0, smax] (6.17's "bpf: Improve bounds when s64
+            # crosses sign boundary")
+            smin = s64(umin)
+            umax = min(umax, smax & U64)
+        elif smax & U64 < umin:
+            # ... or only its negative half [smin, -1]
+            smax = s64(umax)
+            umin = max(umin, smin & U64)
+        self.umin, self.umax, self.smin, self.smax = umin, umax, smin, smax
 
     def _deduce_mixed(self) -> None:
         hi = ~U32 & U64

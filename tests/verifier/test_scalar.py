@@ -141,3 +141,25 @@ def test_byte_swaps_keep_the_known_bits():
     wide = Scalar.const(0x1122334455667788)
     wide.byte_swap(16, swap=False)
     assert format_scalar(wide) == "30600"  # 0x7788
+
+
+def test_a_signed_range_across_zero_keeps_the_half_the_unsigned_one_meets():
+    """``__reg32_deduce_bounds`` / ``__reg64_deduce_bounds`` when the signed range crosses
+    the sign boundary (values as Linux 6.18.44 prints them for the log_lines fixtures
+    s32_across_sign_* / s64_across_sign_*)."""
+    def across(u_min: int, u_max: int, alu32: bool) -> str:
+        s = Scalar.unknown()
+        if alu32:
+            s.coerce_to_size(4)
+            s.s32_min, s.s32_max, s.u32_min, s.u32_max = -3, 5, u_min, u_max
+        else:
+            s.smin, s.smax, s.umin, s.umax = -3, 5, u_min, u_max
+        return format_scalar(s.sync())
+
+    assert across(0, 0x80000003, True) == "scalar(smin=smin32=0,smax=umax=smax32=umax32=5,var_off=(0x0; 0x7))"
+    assert across(6, 0xFFFFFFFF, True) == ("scalar(smin=umin=umin32=0xfffffffd,smax=umax=0xffffffff,smin32=-3,"
+                                           "smax32=-1,var_off=(0xfffffffc; 0x3))")
+    assert across(0, 0x8000000000000003, False) == \
+        "scalar(smin=smin32=0,smax=umax=smax32=umax32=5,var_off=(0x0; 0x7))"
+    assert across(6, (1 << 64) - 1, False) == ("scalar(smin=smin32=-3,smax=smax32=-1,umin=0xfffffffffffffffd,"
+                                               "umin32=0xfffffffd,var_off=(0xfffffffffffffffc; 0x3))")
