@@ -16,9 +16,16 @@ from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
 from .btf_record import map_timer_off
+from .cfg import changes_pkt_data
 from .func_args import ARG_ANYTHING, ARG_PTR_TO_CTX, btf_prepare_func_args
 from .helper_availability import AVAILABLE
-from .helper_protos import MIGHT_SLEEP, helper_allowed, helper_proto, trampoline_helper
+from .helper_protos import (
+    CHANGES_PKT_DATA,
+    MIGHT_SLEEP,
+    helper_allowed,
+    helper_proto,
+    trampoline_helper,
+)
 from .kfuncs import check_kfunc_call, check_reference_leak
 from .log import Reject
 from .lsm import (
@@ -163,6 +170,10 @@ def check_helper_call(env, state: State, insn: Insn, i: int) -> int:
     if func_id in CHANGES_PKT_DATA and func_id != BpfFunc.tail_call:
         clear_all_pkt_pointers(state)
     env.record(state, i, "call", f"{name}#{func_id}")
+    if func_id == BpfFunc.tail_call and len(state.frames) > 1:
+        # the tail call that succeeds in a static function: the called program's int comes
+        # back to this function's caller
+        return hidden_subprog_exit(env, state, i, scalar_reg(Scalar.unknown()), moves_packet=True)
     return i + 1
 
 
@@ -173,15 +184,6 @@ def helper_available(prog, func_id: int) -> bool:
         return lsm_helper_available(prog, func_id, AVAILABLE["tracing"])
     allowed = AVAILABLE.get(f"{prog.type}:{prog.expected_attach_type}", AVAILABLE.get(prog.type))
     return allowed is None or func_id in allowed or trampoline_helper(prog, func_id)
-
-
-# bpf_helper_changes_pkt_data: the helpers that may move or resize the packet
-CHANGES_PKT_DATA = frozenset(BpfFunc[name] for name in (
-    "clone_redirect", "l3_csum_replace", "l4_csum_replace", "lwt_push_encap", "lwt_seg6_action",
-    "lwt_seg6_adjust_srh", "lwt_seg6_store_bytes", "msg_pop_data", "msg_pull_data", "msg_push_data",
-    "skb_adjust_room", "skb_change_head", "skb_change_proto", "skb_change_tail", "skb_pull_data",
-    "skb_store_bytes", "skb_vlan_pop", "skb_vlan_push", "store_hdr_opt", "xdp_adjust_head",
-    "xdp_adjust_meta", "xdp_adjust_tail", "tail_call"))
 
 
 def clear_all_pkt_pointers(state: State) -> None:
@@ -319,8 +321,11 @@ def check_func_arg(env, state: State, regno: int, kind: str, meta: CallArgMeta) 
     elif kind in ("uninit_mem", "mem", "rw_mem"):
         size_reg = regs[regno + 1] if regno + 1 <= 5 else None
         size = size_reg.s.umax if size_reg is not None and size_reg.type == SCALAR else 0
-        check_helper_mem_access(env, state, regno, reg, size, write=(kind != "mem"), raw_mode=(kind == "uninit_mem"),
-                                reads=(kind != "uninit_mem"))
+        # check_mem_size_reg: a size not known exactly gives up raw mode, so the memory is
+        # checked (and on the stack read) up to the largest size, and clobbered unscratched
+        raw_mode = kind == "uninit_mem" and (size_reg is None or size_reg.s.var_off.is_const)
+        check_helper_mem_access(env, state, regno, reg, size, write=(kind != "mem"), raw_mode=raw_mode,
+                                reads=not raw_mode)
     elif kind in ("size", "size_or_zero", "alloc_size"):
         if reg.type != SCALAR:
             raise Reject(f"R{regno} type={format_type(reg)} expected=scalar")
@@ -488,6 +493,8 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     if subprogs.is_global(target):
         env.called_globals.add(target)  # verified on its own after the main program
         env.log.verbose(f"Func#{subprogs.index(target)} ('{subprogs.name(target)}') is global and assumed valid.")
+        if target in changes_pkt_data(env.insns):  # it may have moved the packet
+            clear_all_pkt_pointers(state)
         clear_caller_saved_regs(caller)
         caller.regs[0] = scalar_reg()
         env.log.scratch_regs.add(0)
@@ -752,7 +759,26 @@ def attach_func_returns_void(prog) -> bool:
     return proto is not None and not proto.type
 
 
-def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:
+def hidden_subprog_exit(env, state: State, i: int, r0: Reg, *, moves_packet: bool = False) -> int:
+    """A legacy packet load or a tail call inside a static function (6.18.44): the load that
+    fails returns 0 from the function at once (``bpf_gen_ld_abs``'s hidden exit), the tail call
+    that succeeds runs a program whose exit returns its int to the function's caller
+    (``moves_packet``: that program may have moved the packet, so every packet pointer
+    becomes a number, ``clear_all_pkt_pointers``). The path on at ``i + 1`` is explored
+    later ("from i to i+1"); this one returns to the caller now, printing no "from" line:
+    the registers the instruction scratched are the caller's state printed next."""
+    env.push_stack(state.copy(), i + 1, i)
+    if moves_packet:
+        clear_all_pkt_pointers(state)
+    state.regs[0] = r0
+    env.log.scratch_regs.add(0)
+    env.live_stack.update(state)
+    return prepare_func_exit(env, state, i, r0, hidden=True)
+
+
+def prepare_func_exit(env, state: State, i: int, r0: Reg, *, hidden: bool = False) -> int:
+    """Back to the caller; ``hidden``: from an instruction that is no exit
+    (``hidden_subprog_exit``), whose scratched registers stay to be printed."""
     if r0.type == PTR_TO_STACK:
         # the kernel is conservative: even a caller's stack pointer may not go back
         raise Reject("cannot return stack pointer to the caller")
@@ -777,8 +803,9 @@ def prepare_func_exit(env, state: State, i: int, r0: Reg) -> int:
     if in_callback_fn and WIDEN_IMPRECISE_SCALARS:
         widen_imprecise_scalars(env, state, ret)
     env.record(state, i, "return", f"to caller at {ret}")
-    log.mark_verifier_state_clean()
-    env.force_print_state = True
+    if not hidden:
+        log.mark_verifier_state_clean()
+        env.force_print_state = True
     return ret
 
 

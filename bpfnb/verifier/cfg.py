@@ -13,6 +13,7 @@ from ..isa import opcodes as op
 from ..isa.flow import all_successors, function_starts, jump_target, pseudo_func_target
 from ..isa.helpers import BpfFunc
 from ..isa.valid import KNOWN_OPCODES, unknown_opcode
+from .helper_protos import CHANGES_PKT_DATA
 from .insn_aux import per_insns
 
 BTF_FUNC_GLOBAL = 1  # linkage of a global function in BTF
@@ -38,6 +39,54 @@ def _function_starts(insns) -> tuple[int, ...]:
     return tuple(function_starts(insns, callbacks=True))
 
 
+def _is_tail_call(insn) -> bool:
+    return insn.code == _JMP_CALL and insn.src == 0 and insn.imm == BPF_FUNC_TAIL_CALL
+
+
+@per_insns
+def abnormal_returns(insns) -> dict[int, tuple[bool, bool]]:
+    """``subprog_info[].has_ld_abs`` and ``.has_tail_call`` (``check_subprogs``): by each
+    function's first slot, whether it holds a legacy packet load, a tail call."""
+    starts = _function_starts(insns)
+    ends = [*starts[1:], len(insns)]
+    return {start: (any(insn.code in LD_PACKET_CODES for insn in insns[start:end]),
+                    any(_is_tail_call(insn) for insn in insns[start:end]))
+            for start, end in zip(starts, ends, strict=True)}
+
+
+@per_insns
+def changes_pkt_data(insns) -> frozenset[int]:
+    """``subprog_info[].changes_pkt_data``: the functions (by first slot) that may move the
+    packet. ``check_cfg`` marks a function holding a helper call that may
+    (``bpf_helper_changes_pkt_data``), reachable or not, and merges into it the mark of
+    every function it calls or takes the address of (a callback). A caller's packet
+    pointers do not survive a call of a global function so marked (checked against 6.18.44:
+    directly, through a static function, a global one, a bpf_loop callback, a tail call, a
+    branch the walk proves dead)."""
+    starts = _function_starts(insns)
+    ends = [*starts[1:], len(insns)]
+    marked: set[int] = set()
+    callees: dict[int, set[int]] = {}
+    for start, end in zip(starts, ends, strict=True):
+        callees[start] = set()
+        for i in range(start, end):
+            insn = insns[i]
+            if insn.code == _JMP_CALL and insn.src == 0 and insn.imm in CHANGES_PKT_DATA:
+                marked.add(start)
+            elif insn.code == _JMP_CALL and insn.src == op.BPF_PSEUDO_CALL:
+                callees[start].add(jump_target(insn, i))
+            elif insn.code == _LD_IMM64 and insn.src == op.BPF_PSEUDO_FUNC:
+                callees[start].add(pseudo_func_target(insn, i))
+    grew = True
+    while grew:  # the calls may run either way round the program's order
+        grew = False
+        for start in starts:
+            if start not in marked and callees[start] & marked:
+                marked.add(start)
+                grew = True
+    return frozenset(marked)
+
+
 @per_insns
 def flow_successors(insns) -> tuple[tuple[int, ...], ...]:
     """``successors`` of every slot (kept per instruction tuple: ``check_cfg`` walks them)."""
@@ -55,8 +104,7 @@ def insn_successors(insns) -> tuple[tuple[int, ...], ...]:
     ee861486e377, in 6.18.44: no write after such an instruction is sure on every path,
     so no ``must_write_acc`` crosses it."""
     succ = flow_successors(insns)
-    calls = [i for i, insn in enumerate(insns) if insn.code in LD_PACKET_CODES
-             or (insn.code == _JMP_CALL and insn.src == 0 and insn.imm == BPF_FUNC_TAIL_CALL)]
+    calls = [i for i, insn in enumerate(insns) if insn.code in LD_PACKET_CODES or _is_tail_call(insn)]
     if not calls:
         return succ
     starts = _function_starts(insns)

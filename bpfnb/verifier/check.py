@@ -22,8 +22,8 @@ from ..logtext import NOISE
 from .alu import check_alu_op
 from .attach import check_attach_btf_id
 from .btf_access import check_pseudo_btf_id
-from .calls import check_call, check_exit, optimize_bpf_loop
-from .cfg import check_cfg, check_subprogs, compute_scc, resolve_pseudo_ldimm64
+from .calls import check_call, check_exit, hidden_subprog_exit, optimize_bpf_loop
+from .cfg import abnormal_returns, check_cfg, check_subprogs, compute_scc, resolve_pseudo_ldimm64
 from .env import BPF_COMPLEXITY_LIMIT_INSNS, VerifierEnv
 from .func_args import BTF_SCALAR_KINDS, btf_prepare_func_args
 from .insn_aux import InsnsCache
@@ -33,6 +33,7 @@ from .live_stack import LiveStack
 from .liveness import print_liveness
 from .log import Reject
 from .mem import (
+    BPF_REG_SIZE,
     check_atomic,
     check_ld_abs,
     check_ld_imm,
@@ -74,6 +75,7 @@ def bpf_check(env: VerifierEnv) -> None:
                 log.verbose(f"func#{k} @{start}")
         if not shape_checked:
             check_subprogs(env.insns, env.subprogs, Reject)
+        check_abnormal_return(env)
         check_attach_btf_id(env)
         resolve_pseudo_ldimm64(env.insns, getattr(env.prog, "maps", ()), Reject)
         check_pseudo_btf_ids(env)
@@ -150,6 +152,38 @@ def check_pseudo_btf_ids(env: VerifierEnv) -> None:
             key = (insn.imm, insns[i + 1].imm)
             if key not in env.pseudo_btf_regs:
                 env.pseudo_btf_regs[key] = check_pseudo_btf_id(env, *key)
+
+
+def check_abnormal_return(env: VerifierEnv) -> None:
+    """A function other than the main one holding a legacy packet load or a tail call may
+    return without its exit (``hidden_subprog_exit``), so its caller must take an int back:
+    ``check_btf_func`` wants its BTF prototype to return a scalar (an int of at most 8
+    bytes or an enum), ``check_abnormal_return`` refuses it in a program without func info."""
+    starts = env.subprogs.starts
+    if len(starts) == 1:
+        return
+    returns = abnormal_returns(env.insns)
+    with_btf = bool(getattr(env.prog, "func_info", ()))
+    for start in starts[1:]:
+        ld_abs, tail_call = returns[start]
+        if not (ld_abs or tail_call):
+            continue
+        if not with_btf:
+            raise Reject("LD_ABS is not allowed in subprogs without BTF" if ld_abs
+                         else "tail_call is not allowed in subprogs without BTF")
+        if not _returns_scalar(env, start):
+            raise Reject("LD_ABS is only allowed in functions that return 'int'." if ld_abs
+                         else "tail_call is only allowed in functions that return 'int'.")
+
+
+def _returns_scalar(env: VerifierEnv, start: int) -> bool:
+    """``btf_type_is_small_int`` or ``btf_is_any_enum`` of the function's return type."""
+    proto = env.subprogs.proto(start)
+    if proto is None:
+        return False
+    btf = env.prog.btf
+    ret = btf.type(btf.resolve(proto.type))
+    return (ret.kind == "int" and ret.size <= BPF_REG_SIZE) or ret.kind in ("enum", "enum64")
 
 
 def btf_prepare_main_args(env: VerifierEnv) -> None:
@@ -300,6 +334,8 @@ def do_check_insn(env: VerifierEnv, state: State, i: int) -> int | None:
             return i + 2
         check_ld_abs(env, state, insn)
         env.record(state, i)
+        if len(state.frames) > 1:  # in a static function, the load that fails returns 0 from it
+            return hidden_subprog_exit(env, state, i, scalar_reg(Scalar.const(0)))
         return i + 1
     return _check_jmp(env, state, insn, i)
 

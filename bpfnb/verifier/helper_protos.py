@@ -228,3 +228,13 @@ def helper_allowed(prog, func_id: int) -> bool:
 def helper_proto(prog_type: str, func_id: int) -> HelperProto | None:
     """The prototype a program of ``prog_type`` gets for helper ``func_id``, or None."""
     return TYPE_PROTOS.get((prog_type, func_id)) or PROTOS.get(func_id)
+
+
+# bpf_helper_changes_pkt_data: the helpers that may move or resize the packet (a tail call
+# among them: the program it runs may)
+CHANGES_PKT_DATA = frozenset(BpfFunc[name] for name in (
+    "clone_redirect", "l3_csum_replace", "l4_csum_replace", "lwt_push_encap", "lwt_seg6_action",
+    "lwt_seg6_adjust_srh", "lwt_seg6_store_bytes", "msg_pop_data", "msg_pull_data", "msg_push_data",
+    "skb_adjust_room", "skb_change_head", "skb_change_proto", "skb_change_tail", "skb_pull_data",
+    "skb_store_bytes", "skb_vlan_pop", "skb_vlan_push", "store_hdr_opt", "xdp_adjust_head",
+    "xdp_adjust_meta", "xdp_adjust_tail", "tail_call"))

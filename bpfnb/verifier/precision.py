@@ -191,6 +191,13 @@ def is_sync_callback_calling_insn(insn) -> bool:
     return insn.is_helper_call and insn.imm in SYNC_CALLBACK_HELPERS
 
 
+def is_hidden_exit(idx: int, subseq_idx: int) -> bool:
+    """A legacy packet load or a tail call the walk left its function by
+    (``hidden_subprog_exit``): backwards, the walk goes into that function as at an exit,
+    the caller's registers staying asked for in its frame."""
+    return subseq_idx not in (-1, idx + 1)
+
+
 def backtrack_insn(env, idx: int, subseq_idx: int, hist: HistEntry | None, bt: BacktrackState) -> None:
     """What must be precise before ``idx``, given what must be after it (``subseq_idx``
     is the instruction walked after it)."""
@@ -239,10 +246,13 @@ def backtrack_insn(env, idx: int, subseq_idx: int, hist: HistEntry | None, bt: B
     elif cls in JMP_CLASSES:
         _backtrack_jmp(env, insn, idx, subseq_idx, hist, bt)
     elif cls == op.BPF_LD:
+        legacy = insn.mode in (op.BPF_IND, op.BPF_ABS)
         if not bt.is_reg_set(dreg):
+            if legacy and is_hidden_exit(idx, subseq_idx):
+                bt.subprog_enter()
             return
         bt.clear_reg(dreg)
-        if insn.mode in (op.BPF_IND, op.BPF_ABS):
+        if legacy:
             raise NotSupported
     if hist is not None:
         bt_sync_linked_regs(bt, hist)
@@ -282,6 +292,8 @@ def _backtrack_jmp(env, insn, idx: int, subseq_idx: int, hist: HistEntry | None,
         bt.clear_reg(BPF_REG_0)  # a helper sets r0
         if bt.reg_mask & args_mask:
             raise VerifierBug(f"backtracking call unexpected regs {bt.reg_mask:x}")
+        if insn.src == 0 and insn.imm == BpfFunc.tail_call and is_hidden_exit(idx, subseq_idx):
+            bt.subprog_enter()
     elif insn.op == op.BPF_EXIT:
         # backwards into the function that returned to subseq_idx. A function returns
         # to the instruction after its call: its caller's r1-r5 were found before the

@@ -14,6 +14,7 @@ from bpfnb.cli.disasm import section_listing
 OBJDUMP = shutil.which("llvm-objdump-19")
 TYPE_WORDS = re.compile(r"\b[us](?:8|16|32|64)\b|\bbe(?:16|32|64)\b|\ble(?:16|32|64)\b|bswap(?:16|32|64)|"
                         r"atomic64|atomic|bpf_\w+#|\(\w\w\)")
+LD_IND_ZERO = re.compile(r"skb\[(r\d+) ?\+0\]")  # a legacy indirect packet load at offset 0
 SYMBOLIC_TARGET = re.compile(r"<[\w.$]+(?:[+-]0x[0-9a-f]+)?>")  # objdump's "<func+0xb0>"
 U32_MASK = 0xFFFFFFFF
 U64_MASK = 0xFFFFFFFFFFFFFFFF
@@ -53,6 +54,7 @@ def operands(text: str, wide: bool) -> tuple[list[int], list[int]]:
     text = SYMBOLIC_TARGET.sub("", text)
     text = TYPE_WORDS.sub(" ", text).replace(" ll", "").replace("pc+", " +").replace("pc-", " -")
     text = re.sub(r"([+-]) (0x[0-9a-f]+|\d)", r"\1\2", text)  # objdump: "r10 - 0x4"
+    text = LD_IND_ZERO.sub(r"skb[\1]", text)  # the kernel: "skb[r7 + 0]", objdump: "skb[r7]"
     regs = [int(r) for r in re.findall(r"\b[rw](\d+)\b", text)]
     nums = [int(n, 0) for n in re.findall(r"(?<![\w])[-+]?(?:0x[0-9a-f]+|\d+)\b", re.sub(r"\b[rw]\d+\b", " ", text))]
     return regs, [n & (U64_MASK if wide else U32_MASK) for n in nums]

@@ -155,6 +155,10 @@ def _tail_calls() -> dict[str, Case]:
         "tail-call-array-map": (movr(R6, R1), *tail(1), *RET0),
         "lookup-in-prog-array": (*lookup(2), *RET0),
         "tail-call-key-out-of-range": (movr(R6, R1), *tail(2, 9), *RET0),
+        # a function that may return without its exit wants BTF to say it returns an int
+        "tail-call-in-subprog-no-btf": (call_local(2), *RET0, movr(R6, R1), *tail(2), *RET0),
+        "ld-abs-in-subprog-no-btf": (call_local(2), *RET0, movr(R6, R1),
+                                     Insn(op.BPF_LD | op.BPF_ABS | op.BPF_W, 0, 0, 0, 0), *RET0),
     }
     return {name: Case("socket_filter", insns, (HASH, ARRAY, PROG_ARRAY)) for name, insns in cases.items()}
 

@@ -101,8 +101,10 @@ def test_golden_files_are_the_running_kernels(which):
 # btf_prepare_func_args of the main program, SCC numbers and enter/exit lines, dead
 # functions in "stack depth", helpers the type may not call, xskmap values, a helper's
 # write over a spill, precision backtracked through a callback's exit and body);
-# kfunc memory arguments checked twice (kfuncs)
-LOG_FIXTURES = ("subprog_args", "log_lines", "kfuncs")
+# kfunc memory arguments checked twice (kfuncs); static functions left by a legacy packet
+# load or a tail call, and a helper's memory of a size not known exactly (subprog_exits);
+# global functions that may move the packet (global_pkt)
+LOG_FIXTURES = ("subprog_args", "log_lines", "kfuncs", "subprog_exits", "global_pkt")
 
 
 def _log_fixture_programs() -> dict:
