@@ -33,6 +33,7 @@ class KernelProgram:
     fd: int | None = None
     maps: tuple[KernelMap, ...] = ()
     btf_fd: int | None = None
+    btf_refused: bool = False  # the object's BTF was refused: loaded without it (``notes`` say why)
     notes: tuple[str, ...] = ()
     tail_targets: tuple[KernelProgram, ...] = ()  # the programs loaded into its prog arrays
 
@@ -205,6 +206,7 @@ def load(prog: Program, *, log_level: int = 2, maps: list[KernelMap] | None = No
         raise
     loaded.maps = tuple(kernel_maps)
     loaded.btf_fd = btf_fd
+    loaded.btf_refused = with_btf and prog.btf is not None and btf_fd is None
     loaded.notes = tuple(notes)
     if not loaded.ok:
         loaded.close()

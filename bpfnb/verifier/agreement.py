@@ -82,14 +82,18 @@ def printed_states(log: str) -> set[tuple[int, str, str]]:
     return out
 
 
-def _as_loaded(prog):
+def _as_loaded(prog, *, btf_refused: bool = False):
     """The program with its maps as the loader created them for the kernel (sizes a
     tool sets at run time, e.g. a stack trace map's value): both sides judge the same
-    maps."""
+    maps. ``btf_refused``: the kernel refused the object's BTF (an extern function's
+    linkage, say) and got the program without it, so without source lines, func info or
+    global functions; ours judges it so too."""
     from dataclasses import replace
 
     from ..kernel.maps import prepared
 
+    if btf_refused:
+        prog = replace(prog, btf=None, func_info=(), line_info=())
     maps = tuple(prepared(m)[0] for m in getattr(prog, "maps", ()))
     return replace(prog, maps=maps) if maps != tuple(getattr(prog, "maps", ())) else prog
 
@@ -101,15 +105,17 @@ def compare_with_kernel(prog, *, log_level: int = 2) -> Agreement:
     from .verify import verify
 
     name = f"{prog.section}/{prog.name}" if getattr(prog, "section", None) else prog.name
+    btf_refused = False
     try:
         with load(prog, log_level=log_level) as loaded:
             kernel_ok, kernel_error, kernel_log = loaded.ok, error_line(loaded.error), loaded.log
             if refused_before_verifying(loaded):
                 kernel_ok = None
+            btf_refused = loaded.btf_refused
     except KernelError as exc:
         kernel_ok, kernel_error, kernel_log = None, str(exc), ""
     try:
-        ours = verify(_as_loaded(prog), log_level=log_level)
+        ours = verify(_as_loaded(prog, btf_refused=btf_refused), log_level=log_level)
     except InternalError as exc:
         kernel_lines = comparable_lines(kernel_log)
         return Agreement(name, REFUSED if kernel_ok is None else (ACCEPT if kernel_ok else REJECT), INTERNAL,

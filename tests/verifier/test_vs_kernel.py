@@ -71,6 +71,19 @@ def test_objects_verdicts_errors_and_states(path):
 
 
 @pytest.mark.kernel
+def test_a_program_whose_btf_the_kernel_refuses_is_judged_without_it():
+    from bpfnb.kernel import load
+    from bpfnb.verifier.agreement import compare_with_kernel
+
+    prog = bpfnb.load(ROOT / "tests/fixtures/extern_func.bpf.o").program("calls_global")
+    with load(prog, log_level=1) as loaded:
+        assert loaded.btf_refused and "Invalid func linkage" in loaded.notes[0]
+    agreement = compare_with_kernel(prog)
+    # with BTF ours would add btf_prepare_func_args' word on the main program's void *ctx
+    assert agreement.log_identical and agreement.log_lines_total == agreement.log_lines_same == 10
+
+
+@pytest.mark.kernel
 def test_hand_written_rejects_have_the_kernels_error_line():
     import importlib.util
 
