@@ -16,7 +16,6 @@ from ..isa import opcodes as op
 from ..isa.helpers import HELPER_NAMES, BpfFunc, helper_name
 from .btf_access import btf_struct_ids_match
 from .btf_record import map_timer_off
-from .cfg import changes_pkt_data
 from .func_args import ARG_ANYTHING, ARG_PTR_TO_CTX, btf_prepare_func_args
 from .helper_availability import AVAILABLE
 from .helper_protos import (
@@ -493,7 +492,7 @@ def check_func_call(env, state: State, insn: Insn, i: int) -> int:
     if subprogs.is_global(target):
         env.called_globals.add(target)  # verified on its own after the main program
         env.log.verbose(f"Func#{subprogs.index(target)} ('{subprogs.name(target)}') is global and assumed valid.")
-        if target in changes_pkt_data(env.insns):  # it may have moved the packet
+        if target in env.changes_pkt_data:  # it may have moved the packet
             clear_all_pkt_pointers(state)
         clear_caller_saved_regs(caller)
         caller.regs[0] = scalar_reg()

@@ -55,28 +55,41 @@ def abnormal_returns(insns) -> dict[int, tuple[bool, bool]]:
 
 
 @per_insns
-def changes_pkt_data(insns) -> frozenset[int]:
-    """``subprog_info[].changes_pkt_data``: the functions (by first slot) that may move the
-    packet. ``check_cfg`` marks a function holding a helper call that may
-    (``bpf_helper_changes_pkt_data``), reachable or not, and merges into it the mark of
-    every function it calls or takes the address of (a callback). A caller's packet
-    pointers do not survive a call of a global function so marked (checked against 6.18.44:
-    directly, through a static function, a global one, a bpf_loop callback, a tail call, a
-    branch the walk proves dead)."""
+def _pkt_call_graph(insns) -> tuple[tuple[int, ...], frozenset[int], dict[int, frozenset[int]], dict[int, set[int]]]:
+    """By function (first slot): those holding a helper call that may move the packet, the
+    kfuncs each calls (by BTF id), the functions each calls or takes as a callback."""
     starts = _function_starts(insns)
     ends = [*starts[1:], len(insns)]
     marked: set[int] = set()
+    kfuncs: dict[int, frozenset[int]] = {}
     callees: dict[int, set[int]] = {}
     for start, end in zip(starts, ends, strict=True):
-        callees[start] = set()
+        callees[start], called = set(), set()
         for i in range(start, end):
             insn = insns[i]
             if insn.code == _JMP_CALL and insn.src == 0 and insn.imm in CHANGES_PKT_DATA:
                 marked.add(start)
+            elif insn.code == _JMP_CALL and insn.src == op.BPF_PSEUDO_KFUNC_CALL and not insn.off:
+                called.add(insn.imm)
             elif insn.code == _JMP_CALL and insn.src == op.BPF_PSEUDO_CALL:
                 callees[start].add(jump_target(insn, i))
             elif insn.code == _LD_IMM64 and insn.src == op.BPF_PSEUDO_FUNC:
                 callees[start].add(pseudo_func_target(insn, i))
+        kfuncs[start] = frozenset(called)
+    return starts, frozenset(marked), kfuncs, callees
+
+
+def changes_pkt_data(insns, pkt_kfunc_ids: frozenset[int] = frozenset()) -> frozenset[int]:
+    """``subprog_info[].changes_pkt_data``: the functions (by first slot) that may move the
+    packet. ``check_cfg`` marks a function holding a call that may
+    (``bpf_helper_changes_pkt_data``, or a kfunc of ``pkt_kfunc_ids``:
+    ``is_kfunc_pkt_changing``), reachable or not, and merges into it the mark of every
+    function it calls or takes the address of (a callback). A caller's packet pointers do
+    not survive a call of a global function so marked (checked against 6.18.44: directly,
+    through a static function, a global one, a bpf_loop callback, a tail call, a kfunc, a
+    branch the walk proves dead)."""
+    starts, helpers, kfuncs, callees = _pkt_call_graph(insns)
+    marked = set(helpers) | {start for start in starts if kfuncs[start] & pkt_kfunc_ids}
     grew = True
     while grew:  # the calls may run either way round the program's order
         grew = False

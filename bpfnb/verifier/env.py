@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from ..errors import InternalError
 from ..isa import Insn
-from .cfg import Subprogs
+from .cfg import Subprogs, changes_pkt_data
+from .kfunc_sets import PKT_CHANGING_KFUNCS
 from .liveness import call_params, compute_live_registers
 from .log import Reject, VerifierLog
 from .progress import WalkProgress
@@ -65,6 +66,7 @@ class VerifierEnv:
         self.force_print_state = False  # the next instruction prints the whole state (after a return)
         self.time_us = 0
         self._liveness = None  # liveness.Liveness, computed when first needed
+        self._changes_pkt_data: frozenset[int] | None = None  # computed when a global call first asks
         self.live_stack = None  # live_stack.LiveStack: the stack slots each kept state may still read
         # what the next recorded step carries from the branch that pushed its path
         self.cur_prev_step: int | None = None
@@ -78,6 +80,16 @@ class VerifierEnv:
         if self._liveness is None:
             self._liveness = compute_live_registers(self.insns, call_params(self.prog))
         return self._liveness
+
+    @property
+    def changes_pkt_data(self) -> frozenset[int]:
+        """The functions (by first slot) that may move the packet (``cfg.changes_pkt_data``,
+        with the BTF ids the kernel gives the kfuncs that may)."""
+        if self._changes_pkt_data is None:
+            btf = getattr(self.prog, "kernel_btf", None)
+            ids = frozenset(i for name in PKT_CHANGING_KFUNCS for i in (btf.find_all(name, "func") if btf else ()))
+            self._changes_pkt_data = changes_pkt_data(self.insns, ids)
+        return self._changes_pkt_data
 
     # -- check_reg_arg ------------------------------------------------------------------
     def read_reg(self, state: State, regno: int) -> Reg:

@@ -114,6 +114,11 @@ KFUNC_SETS = (
         "bpf_set_dentry_xattr": KF_SLEEPABLE | KF_TRUSTED_ARGS,
         "bpf_remove_dentry_xattr": KF_SLEEPABLE | KF_TRUSTED_ARGS,
     }),
+    # net/core/filter.c's XDP set (measured on 6.18.44: tc is "not allowed"); its
+    # bpf_dynptr_from_xdp takes a dynptr, which bpfnb does not model
+    KfuncSet("bpf_kfunc_check_set_xdp", ("xdp",), {
+        "bpf_xdp_pull_data": 0,
+    }),
     # the lookups and allocations check their pointer arguments' trust on 6.18 (measured: a
     # context of the wrong program type is "R1 must be referenced or trusted")
     KfuncSet("nf_conntrack_kfunc_set", NF_CONNTRACK_PROG_TYPES, {
@@ -129,6 +134,11 @@ KFUNC_SETS = (
         "bpf_ct_change_status": KF_TRUSTED_ARGS,
     }),
 )
+
+
+# is_kfunc_pkt_changing: the kfuncs that may move the packet (their callers' packet
+# pointers become numbers, as after bpf_helper_changes_pkt_data's helpers)
+PKT_CHANGING_KFUNCS = frozenset({"bpf_xdp_pull_data"})
 
 
 def find_kfunc_set(name: str) -> KfuncSet | None:

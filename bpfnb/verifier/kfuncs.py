@@ -45,6 +45,7 @@ from .kfunc_sets import (
     KF_RET_NULL,
     KF_SLEEPABLE,
     KF_TRUSTED_ARGS,
+    PKT_CHANGING_KFUNCS,
     allowed,
     find_kfunc_set,
 )
@@ -198,6 +199,10 @@ def check_kfunc_call(env, state, insn, i: int) -> int:
         raise Reject(f"unmatched rcu read unlock (kernel function {name})")
     if meta.release_regno:
         release_reference(state, meta.ref_obj_id)
+    if name in PKT_CHANGING_KFUNCS:
+        from .calls import clear_all_pkt_pointers  # calls imports this module
+
+        clear_all_pkt_pointers(state)
     for r in CALLER_SAVED:
         state.regs[r] = Reg()
         env.log.scratch_regs.add(r)
