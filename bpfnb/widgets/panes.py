@@ -39,6 +39,7 @@ import traitlets
 # the keys the stepper answers (see VerifierStepper.KEYS)
 ESM = r"""
 const SHOWN_MS = 100;  // Python hears of the visits painted here at most this often while stepping
+const BUTTONS_OFF = ["bpfnb-back", "bpfnb-next", "bpfnb-again"];  // the buttons of ``buttons_off``, in order
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
                       "e", "v", "b", "n", "p", "Escape"]);
 // what the stepper's buttons (by their class) and keys do to the current visit, when
@@ -178,6 +179,15 @@ function render({ model, el }) {
       markPath();
     },
     css: () => { css.textContent = model.get("css"); },
+    // the stepper's buttons back, next and "next visit of insn" as the current visit has
+    // them (Python's own buttons follow later: their models are not told of these)
+    buttons_off: () => {
+      const host = el.closest(".bpfnb-stepper");
+      (model.get("buttons_off") || []).forEach((off, k) => {
+        const button = host && host.querySelector("button." + BUTTONS_OFF[k]);
+        if (button) button.disabled = off;
+      });
+    },
     legend: () => { legend.innerHTML = model.get("legend"); },
   };
   // the stream's lines (a new window after a jump) are painted a frame after the visit's
@@ -259,19 +269,12 @@ function render({ model, el }) {
     const visit = step === undefined ? undefined : ahead.get(step);
     if (visit === undefined) return false;
     root.dataset.held = Number(root.dataset.held) + 1;
-    const host = el.closest(".bpfnb-stepper");
     const last = model.get("last");
     // set here only: Python sets its traits the same from what it sent (``painted``)
     model.set({ state: visit.state, listing_current: step, cfg_style: visit.cfg_style, cfg_marks: visit.cfg_marks,
-                cfg_follow: model.get("cfg") ? `a_${model.get("scope")}t${visit.insn}` : "" });
+                cfg_follow: model.get("cfg") ? `a_${model.get("scope")}t${visit.insn}` : "",
+                buttons_off: [step === 0, step === last, visit.again === null] });
     tellShown({ kind: "shown", step, gen });
-    if (host) {  // the buttons as Python will set them (it moves the slider and the box)
-      for (const [name, off] of [["bpfnb-back", step === 0], ["bpfnb-first", false], ["bpfnb-next", step === last],
-                                 ["bpfnb-again", visit.again === null]]) {
-        const button = host.querySelector("button." + name);
-        if (button) button.disabled = off;
-      }
-    }
     return true;
   };
   // a move from the current visit: painted here when held, else Python is asked for the
@@ -382,6 +385,9 @@ class StepperPanes(anywidget.AnyWidget):
     legend = traitlets.Unicode("").tag(sync=True)
     cfg = traitlets.Unicode("").tag(sync=True)  # the SVG, laid out once
     cfg_style = traitlets.Unicode("").tag(sync=True, echo_update=False)  # the current step's highlighting
+    # back, next and "next visit of insn" disabled at the current visit: the browser sets them
+    # on the stepper's buttons (itself when it paints a visit it holds, as Python does)
+    buttons_off = traitlets.List().tag(sync=True, echo_update=False)
     # the classes the browser sets on the CFG's elements ("class id": the path to the current visit)
     cfg_marks = traitlets.List().tag(sync=True, echo_update=False)
     cfg_follow = traitlets.Unicode("").tag(sync=True, echo_update=False)  # id of the CFG row kept in view
@@ -405,7 +411,8 @@ class StepperPanes(anywidget.AnyWidget):
         traits itself: the same values here, not sent back (ipywidgets' own lock for
         values that came from the browser)."""
         values = {"state": visit["state"], "listing_current": step, "cfg_style": visit["cfg_style"],
-                  "cfg_marks": visit["cfg_marks"], "cfg_follow": follow}
+                  "cfg_marks": visit["cfg_marks"], "cfg_follow": follow,
+                  "buttons_off": [step == 0, step == self.last, visit["again"] is None]}
         with self._lock_property(**values), self.hold_trait_notifications():
             for name, value in values.items():
                 setattr(self, name, value)

@@ -259,9 +259,9 @@ class VerifierStepper(w.VBox):
             self.goto.value = visit.insn
         finally:
             self._syncing = False
-        self.back.disabled = step == 0
-        self.next.disabled = step == len(self.walk) - 1
-        self.again.disabled = self.walk.next_visit(step) is None
+        off = [step == 0, step == len(self.walk) - 1, self.walk.next_visit(step) is None]
+        self.back.disabled, self.next.disabled, self.again.disabled = off
+        self.panes.buttons_off = off  # the browser sets the same on the page, whatever their models say
 
     def _visit_panes(self, step: int) -> dict:
         """What the panes show at visit ``step`` (but the stream's lines): the state pane,

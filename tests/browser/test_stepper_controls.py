@@ -150,6 +150,20 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     box.type(str(insn))
     box.press("Enter")
     _shows(page, loop, loop_py, walk.visit_from(insn, middle))
+    # End (the browser paints the last visit it holds and disables "next visit of insn"
+    # itself) and at once, before Python's controls follow that move, a CFG row: Python
+    # paints the first visit of insn 5, which has a next one, and the button is enabled again
+    scope = lab.scope_of(loop)
+    again = loop.get_by_role("button", name="next visit of insn", exact=True)
+    page.evaluate("""(s) => {
+      const root = document.querySelector('.' + s + ' .bpfnb-panes');
+      root.focus();
+      root.dispatchEvent(new KeyboardEvent('keydown', { key: 'End', bubbles: true }));
+      document.querySelector('#a_' + s + 't5 text').dispatchEvent(new MouseEvent('click', { bubbles: true }));
+    }""", scope)
+    first = next(k for k in range(len(walk)) if walk.insn_of(k) == 5)
+    _shows(page, loop, loop_py, first)
+    page.wait_for_function("(b) => !b.disabled", arg=again.element_handle(), timeout=30_000)
     lab.focus(loop)
     page.keyboard.press("End")
     _shows(page, loop, loop_py, len(walk) - 1)
