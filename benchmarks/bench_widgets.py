@@ -183,12 +183,6 @@ def _pick_chain(page, stepper) -> str:
 MOVES: dict[str, list[int]] = {}
 
 
-def _moves(page, scope: str) -> tuple[int, int]:
-    """The stepper's counts of moves painted from held visits and asked from Python."""
-    return tuple(page.evaluate("(s) => { const r = document.querySelector('.' + s + ' .bpfnb-panes');"
-                               " return [Number(r.dataset.held), Number(r.dataset.asked)]; }", scope))
-
-
 def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
     """Each control of one stepper used a few times: the milliseconds each use took."""
     from bpfnb.widgets.listing import STRIDE
@@ -200,10 +194,10 @@ def _controls(page, stepper, visits: int) -> dict[str, list[float]]:
 
     def timed(control: str, act) -> None:
         nonlocal visit
-        before = _moves(page, scope)
+        before = lab.moves(page, scope)
         ms, visit = lab.time_change(page, scope, act)
         times.setdefault(control, []).append(ms)
-        held, asked = (after - was for after, was in zip(_moves(page, scope), before, strict=True))
+        held, asked = (after - was for after, was in zip(lab.moves(page, scope), before, strict=True))
         MOVES.setdefault(control, [0, 0])
         MOVES[control][0] += held
         MOVES[control][1] += asked

@@ -376,9 +376,11 @@ TIMED_BY: collections.Counter = collections.Counter()
 INPUT_TIMEOUT_MS = 2_000  # an input painted from held visits is reported within a few frames
 
 
-def _held(page, scope: str) -> int:
-    """How many moves the stepper ``scope`` painted from the visits it holds."""
-    return int(page.evaluate("(s) => document.querySelector('.' + s + ' .bpfnb-panes').dataset.held", scope))
+def moves(page, scope: str) -> tuple[int, int]:
+    """The stepper ``scope``'s counts of moves painted from the visits it holds, and of
+    those it asked Python for (``data-held``/``data-asked``)."""
+    return tuple(page.evaluate("(s) => { const r = document.querySelector('.' + s + ' .bpfnb-panes');"
+                               " return [Number(r.dataset.held), Number(r.dataset.asked)]; }", scope))
 
 
 def time_change(page, scope: str, act, timeout: float = 30_000, *, at_rest: bool = True) -> tuple[float, int]:
@@ -395,10 +397,10 @@ def time_change(page, scope: str, act, timeout: float = 30_000, *, at_rest: bool
         page.evaluate(IDLE, timeout)
     page.evaluate(WATCH_INPUTS)
     page.evaluate(ARM_CHANGE, [scope, timeout])
-    held, since = _held(page, scope), page.evaluate("() => performance.now()")
+    (held, _), since = moves(page, scope), page.evaluate("() => performance.now()")
     act()
     ms, visit = page.evaluate("() => window.__bpfnbChange")
-    if _held(page, scope) > held:
+    if moves(page, scope)[0] > held:
         presented = page.evaluate("([since, timeout]) => window.__bpfnbInput(since, timeout)", [since, INPUT_TIMEOUT_MS])
         ms, how = (presented, "presented") if presented is not None else (min(ms, EVENT_MIN_MS), "under 16 ms")
     else:
@@ -415,7 +417,7 @@ def hold_key(page, scope: str, key: str, count: int, every_s: float) -> tuple[li
     the last one was presented, and how many of the moves the stepper asked of Python (a
     visit it did not hold yet: that repeat's time is its own frame's, the visit comes later)."""
     page.evaluate(WATCH_INPUTS)
-    asked = int(page.evaluate("(s) => document.querySelector('.' + s + ' .bpfnb-panes').dataset.asked", scope))
+    _, asked = moves(page, scope)
     since = page.evaluate("() => performance.now()")
     began = time.perf_counter()
     for k in range(count):
@@ -429,7 +431,7 @@ def hold_key(page, scope: str, key: str, count: int, every_s: float) -> tuple[li
     presented = page.evaluate("(since) => window.__bpfnbKeydowns(since)", since)
     TIMED_BY["presented"] += len(presented)
     TIMED_BY["under 16 ms"] += count - len(presented)
-    asked = int(page.evaluate("(s) => document.querySelector('.' + s + ' .bpfnb-panes').dataset.asked", scope)) - asked
+    asked = moves(page, scope)[1] - asked
     return presented + [EVENT_MIN_MS] * (count - len(presented)), asked
 
 
