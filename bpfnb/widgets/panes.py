@@ -36,9 +36,13 @@ from __future__ import annotations
 import anywidget
 import traitlets
 
+# Python hears of the visits the browser painted from those it holds at most this often
+# while the steps go on (each message costs the kernel a busy/idle round, the page the
+# updates of the kernel's status, and brings visits ahead back)
+SHOWN_MS = 100
+
 # the keys the stepper answers (see VerifierStepper.KEYS)
-ESM = r"""
-const SHOWN_MS = 100;  // Python hears of the visits painted here at most this often while stepping
+ESM = f"const SHOWN_MS = {SHOWN_MS};\n" + r"""
 const BUTTONS_OFF = ["bpfnb-back", "bpfnb-next", "bpfnb-again"];  // the buttons of ``buttons_off``, in order
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
                       "e", "v", "b", "n", "p", "Escape"]);
@@ -86,6 +90,7 @@ function render({ model, el }) {
   root.dataset.held = 0;
   root.dataset.asked = 0;
   root.dataset.moved = 0;  // the stream's windows moved along (their new lines listed alone)
+  root.dataset.said = 0;  // the visits painted here that Python was told of (``shown`` messages)
   root.style.cssText = "display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:10px;" +
                        "outline:none;width:100%;box-sizing:border-box";
   const state = document.createElement("div");
@@ -239,7 +244,10 @@ function render({ model, el }) {
   // sent, and any click or key in the stepper, goes after the visit shown last.
   let unsaid = null, saying = null;
   const flushShown = () => {
-    if (unsaid !== null) { model.send(unsaid); unsaid = null; }
+    if (unsaid === null) return;
+    model.send(unsaid);
+    unsaid = null;
+    root.dataset.said = Number(root.dataset.said) + 1;
   };
   const tellShown = (message) => {
     unsaid = message;
@@ -339,8 +347,10 @@ function render({ model, el }) {
     const host = el.closest(".bpfnb-stepper") || root;
     const target = event.target;
     if (!(target instanceof Element) || !host.contains(target)) return;
-    flushShown();  // a key typed in the instruction box acts from the visit shown last
-    if (target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) return;
+    if (target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) {
+      flushShown();  // a key typed in the instruction box acts from the visit shown last
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey || !KEYS.has(event.key)) return;
     event.preventDefault();
     event.stopPropagation();

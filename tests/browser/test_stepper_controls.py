@@ -10,6 +10,7 @@ Times are measured in benchmarks/bench_widgets.py, never asserted here.
 import pytest
 
 from bpfnb.widgets.listing import STRIDE
+from bpfnb.widgets.panes import SHOWN_MS
 
 from . import lab
 
@@ -22,6 +23,7 @@ CELLS = [
     f"bad = VerifierStepper(bpfnb.load(examples.path({REJECTED!r})).program())\nbad",
 ]
 AGAIN_CLICKS = 3
+HELD_REPEATS, HELD_PER_S = 30, 30  # the ← key held down: a keyboard's fastest usual auto-repeat
 CHAIN_USES = 2  # the chain followed needs this many later visits
 
 
@@ -169,6 +171,17 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     _shows(page, loop, loop_py, len(walk) - 1)
     click(loop, "◀ back")
     _shows(page, loop, loop_py, len(walk) - 2)
+    # ← held down: every repeat moves one visit back, and Python hears of the visits
+    # painted at most every SHOWN_MS (not at each repeat), the last one when they stop
+    lab.focus(loop)
+    said = int(loop.locator(".bpfnb-panes").get_attribute("data-said"))
+    began = page.evaluate("() => performance.now()")
+    lab.hold_key(page, scope, "ArrowLeft", HELD_REPEATS, 1 / HELD_PER_S)
+    _shows(page, loop, loop_py, len(walk) - 2 - HELD_REPEATS)
+    lab.wait_readout(page, scope, len(walk) - 2 - HELD_REPEATS)
+    span_ms = page.evaluate("() => performance.now()") - began
+    told = int(loop.locator(".bpfnb-panes").get_attribute("data-said")) - said
+    assert 1 <= told <= span_ms / SHOWN_MS + 1 < HELD_REPEATS, (told, span_ms)
 
     # the rejected program: from its first visit, "to error" shows the error
     bad.scroll_into_view_if_needed()
