@@ -409,6 +409,21 @@ def time_change(page, scope: str, act, timeout: float = 30_000, *, at_rest: bool
     return ms, visit
 
 
+def time_input(page, act, *, at_rest: bool = True) -> float:
+    """Run ``act()`` (a click or key by Playwright) and return its latency as the browser
+    times it (Event Timing: from the input until the frame after its handlers is
+    presented; under its 16 ms floor counted as 16 ms), whatever it changed.
+    ``at_rest``: first wait until the page's main thread is idle."""
+    if at_rest:
+        page.evaluate(IDLE, INPUT_TIMEOUT_MS)
+    page.evaluate(WATCH_INPUTS)
+    since = page.evaluate("() => performance.now()")
+    act()
+    presented = page.evaluate("([since, timeout]) => window.__bpfnbInput(since, timeout)", [since, INPUT_TIMEOUT_MS])
+    TIMED_BY["presented" if presented is not None else "under 16 ms"] += 1
+    return presented if presented is not None else EVENT_MIN_MS
+
+
 def hold_key(page, scope: str, key: str, count: int, every_s: float) -> tuple[list[float], int]:
     """Hold ``key`` down in the stepper ``scope`` (focused) for ``count`` repeats, one every
     ``every_s`` seconds (a keyboard's auto-repeat: each a keydown, as the system sends

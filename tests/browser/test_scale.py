@@ -64,9 +64,9 @@ def test_a_million_step_walk_opens_steps_and_slides_end_to_end(session):
         return lab.cfg_fill(page, scope, insn)
 
     assert fill(0) == lab.CURRENT_FILL
-    def steps(label: str) -> list[float]:  # real clicks one after another, timed as bench_widgets does
+    def steps(label: str) -> list[float]:  # real clicks from a page at rest, then one after another, as bench_widgets
         act = lab.press_button(stepper, label)
-        return [lab.time_change(page, scope, act, at_rest=False)[0] for _ in range(STEPS_TIMED)]
+        return [lab.time_change(page, scope, act, at_rest=k == 0)[0] for k in range(STEPS_TIMED)]
 
     figures["step_ms_start"] = steps("next ▶")
     assert f"visit {STEPS_TIMED} of" in lab.state_of(stepper) and fill(0) != lab.CURRENT_FILL
