@@ -6,7 +6,9 @@ Figures: the CFG's layout by graphviz ``dot`` (once per program), building a
 update per step (the register panel and the CFG's highlighting, no re-layout)
 — against a reference measured in the same run: a plain ``dot`` run on the
 same graph text (the floor for the layout) and 100 ms, the usual limit for a
-response to feel immediate.
+response to feel immediate. How late an answer leaves the kernel when Python computes
+after it in the same turn of the kernel's event loop, against the next turn (as the
+stepper does).
 
 In the browser (JupyterLab and headless Chromium, as tests/browser drives them): the
 first paint of ``VerifierStepper(result)`` after the cell starts and, for every control
@@ -79,10 +81,87 @@ def main() -> None:
     print(f"one step         : {step_s * 1e3:8.1f} ms ({step_s / INTERACTIVE_S:.2f}x the 100 ms budget)")
     print(f"jump to insn     : {jump_s * 1e3:8.1f} ms")
     chains()
+    kernel_messages()
     for nodelay in (False, True):
         print(f"browser, Nagle's algorithm {'off' if nodelay else 'on (as jupyter_server leaves it)'} on the "
               "kernel's websocket:")
         browser(nodelay)
+
+
+# kernel_messages: the Python work that follows an answer, and how often it is measured
+FOLLOWING_WORK_S = 0.05
+KERNEL_MESSAGES = 30
+# a comm whose every message is answered at once, then followed by Python computing (as
+# VerifierStepper answers a click with the visit's panes, then makes the stream's lines
+# and the visits ahead) in the same turn of the kernel's event loop or in the next
+KERNEL_COMM_TARGET = "bpfnb_bench_answer"
+KERNEL_COMM_CODE = f"""
+import asyncio, time
+import comm
+
+def opened(channel, _):
+    def answer(msg):
+        data = msg["content"]["data"]
+
+        def work():
+            end = time.perf_counter() + {FOLLOWING_WORK_S}
+            while time.perf_counter() < end:
+                pass
+            channel.send({{"done": data["k"]}})
+
+        channel.send({{"answer": data["k"]}})
+        asyncio.get_running_loop().call_soon(work) if data["next_turn"] else work()
+
+    channel.on_msg(answer)
+
+comm.get_comm_manager().register_target({KERNEL_COMM_TARGET!r}, opened)
+"""
+
+
+def kernel_messages() -> None:
+    """How late a comm message's answer leaves the kernel (ipykernel; as jupyter_client
+    receives it, against the time the kernel made it) when Python computes after it: in
+    the same turn of the kernel's event loop, or the next (as the stepper does),
+    alternated in one kernel. ipykernel sends from a thread of its own, which needs the
+    GIL: Python computing holds it, and hands it over only every
+    ``sys.getswitchinterval()``; between two turns the loop lets go of it."""
+    import datetime
+    import uuid
+
+    import jupyter_client
+
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3")
+    late: dict[bool, list[float]] = {False: [], True: []}
+    comm_id = uuid.uuid4().hex
+
+    def send(msg_type: str, content: dict) -> None:
+        kc.shell_channel.send(kc.session.msg(msg_type, content))
+
+    def received() -> dict:  # the comm's next message
+        while True:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] == comm_id:
+                return msg
+
+    try:
+        reply = kc.execute_interactive(KERNEL_COMM_CODE, timeout=60, output_hook=lambda msg: None)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        send("comm_open", {"comm_id": comm_id, "target_name": KERNEL_COMM_TARGET, "data": {}})
+        for k in range(KERNEL_MESSAGES):
+            for next_turn in (False, True):
+                send("comm_msg", {"comm_id": comm_id, "data": {"k": k, "next_turn": next_turn}})
+                msg = received()
+                got = datetime.datetime.now(datetime.UTC)
+                assert msg["content"]["data"] == {"answer": k}  # both ways: the same answer
+                late[next_turn].append((got - msg["header"]["date"]).total_seconds() * 1e3)
+                assert received()["content"]["data"] == {"done": k}  # the kernel at rest again
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    same, after = statistics.median(late[False]), statistics.median(late[True])
+    print(f"kernel message   : an answer followed by {FOLLOWING_WORK_S * 1e3:.0f} ms of Python left the kernel "
+          f"{same:.1f} ms late (median) when the work ran in the same turn of the event loop, {after:.1f} ms when "
+          f"in the next (as the stepper does): ratio {same / after:.1f}x")
 
 
 def chains() -> None:
