@@ -10,7 +10,7 @@ Times are measured in benchmarks/bench_widgets.py, never asserted here.
 import pytest
 
 from bpfnb.widgets.listing import STRIDE
-from bpfnb.widgets.panes import SHOWN_MS
+from bpfnb.widgets.panes import KEEP_MARGIN, SHOWN_MS
 
 from . import lab
 
@@ -176,6 +176,8 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     # (and before each visit it is asked for, if the repeats outran the visits held)
     lab.focus(loop)
     said = int(loop.locator(".bpfnb-panes").get_attribute("data-said"))
+    listing = loop.locator(".bpfnb-panes .listing")
+    listing.evaluate("(box) => { box.scrolls = 0; box.addEventListener('scroll', () => { box.scrolls += 1; }); }")
     began = page.evaluate("() => performance.now()")
     _, asked = lab.hold_key(page, scope, "ArrowLeft", HELD_REPEATS, 1 / HELD_PER_S)
     held_ms = page.evaluate("() => performance.now()") - began  # the repeats, until the last one was painted
@@ -184,6 +186,16 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     told = int(loop.locator(".bpfnb-panes").get_attribute("data-said")) - said
     # one at once, one per SHOWN_MS while they came, the last one after them
     assert 1 <= told <= held_ms / SHOWN_MS + 2 + asked, (told, held_ms, asked)
+    # the stream scrolled once a page of lines (those between the room kept at its top
+    # and bottom), not at each step; the current line in view, out of that room
+    scrolls, room, page_lines, line_top, line_bottom = listing.evaluate("""(box) => {
+        const line = box.querySelector('.ln.cur').getBoundingClientRect(), b = box.getBoundingClientRect();
+        const room = KEEP_MARGIN * box.clientHeight;
+        return [box.scrolls, room, (box.clientHeight - 2 * room) / line.height,
+                line.top - b.top - box.clientTop, line.bottom - b.top - box.clientTop]; }""".replace(
+        "KEEP_MARGIN", str(KEEP_MARGIN)))
+    assert 1 <= scrolls <= HELD_REPEATS / page_lines + 1, (scrolls, page_lines)
+    assert room - 1 <= line_top and line_bottom <= listing.evaluate("(box) => box.clientHeight") - room + 1
 
     # the rejected program: from its first visit, "to error" shows the error
     bad.scroll_into_view_if_needed()
