@@ -46,9 +46,13 @@ SHOWN_MS = 100
 # shows: scrolled at each step, a key held down had 93.9% of its repeats painted within
 # 50 ms, once a page 97.2%; 360 repeats each way, alternated, on the 990k walk)
 KEEP_MARGIN = 0.2
+# the instruction box's class: Enter there paints the next visit of the instruction typed
+# when the visits held run unbroken to it (Python, which hears the box too, finds it there)
+GOTO_CLASS = "bpfnb-goto"
 
 # the keys the stepper answers (see VerifierStepper.KEYS)
-ESM = f"const SHOWN_MS = {SHOWN_MS};\nconst KEEP_MARGIN = {KEEP_MARGIN};\n" + r"""
+ESM = (f"const SHOWN_MS = {SHOWN_MS};\nconst KEEP_MARGIN = {KEEP_MARGIN};\nconst GOTO_CLASS = {GOTO_CLASS!r};\n"
+       + r"""
 const BUTTONS_OFF = ["bpfnb-back", "bpfnb-next", "bpfnb-again"];  // the buttons of ``buttons_off``, in order
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
                       "e", "v", "b", "n", "p", "Escape"]);
@@ -299,6 +303,12 @@ function render({ model, el }) {
     tellShown({ kind: "shown", step, gen });
     return true;
   };
+  // the first visit of instruction ``insn`` at or after the current one, when the visits
+  // held run unbroken from the current one to it (else undefined: Python finds it)
+  const heldVisitOf = (insn) => {
+    for (let k = model.get("listing_current"); ahead.has(k); k++) if (ahead.get(k).insn === insn) return k;
+    return undefined;
+  };
   // a move from the current visit: painted here when held, else Python is asked for the
   // visit it leads to (never for "the next one": Python may not have heard of the last
   // moves yet); false when the browser does not know where it leads (Python decides)
@@ -362,6 +372,10 @@ function render({ model, el }) {
     const target = event.target;
     if (!(target instanceof Element) || !host.contains(target)) return;
     if (target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) {
+      if (event.key === "Enter" && target.closest("." + GOTO_CLASS) && /^\s*\d+\s*$/.test(target.value)) {
+        const step = heldVisitOf(Number(target.value));
+        if (step !== undefined && step !== model.get("listing_current")) move(step);
+      }
       flushShown();  // a key typed in the instruction box acts from the visit shown last
       return;
     }
@@ -382,7 +396,7 @@ function render({ model, el }) {
 }
 
 export default { render };
-"""
+""")
 
 
 class StepperPanes(anywidget.AnyWidget):

@@ -10,6 +10,7 @@ Times are measured in benchmarks/bench_widgets.py, never asserted here.
 import pytest
 
 from bpfnb.widgets.listing import STRIDE
+from bpfnb.widgets.stepper import AHEAD
 from bpfnb.widgets.panes import KEEP_MARGIN, SHOWN_MS
 
 from . import lab
@@ -145,13 +146,27 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     assert _stream(page, loop) == _lines_of(page, loop_py.stream.html(edge, loop_py.chain, mark_current=False))
     assert loop.locator(".bpfnb-panes").get_attribute("data-moved") == "1"
     middle = edge
-    insn = (walk.insn_of(middle) + 2) % len(loop_py.prog.insns)
     box = loop.locator(".widget-inline-hbox", has_text="insn").locator("input")
-    box.click()
-    box.fill("")
-    box.type(str(insn))
-    box.press("Enter")
-    _shows(page, loop, loop_py, walk.visit_from(insn, middle))
+
+    def typed(insn: int) -> None:
+        box.click()
+        box.fill("")
+        box.type(str(insn))
+        box.press("Enter")
+
+    # an instruction of the loop: its next visit is among those held, painted by the browser
+    insn = (walk.insn_of(middle) + 2) % len(loop_py.prog.insns)
+    held, asked = lab.moves(page, lab.scope_of(loop))
+    typed(insn)
+    step = walk.visit_from(insn, middle)
+    assert middle < step <= middle + AHEAD
+    _shows(page, loop, loop_py, step)
+    assert lab.moves(page, lab.scope_of(loop)) == (held + 1, asked)
+    # one before the loop, visited once at the start: Python finds its first visit
+    typed(walk.insn_of(0))
+    _shows(page, loop, loop_py, 0)
+    assert lab.moves(page, lab.scope_of(loop)) == (held + 1, asked)
+    lab.wait_readout(page, lab.scope_of(loop), 0)
     # End (the browser paints the last visit it holds and disables "next visit of insn"
     # itself) and at once, before Python's controls follow that move, a CFG row: Python
     # paints the first visit of insn 5, which has a next one, and the button is enabled again
