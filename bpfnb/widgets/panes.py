@@ -46,12 +46,14 @@ SHOWN_MS = 100
 # shows: scrolled at each step, a key held down had 93.9% of its repeats painted within
 # 50 ms, once a page 97.2%; 360 repeats each way, alternated, on the 990k walk)
 KEEP_MARGIN = 0.2
-# the instruction box's class: Enter there paints the next visit of the instruction typed
-# when the visits held run unbroken to it (Python, which hears the box too, finds it there)
-GOTO_CLASS = "bpfnb-goto"
+# the classes of the instruction box and the slider: Enter there paints the visit typed
+# (the slider's), or the next visit of the instruction typed when the visits held run
+# unbroken to it (the box's), when held; Python, which hears the control too, finds itself there
+GOTO_CLASS, VISIT_CLASS = "bpfnb-goto", "bpfnb-visit"
 
 # the keys the stepper answers (see VerifierStepper.KEYS)
 ESM = (f"const SHOWN_MS = {SHOWN_MS};\nconst KEEP_MARGIN = {KEEP_MARGIN};\nconst GOTO_CLASS = {GOTO_CLASS!r};\n"
+       f"const VISIT_CLASS = {VISIT_CLASS!r};\n"
        + r"""
 const BUTTONS_OFF = ["bpfnb-back", "bpfnb-next", "bpfnb-again"];  // the buttons of ``buttons_off``, in order
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
@@ -372,9 +374,11 @@ function render({ model, el }) {
     const target = event.target;
     if (!(target instanceof Element) || !host.contains(target)) return;
     if (target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) {
-      if (event.key === "Enter" && target.closest("." + GOTO_CLASS) && /^\s*\d+\s*$/.test(target.value)) {
-        const step = heldVisitOf(Number(target.value));
-        if (step !== undefined && step !== model.get("listing_current")) move(step);
+      const typed = target.value ?? target.textContent;  // the box's input, the slider's readout
+      if (event.key === "Enter" && /^\s*\d+\s*$/.test(typed)) {
+        const step = target.closest("." + GOTO_CLASS) ? heldVisitOf(Number(typed))
+          : target.closest("." + VISIT_CLASS) ? Number(typed) : undefined;
+        if (step !== undefined && step !== model.get("listing_current")) move(step);  // unless not held
       }
       flushShown();  // a key typed in the instruction box acts from the visit shown last
       return;

@@ -29,7 +29,7 @@ from ..isa.disasm import format_insn
 from ..isa.helpers import HELPER_PARAMS, helper_name
 from ..viz.cfg import CfgView, legend_html, new_scope
 from .listing import StreamListing
-from .panes import GOTO_CLASS, StepperPanes
+from .panes import GOTO_CLASS, VISIT_CLASS, StepperPanes
 from .walk import CHAIN_REACH, Chain, Walk, btf_type_of, type_name
 
 # Colours of the state panel and the stream (the CFG's are in bpfnb.viz.cfg).
@@ -195,6 +195,7 @@ class VerifierStepper(w.VBox):
         self.chain_clear.on_click(lambda _: self.select(None))
         self.slider.observe(lambda c: self.show(c["new"]) if c["new"] != self.step else None, "value")
         self.goto.add_class(GOTO_CLASS)  # the panes jump from the visits they hold (see panes.py)
+        self.slider.add_class(VISIT_CLASS)
         self.goto.observe(lambda c: None if self._syncing else self.jump_to_insn(c["new"]), "value")
         self.source.observe(lambda c: self.jump_to_line(c["new"]) if c["new"] else None, "value")
 

@@ -10,8 +10,8 @@ Times are measured in benchmarks/bench_widgets.py, never asserted here.
 import pytest
 
 from bpfnb.widgets.listing import STRIDE
-from bpfnb.widgets.stepper import AHEAD
 from bpfnb.widgets.panes import KEEP_MARGIN, SHOWN_MS
+from bpfnb.widgets.stepper import AHEAD
 
 from . import lab
 
@@ -167,6 +167,15 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     _shows(page, loop, loop_py, 0)
     assert lab.moves(page, lab.scope_of(loop)) == (held + 1, asked)
     lab.wait_readout(page, lab.scope_of(loop), 0)
+    # a visit typed into the slider that the browser holds (near the walk's end: held
+    # from the start) is painted by the browser too
+    loop.locator(".widget-readout").first.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(str(len(walk) - 3))
+    page.keyboard.press("Enter")
+    _shows(page, loop, loop_py, len(walk) - 3)
+    assert lab.moves(page, lab.scope_of(loop)) == (held + 2, asked)
+    lab.wait_readout(page, lab.scope_of(loop), len(walk) - 3)
     # End (the browser paints the last visit it holds and disables "next visit of insn"
     # itself) and at once, before Python's controls follow that move, a CFG row: Python
     # paints the first visit of insn 5, which has a next one, and the button is enabled again
