@@ -380,7 +380,7 @@ function render({ model, el }) {
           : target.closest("." + VISIT_CLASS) ? Number(typed) : undefined;
         if (step !== undefined && step !== model.get("listing_current")) move(step);  // unless not held
       }
-      flushShown();  // a key typed in the instruction box acts from the visit shown last
+      flushShown();  // a key typed in a control (box, slider) acts from the visit shown last
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey || !KEYS.has(event.key)) return;

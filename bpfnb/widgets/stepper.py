@@ -323,7 +323,7 @@ class VerifierStepper(w.VBox):
         found = walk.visit_from(insn, self.step)
         if found is None:
             found = walk.visit_from(insn, 0)
-        if found is not None and found == self.step:  # there (the browser painted it from the visits it holds)
+        if found == self.step:  # there (the browser painted it from the visits it holds)
             return
         # never visited (dead code, or past the error): keep the box on the current insn
         self.show(self.step if found is None else found)

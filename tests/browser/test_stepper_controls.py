@@ -131,10 +131,14 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     # the slider's readout takes any visit; the instruction box the next visit of an insn
     middle = len(walk) // 2
     lab.wait_readout(page, lab.scope_of(loop), later[0])  # the slider followed the chain's moves
-    loop.locator(".widget-readout").first.click()
-    page.keyboard.press("Control+A")
-    page.keyboard.type(str(middle))
-    page.keyboard.press("Enter")
+
+    def slide(to: int) -> None:  # typed into the slider's readout
+        loop.locator(".widget-readout").first.click()
+        page.keyboard.press("Control+A")
+        page.keyboard.type(str(to))
+        page.keyboard.press("Enter")
+
+    slide(middle)
     _shows(page, loop, loop_py, middle)
     # steps across the stream window's edge: the browser lists the lines that came in,
     # and its stream is then the window Python lists for that visit
@@ -169,10 +173,7 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     lab.wait_readout(page, lab.scope_of(loop), 0)
     # a visit typed into the slider that the browser holds (near the walk's end: held
     # from the start) is painted by the browser too
-    loop.locator(".widget-readout").first.click()
-    page.keyboard.press("Control+A")
-    page.keyboard.type(str(len(walk) - 3))
-    page.keyboard.press("Enter")
+    slide(len(walk) - 3)
     _shows(page, loop, loop_py, len(walk) - 3)
     assert lab.moves(page, lab.scope_of(loop)) == (held + 2, asked)
     lab.wait_readout(page, lab.scope_of(loop), len(walk) - 3)
@@ -212,12 +213,11 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     assert 1 <= told <= held_ms / SHOWN_MS + 2 + asked, (told, held_ms, asked)
     # the stream scrolled once a page of lines (those between the room kept at its top
     # and bottom), not at each step; the current line in view, out of that room
-    scrolls, room, page_lines, line_top, line_bottom = listing.evaluate("""(box) => {
+    scrolls, room, page_lines, line_top, line_bottom = listing.evaluate("""(box, margin) => {
         const line = box.querySelector('.ln.cur').getBoundingClientRect(), b = box.getBoundingClientRect();
-        const room = KEEP_MARGIN * box.clientHeight;
+        const room = margin * box.clientHeight;
         return [box.scrolls, room, (box.clientHeight - 2 * room) / line.height,
-                line.top - b.top - box.clientTop, line.bottom - b.top - box.clientTop]; }""".replace(
-        "KEEP_MARGIN", str(KEEP_MARGIN)))
+                line.top - b.top - box.clientTop, line.bottom - b.top - box.clientTop]; }""", KEEP_MARGIN)
     assert 1 <= scrolls <= HELD_REPEATS / page_lines + 1, (scrolls, page_lines)
     assert room - 1 <= line_top and line_bottom <= listing.evaluate("(box) => box.clientHeight") - room + 1
 
