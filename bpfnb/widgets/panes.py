@@ -18,8 +18,11 @@ once, then at most every ``SHOWN_MS`` while the steps go on), which moves the
 slider and the instruction box and sends the visits that came into reach, a few
 per turn of its event loop. The CFG's current instruction is marked here with
 classes (``cfg_blocks`` gives each instruction's block), the CFG's other rules
-are set only when they change. A visit not (yet) there, and the
-slider and the instruction box, go to Python as before. A round trip through
+are set only when they change. A move to a visit not (yet) there, a key or
+click whose visit only Python knows, and a number typed into the slider or the
+instruction box that the browser does not hold, are asked of Python with a
+number it sends back (``answered``) once it painted the visit; until then every
+move is asked of Python, in order (none lost, none painted over by an answer). A round trip through
 the kernel costs ~60 ms in JupyterLab as jupyter_server sets it up (Nagle's
 algorithm on its websocket: see ``bpfnb.widgets.server``), ~20 ms without it;
 painting a visit held here takes a frame: what moves change is painted at the
@@ -58,18 +61,19 @@ ESM = (f"const SHOWN_MS = {SHOWN_MS};\nconst KEEP_MARGIN = {KEEP_MARGIN};\nconst
 const BUTTONS_OFF = ["bpfnb-back", "bpfnb-next", "bpfnb-again"];  // the buttons of ``buttons_off``, in order
 const KEYS = new Set(["ArrowRight", "ArrowLeft", "ArrowDown", "ArrowUp", "Home", "End",
                       "e", "v", "b", "n", "p", "Escape"]);
-// what the stepper's buttons (by their class) and keys do to the current visit, when
-// the browser holds the visit they lead to: (current, at) => visit, where ``at`` has
-// the walk's last visit, the error's, the current visit's next visit of its
-// instruction and the selected chain's visits (undefined: Python decides)
+// the stepper's buttons (by their class) do what these keys do
+const BUTTON_KEYS = {
+  "bpfnb-next": "ArrowRight", "bpfnb-back": "ArrowLeft", "bpfnb-first": "Home", "bpfnb-again": "v",
+  "bpfnb-error": "e", "bpfnb-chain-next": "n", "bpfnb-chain-back": "p",
+};
+// what the keys do to the current visit, when the browser holds the visit they lead
+// to: (current, at) => visit, where ``at`` has the walk's last visit, the error's, the
+// current visit's next visit of its instruction and the selected chain's visits
+// (undefined: Python decides)
 const MOVES = {
-  "bpfnb-next": (k) => k + 1, "bpfnb-back": (k) => k - 1, "bpfnb-first": () => 0,
   ArrowRight: (k) => k + 1, ArrowDown: (k) => k + 1, ArrowLeft: (k) => k - 1, ArrowUp: (k) => k - 1,
-  Home: () => 0, End: (k, at) => at.last,
-  "bpfnb-again": (k, at) => at.again, v: (k, at) => at.again,
-  "bpfnb-error": (k, at) => at.error, e: (k, at) => at.error,
-  "bpfnb-chain-next": (k, at) => along(at.chain, k, +1), n: (k, at) => along(at.chain, k, +1),
-  "bpfnb-chain-back": (k, at) => along(at.chain, k, -1), p: (k, at) => along(at.chain, k, -1),
+  Home: () => 0, End: (k, at) => at.last, v: (k, at) => at.again, e: (k, at) => at.error,
+  n: (k, at) => along(at.chain, k, +1), p: (k, at) => along(at.chain, k, -1),
 };
 
 function along(steps, k, direction) {
@@ -251,7 +255,14 @@ function render({ model, el }) {
   // the visits Python sent ahead: step -> {state, insn, cfg_style, cfg_marks, again}, made for chain ``gen``
   const ahead = new Map();
   let gen = -1;
+  // Python's answers: each message asking Python to move (to a visit not held here, or
+  // where only Python knows) carries a number, which Python sends back once it painted
+  // the visit (the panes' traits come before). Until the last one asked is answered the
+  // browser does not know which visit will be shown: every move goes to Python too, in
+  // order, so that none is lost and no answer paints over a later move.
+  let asking = 0, answered = 0;
   model.on("msg:custom", (message) => {
+    if (message.kind === "answered") answered = message.seq;
     if (message.kind === "lines") afterFrame(() => { showLines(message); later(); });
     if (message.kind !== "ahead") return;
     if (message.gen !== gen) { ahead.clear(); gen = message.gen; }
@@ -281,6 +292,12 @@ function render({ model, el }) {
     say();
   };
   const send = (message) => { flushShown(); model.send(message); };
+  // a move asked of Python (the browser does not hold the visit it leads to, or waits for an answer)
+  const askMove = (message) => {
+    asking += 1;
+    root.dataset.asked = Number(root.dataset.asked) + 1;
+    send({ ...message, seq: asking });
+  };
   const onPointer = (event) => {
     const host = el.closest(".bpfnb-stepper") || root;
     if (event.target instanceof Element && host.contains(event.target)) flushShown();
@@ -311,30 +328,28 @@ function render({ model, el }) {
     for (let k = model.get("listing_current"); ahead.has(k); k++) if (ahead.get(k).insn === insn) return k;
     return undefined;
   };
-  // a move from the current visit: painted here when held, else Python is asked for the
-  // visit it leads to (never for "the next one": Python may not have heard of the last
-  // moves yet); false when the browser does not know where it leads (Python decides)
-  const go = (to) => {
+  // the move of ``key`` from the current visit: painted here when held, else Python is
+  // asked for the visit it leads to (never for "the next one": Python may not have
+  // heard of the last moves yet), or for the move itself when the browser does not know
+  // where it leads or waits for an answer (Python then moves from the visit it painted)
+  const go = (key) => {
     const k = model.get("listing_current"), last = model.get("last");
-    const step = to(k, at(k));
-    if (step === undefined) return false;
+    const step = answered === asking && MOVES[key] ? MOVES[key](k, at(k)) : undefined;
+    if (step === undefined) { askMove({ kind: "key", key }); return; }
     const clamped = Math.max(0, Math.min(step, last));
-    if (clamped !== k && !move(clamped)) {
-      root.dataset.asked = Number(root.dataset.asked) + 1;
-      send({ kind: "step", step: clamped });
-    }
-    return true;
+    if (clamped !== k && !move(clamped)) askMove({ kind: "step", step: clamped });
   };
-  // the stepper's own buttons (ipywidgets): taken here, before their view
-  // sends the click to Python, when the visit they lead to is held
+  // the stepper's own buttons that move (ipywidgets): taken here, before their view
+  // sends the click to Python, and done as their keys
   const onButton = (event) => {
     const host = el.closest(".bpfnb-stepper");
     const button = event.target instanceof Element && event.target.closest("button");
     if (!host || !button || !host.contains(button)) return;
-    const name = Object.keys(MOVES).find((c) => button.classList.contains(c));
-    if (name && !button.disabled && go(MOVES[name])) {
+    const name = Object.keys(BUTTON_KEYS).find((c) => button.classList.contains(c));
+    if (name && !button.disabled) {
       event.stopPropagation();
       event.preventDefault();
+      go(BUTTON_KEYS[name]);
     } else {
       flushShown();  // a click Python answers acts from the visit shown last
     }
@@ -351,19 +366,19 @@ function render({ model, el }) {
     const operand = target.closest("[data-name]");
     if (operand && root.contains(operand)) {
       const step = operand.closest("[data-step]");  // a stream line, or a register row
-      send({ kind: "operand", step: Number(step.dataset.step), name: operand.dataset.name });
+      askMove({ kind: "operand", step: Number(step.dataset.step), name: operand.dataset.name });
       return;
     }
     const line = target.closest("[data-step]");
     if (line && root.contains(line)) {
-      send({ kind: "step", step: Number(line.dataset.step) });
+      askMove({ kind: "step", step: Number(line.dataset.step) });
       return;
     }
     const row = target.closest("g[id^='a_']");
     if (row && cfg.contains(row)) {
       event.preventDefault();  // the cell's xlink:href would move the page
       const match = row.id.match(/[it](\d+)$/);
-      if (match) send({ kind: "insn", insn: Number(match[1]) });
+      if (match) askMove({ kind: "insn", insn: Number(match[1]) });
     }
   });
 
@@ -375,10 +390,14 @@ function render({ model, el }) {
     if (!(target instanceof Element) || !host.contains(target)) return;
     if (target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) {
       const typed = target.value ?? target.textContent;  // the box's input, the slider's readout
-      if (event.key === "Enter" && /^\s*\d+\s*$/.test(typed)) {
-        const step = target.closest("." + GOTO_CLASS) ? heldVisitOf(Number(typed))
-          : target.closest("." + VISIT_CLASS) ? Number(typed) : undefined;
-        if (step !== undefined && step !== model.get("listing_current")) move(step);  // unless not held
+      const box = target.closest("." + GOTO_CLASS), slider = target.closest("." + VISIT_CLASS);
+      if (event.key === "Enter" && /^\s*\d+\s*$/.test(typed) && (box || slider)) {
+        // painted here when held; else Python is asked here (it hears the control too,
+        // later, and finds itself there), so that the moves after wait for its answer
+        const number = Number(typed);
+        const step = answered !== asking ? undefined : box ? heldVisitOf(number) : number;
+        const asked = box ? { kind: "insn", insn: number } : { kind: "step", step: number };
+        if (step !== model.get("listing_current") && (step === undefined || !move(step))) askMove(asked);
       }
       flushShown();  // a key typed in a control (box, slider) acts from the visit shown last
       return;
@@ -386,8 +405,7 @@ function render({ model, el }) {
     if (event.ctrlKey || event.metaKey || event.altKey || !KEYS.has(event.key)) return;
     event.preventDefault();
     event.stopPropagation();
-    if (MOVES[event.key] && go(MOVES[event.key])) return;
-    send({ kind: "key", key: event.key });
+    go(event.key);
   };
   window.addEventListener("keydown", onKey, true);
   return () => {
@@ -405,7 +423,8 @@ export default { render };
 
 class StepperPanes(anywidget.AnyWidget):
     """State, instruction stream and CFG of one stepper; ``on_message`` gets
-    the browser's clicks and keys (``{"kind": "operand"|"step"|"insn"|"key", ...}``),
+    the browser's clicks and keys (``{"kind": "operand"|"step"|"insn"|"key", ...}``, each
+    with a number ``seq`` sent back in an ``answered`` message once it was handled),
     ``{"kind": "ready"}`` when a view starts (it holds no visit ahead yet) and
     ``{"kind": "shown", "step": k, "gen": g}`` after it painted visit ``k`` from
     what was sent ahead for chain generation ``g`` (see ``send_ahead``).
@@ -444,7 +463,11 @@ class StepperPanes(anywidget.AnyWidget):
         def heard(_widget, content, _buffers):
             if content.get("kind") == "ready":
                 self._viewed = True
-            on_message(content)
+            try:
+                on_message(content)
+            finally:  # the browser waits for this answer before it moves by itself again
+                if "seq" in content:
+                    self.send({"kind": "answered", "seq": content["seq"]})
 
         self.on_msg(heard)
 

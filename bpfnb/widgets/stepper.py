@@ -429,10 +429,11 @@ class VerifierStepper(w.VBox):
         panes' traits itself): the controls, the stream's lines and the visits ahead
         follow, on the next turn of the event loop (several steps the browser made
         meanwhile are followed once, to the last)."""
-        held = self._ahead.get(step)
-        if gen != self._gen or held is None:  # made for another chain, or forgotten since
+        if gen != self._gen:  # made for another chain: painted again
             self.show(step)
             return
+        # forgotten here since (the browser hears it later): made again, the same
+        held = self._ahead.get(step) or self._ahead_visit(step)
         self.step = step
         self.panes.painted(step, held, self.cfg.row_id(held["insn"]) if self.cfg is not None else "")
         loop = _running_loop()

@@ -26,6 +26,7 @@ CELLS = [
 AGAIN_CLICKS = 3
 HELD_REPEATS, HELD_PER_S = 30, 30  # the ← key held down: a keyboard's fastest usual auto-repeat
 CHAIN_USES = 2  # the chain followed needs this many later visits
+BURST = AHEAD + 10  # repeats at once: more than the visits held behind the current one
 
 
 @pytest.fixture(scope="module")
@@ -166,16 +167,16 @@ def test_each_control_shows_the_visit_python_says(session, expected):
     assert middle < step <= middle + AHEAD
     _shows(page, loop, loop_py, step)
     assert lab.moves(page, lab.scope_of(loop)) == (held + 1, asked)
-    # one before the loop, visited once at the start: Python finds its first visit
+    # one before the loop, visited once at the start: Python is asked, finds its first visit
     typed(walk.insn_of(0))
     _shows(page, loop, loop_py, 0)
-    assert lab.moves(page, lab.scope_of(loop)) == (held + 1, asked)
+    assert lab.moves(page, lab.scope_of(loop)) == (held + 1, asked + 1)
     lab.wait_readout(page, lab.scope_of(loop), 0)
     # a visit typed into the slider that the browser holds (near the walk's end: held
     # from the start) is painted by the browser too
     slide(len(walk) - 3)
     _shows(page, loop, loop_py, len(walk) - 3)
-    assert lab.moves(page, lab.scope_of(loop)) == (held + 2, asked)
+    assert lab.moves(page, lab.scope_of(loop)) == (held + 2, asked + 1)
     lab.wait_readout(page, lab.scope_of(loop), len(walk) - 3)
     # End (the browser paints the last visit it holds and disables "next visit of insn"
     # itself) and at once, before Python's controls follow that move, a CFG row: Python
@@ -220,6 +221,17 @@ def test_each_control_shows_the_visit_python_says(session, expected):
                 line.top - b.top - box.clientTop, line.bottom - b.top - box.clientTop]; }""", KEEP_MARGIN)
     assert 1 <= scrolls <= HELD_REPEATS / page_lines + 1, (scrolls, page_lines)
     assert room - 1 <= line_top and line_bottom <= listing.evaluate("(box) => box.clientHeight") - room + 1
+    # repeats that outrun the visits held, all in one task (no answer from Python between
+    # them): those past the visits held go to Python one after the other, none is lost
+    slide(middle)
+    _shows(page, loop, loop_py, middle)
+    page.evaluate("""([s, n]) => {
+      const root = document.querySelector('.' + s + ' .bpfnb-panes');
+      root.focus();
+      for (let k = 0; k < n; k++) root.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowLeft', bubbles: true }));
+    }""", [scope, BURST])
+    _shows(page, loop, loop_py, middle - BURST)
+    lab.wait_readout(page, scope, middle - BURST)
 
     # the rejected program: from its first visit, "to error" shows the error
     bad.scroll_into_view_if_needed()

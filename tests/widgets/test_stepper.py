@@ -203,6 +203,44 @@ def test_the_browser_is_sent_the_visits_around_the_current_one_and_steps_on_them
         assert f"bpfnb-{name}" in button._dom_classes  # the buttons the browser moves on itself
 
 
+def test_a_move_the_browser_asks_for_is_answered_after_the_visit_it_leads_to(walk, monkeypatch):
+    s = VerifierStepper(walk)
+    out = []  # the comm's messages, in order: the panes' traits, then the answer
+    monkeypatch.setattr(s.panes, "_send", lambda message, buffers=None: out.append(message))
+    s.panes._handle_custom_msg({"kind": "key", "key": "End", "seq": 7}, [])
+    *painted, answer = out
+    assert answer == {"method": "custom", "content": {"kind": "answered", "seq": 7}}
+    assert s.step == len(walk) - 1
+    assert any(m["method"] == "update" and m["state"].get("listing_current") == len(walk) - 1 for m in painted)
+    # answered even when the move fails (the browser would wait for it for ever)
+    monkeypatch.setattr(s, "show", lambda step: 1 / 0)
+    s.panes._handle_custom_msg({"kind": "step", "step": 2, "seq": 8}, [])  # ipywidgets logs the error
+    assert out[-1] == {"method": "custom", "content": {"kind": "answered", "seq": 8}}
+    # the browser's own news (a visit it painted) asks nothing: no answer
+    out.clear()
+    s.panes._handle_custom_msg({"kind": "shown", "step": 3, "gen": 0}, [])
+    assert all(m["content"]["kind"] != "answered" for m in out if m["method"] == "custom")
+
+
+def test_a_visit_the_browser_painted_that_python_forgot_is_not_painted_again(walk, monkeypatch):
+    from bpfnb.widgets import stepper as stepper_module
+
+    monkeypatch.setattr(stepper_module, "AHEAD", 1)
+    monkeypatch.setattr(stepper_module, "FIRST_AHEAD", 1)
+    monkeypatch.setattr(stepper_module, "NEAR", 0)
+    s = VerifierStepper(walk)
+    monkeypatch.setattr(s.panes, "send_ahead", lambda gen, visits, drop: None)
+    s.show(3)
+    s._message({"kind": "ready"})
+    assert 5 not in s._ahead  # forgotten here (the browser, told later, still held it)
+    out = []
+    monkeypatch.setattr(s.panes, "_send", lambda message, buffers=None: out.append(message))
+    s._message({"kind": "shown", "step": 5, "gen": 0})
+    # Python is there, with the panes the browser set; nothing painted over later moves
+    assert s.step == 5 and s.panes.listing_current == 5 and s.panes.state == s.panel_html(5)
+    assert not [m for m in out if m["method"] == "update" and {"state", "listing_current"} & set(m["state"])]
+
+
 def test_the_visits_ahead_go_a_batch_per_turn_of_the_kernels_event_loop(walk, monkeypatch):
     import asyncio
 
