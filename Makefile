@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 CLANG  ?= clang-19
 
-.PHONY: setup lab test fixtures examples bundled-btf bench lint clean fuzz ubpf-driver
+.PHONY: setup lab test fixtures examples bundled-btf golden-btf bench lint clean fuzz ubpf-driver
 
 # Idempotent: redone only when pyproject.toml changes.
 $(STAMP): pyproject.toml scripts/system-deps.sh
@@ -62,6 +62,11 @@ bundled-btf: setup
 	$(CLANG) -g -O2 -target bpf -x c -c bpfnb/data/kernel/vmlinux_bundled.h -o /tmp/bpfnb-bundled.o
 	llvm-objcopy-19 --dump-section .BTF=$(BUNDLED) /tmp/bpfnb-bundled.o
 	rm -f /tmp/bpfnb-bundled.o
+
+# The running kernel's BTF beside the golden files (regenerated on the same kernel:
+# BPFNB_UPDATE_GOLDEN=1 python -m pytest tests/verifier -m kernel)
+golden-btf: setup
+	$(PY) scripts/golden_btf.py
 
 fixtures: $(TRACER) $(EXAMPLES)
 	$(MAKE) -C tests/fixtures CLANG=$(CLANG)

@@ -9,17 +9,23 @@ from load to load taken out: the map addresses of ``ld_imm64`` and the verificat
 as ``bpfnb.logtext.comparable_lines`` blanks them).
 The generated-program files (``btf_generated``, ``raw_tp_generated``,
 ``fentry_generated``) also keep the programs themselves and the SHA-256 of the kernel
-BTF they were generated from (``read_for_btf`` skips where this machine's differs);
-``tally`` compares bpfnb with them.
-Regenerate on a machine with root:
+BTF they were generated from; ``tally`` compares bpfnb with them.
 
-    BPFNB_UPDATE_GOLDEN=1 python -m pytest tests/verifier -m kernel -k golden
+That kernel's BTF is kept beside them (``vmlinux.btf.xz``, ``kernel.json``: ``make
+golden-btf``): bpfnb verifies the programs against it (``btf()``, ``load()``), so the
+comparisons hold on any machine; the kernel-marked tests, which ask the running kernel,
+skip where it is another (``require_kernel()``). Regenerate on a machine with root:
+
+    BPFNB_UPDATE_GOLDEN=1 python -m pytest tests/verifier -m kernel
+    make golden-btf
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import lzma
 import os
 import pathlib
 from collections.abc import Callable, Iterable
@@ -29,6 +35,31 @@ import pytest
 
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("BPFNB_UPDATE_GOLDEN") == "1"
+# the kernel the golden files are of: its release and its BTF's SHA-256, and its BTF
+KERNEL = json.loads((GOLDEN / "kernel.json").read_text())
+BTF_FILE = GOLDEN / "vmlinux.btf.xz"
+
+
+@functools.cache
+def btf():
+    """The BTF of the kernel the golden files are of."""
+    from bpfnb.btf import Btf
+
+    return Btf.from_bytes(lzma.decompress(BTF_FILE.read_bytes()), name=f"{BTF_FILE} ({KERNEL['kernel']})")
+
+
+def load(path):
+    """The object at ``path`` loaded against the golden files' kernel BTF."""
+    import bpfnb
+
+    return bpfnb.load(path, kernel_btf=btf())
+
+
+def require_kernel() -> None:
+    """Skip unless the running kernel is the one the golden files are of (a kernel-marked
+    test that builds its programs from ``btf()``, or compares with the golden files)."""
+    if os.uname().release != KERNEL["kernel"] or btf_digest() != KERNEL["btf_sha256"]:
+        pytest.skip(f"the golden files are of kernel {KERNEL['kernel']}, this is {os.uname().release}")
 
 
 def comparable_log_lines(log: str) -> list[str]:
@@ -99,12 +130,9 @@ def btf_digest() -> str | None:
 
 
 def read_for_btf(name: str) -> dict:
-    """A generated-program golden file, skipping (saying why) where this machine's kernel
-    BTF is not the one its programs were generated from."""
+    """A generated-program golden file, whose programs were generated from ``btf()``."""
     data = read(name)
-    if btf_digest() != data["btf_sha256"]:
-        pytest.skip(f"golden/{name}.json walks the BTF of kernel {data['kernel']}; this machine's is another "
-                    "(or unreadable)")
+    assert data["btf_sha256"] == KERNEL["btf_sha256"], f"golden/{name}.json is not of {BTF_FILE}: make golden-btf"
     return data
 
 
@@ -124,6 +152,7 @@ def check_running_kernels(name: str, live: dict[str, dict], seed: int | None = N
     stored = read(name)
     if stored["kernel"] != os.uname().release:
         pytest.skip(f"golden/{name}.json is from kernel {stored['kernel']}, this is {os.uname().release}")
+    assert stored["kernel"] == KERNEL["kernel"], f"golden/{name}.json is not of {BTF_FILE}'s kernel: make golden-btf"
     assert stored["programs"] == live
 
 

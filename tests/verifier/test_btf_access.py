@@ -1,22 +1,19 @@
 """Pointer kinds and trust through the kernel BTF, BTF-typed helper arguments and
 kfunc calls: hand-written tp_btf programs with the messages and register types
 Linux 6.18 prints for them (checked against the running kernel by the kernel-marked
-test; the offsets are those of the kernel in ``KERNEL``)."""
-
-import os
+test; the offsets are those of the golden files' kernel, whose BTF they are built from)."""
 
 import pytest
 
-from bpfnb.btf import kernel_btf
 from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
 from bpfnb.isa.insn import encode, ld_imm64
 from bpfnb.program import program
 from bpfnb.verifier import verify
 
+from . import golden
 from .btfgen import _ldx, _mov, _movi
 
-KERNEL = "6.18.44-fc-v1045"
 CALL = op.BPF_JMP | op.BPF_CALL
 EXIT = [_movi(0, 0), Insn(op.BPF_JMP | op.BPF_EXIT)]
 GET_CURRENT_TASK_BTF, SKC_TO_TCP_SOCK, D_PATH, GET_FUNC_RET = 158, 137, 147, 184
@@ -129,9 +126,7 @@ def _program(btf, name, section, insns):
 
 @pytest.fixture(scope="module")
 def btf():
-    if os.uname().release != KERNEL:
-        pytest.skip(f"the offsets here are kernel {KERNEL}'s; this is {os.uname().release}")
-    return kernel_btf()
+    return golden.btf()
 
 
 NAMES = ("nullable_arg", "nullable_arith", "null_checked", "rcu_or_null_walk", "beyond_struct", "fifth_arg",
@@ -166,6 +161,7 @@ def test_skc_to_on_a_sk_buff_names_the_types_after_the_walks_complaint(btf):
 
 @pytest.mark.kernel
 def test_the_running_kernel_agrees(btf):
+    golden.require_kernel()
     from bpfnb.kernel import load
 
     cases = _cases(btf)
@@ -204,6 +200,7 @@ def test_generic_kfuncs_only_for_the_program_types_the_kernel_registers(btf, sec
 
 @pytest.mark.kernel
 def test_the_running_kernel_registers_generic_kfuncs_alike(btf):
+    golden.require_kernel()
     from bpfnb.kernel import load
 
     for section, allowed in GENERIC_KFUNC_SECTIONS.items():

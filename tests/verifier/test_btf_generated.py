@@ -47,7 +47,7 @@ SETS = {
 @pytest.mark.parametrize("name", sorted(SETS))
 def test_generated_programs_get_the_kernels_verdicts_errors_and_states(name):
     want = SETS[name]
-    btf = kernel_btf()
+    btf = golden.btf()
     got = golden.tally(golden.read_for_btf(name)["programs"].values(),
                        lambda entry: (verify(golden.program_of(entry, btf), log_level=2), entry["error"]))
     assert (got.verdicts, got.rejects, got.errors) == (COUNT, want.rejects, want.rejects)

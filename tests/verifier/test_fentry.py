@@ -9,22 +9,20 @@ kernel's source states them; the context rules fentry shares with tp_btf are
 checked against the running kernel through tp_btf twins in ``test_btf_access``.
 """
 
-import os
 
 import pytest
 
-from bpfnb.btf import kernel_btf
 from bpfnb.isa import Insn
 from bpfnb.isa import opcodes as op
 from bpfnb.isa.insn import encode
 from bpfnb.program import program
 from bpfnb.verifier import attach, verify
 
+from . import golden
 from .btfgen import _ldx, _mov, _movi
 from .test_btf_access import (
     D_PATH,
     GET_CURRENT_TASK_BTF,
-    KERNEL,
     SKC_TO_TCP_SOCK,
     TASK_PID,
     TASK_REAL_PARENT,
@@ -112,9 +110,7 @@ def _cases(btf):
 
 @pytest.fixture(scope="module")
 def btf():
-    if os.uname().release != KERNEL:
-        pytest.skip(f"the offsets and BTF ids here are kernel {KERNEL}'s; this is {os.uname().release}")
-    return kernel_btf()
+    return golden.btf()
 
 
 @pytest.fixture
@@ -140,7 +136,7 @@ NAMES = ("plain_arg", "no_second_arg", "fexit_retval", "fexit_past_retval", "fex
 
 
 def test_every_case_is_run():
-    assert sorted(NAMES) == sorted(_cases(kernel_btf()))
+    assert sorted(NAMES) == sorted(_cases(golden.btf()))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -202,6 +198,7 @@ def test_without_the_error_injection_list_bpfnb_says_it_cannot_tell(btf, monkeyp
 
 @pytest.mark.kernel
 def test_the_kernel_refuses_fentry_loads_and_says_so(btf):
+    golden.require_kernel()
     """Not a verdict: the kernel refuses before its verifier runs (EPERM here)."""
     from bpfnb.kernel.compare import kernel_verdict
 

@@ -70,10 +70,8 @@ FIXTURE_STATES_SAME, FIXTURE_STATES_TOTAL = 636, 636
 
 
 def _fixture_programs() -> dict:
-    import bpfnb
-
     return {f"{name}/{prog.name}": prog for name in STATE_FIXTURES
-            for prog in bpfnb.load(ROOT / "tests" / "fixtures" / f"{name}.bpf.o")}
+            for prog in golden.load(ROOT / "tests" / "fixtures" / f"{name}.bpf.o")}
 
 
 def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
@@ -83,6 +81,7 @@ def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
 
 @pytest.mark.kernel
 def test_fixture_golden_file_is_the_running_kernels():
+    golden.require_kernel()
     live = {name: golden.kernel_judgement_with_states(prog) for name, prog in _fixture_programs().items()}
     golden.check_running_kernels("fixtures", live)
 
@@ -108,10 +107,8 @@ LOG_FIXTURES = ("subprog_args", "log_lines", "kfuncs", "subprog_exits", "global_
 
 
 def _log_fixture_programs() -> dict:
-    import bpfnb
-
     return {f"{name}/{prog.name}": prog for name in LOG_FIXTURES
-            for prog in bpfnb.load(ROOT / "tests" / "fixtures" / f"{name}.bpf.o")}
+            for prog in golden.load(ROOT / "tests" / "fixtures" / f"{name}.bpf.o")}
 
 
 @pytest.mark.parametrize("name", sorted(_log_fixture_programs()))
@@ -124,5 +121,6 @@ def test_fixture_logs_are_the_kernels_line_by_line(name):
 
 @pytest.mark.kernel
 def test_log_golden_file_is_the_running_kernels():
+    golden.require_kernel()
     live = {name: golden.kernel_log_lines(prog) for name, prog in _log_fixture_programs().items()}
     golden.check_running_kernels("logs", live)

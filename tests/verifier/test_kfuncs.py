@@ -25,9 +25,7 @@ STATES_SAME, STATES_TOTAL = 689, 689
 
 
 def _programs() -> dict:
-    import bpfnb
-
-    return {prog.name: prog for prog in bpfnb.load(FIXTURE)}
+    return {prog.name: prog for prog in golden.load(FIXTURE)}
 
 
 def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
@@ -40,6 +38,7 @@ def test_fixture_programs_get_the_kernels_verdicts_errors_and_states():
 
 @pytest.mark.kernel
 def test_kfuncs_golden_file_is_the_running_kernels():
+    golden.require_kernel()
     live = {name: golden.kernel_judgement_with_states(prog) for name, prog in _programs().items()}
     golden.check_running_kernels(GOLDEN, live)
 
@@ -83,6 +82,7 @@ def test_kfunc_sets_only_for_the_program_types_the_kernel_registers(btf, which, 
 
 @pytest.mark.kernel
 def test_the_running_kernel_registers_the_kfunc_sets_alike(btf):  # noqa: F811
+    golden.require_kernel()
     from bpfnb.kernel import load
 
     for which, sections in SET_SECTIONS.items():
@@ -132,6 +132,7 @@ def test_kfunc_ids_are_checked_before_the_walk(btf):  # noqa: F811
 
 @pytest.mark.kernel
 def test_the_running_kernel_checks_kfunc_ids_alike(btf):  # noqa: F811
+    golden.require_kernel()
     from bpfnb.kernel import load
 
     for name, (section, insns, error) in _raw_kfunc_cases(btf).items():

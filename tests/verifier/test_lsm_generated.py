@@ -77,14 +77,14 @@ def _judge(btf, error_of):
 
 
 def test_lsm_programs_get_their_twins_verdicts_errors_and_values():
-    btf = kernel_btf()
+    btf = golden.btf()
     got = golden.tally(golden.read_for_btf(NAME)["programs"].values(), _judge(btf, normalise_error))
     assert (got.verdicts, got.rejects, got.errors) == (COUNT, REJECTS, REJECTS)
     assert (got.same_states, got.total_states) == (VALUES, VALUES)
 
 
 def test_sleepable_lsm_programs_get_their_iterator_twins_verdicts_errors_and_values():
-    btf = kernel_btf()
+    btf = golden.btf()
     entries = golden.read_for_btf(SLEEPABLE_NAME)["programs"].values()
     theirs = [{**e, "states": sorted(_past_ctx_load({tuple(s) for s in e["states"]}))} for e in entries]
     got = golden.tally(theirs, _judge(btf, lambda error, twin, prog: one_id_less(normalise_error(error, twin, prog))),
