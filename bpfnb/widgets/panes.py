@@ -22,7 +22,9 @@ are set only when they change. A move to a visit not (yet) there, a key or
 click whose visit only Python knows, and a number typed into the slider or the
 instruction box that the browser does not hold, are asked of Python with a
 number it sends back (``answered``) once it painted the visit; until then every
-move is asked of Python, in order (none lost, none painted over by an answer). A round trip through
+move is asked of Python, in order (none lost, none painted over by an answer).
+Python leaves the slider's readout and the instruction box as typed while focus
+is in them (``{"kind": "typing", "control", "on"}`` on focus in and out). A round trip through
 the kernel costs ~60 ms in JupyterLab as jupyter_server sets it up (Nagle's
 algorithm on its websocket: see ``bpfnb.widgets.server``), ~20 ms without it;
 painting a visit held here takes a frame: what moves change is painted at the
@@ -303,6 +305,21 @@ function render({ model, el }) {
     if (event.target instanceof Element && host.contains(event.target)) flushShown();
   };
   window.addEventListener("pointerdown", onPointer, true);
+  // Python leaves the slider's readout and the instruction box alone while focus is in
+  // them (ipywidgets would set them under the keys of a person typing a number)
+  const typingIn = (target) => {
+    const host = el.closest(".bpfnb-stepper");
+    if (!(target instanceof Element) || !host || !host.contains(target)) return undefined;
+    if (target.closest("." + GOTO_CLASS) && target.matches("input")) return "box";
+    if (target.closest("." + VISIT_CLASS) && target.isContentEditable) return "slider";
+    return undefined;
+  };
+  const onFocus = (event) => {
+    const control = typingIn(event.target);
+    if (control) send({ kind: "typing", control, on: event.type === "focusin" });
+  };
+  window.addEventListener("focusin", onFocus, true);
+  window.addEventListener("focusout", onFocus, true);
   // where the moves lead from visit ``k`` (see MOVES)
   const at = (k) => {
     const error = model.get("error_step"), held = ahead.get(k);
@@ -412,6 +429,8 @@ function render({ model, el }) {
     window.removeEventListener("keydown", onKey, true);
     window.removeEventListener("click", onButton, true);
     window.removeEventListener("pointerdown", onPointer, true);
+    window.removeEventListener("focusin", onFocus, true);
+    window.removeEventListener("focusout", onFocus, true);
     clearTimeout(saying);
     resized.disconnect();
   };

@@ -142,6 +142,7 @@ class VerifierStepper(w.VBox):
         self._gen = 0  # the chain generation the visits sent ahead were made for
         self._ahead: dict[int, dict] = {}  # the visits the browser holds (none until a view says ready)
         self._browser = False  # a view has started: send visits ahead
+        self._typing: set[str] = set()  # the controls a person is typing into ("slider", "box"): left as typed
         n = len(walk)
 
         self.first = w.Button(description="|◀", tooltip="first visit (Home)", layout=w.Layout(width="40px"))
@@ -251,14 +252,16 @@ class VerifierStepper(w.VBox):
         self._send_ahead(then=PAINT_FIRST_S)
 
     def _follow(self, step: int) -> None:
-        """The controls follow visit ``step``: the slider, the instruction box, the buttons."""
+        """The controls follow visit ``step``: the slider, the instruction box (but one a
+        person is typing into: ipywidgets would set it under the keys), the buttons."""
         self.step = step
-        if self.slider.value != step:
+        if self.slider.value != step and "slider" not in self._typing:
             self.slider.value = step
         visit = self.walk.visits[step]
         self._syncing = True
         try:
-            self.goto.value = visit.insn
+            if "box" not in self._typing:
+                self.goto.value = visit.insn
         finally:
             self._syncing = False
         off = [step == 0, step == len(self.walk) - 1, self.walk.next_visit(step) is None]
@@ -506,9 +509,17 @@ class VerifierStepper(w.VBox):
         kind = message.get("kind")
         if kind == "shown":
             self._shown(int(message["step"]), int(message["gen"]))
+        elif kind == "typing":  # focus came into (left) the slider's readout or the instruction box
+            control = message["control"]
+            if message["on"]:
+                self._typing.add(control)
+            else:
+                self._typing.discard(control)
+                self._follow(self.step)
         elif kind == "ready":  # a view (new, or the notebook reopened) holds nothing yet
             self._browser = True
             self._ahead = {}
+            self._typing = set()
             self._send_ahead()
         elif kind == "operand":
             self.select(message["name"], int(message["step"]))

@@ -222,6 +222,20 @@ def test_a_move_the_browser_asks_for_is_answered_after_the_visit_it_leads_to(wal
     assert all(m["content"]["kind"] != "answered" for m in out if m["method"] == "custom")
 
 
+def test_a_control_being_typed_into_is_left_as_typed_until_focus_leaves_it(walk):
+    s = VerifierStepper(walk)
+    s._message({"kind": "typing", "control": "box", "on": True})
+    s.show(4)
+    assert (s.slider.value, s.goto.value) == (4, 0)  # the box as the person left it
+    s._message({"kind": "typing", "control": "slider", "on": True})
+    s.show(2)
+    assert (s.slider.value, s.goto.value) == (4, 0)
+    s._message({"kind": "typing", "control": "box", "on": False})
+    assert (s.slider.value, s.goto.value) == (4, 2)
+    s._message({"kind": "typing", "control": "slider", "on": False})
+    assert (s.slider.value, s.goto.value) == (2, 2)
+
+
 def test_a_visit_the_browser_painted_that_python_forgot_is_not_painted_again(walk, monkeypatch):
     from bpfnb.widgets import stepper as stepper_module
 
