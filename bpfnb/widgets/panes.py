@@ -314,12 +314,36 @@ function render({ model, el }) {
     if (target.closest("." + VISIT_CLASS) && target.isContentEditable) return "slider";
     return undefined;
   };
+  // ... and a value it sent before it heard of the focus, set under the person's keys,
+  // is undone at their next key: what they typed is kept here (after the caret), or what
+  // they found there (selected: typing replaces it, as a person who came to type a number)
+  const typed = new WeakMap();
+  const textOf = (target) => (target.matches("input") ? target.value : target.textContent);
+  const keepTyped = (target) => {
+    const kept = typed.get(target);
+    if (kept === undefined || textOf(target) === kept.text) return;
+    if (target.matches("input")) {
+      target.value = kept.text;
+      if (!kept.typed) target.select();
+    } else {
+      target.textContent = kept.text;
+      window.getSelection().selectAllChildren(target);
+      if (kept.typed) window.getSelection().collapseToEnd();
+    }
+  };
+  const found = (target) => typed.set(target, { text: textOf(target), typed: false });
   const onFocus = (event) => {
     const control = typingIn(event.target);
-    if (control) send({ kind: "typing", control, on: event.type === "focusin" });
+    if (!control) return;
+    if (event.type === "focusin") found(event.target);
+    send({ kind: "typing", control, on: event.type === "focusin" });
+  };
+  const onInput = (event) => {
+    if (typingIn(event.target)) typed.set(event.target, { text: textOf(event.target), typed: true });
   };
   window.addEventListener("focusin", onFocus, true);
   window.addEventListener("focusout", onFocus, true);
+  window.addEventListener("input", onInput, true);
   // where the moves lead from visit ``k`` (see MOVES)
   const at = (k) => {
     const error = model.get("error_step"), held = ahead.get(k);
@@ -406,12 +430,18 @@ function render({ model, el }) {
     const target = event.target;
     if (!(target instanceof Element) || !host.contains(target)) return;
     if (target.closest("input, textarea, select, [contenteditable=''], [contenteditable='true']")) {
-      const typed = target.value ?? target.textContent;  // the box's input, the slider's readout
-      const box = target.closest("." + GOTO_CLASS), slider = target.closest("." + VISIT_CLASS);
-      if (event.key === "Enter" && /^\s*\d+\s*$/.test(typed) && (box || slider)) {
+      const control = typingIn(target);
+      if (control) {
+        keepTyped(target);
+        // Enter: ipywidgets shows the value it takes (clamped) after this handler
+        if (event.key === "Enter") setTimeout(() => found(target), 0);
+      }
+      const text = control ? textOf(target) : "";  // the box's input, the slider's readout
+      const box = control === "box", slider = control === "slider";
+      if (event.key === "Enter" && /^\s*\d+\s*$/.test(text) && (box || slider)) {
         // painted here when held; else Python is asked here (it hears the control too,
         // later, and finds itself there), so that the moves after wait for its answer
-        const number = Number(typed);
+        const number = Number(text);
         const step = answered !== asking ? undefined : box ? heldVisitOf(number) : number;
         const asked = box ? { kind: "insn", insn: number } : { kind: "step", step: number };
         if (step !== model.get("listing_current") && (step === undefined || !move(step))) askMove(asked);
@@ -431,6 +461,7 @@ function render({ model, el }) {
     window.removeEventListener("pointerdown", onPointer, true);
     window.removeEventListener("focusin", onFocus, true);
     window.removeEventListener("focusout", onFocus, true);
+    window.removeEventListener("input", onInput, true);
     clearTimeout(saying);
     resized.disconnect();
   };

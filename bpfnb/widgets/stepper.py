@@ -264,9 +264,13 @@ class VerifierStepper(w.VBox):
                 self.goto.value = visit.insn
         finally:
             self._syncing = False
-        off = [step == 0, step == len(self.walk) - 1, self.walk.next_visit(step) is None]
+        off = self._buttons_off(step)
         self.back.disabled, self.next.disabled, self.again.disabled = off
         self.panes.buttons_off = off  # the browser sets the same on the page, whatever their models say
+
+    def _buttons_off(self, step: int) -> list[bool]:
+        """Back, next and "next visit of insn" disabled at visit ``step``."""
+        return [step == 0, step == len(self.walk) - 1, self.walk.next_visit(step) is None]
 
     def _visit_panes(self, step: int) -> dict:
         """What the panes show at visit ``step`` (but the stream's lines): the state pane,
@@ -291,12 +295,14 @@ class VerifierStepper(w.VBox):
                 [f"{name} {element}" for name, element in self.cfg.path_marks(**path)])
 
     def _paint_visit(self) -> None:
-        """The current visit's state pane, its line and the CFG's highlighting, in one message."""
+        """The current visit's state pane, its line, the CFG's highlighting and the buttons
+        the browser disables (Python's own follow on the next turn), in one message."""
         step = self.step
         visit = self._visit_panes(step)
         with self.panes.hold_sync():
             self.panes.state = visit["state"]
             self.panes.listing_current = step
+            self.panes.buttons_off = self._buttons_off(step)
             if self.cfg is not None:
                 self.panes.cfg_style = visit["cfg_style"]
                 self.panes.cfg_marks = visit["cfg_marks"]

@@ -222,6 +222,20 @@ def test_a_move_the_browser_asks_for_is_answered_after_the_visit_it_leads_to(wal
     assert all(m["content"]["kind"] != "answered" for m in out if m["method"] == "custom")
 
 
+def test_a_visit_python_paints_sets_the_buttons_off_in_the_same_message(walk):
+    import asyncio
+
+    s = VerifierStepper(walk)
+
+    async def show_last():
+        s.show(len(walk) - 1)
+        return list(s.panes.buttons_off), s.next.disabled  # before the kernel loop's next turn
+
+    # the page's buttons with the visit (a click at once acts on them); the models follow
+    assert asyncio.run(show_last()) == ([False, True, True], False)
+    assert s.next.disabled
+
+
 def test_a_control_being_typed_into_is_left_as_typed_until_focus_leaves_it(walk):
     s = VerifierStepper(walk)
     s._message({"kind": "typing", "control": "box", "on": True})
