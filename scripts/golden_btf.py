@@ -15,8 +15,12 @@ import json
 import lzma
 import os
 import pathlib
+import sys
 
-LIVE_VMLINUX = "/sys/kernel/btf/vmlinux"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from bpfnb.btf import LIVE_VMLINUX  # noqa: E402
+
 GOLDEN = pathlib.Path(__file__).resolve().parents[1] / "tests" / "verifier" / "golden"
 
 

@@ -437,8 +437,8 @@ function render({ model, el }) {
         if (event.key === "Enter") setTimeout(() => found(target), 0);
       }
       const text = control ? textOf(target) : "";  // the box's input, the slider's readout
-      const box = control === "box", slider = control === "slider";
-      if (event.key === "Enter" && /^\s*\d+\s*$/.test(text) && (box || slider)) {
+      if (event.key === "Enter" && control && /^\s*\d+\s*$/.test(text)) {
+        const box = control === "box";
         // painted here when held; else Python is asked here (it hears the control too,
         // later, and finds itself there), so that the moves after wait for its answer
         const number = Number(text);
